@@ -1,0 +1,1145 @@
+/*  db_pool: asynchronous PostgreSQL connection pool (see db_pool.h).
+
+    Each connection is a small state machine: DOWN (waiting for its reconnect time),
+    CONNECTING (PQconnectPoll), IDLE, BUSY (one job in flight). A job is one query, or
+    a transaction (BEGIN, statements, COMMIT) run statement by statement on one
+    connection. Jobs wait in a bounded FIFO when no connection is idle.
+
+    Timeouts: PQcancel opens a new connection synchronously and would block the loop,
+    so a job past its deadline fails at once and its connection is closed and
+    reopened (no backoff). The server notices the closed socket within a second, as
+    every connection sets client_connection_check_interval, and rolls back.       */
+#include "db_pool.h"
+
+#include <assert.h>
+#include <czmq.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef enum { S_DOWN, S_CONNECTING, S_IDLE, S_BUSY } s_state_t;
+
+typedef struct {
+    char *sql;                  //  statement text
+    int nparams;                //  parameter count
+    char **params;              //  parameter copies, NULL entries for SQL NULL
+} s_stmt_t;
+
+typedef struct _s_job_t s_job_t;
+struct _s_job_t {
+    s_stmt_t *stmts;            //  statements to run in order
+    size_t count;               //  number of statements
+    size_t next;                //  index of the statement to send next
+    bool tx;                    //  wrapped in BEGIN/COMMIT (stmts include them)
+    bool rolling_back;          //  ROLLBACK sent after an error
+    PGresult *result;           //  result kept for the callback
+    char *error;                //  error to report (tx: saved before ROLLBACK)
+    PGresult *error_result;     //  server error result matching error
+    int64_t deadline;           //  monotonic ms
+    int timeout_ms;             //  for the message
+    db_result_fn *fn;           //  callback
+    void *arg;                  //  callback argument
+    s_job_t *next_job;          //  queue link
+};
+
+typedef struct {
+    db_pool_t *pool;            //  owner
+    int index;                  //  position in the pool, for logs
+    s_state_t state;            //  see above
+    PGconn *pg;                 //  libpq connection, NULL when DOWN
+    bool want_read;             //  poll for input
+    bool want_write;            //  poll for output (connect or pending flush)
+    int64_t retry_at;           //  DOWN: when to reconnect
+    int64_t connect_deadline;   //  CONNECTING: give up then
+    int backoff_ms;             //  next reconnect delay after a failure
+    s_job_t *job;               //  BUSY: job in flight
+    PGresult *pending;          //  BUSY: latest result of the running statement
+    int reg_fd;                 //  fd registered in zloop, -1 when none
+    int reg_events;             //  ZMQ_POLLIN/OUT registered
+} s_conn_t;
+
+struct _db_pool_t {
+    core_log_t *log;            //  borrowed logger
+    char **keywords;            //  connection keywords for PQconnectStartParams
+    char **values;              //  and their values
+    int size;                   //  connections
+    int queue_max;              //  queue limit
+    int query_timeout_ms;       //  default per-query deadline
+    int connect_timeout_ms;     //  per attempt
+    int backoff_min_ms;         //  first backoff
+    int backoff_max_ms;         //  backoff cap
+    s_conn_t *conns;            //  size connections
+    s_job_t *head;              //  queue front
+    s_job_t *tail;              //  queue back
+    size_t queued;              //  jobs in queue
+    zloop_t *loop;              //  attached zloop or NULL
+    int timer_id;               //  zloop timer
+    char error[256];            //  last refusal
+};
+
+static int64_t
+s_now (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+s_job_destroy (s_job_t **job_p)
+{
+    s_job_t *job = *job_p;
+    if (!job)
+        return;
+    for (size_t i = 0; i < job->count; i++) {
+        free (job->stmts[i].sql);
+        for (int p = 0; p < job->stmts[i].nparams; p++)
+            free (job->stmts[i].params[p]);
+        free (job->stmts[i].params);
+    }
+    free (job->stmts);
+    PQclear (job->result);
+    PQclear (job->error_result);
+    free (job->error);
+    free (job);
+    *job_p = NULL;
+}
+
+static void
+s_stmt_copy (s_stmt_t *dest, const char *sql, int nparams, const char *const *params)
+{
+    dest->sql = strdup (sql);
+    assert (dest->sql);
+    dest->nparams = nparams;
+    dest->params = nparams ? calloc ((size_t) nparams, sizeof (char *)) : NULL;
+    assert (!nparams || dest->params);
+    for (int p = 0; p < nparams; p++)
+        if (params[p]) {
+            dest->params[p] = strdup (params[p]);
+            assert (dest->params[p]);
+        }
+}
+
+//  Call the job's callback once and free the job.
+static void
+s_job_finish (s_job_t **job_p)
+{
+    s_job_t *job = *job_p;
+    if (job->error)
+        job->fn (job->error_result, job->error, job->arg);
+    else
+        job->fn (job->result, NULL, job->arg);
+    s_job_destroy (job_p);
+}
+
+static void
+s_job_set_error (s_job_t *job, PGresult *result, const char *format, ...)
+    __attribute__ ((format (printf, 3, 4)));
+static void
+s_job_set_error (s_job_t *job, PGresult *result, const char *format, ...)
+{
+    if (job->error) {         //  keep the first error, drop later ones
+        PQclear (result);
+        return;
+    }
+    char buf[1024];
+    va_list args;
+    va_start (args, format);
+    vsnprintf (buf, sizeof buf, format, args);
+    va_end (args);
+    //  libpq messages end with newlines; callers log them on one line
+    size_t len = strlen (buf);
+    while (len && (buf[len - 1] == '\n' || buf[len - 1] == ' '))
+        buf[--len] = 0;
+    job->error = strdup (buf);
+    assert (job->error);
+    job->error_result = result;
+}
+
+static void s_dispatch (db_pool_t *self);
+static void s_sync_pollers (db_pool_t *self);
+static int s_on_fd (zloop_t *loop, zmq_pollitem_t *item, void *arg);
+
+//  Close the connection; a failure backs off, a deliberate close reconnects soon.
+static void
+s_conn_close (s_conn_t *conn, bool failure)
+{
+    db_pool_t *pool = conn->pool;
+    if (pool->loop && conn->reg_fd >= 0) {
+        zmq_pollitem_t item = {NULL, conn->reg_fd, 0, 0};
+        zloop_poller_end (pool->loop, &item);
+        conn->reg_fd = -1;
+        conn->reg_events = 0;
+    }
+    PQclear (conn->pending);
+    conn->pending = NULL;
+    if (conn->pg) {
+        PQfinish (conn->pg);
+        conn->pg = NULL;
+    }
+    conn->state = S_DOWN;
+    conn->want_read = conn->want_write = false;
+    if (failure) {
+        conn->retry_at = s_now () + conn->backoff_ms;
+        conn->backoff_ms *= 2;
+        if (conn->backoff_ms > pool->backoff_max_ms)
+            conn->backoff_ms = pool->backoff_max_ms;
+    }
+    else
+        conn->retry_at = s_now ();
+}
+
+//  The connection broke: fail its job (if any) and schedule a reconnect.
+static void
+s_conn_broken (s_conn_t *conn, const char *why)
+{
+    db_pool_t *pool = conn->pool;
+    char reason[512];
+    snprintf (reason, sizeof reason, "%s", why && *why ? why : "connection lost");
+    size_t len = strlen (reason);
+    while (len && (reason[len - 1] == '\n' || reason[len - 1] == ' '))
+        reason[--len] = 0;
+    core_log_warn (pool->log, NULL, "db_pool: connection %d lost: %s", conn->index, reason);
+    s_job_t *job = conn->job;
+    conn->job = NULL;
+    s_conn_close (conn, true);
+    if (job) {
+        s_job_set_error (job, NULL, "database connection lost: %s", reason);
+        s_job_finish (&job);
+    }
+}
+
+static void
+s_notice (void *arg, const char *message)
+{
+    s_conn_t *conn = (s_conn_t *) arg;
+    core_log_debug (conn->pool->log, NULL, "db_pool: notice: %s", message);
+}
+
+static void
+s_conn_start (s_conn_t *conn)
+{
+    db_pool_t *pool = conn->pool;
+    conn->pg = PQconnectStartParams ((const char *const *) pool->keywords,
+                                     (const char *const *) pool->values, 1);
+    if (!conn->pg || PQstatus (conn->pg) == CONNECTION_BAD) {
+        s_conn_broken (conn, conn->pg ? PQerrorMessage (conn->pg) : "out of memory");
+        return;
+    }
+    PQsetNoticeProcessor (conn->pg, s_notice, conn);
+    conn->state = S_CONNECTING;
+    conn->connect_deadline = s_now () + pool->connect_timeout_ms;
+    //  PQconnectStart behaves as if PGRES_POLLING_WRITING was returned
+    conn->want_read = false;
+    conn->want_write = true;
+}
+
+//  Advance a connection attempt.
+static void
+s_conn_poll_connect (s_conn_t *conn)
+{
+    PostgresPollingStatusType status = PQconnectPoll (conn->pg);
+    if (status == PGRES_POLLING_FAILED) {
+        s_conn_broken (conn, PQerrorMessage (conn->pg));
+        return;
+    }
+    if (status == PGRES_POLLING_OK) {
+        if (PQsetnonblocking (conn->pg, 1) != 0) {
+            s_conn_broken (conn, PQerrorMessage (conn->pg));
+            return;
+        }
+        conn->state = S_IDLE;
+        conn->backoff_ms = conn->pool->backoff_min_ms;
+        conn->want_read = true;
+        conn->want_write = false;
+        core_log_debug (conn->pool->log, NULL, "db_pool: connection %d open", conn->index);
+        return;
+    }
+    conn->want_read = status == PGRES_POLLING_READING;
+    conn->want_write = status == PGRES_POLLING_WRITING;
+}
+
+//  Flush output; returns -1 when the connection broke.
+static int
+s_conn_flush (s_conn_t *conn)
+{
+    int rc = PQflush (conn->pg);
+    if (rc < 0) {
+        s_conn_broken (conn, PQerrorMessage (conn->pg));
+        return -1;
+    }
+    conn->want_write = rc == 1;
+    return 0;
+}
+
+//  Send the job's next statement.
+static void
+s_conn_send (s_conn_t *conn)
+{
+    s_job_t *job = conn->job;
+    const char *sql;
+    int nparams = 0;
+    const char *const *params = NULL;
+    if (job->rolling_back)
+        sql = "ROLLBACK";
+    else {
+        s_stmt_t *stmt = &job->stmts[job->next];
+        sql = stmt->sql;
+        nparams = stmt->nparams;
+        params = (const char *const *) stmt->params;
+    }
+    if (!PQsendQueryParams (conn->pg, sql, nparams, NULL, params, NULL, NULL, 0)) {
+        s_conn_broken (conn, PQerrorMessage (conn->pg));
+        return;
+    }
+    s_conn_flush (conn);
+}
+
+//  A statement of the job completed with conn->job->result (kept) as its result.
+//  Returns true when the whole job is done (conn is then IDLE and job detached).
+static bool
+s_conn_statement_done (s_conn_t *conn, PGresult *result)
+{
+    s_job_t *job = conn->job;
+    if (job->rolling_back) {
+        PQclear (result);
+        return true;
+    }
+    ExecStatusType status = result ? PQresultStatus (result) : PGRES_FATAL_ERROR;
+    bool ok = status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK
+              || status == PGRES_EMPTY_QUERY;
+    if (!ok) {
+        const char *message = result ? PQresultErrorMessage (result) : "";
+        if (!*message)
+            message = PQresStatus (status);
+        s_job_set_error (job, result, "%s", message);
+        if (job->tx && job->next > 0) {
+            //  BEGIN ran: roll back before handing the connection back
+            job->rolling_back = true;
+            return false;
+        }
+        return true;
+    }
+    if (!job->tx || job->next == job->count - 2) {
+        //  plain query, or the transaction's last user statement
+        PQclear (job->result);
+        job->result = result;
+    }
+    else
+        PQclear (result);
+    job->next++;
+    return job->next == job->count;
+}
+
+//  Read whatever the server sent; complete statements and jobs.
+static void
+s_conn_read (s_conn_t *conn)
+{
+    if (!PQconsumeInput (conn->pg)) {
+        s_conn_broken (conn, PQerrorMessage (conn->pg));
+        return;
+    }
+    if (conn->state == S_IDLE) {
+        //  nothing expected: drain (a FATAL before the server closes, say)
+        PGresult *stray;
+        while (!PQisBusy (conn->pg) && (stray = PQgetResult (conn->pg)))
+            PQclear (stray);
+        if (PQstatus (conn->pg) == CONNECTION_BAD)
+            s_conn_broken (conn, PQerrorMessage (conn->pg));
+        return;
+    }
+    //  BUSY: collect results until libpq returns NULL (statement complete)
+    while (conn->state == S_BUSY && !PQisBusy (conn->pg)) {
+        PGresult *result = PQgetResult (conn->pg);
+        if (result) {
+            //  keep the last result of the statement; COPY is not supported
+            ExecStatusType status = PQresultStatus (result);
+            if (status == PGRES_COPY_IN || status == PGRES_COPY_OUT
+                || status == PGRES_COPY_BOTH) {
+                PQclear (result);
+                s_conn_broken (conn, "COPY is not supported by db_pool");
+                return;
+            }
+            PQclear (conn->pending);
+            conn->pending = result;
+            continue;
+        }
+        //  statement complete
+        PGresult *last = conn->pending;
+        conn->pending = NULL;
+        if (s_conn_statement_done (conn, last)) {
+            s_job_t *job = conn->job;
+            conn->job = NULL;
+            conn->state = S_IDLE;
+            s_job_finish (&job);
+            return;
+        }
+        s_conn_send (conn);
+        return;
+    }
+}
+
+static void
+s_conn_handle (s_conn_t *conn, bool readable, bool writable)
+{
+    if (conn->state == S_CONNECTING) {
+        s_conn_poll_connect (conn);
+        return;
+    }
+    if (conn->state != S_IDLE && conn->state != S_BUSY)
+        return;
+    if (writable && conn->want_write && s_conn_flush (conn) < 0)
+        return;
+    if (readable)
+        s_conn_read (conn);
+}
+
+//  Hand queued jobs to idle connections.
+static void
+s_dispatch (db_pool_t *self)
+{
+    for (int i = 0; i < self->size && self->head; i++) {
+        s_conn_t *conn = &self->conns[i];
+        if (conn->state != S_IDLE)
+            continue;
+        s_job_t *job = self->head;
+        self->head = job->next_job;
+        if (!self->head)
+            self->tail = NULL;
+        self->queued--;
+        job->next_job = NULL;
+        conn->job = job;
+        conn->state = S_BUSY;
+        s_conn_send (conn);
+        //  a send failure already failed the job; try the next connection
+    }
+}
+
+//  Keep zloop pollers in step with what each connection wants.
+static void
+s_sync_pollers (db_pool_t *self)
+{
+    if (!self->loop)
+        return;
+    for (int i = 0; i < self->size; i++) {
+        s_conn_t *conn = &self->conns[i];
+        int fd = conn->pg && conn->state != S_DOWN ? PQsocket (conn->pg) : -1;
+        int events = (conn->want_read ? ZMQ_POLLIN : 0) | (conn->want_write ? ZMQ_POLLOUT : 0);
+        if (fd < 0)
+            events = 0;
+        if (fd == conn->reg_fd && events == conn->reg_events)
+            continue;
+        if (conn->reg_fd >= 0) {
+            zmq_pollitem_t old = {NULL, conn->reg_fd, 0, 0};
+            zloop_poller_end (self->loop, &old);
+            conn->reg_fd = -1;
+            conn->reg_events = 0;
+        }
+        if (fd >= 0 && events) {
+            zmq_pollitem_t item = {NULL, fd, (short) events, 0};
+            if (zloop_poller (self->loop, &item, s_on_fd, conn) == 0) {
+                zloop_poller_set_tolerant (self->loop, &item);
+                conn->reg_fd = fd;
+                conn->reg_events = events;
+            }
+            else
+                core_log_error (self->log, NULL, "db_pool: zloop_poller failed on fd %d", fd);
+        }
+    }
+}
+
+//  After every entry: start due reconnects, dispatch, update pollers.
+static void
+s_settle (db_pool_t *self)
+{
+    s_dispatch (self);
+    s_sync_pollers (self);
+}
+
+void
+db_pool_tick (db_pool_t *self)
+{
+    assert (self);
+    int64_t now = s_now ();
+    for (int i = 0; i < self->size; i++) {
+        s_conn_t *conn = &self->conns[i];
+        if (conn->state == S_DOWN && now >= conn->retry_at)
+            s_conn_start (conn);
+        else if (conn->state == S_CONNECTING && now >= conn->connect_deadline)
+            s_conn_broken (conn, "connect timed out");
+        else if (conn->state == S_BUSY && now >= conn->job->deadline) {
+            s_job_t *job = conn->job;
+            conn->job = NULL;
+            core_log_warn (self->log, NULL,
+                           "db_pool: query timed out after %d ms; closing connection %d",
+                           job->timeout_ms, conn->index);
+            s_conn_close (conn, false);
+            s_job_set_error (job, NULL, "query timed out after %d ms", job->timeout_ms);
+            s_job_finish (&job);
+        }
+    }
+    //  expire queued jobs (FIFO with mixed timeouts: scan the whole queue)
+    s_job_t *prev = NULL, *job = self->head;
+    while (job) {
+        s_job_t *next = job->next_job;
+        if (now >= job->deadline) {
+            if (prev)
+                prev->next_job = next;
+            else
+                self->head = next;
+            if (self->tail == job)
+                self->tail = prev;
+            self->queued--;
+            s_job_set_error (job, NULL,
+                             "query timed out after %d ms waiting for a connection%s",
+                             job->timeout_ms,
+                             db_pool_healthy (self) ? "" : " (database unreachable)");
+            s_job_finish (&job);
+            //  the callback may have queued more; restart the scan safely
+            prev = NULL;
+            job = self->head;
+            continue;
+        }
+        prev = job;
+        job = next;
+    }
+    s_settle (self);
+}
+
+static int
+s_on_fd (zloop_t *loop, zmq_pollitem_t *item, void *arg)
+{
+    s_conn_t *conn = (s_conn_t *) arg;
+    bool readable = (item->revents & (ZMQ_POLLIN | ZMQ_POLLERR)) != 0;
+    bool writable = (item->revents & (ZMQ_POLLOUT | ZMQ_POLLERR)) != 0;
+    s_conn_handle (conn, readable, writable);
+    s_settle (conn->pool);
+    return 0;
+}
+
+static int
+s_on_timer (zloop_t *loop, int timer_id, void *arg)
+{
+    db_pool_tick ((db_pool_t *) arg);
+    return 0;
+}
+
+db_pool_t *
+db_pool_new (const db_pool_config_t *config, core_log_t *log)
+{
+    assert (config);
+    assert (log);
+    if (!config->conninfo) {
+        core_log_error (log, NULL, "db_pool: no conninfo");
+        return NULL;
+    }
+    char *errmsg = NULL;
+    PQconninfoOption *parsed = PQconninfoParse (config->conninfo, &errmsg);
+    if (!parsed) {
+        core_log_error (log, NULL, "db_pool: bad conninfo: %s", errmsg ? errmsg : "?");
+        PQfreemem (errmsg);
+        return NULL;
+    }
+    const char *user_options = NULL;
+    for (PQconninfoOption *o = parsed; o->keyword; o++)
+        if (strcmp (o->keyword, "options") == 0 && o->val)
+            user_options = o->val;
+
+    db_pool_t *self = calloc (1, sizeof (db_pool_t));
+    assert (self);
+    self->log = log;
+    self->size = config->size > 0 ? config->size : 4;
+    self->queue_max = config->queue_max > 0 ? config->queue_max : 1000;
+    self->query_timeout_ms = config->query_timeout_ms > 0 ? config->query_timeout_ms : 30000;
+    self->connect_timeout_ms = config->connect_timeout_ms > 0 ? config->connect_timeout_ms : 5000;
+    self->backoff_min_ms = config->backoff_min_ms > 0 ? config->backoff_min_ms : 100;
+    self->backoff_max_ms = config->backoff_max_ms > 0 ? config->backoff_max_ms : 5000;
+    if (self->backoff_max_ms < self->backoff_min_ms)
+        self->backoff_max_ms = self->backoff_min_ms;
+
+    //  dbname (expanded as the conninfo), then our overrides
+    char options[512];
+    snprintf (options, sizeof options, "%s%s-c client_connection_check_interval=1000",
+              user_options ? user_options : "", user_options ? " " : "");
+    PQconninfoFree (parsed);
+    const char *keys[] = {"dbname", "options", "fallback_application_name", NULL};
+    const char *vals[] = {config->conninfo, options,
+                          config->application_name ? config->application_name : "chorus",
+                          NULL};
+    self->keywords = calloc (4, sizeof (char *));
+    self->values = calloc (4, sizeof (char *));
+    assert (self->keywords && self->values);
+    for (int i = 0; keys[i]; i++) {
+        self->keywords[i] = strdup (keys[i]);
+        self->values[i] = strdup (vals[i]);
+        assert (self->keywords[i] && self->values[i]);
+    }
+    if (config->application_name) {
+        free (self->keywords[2]);
+        self->keywords[2] = strdup ("application_name");
+        assert (self->keywords[2]);
+    }
+    self->conns = calloc ((size_t) self->size, sizeof (s_conn_t));
+    assert (self->conns);
+    for (int i = 0; i < self->size; i++) {
+        s_conn_t *conn = &self->conns[i];
+        conn->pool = self;
+        conn->index = i;
+        conn->state = S_DOWN;
+        conn->reg_fd = -1;
+        conn->backoff_ms = self->backoff_min_ms;
+        conn->retry_at = 0;
+        s_conn_start (conn);
+    }
+    return self;
+}
+
+void
+db_pool_destroy (db_pool_t **self_p)
+{
+    assert (self_p);
+    db_pool_t *self = *self_p;
+    if (!self)
+        return;
+    db_pool_detach (self);
+    for (int i = 0; i < self->size; i++) {
+        s_conn_t *conn = &self->conns[i];
+        s_job_t *job = conn->job;
+        conn->job = NULL;
+        s_conn_close (conn, false);
+        if (job) {
+            s_job_set_error (job, NULL, "pool destroyed");
+            s_job_finish (&job);
+        }
+    }
+    while (self->head) {
+        s_job_t *job = self->head;
+        self->head = job->next_job;
+        s_job_set_error (job, NULL, "pool destroyed");
+        s_job_finish (&job);
+    }
+    for (int i = 0; self->keywords[i]; i++) {
+        free (self->keywords[i]);
+        free (self->values[i]);
+    }
+    free (self->keywords);
+    free (self->values);
+    free (self->conns);
+    free (self);
+    *self_p = NULL;
+}
+
+int
+db_pool_attach (db_pool_t *self, zloop_t *loop)
+{
+    assert (self);
+    assert (loop);
+    if (self->loop)
+        return -1;
+    self->timer_id = zloop_timer (loop, DB_POOL_TICK_MS, 0, s_on_timer, self);
+    if (self->timer_id < 0)
+        return -1;
+    self->loop = loop;
+    s_settle (self);
+    return 0;
+}
+
+void
+db_pool_detach (db_pool_t *self)
+{
+    assert (self);
+    if (!self->loop)
+        return;
+    for (int i = 0; i < self->size; i++) {
+        s_conn_t *conn = &self->conns[i];
+        if (conn->reg_fd >= 0) {
+            zmq_pollitem_t item = {NULL, conn->reg_fd, 0, 0};
+            zloop_poller_end (self->loop, &item);
+            conn->reg_fd = -1;
+            conn->reg_events = 0;
+        }
+    }
+    zloop_timer_end (self->loop, self->timer_id);
+    self->loop = NULL;
+}
+
+static int
+s_submit (db_pool_t *self, s_job_t *job)
+{
+    if (self->queued >= (size_t) self->queue_max) {
+        snprintf (self->error, sizeof self->error,
+                  "database queue full (%d queries waiting)", self->queue_max);
+        s_job_destroy (&job);
+        return -1;
+    }
+    if (self->tail)
+        self->tail->next_job = job;
+    else
+        self->head = job;
+    self->tail = job;
+    self->queued++;
+    s_settle (self);
+    return 0;
+}
+
+int
+db_pool_query_timeout (db_pool_t *self, int timeout_ms, const char *sql, int nparams,
+                       const char *const *params, db_result_fn *fn, void *arg)
+{
+    assert (self);
+    if (!sql || !fn || nparams < 0 || (nparams > 0 && !params)) {
+        snprintf (self->error, sizeof self->error, "bad query arguments");
+        return -1;
+    }
+    s_job_t *job = calloc (1, sizeof (s_job_t));
+    assert (job);
+    job->stmts = calloc (1, sizeof (s_stmt_t));
+    assert (job->stmts);
+    job->count = 1;
+    s_stmt_copy (&job->stmts[0], sql, nparams, params);
+    job->timeout_ms = timeout_ms > 0 ? timeout_ms : self->query_timeout_ms;
+    job->deadline = s_now () + job->timeout_ms;
+    job->fn = fn;
+    job->arg = arg;
+    return s_submit (self, job);
+}
+
+int
+db_pool_query (db_pool_t *self, const char *sql, int nparams, const char *const *params,
+               db_result_fn *fn, void *arg)
+{
+    return db_pool_query_timeout (self, 0, sql, nparams, params, fn, arg);
+}
+
+int
+db_pool_tx (db_pool_t *self, const db_stmt_t *stmts, size_t count, db_result_fn *fn, void *arg)
+{
+    assert (self);
+    if (!stmts || count == 0 || !fn) {
+        snprintf (self->error, sizeof self->error, "bad transaction arguments");
+        return -1;
+    }
+    for (size_t i = 0; i < count; i++)
+        if (!stmts[i].sql || stmts[i].nparams < 0 || (stmts[i].nparams > 0 && !stmts[i].params)) {
+            snprintf (self->error, sizeof self->error, "bad statement %zu", i);
+            return -1;
+        }
+    s_job_t *job = calloc (1, sizeof (s_job_t));
+    assert (job);
+    job->tx = true;
+    job->count = count + 2;
+    job->stmts = calloc (job->count, sizeof (s_stmt_t));
+    assert (job->stmts);
+    s_stmt_copy (&job->stmts[0], "BEGIN", 0, NULL);
+    for (size_t i = 0; i < count; i++)
+        s_stmt_copy (&job->stmts[i + 1], stmts[i].sql, stmts[i].nparams, stmts[i].params);
+    s_stmt_copy (&job->stmts[count + 1], "COMMIT", 0, NULL);
+    job->timeout_ms = self->query_timeout_ms;
+    job->deadline = s_now () + job->timeout_ms;
+    job->fn = fn;
+    job->arg = arg;
+    return s_submit (self, job);
+}
+
+const char *
+db_pool_error (db_pool_t *self)
+{
+    assert (self);
+    return self->error;
+}
+
+size_t
+db_pool_connected (db_pool_t *self)
+{
+    assert (self);
+    size_t count = 0;
+    for (int i = 0; i < self->size; i++)
+        if (self->conns[i].state == S_IDLE || self->conns[i].state == S_BUSY)
+            count++;
+    return count;
+}
+
+bool
+db_pool_healthy (db_pool_t *self)
+{
+    return db_pool_connected (self) > 0;
+}
+
+size_t
+db_pool_queued (db_pool_t *self)
+{
+    assert (self);
+    return self->queued;
+}
+
+size_t
+db_pool_running (db_pool_t *self)
+{
+    assert (self);
+    size_t count = 0;
+    for (int i = 0; i < self->size; i++)
+        if (self->conns[i].state == S_BUSY)
+            count++;
+    return count;
+}
+
+size_t
+db_pool_pollfds (db_pool_t *self, db_pollfd_t *fds, size_t max)
+{
+    assert (self);
+    size_t count = 0;
+    for (int i = 0; i < self->size && count < max; i++) {
+        s_conn_t *conn = &self->conns[i];
+        if (!conn->pg || conn->state == S_DOWN || (!conn->want_read && !conn->want_write))
+            continue;
+        int fd = PQsocket (conn->pg);
+        if (fd < 0)
+            continue;
+        fds[count].fd = fd;
+        fds[count].events = (short) ((conn->want_read ? POLLIN : 0)
+                                     | (conn->want_write ? POLLOUT : 0));
+        fds[count].revents = 0;
+        count++;
+    }
+    return count;
+}
+
+void
+db_pool_handle (db_pool_t *self, int fd, short revents)
+{
+    assert (self);
+    for (int i = 0; i < self->size; i++) {
+        s_conn_t *conn = &self->conns[i];
+        if (conn->pg && conn->state != S_DOWN && PQsocket (conn->pg) == fd) {
+            bool error = (revents & (POLLERR | POLLHUP)) != 0;
+            s_conn_handle (conn, error || (revents & POLLIN), error || (revents & POLLOUT));
+            break;
+        }
+    }
+    s_settle (self);
+}
+
+
+//  --------------------------------------------------------------------------
+//  Selftest: needs a real server in CHORUS_TEST_DATABASE_URL.
+
+typedef struct {
+    int done;                   //  callbacks seen
+    int ok;                     //  successful ones
+    int failed;                 //  failed ones
+    char error[512];            //  last error
+    char sqlstate[8];           //  last SQLSTATE
+    char value[64];             //  first column of the first row of the last result
+} s_tally_t;
+
+static void
+s_tally_fn (PGresult *result, const char *error, void *arg)
+{
+    s_tally_t *tally = (s_tally_t *) arg;
+    tally->done++;
+    if (error) {
+        tally->failed++;
+        snprintf (tally->error, sizeof tally->error, "%s", error);
+        const char *state = result ? PQresultErrorField (result, PG_DIAG_SQLSTATE) : NULL;
+        snprintf (tally->sqlstate, sizeof tally->sqlstate, "%s", state ? state : "");
+        return;
+    }
+    tally->ok++;
+    if (PQntuples (result) > 0 && PQnfields (result) > 0)
+        snprintf (tally->value, sizeof tally->value, "%s", PQgetvalue (result, 0, 0));
+}
+
+typedef struct {
+    int expect;                 //  expected doubled value
+    int *good;                  //  incremented when the answer matches
+    int *done;                  //  incremented on every callback
+} s_echo_t;
+
+static void
+s_echo_fn (PGresult *result, const char *error, void *arg)
+{
+    s_echo_t *echo = (s_echo_t *) arg;
+    (*echo->done)++;
+    if (!error && PQntuples (result) == 1
+        && strtol (PQgetvalue (result, 0, 0), NULL, 10) == echo->expect)
+        (*echo->good)++;
+}
+
+typedef struct {
+    bool (*pred) (void *);      //  stop when true
+    void *arg;                  //  its argument
+    int64_t deadline;           //  or at this time
+    bool armed;                 //  a run is in progress
+} s_waiter_t;
+
+static int
+s_waiter_check (zloop_t *loop, int timer_id, void *arg)
+{
+    s_waiter_t *waiter = (s_waiter_t *) arg;
+    if (waiter->armed && (waiter->pred (waiter->arg) || s_now () >= waiter->deadline))
+        return -1;
+    return 0;
+}
+
+//  Run the loop until pred is true or timeout_ms passes; returns pred's value.
+static bool
+s_run_until (zloop_t *loop, s_waiter_t *waiter, bool (*pred) (void *), void *arg, int timeout_ms)
+{
+    waiter->pred = pred;
+    waiter->arg = arg;
+    waiter->deadline = s_now () + timeout_ms;
+    waiter->armed = true;
+    if (!pred (arg))
+        zloop_start (loop);
+    waiter->armed = false;
+    return pred (arg);
+}
+
+typedef struct {
+    int *counter;               //  watched value
+    int target;                 //  stop at this value
+} s_count_t;
+
+static bool
+s_count_reached (void *arg)
+{
+    s_count_t *count = (s_count_t *) arg;
+    return *count->counter >= count->target;
+}
+
+static bool
+s_wait_count (zloop_t *loop, s_waiter_t *waiter, int *counter, int target, int timeout_ms)
+{
+    s_count_t count = {counter, target};
+    return s_run_until (loop, waiter, s_count_reached, &count, timeout_ms);
+}
+
+static bool
+s_all_connected (void *arg)
+{
+    db_pool_t *pool = (db_pool_t *) arg;
+    return db_pool_connected (pool) == (size_t) pool->size;
+}
+
+static PGconn *
+s_test_connect (const char *url)
+{
+    PGconn *pg = PQconnectdb (url);
+    assert (pg);
+    if (PQstatus (pg) != CONNECTION_OK) {
+        fprintf (stderr, "db_pool_test: cannot connect to %s: %s", url, PQerrorMessage (pg));
+        assert (false);
+    }
+    return pg;
+}
+
+static void
+s_test_exec (PGconn *pg, const char *sql)
+{
+    PGresult *result = PQexec (pg, sql);
+    ExecStatusType status = PQresultStatus (result);
+    if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
+        fprintf (stderr, "db_pool_test: %s: %s", sql, PQresultErrorMessage (result));
+        assert (false);
+    }
+    PQclear (result);
+}
+
+static const char *
+s_test_url (const char *variable)
+{
+    const char *url = getenv (variable);
+    if (!url || !*url) {
+        fprintf (stderr,
+                 "\n%s is not set: these tests need a real server. Run them through "
+                 "`tools/chorus test`, or start one with tools/dev/%s start and export "
+                 "%s=<the URL it prints>.\n",
+                 variable, strstr (variable, "REDIS") ? "redis" : "postgres", variable);
+        exit (1);
+    }
+    return url;
+}
+
+void
+db_pool_test (bool verbose)
+{
+    printf (" * db_pool: ");
+    const char *url = s_test_url ("CHORUS_TEST_DATABASE_URL");
+    core_log_t *log = core_log_new ("db_pool_test", verbose ? "debug" : "error");
+    zloop_t *loop = zloop_new ();
+    assert (loop);
+    s_waiter_t waiter = {0};
+    int waiter_timer = zloop_timer (loop, 5, 0, s_waiter_check, &waiter);
+    assert (waiter_timer >= 0);
+
+    //  a private schema for this run
+    char schema[64], app[64], sql[512];
+    snprintf (schema, sizeof schema, "db_pool_test_%d", (int) getpid ());
+    snprintf (app, sizeof app, "chorus-db-pool-test-%d", (int) getpid ());
+    PGconn *admin = s_test_connect (url);
+    s_test_exec (admin, "SET client_min_messages = warning");
+    snprintf (sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE; CREATE SCHEMA %s;"
+              "CREATE TABLE %s.items (id int PRIMARY KEY, name text NOT NULL)",
+              schema, schema, schema);
+    s_test_exec (admin, sql);
+
+    //  @selftest
+    //  A pool of 3 connections answers 300 concurrent queries inside a zloop
+    db_pool_config_t config = {
+        .conninfo = url, .size = 3, .queue_max = 1000, .application_name = app};
+    db_pool_t *pool = db_pool_new (&config, log);
+    assert (pool);
+    assert (db_pool_attach (pool, loop) == 0);
+    int good = 0, done = 0;
+    s_echo_t echoes[300];
+    for (int i = 0; i < 300; i++) {
+        char value[16];
+        snprintf (value, sizeof value, "%d", i);
+        const char *params[] = {value};
+        echoes[i] = (s_echo_t) {i * 2, &good, &done};
+        assert (db_pool_query (pool, "SELECT $1::int * 2", 1, params, s_echo_fn, &echoes[i]) == 0);
+    }
+    assert (s_wait_count (loop, &waiter, &done, 300, 10000));
+    assert (good == 300);
+    assert (db_pool_healthy (pool));
+    assert (db_pool_queued (pool) == 0);
+
+    //  A syntax error comes back as an error with the server's SQLSTATE
+    s_tally_t tally = {0};
+    assert (db_pool_query (pool, "SELEC 1", 0, NULL, s_tally_fn, &tally) == 0);
+    assert (s_wait_count (loop, &waiter, &tally.done, 1, 5000));
+    assert (tally.failed == 1 && strcmp (tally.sqlstate, "42601") == 0);
+    assert (strstr (tally.error, "syntax error"));
+
+    //  A transaction commits, and returns its last statement's result
+    char insert[128], count_sql[128];
+    snprintf (insert, sizeof insert, "INSERT INTO %s.items VALUES ($1, $2)", schema);
+    snprintf (count_sql, sizeof count_sql, "SELECT count(*) FROM %s.items", schema);
+    const char *row1[] = {"1", "one"}, *row2[] = {"2", "two"}, *row3[] = {"3", "three"};
+    db_stmt_t commit_tx[] = {{insert, 2, row1}, {insert, 2, row2}, {count_sql, 0, NULL}};
+    memset (&tally, 0, sizeof tally);
+    assert (db_pool_tx (pool, commit_tx, 3, s_tally_fn, &tally) == 0);
+    assert (s_wait_count (loop, &waiter, &tally.done, 1, 5000));
+    assert (tally.ok == 1 && strcmp (tally.value, "2") == 0);
+
+    //  A failing statement rolls the whole transaction back
+    db_stmt_t failing_tx[] = {{insert, 2, row3}, {insert, 2, row1}, {count_sql, 0, NULL}};
+    memset (&tally, 0, sizeof tally);
+    assert (db_pool_tx (pool, failing_tx, 3, s_tally_fn, &tally) == 0);
+    assert (s_wait_count (loop, &waiter, &tally.done, 1, 5000));
+    assert (tally.failed == 1 && strcmp (tally.sqlstate, "23505") == 0);
+    memset (&tally, 0, sizeof tally);
+    assert (db_pool_query (pool, count_sql, 0, NULL, s_tally_fn, &tally) == 0);
+    assert (s_wait_count (loop, &waiter, &tally.done, 1, 5000));
+    assert (tally.ok == 1 && strcmp (tally.value, "2") == 0);
+
+    //  A query past its deadline fails fast; the connection is replaced
+    memset (&tally, 0, sizeof tally);
+    int64_t started = s_now ();
+    assert (db_pool_query_timeout (pool, 200, "SELECT pg_sleep(10)", 0, NULL, s_tally_fn,
+                                   &tally) == 0);
+    assert (s_wait_count (loop, &waiter, &tally.done, 1, 5000));
+    assert (tally.failed == 1 && strstr (tally.error, "timed out"));
+    assert (s_now () - started < 2000);
+    memset (&tally, 0, sizeof tally);
+    assert (db_pool_query (pool, "SELECT 42", 0, NULL, s_tally_fn, &tally) == 0);
+    assert (s_wait_count (loop, &waiter, &tally.done, 1, 5000));
+    assert (tally.ok == 1 && strcmp (tally.value, "42") == 0);
+
+    //  Kill every pool connection on the server: the pool reconnects by itself
+    assert (s_run_until (loop, &waiter, s_all_connected, pool, 5000));
+    const char *kill_params[] = {app};
+    PGresult *killed = PQexecParams (
+        admin, "SELECT count(*) FROM (SELECT pg_terminate_backend (pid) FROM "
+        "pg_stat_activity WHERE application_name = $1) AS k", 1, NULL, kill_params, NULL, NULL, 0);
+    assert (PQresultStatus (killed) == PGRES_TUPLES_OK);
+    //  3, plus maybe the backend still finishing the timed-out pg_sleep
+    assert (strtol (PQgetvalue (killed, 0, 0), NULL, 10) >= 3);
+    PQclear (killed);
+    //  queries sent on a dying connection fail with an error, never hang
+    int attempts = 0;
+    memset (&tally, 0, sizeof tally);
+    while (tally.ok == 0 && attempts < 50) {
+        attempts++;
+        int before = tally.done;
+        assert (db_pool_query (pool, "SELECT 7", 0, NULL, s_tally_fn, &tally) == 0);
+        assert (s_wait_count (loop, &waiter, &tally.done, before + 1, 5000));
+        if (tally.ok == 0)
+            zclock_sleep (50);
+    }
+    assert (tally.ok == 1 && strcmp (tally.value, "7") == 0);
+    assert (s_run_until (loop, &waiter, s_all_connected, pool, 5000));
+    db_pool_destroy (&pool);
+    assert (pool == NULL);
+
+    //  The queue is bounded: over the limit a query is refused at once
+    config.size = 1;
+    config.queue_max = 3;
+    pool = db_pool_new (&config, log);
+    assert (pool);
+    assert (db_pool_attach (pool, loop) == 0);
+    assert (s_run_until (loop, &waiter, s_all_connected, pool, 5000));
+    memset (&tally, 0, sizeof tally);
+    assert (db_pool_query (pool, "SELECT pg_sleep(0.2)", 0, NULL, s_tally_fn, &tally) == 0);
+    assert (db_pool_running (pool) == 1);
+    for (int i = 0; i < 3; i++)
+        assert (db_pool_query (pool, "SELECT 1", 0, NULL, s_tally_fn, &tally) == 0);
+    assert (db_pool_queued (pool) == 3);
+    assert (db_pool_query (pool, "SELECT 1", 0, NULL, s_tally_fn, &tally) == -1);
+    assert (strstr (db_pool_error (pool), "queue full"));
+    assert (s_wait_count (loop, &waiter, &tally.done, 4, 5000));
+    assert (tally.ok == 4);
+    db_pool_destroy (&pool);
+
+    //  Outside zloop: poll(2) over db_pool_pollfds, db_pool_handle and db_pool_tick
+    pool = db_pool_new (&config, log);
+    assert (pool);
+    memset (&tally, 0, sizeof tally);
+    assert (db_pool_query (pool, "SELECT 'polled'", 0, NULL, s_tally_fn, &tally) == 0);
+    int64_t deadline = s_now () + 5000;
+    while (tally.done == 0 && s_now () < deadline) {
+        db_pollfd_t fds[8];
+        size_t count = db_pool_pollfds (pool, fds, 8);
+        int rc = poll (fds, count, DB_POOL_TICK_MS);
+        for (size_t i = 0; rc > 0 && i < count; i++)
+            if (fds[i].revents)
+                db_pool_handle (pool, fds[i].fd, fds[i].revents);
+        db_pool_tick (pool);
+    }
+    assert (tally.ok == 1 && strcmp (tally.value, "polled") == 0);
+    db_pool_destroy (&pool);
+
+    //  An unreachable server: queries fail at their deadline, never hang
+    config.conninfo = "postgresql://chorus@127.0.0.1:1/chorus";
+    pool = db_pool_new (&config, log);
+    assert (pool);
+    assert (db_pool_attach (pool, loop) == 0);
+    memset (&tally, 0, sizeof tally);
+    assert (db_pool_query_timeout (pool, 300, "SELECT 1", 0, NULL, s_tally_fn, &tally) == 0);
+    assert (s_wait_count (loop, &waiter, &tally.done, 1, 5000));
+    assert (tally.failed == 1 && strstr (tally.error, "unreachable"));
+    assert (!db_pool_healthy (pool));
+    //  pending queries fail when the pool goes away
+    memset (&tally, 0, sizeof tally);
+    assert (db_pool_query (pool, "SELECT 1", 0, NULL, s_tally_fn, &tally) == 0);
+    db_pool_destroy (&pool);
+    assert (tally.failed == 1 && strstr (tally.error, "destroyed"));
+
+    //  A bad conninfo is refused
+    config.conninfo = "host=";
+    config.conninfo = "this is not a conninfo";
+    assert (db_pool_new (&config, log) == NULL);
+    //  @end
+
+    snprintf (sql, sizeof sql, "DROP SCHEMA %s CASCADE", schema);
+    s_test_exec (admin, sql);
+    PQfinish (admin);
+    zloop_timer_end (loop, waiter_timer);
+    zloop_destroy (&loop);
+    core_log_destroy (&log);
+    printf ("OK\n");
+}
