@@ -1,0 +1,81 @@
+/*  codec_msgpack: the one generic bus codec. It walks protobuf-c descriptors to write
+    any generated message as a msgpack map keyed by field name, and to read such a
+    map back into a message that protobuf_c_message_free_unpacked (msg, NULL) frees.
+    No per-message code: bus clients, services, the edge and the bus inspector all
+    use it with the types protoc-c generates from schemas.
+
+    Mapping: integers, floats and bools as msgpack numbers and booleans; strings as
+    str (valid UTF-8 without NUL); bytes as bin; enums as the value name; messages as
+    maps; repeated fields as arrays. Plain proto3 fields are always written; oneof
+    members, proto2-style optional fields and absent sub-messages only when present.
+    Decoding ignores unknown keys, treats nil as "absent", checks integer ranges and
+    UTF-8, and never trusts its input (limits: CODEC_MAX_DEPTH, CODEC_MAX_SIZE).   */
+#ifndef CODEC_MSGPACK_H_INCLUDED
+#define CODEC_MSGPACK_H_INCLUDED
+
+#include <czmq.h>
+#include <msgpack.h>
+#include <protobuf-c/protobuf-c.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+//  Most containers (maps, arrays) nested in one decoded buffer, the outer map
+//  included; also msgpack-c's own parser limit.
+#define CODEC_MAX_DEPTH 32
+//  Largest buffer codec_decode accepts (callers may pass a tighter limit).
+#define CODEC_MAX_SIZE (8u * 1024u * 1024u)
+
+//  Append msg to buf as one msgpack map keyed by field name. Returns 0, or -1 (NULL
+//  message, nesting deeper than CODEC_MAX_DEPTH, out of memory) after putting buf
+//  back to its size on entry.
+int codec_encode (const ProtobufCMessage *msg, msgpack_sbuffer *buf)
+    __attribute__ ((warn_unused_result));
+
+//  Encode msg into a new frame; NULL on error.
+zframe_t *codec_encode_frame (const ProtobufCMessage *msg);
+
+//  Encode msg into a malloc'd buffer the caller frees; its length goes to *size.
+//  NULL on error.
+void *codec_encode_alloc (const ProtobufCMessage *msg, size_t *size);
+
+//  Decode one msgpack map holding exactly size bytes into a new message of type
+//  desc, freed with protobuf_c_message_free_unpacked (msg, NULL). On failure returns
+//  NULL and writes a one-line reason into error (when error is not NULL), such as
+//  "field 'meta.seq': expected integer, got string", "not a map", "truncated".
+ProtobufCMessage *codec_decode (const ProtobufCMessageDescriptor *desc, const void *data,
+                                size_t size, char *error, size_t error_size);
+
+//  codec_decode with a caller's size limit instead of CODEC_MAX_SIZE (the smaller
+//  of both applies).
+ProtobufCMessage *codec_decode_max (const ProtobufCMessageDescriptor *desc,
+                                    const void *data, size_t size, size_t max_size,
+                                    char *error, size_t error_size);
+
+//  Decode a frame's content (see codec_decode).
+ProtobufCMessage *codec_decode_frame (const ProtobufCMessageDescriptor *desc,
+                                      zframe_t *frame, char *error, size_t error_size);
+
+//  Check that data holds exactly one well-formed msgpack object nested at most
+//  max_depth containers deep, whose every container count fits in the bytes that
+//  follow it (so parsing it allocates at most a small multiple of size). Returns
+//  0, or -1 with a reason ("truncated", "nesting too deep", "trailing bytes",
+//  "malformed msgpack") in error.
+int codec_msgpack_check (const void *data, size_t size, size_t max_depth, char *error,
+                         size_t error_size) __attribute__ ((warn_unused_result));
+
+//  Unpack a buffer that passes codec_msgpack_check (CODEC_MAX_DEPTH) into result
+//  (msgpack_unpacked_init'ed by the caller, destroyed by the caller). Returns 0 or
+//  -1 with a reason in error.
+int codec_msgpack_unpack (const void *data, size_t size, msgpack_unpacked *result,
+                          char *error, size_t error_size)
+    __attribute__ ((warn_unused_result));
+
+//  True when the len bytes at s are valid UTF-8 (no overlongs, no surrogates).
+bool codec_utf8_valid (const char *s, size_t len);
+
+//  Name of a msgpack object type for error texts: "integer", "string", "map"...
+const char *codec_msgpack_type_name (msgpack_object_type type);
+
+void codec_msgpack_test (bool verbose);
+
+#endif
