@@ -184,7 +184,7 @@ def main(root):
     for b in sorted(run_bins):
         check(b in image_bins, "%s (run by compose/k8s) is built by the Dockerfile" % b)
 
-    print("%d passed, %d failed" % (passes, len(failures)))
+    print("deploy_files: %d checks ok, %d failed" % (passes, len(failures)))
     return 1 if failures else 0
 
 
