@@ -28,7 +28,8 @@ RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=RelWithDebInfo \
  && for lib in $(ldd /out/bin/* | awk '/=> \//{print $3}' | sort -u); do \
         dpkg -S "$lib" 2>/dev/null || dpkg -S "$(realpath "$lib")" 2>/dev/null \
             || dpkg -S "${lib#/usr}" 2>/dev/null || true; \
-    done | cut -d: -f1 | sort -u >/out/runtime-packages \
+    done | grep -E '^[a-z0-9][a-z0-9.+-]*(:[a-z0-9]+)?: /' | cut -d: -f1 | sort -u \
+        >/out/runtime-packages \
  && cat /out/runtime-packages
 
 # ---- runtime stage: shared libraries only, a non-root user ------------------------
