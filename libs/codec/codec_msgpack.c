@@ -325,7 +325,7 @@ s_element_size (ProtobufCType type)
     return 0;
 }
 
-//  Write one value of a field's type stored at member.
+//  Write one value of a field's type stored at member, inside depth containers.
 static int
 s_encode_value (msgpack_packer *pk, const ProtobufCFieldDescriptor *field,
                 const void *member, size_t depth)
@@ -374,16 +374,18 @@ s_encode_value (msgpack_packer *pk, const ProtobufCFieldDescriptor *field,
             const ProtobufCMessage *sub = *(const ProtobufCMessage *const *) member;
             if (!sub)
                 return msgpack_pack_nil (pk);
-            return s_encode_message (pk, sub, depth + 1);
+            return s_encode_message (pk, sub, depth);
         }
     }
     return -1;
 }
 
+//  Write a message as a map; depth counts the containers (maps and arrays) already
+//  open around it, so that what we write always passes our own decoder's limit.
 static int
 s_encode_message (msgpack_packer *pk, const ProtobufCMessage *msg, size_t depth)
 {
-    if (!msg || !msg->descriptor || depth >= CODEC_MAX_DEPTH)
+    if (!msg || !msg->descriptor || depth + 1 > CODEC_MAX_DEPTH)
         return -1;
     const ProtobufCMessageDescriptor *desc = msg->descriptor;
     size_t count = 0;
@@ -404,10 +406,12 @@ s_encode_message (msgpack_packer *pk, const ProtobufCMessage *msg, size_t depth)
             return -1;
         const char *member = (const char *) msg + field->offset;
         if (!repeated) {
-            if (s_encode_value (pk, field, member, depth))
+            if (s_encode_value (pk, field, member, depth + 1))
                 return -1;
             continue;
         }
+        if (depth + 2 > CODEC_MAX_DEPTH)
+            return -1;
         size_t n = s_member (size_t, msg, field->quantifier_offset);
         const char *array = *(const char *const *) member;
         if (!array)
@@ -419,7 +423,7 @@ s_encode_message (msgpack_packer *pk, const ProtobufCMessage *msg, size_t depth)
             if (field->type == PROTOBUF_C_TYPE_MESSAGE
                 && !((const ProtobufCMessage *const *) array)[i])
                 return -1; //  a hole in a repeated message is our own bug
-            if (s_encode_value (pk, field, array + i * element, depth))
+            if (s_encode_value (pk, field, array + i * element, depth + 2))
                 return -1;
         }
     }
@@ -1005,7 +1009,7 @@ codec_msgpack_test (bool verbose)
     assert (codec_msgpack_check ("", 0, 32, NULL, 0) == -1);
 
     //  Headers: plain proto3 fields are all written, even when empty
-    Chorus__Bus__Headers headers = CHORUS__BUS__HEADERS__INIT;
+    ChorusBus__Headers headers = CHORUS_BUS__HEADERS__INIT;
     char *json = s_to_json (&headers.base);
     assert (streq (json, "{\"tenant_id\":\"\",\"user_id\":\"\",\"role\":\"\","
                          "\"request_id\":\"\",\"timeout_ms\":0}"));
@@ -1015,7 +1019,7 @@ codec_msgpack_test (bool verbose)
     headers.role = "member";
     headers.request_id = "r-42";
     headers.timeout_ms = 5000;
-    Chorus__Bus__Headers *h = (Chorus__Bus__Headers *) s_round_trip (&headers.base);
+    ChorusBus__Headers *h = (ChorusBus__Headers *) s_round_trip (&headers.base);
     assert (streq (h->tenant_id, "t-1") && streq (h->user_id, "u-\xc3\xa9"));
     assert (streq (h->role, "member") && streq (h->request_id, "r-42"));
     assert (h->timeout_ms == 5000);
@@ -1024,12 +1028,12 @@ codec_msgpack_test (bool verbose)
     //  Frames
     zframe_t *frame = codec_encode_frame (&headers.base);
     assert (frame);
-    h = (Chorus__Bus__Headers *) codec_decode_frame (&chorus__bus__headers__descriptor,
+    h = (ChorusBus__Headers *) codec_decode_frame (&chorus_bus__headers__descriptor,
                                                      frame, error, sizeof error);
     assert (h && h->timeout_ms == 5000);
     protobuf_c_message_free_unpacked (&h->base, NULL);
     zframe_destroy (&frame);
-    assert (codec_decode_frame (&chorus__bus__headers__descriptor, NULL, error,
+    assert (codec_decode_frame (&chorus_bus__headers__descriptor, NULL, error,
                                 sizeof error) == NULL);
 
     //  codec_encode appends to what the buffer holds
@@ -1038,7 +1042,7 @@ codec_msgpack_test (bool verbose)
     msgpack_sbuffer_write (&buf, "\x01", 1);
     assert (codec_encode (&headers.base, &buf) == 0);
     assert (buf.size > 1 && buf.data[0] == 1);
-    h = (Chorus__Bus__Headers *) codec_decode (&chorus__bus__headers__descriptor,
+    h = (ChorusBus__Headers *) codec_decode (&chorus_bus__headers__descriptor,
                                                buf.data + 1, buf.size - 1, error,
                                                sizeof error);
     assert (h && streq (h->request_id, "r-42"));
@@ -1047,18 +1051,18 @@ codec_msgpack_test (bool verbose)
     msgpack_sbuffer_destroy (&buf);
 
     //  EventRecord: nested message and bytes with NUL and high bytes
-    Chorus__Bus__EventMeta meta = CHORUS__BUS__EVENT_META__INIT;
+    ChorusBus__EventMeta meta = CHORUS_BUS__EVENT_META__INIT;
     meta.publisher = "chat";
     meta.seq = UINT64_MAX;
     meta.tenant_id = "t-1";
     meta.time_ms = -1;
-    Chorus__Bus__EventRecord record = CHORUS__BUS__EVENT_RECORD__INIT;
+    ChorusBus__EventRecord record = CHORUS_BUS__EVENT_RECORD__INIT;
     record.topic = "chat.message.created";
     record.meta = &meta;
     uint8_t payload[] = {0x81, 0xa1, 'a', 0x00, 0xff};
     record.payload.data = payload;
     record.payload.len = sizeof payload;
-    Chorus__Bus__EventRecord *r = (Chorus__Bus__EventRecord *) s_round_trip (&record.base);
+    ChorusBus__EventRecord *r = (ChorusBus__EventRecord *) s_round_trip (&record.base);
     assert (streq (r->topic, "chat.message.created"));
     assert (r->meta && r->meta->seq == UINT64_MAX && r->meta->time_ms == -1);
     assert (streq (r->meta->publisher, "chat") && streq (r->meta->tenant_id, "t-1"));
@@ -1072,28 +1076,28 @@ codec_msgpack_test (bool verbose)
     json = s_to_json (&record.base);
     assert (streq (json, "{\"topic\":\"chat.message.created\",\"payload\":\"\"}"));
     free (json);
-    r = (Chorus__Bus__EventRecord *) s_round_trip (&record.base);
+    r = (ChorusBus__EventRecord *) s_round_trip (&record.base);
     assert (r->meta == NULL && r->payload.len == 0);
     protobuf_c_message_free_unpacked (&r->base, NULL);
     //  bytes also accept a string
-    r = (Chorus__Bus__EventRecord *) s_decode_json (&chorus__bus__event_record__descriptor,
+    r = (ChorusBus__EventRecord *) s_decode_json (&chorus_bus__event_record__descriptor,
                                                     "{\"payload\":\"abc\"}", error,
                                                     sizeof error);
     assert (r && r->payload.len == 3 && memcmp (r->payload.data, "abc", 3) == 0);
     protobuf_c_message_free_unpacked (&r->base, NULL);
 
     //  BrokerStatus: repeated messages
-    Chorus__Bus__ServiceInfo infos[3];
-    Chorus__Bus__ServiceInfo *info_ptrs[3];
+    ChorusBus__ServiceInfo infos[3];
+    ChorusBus__ServiceInfo *info_ptrs[3];
     const char *names[3] = {"auth", "chat", "rag"};
     for (int i = 0; i < 3; i++) {
-        chorus__bus__service_info__init (&infos[i]);
+        chorus_bus__service_info__init (&infos[i]);
         infos[i].name = (char *) names[i];
         infos[i].replicas = (uint32_t) i + 1;
         infos[i].credit = UINT32_MAX;
         info_ptrs[i] = &infos[i];
     }
-    Chorus__Bus__BrokerStatus status = CHORUS__BUS__BROKER_STATUS__INIT;
+    ChorusBus__BrokerStatus status = CHORUS_BUS__BROKER_STATUS__INIT;
     status.broker = "b1";
     json = s_to_json (&status.base);
     assert (streq (json, "{\"broker\":\"b1\",\"services\":[],\"requests_total\":0,"
@@ -1102,7 +1106,7 @@ codec_msgpack_test (bool verbose)
     status.n_services = 3;
     status.services = info_ptrs;
     status.requests_total = 1000;
-    Chorus__Bus__BrokerStatus *s = (Chorus__Bus__BrokerStatus *) s_round_trip (&status.base);
+    ChorusBus__BrokerStatus *s = (ChorusBus__BrokerStatus *) s_round_trip (&status.base);
     assert (s->n_services == 3 && streq (s->services[2]->name, "rag"));
     assert (s->services[1]->replicas == 2 && s->services[0]->credit == UINT32_MAX);
     assert (s->requests_total == 1000);
@@ -1269,7 +1273,7 @@ codec_msgpack_test (bool verbose)
     msgpack_sbuffer_destroy (&buf);
 
     //  Type and range errors name the field and its path
-    const ProtobufCMessageDescriptor *hd = &chorus__bus__headers__descriptor;
+    const ProtobufCMessageDescriptor *hd = &chorus_bus__headers__descriptor;
     s_expect_error (hd, "{\"timeout_ms\":\"soon\"}",
                     "field 'timeout_ms': expected integer, got string", verbose);
     s_expect_error (hd, "{\"tenant_id\":5}", "field 'tenant_id': expected string, got integer",
@@ -1280,13 +1284,13 @@ codec_msgpack_test (bool verbose)
                     verbose);
     s_expect_error (hd, "[1]", "not a map (got array)", verbose);
     s_expect_error (hd, "\"x\"", "not a map (got string)", verbose);
-    s_expect_error (&chorus__bus__event_record__descriptor, "{\"meta\":{\"seq\":\"x\"}}",
+    s_expect_error (&chorus_bus__event_record__descriptor, "{\"meta\":{\"seq\":\"x\"}}",
                     "field 'meta.seq': expected integer, got string", verbose);
-    s_expect_error (&chorus__bus__event_record__descriptor, "{\"meta\":[]}",
+    s_expect_error (&chorus_bus__event_record__descriptor, "{\"meta\":[]}",
                     "field 'meta': expected map, got array", verbose);
-    s_expect_error (&chorus__bus__event_record__descriptor, "{\"payload\":1}",
+    s_expect_error (&chorus_bus__event_record__descriptor, "{\"payload\":1}",
                     "field 'payload': expected binary, got integer", verbose);
-    const ProtobufCMessageDescriptor *bs = &chorus__bus__broker_status__descriptor;
+    const ProtobufCMessageDescriptor *bs = &chorus_bus__broker_status__descriptor;
     s_expect_error (bs,
                     "{\"broker\":\"b\",\"services\":[{\"name\":\"a\"},{\"name\":\"b\","
                     "\"replicas\":-1},{\"name\":\"c\"}]}",
@@ -1349,7 +1353,7 @@ codec_msgpack_test (bool verbose)
     assert (!codec_decode (hd, data, CODEC_MAX_SIZE + 1, NULL, 0));
     assert (!codec_decode (NULL, data, size, error, sizeof error));
     assert (streq (error, "no message type"));
-    h = (Chorus__Bus__Headers *) codec_decode_max (hd, data, size, size, NULL, 0);
+    h = (ChorusBus__Headers *) codec_decode_max (hd, data, size, size, NULL, 0);
     assert (h);
     protobuf_c_message_free_unpacked (&h->base, NULL);
     free (data);
