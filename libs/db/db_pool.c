@@ -78,7 +78,8 @@ struct _db_pool_t {
     size_t queued;              //  jobs in queue
     zloop_t *loop;              //  attached zloop or NULL
     int timer_id;               //  zloop timer
-    char error[256];            //  last refusal
+    char error[600];            //  last refusal
+    char down_reason[512];      //  last connection failure
 };
 
 static int64_t
@@ -163,6 +164,7 @@ s_job_set_error (s_job_t *job, PGresult *result, const char *format, ...)
 static void s_dispatch (db_pool_t *self);
 static void s_sync_pollers (db_pool_t *self);
 static int s_on_fd (zloop_t *loop, zmq_pollitem_t *item, void *arg);
+static bool s_pool_live (db_pool_t *self);
 
 //  Close the connection; a failure backs off, a deliberate close reconnects soon.
 static void
@@ -203,7 +205,13 @@ s_conn_broken (s_conn_t *conn, const char *why)
     size_t len = strlen (reason);
     while (len && (reason[len - 1] == '\n' || reason[len - 1] == ' '))
         reason[--len] = 0;
-    core_log_warn (pool->log, NULL, "db_pool: connection %d lost: %s", conn->index, reason);
+    //  warn once per outage, not on every failed retry
+    if (conn->state != S_CONNECTING || conn->backoff_ms == pool->backoff_min_ms)
+        core_log_warn (pool->log, NULL, "db_pool: connection %d lost: %s", conn->index, reason);
+    else
+        core_log_debug (pool->log, NULL, "db_pool: connection %d retry failed: %s", conn->index,
+                        reason);
+    snprintf (pool->down_reason, sizeof pool->down_reason, "%s", reason);
     s_job_t *job = conn->job;
     conn->job = NULL;
     s_conn_close (conn, true);
@@ -211,6 +219,27 @@ s_conn_broken (s_conn_t *conn, const char *why)
         s_job_set_error (job, NULL, "database connection lost: %s", reason);
         s_job_finish (&job);
     }
+    //  nothing open and nothing connecting: waiting jobs would only time out
+    if (!s_pool_live (pool))
+        while (pool->head) {
+            s_job_t *waiting = pool->head;
+            pool->head = waiting->next_job;
+            if (!pool->head)
+                pool->tail = NULL;
+            pool->queued--;
+            s_job_set_error (waiting, NULL, "database unreachable: %s", reason);
+            s_job_finish (&waiting);
+        }
+}
+
+//  True when some connection is open or trying to open.
+static bool
+s_pool_live (db_pool_t *self)
+{
+    for (int i = 0; i < self->size; i++)
+        if (self->conns[i].state != S_DOWN)
+            return true;
+    return false;
 }
 
 static void
@@ -540,6 +569,9 @@ db_pool_new (const db_pool_config_t *config, core_log_t *log)
     char *errmsg = NULL;
     PQconninfoOption *parsed = PQconninfoParse (config->conninfo, &errmsg);
     if (!parsed) {
+        size_t len = errmsg ? strlen (errmsg) : 0;
+        if (len && errmsg[len - 1] == '\n')
+            errmsg[len - 1] = 0;
         core_log_error (log, NULL, "db_pool: bad conninfo: %s", errmsg ? errmsg : "?");
         PQfreemem (errmsg);
         return NULL;
@@ -670,6 +702,12 @@ db_pool_detach (db_pool_t *self)
 static int
 s_submit (db_pool_t *self, s_job_t *job)
 {
+    if (!s_pool_live (self)) {
+        snprintf (self->error, sizeof self->error, "database unreachable: %s",
+                  self->down_reason[0] ? self->down_reason : "no connection");
+        s_job_destroy (&job);
+        return -1;
+    }
     if (self->queued >= (size_t) self->queue_max) {
         snprintf (self->error, sizeof self->error,
                   "database queue full (%d queries waiting)", self->queue_max);
@@ -969,7 +1007,7 @@ db_pool_test (bool verbose)
 {
     printf (" * db_pool: ");
     const char *url = s_test_url ("CHORUS_TEST_DATABASE_URL");
-    core_log_t *log = core_log_new ("db_pool_test", verbose ? "debug" : "error");
+    core_log_t *log = core_log_new ("db_pool_test", verbose ? "debug" : "off");
     zloop_t *loop = zloop_new ();
     assert (loop);
     s_waiter_t waiter = {0};
@@ -1063,13 +1101,16 @@ db_pool_test (bool verbose)
     //  queries sent on a dying connection fail with an error, never hang
     int attempts = 0;
     memset (&tally, 0, sizeof tally);
-    while (tally.ok == 0 && attempts < 50) {
+    while (tally.ok == 0 && attempts < 100) {
         attempts++;
         int before = tally.done;
-        assert (db_pool_query (pool, "SELECT 7", 0, NULL, s_tally_fn, &tally) == 0);
-        assert (s_wait_count (loop, &waiter, &tally.done, before + 1, 5000));
-        if (tally.ok == 0)
-            zclock_sleep (50);
+        if (db_pool_query (pool, "SELECT 7", 0, NULL, s_tally_fn, &tally) == 0)
+            assert (s_wait_count (loop, &waiter, &tally.done, before + 1, 5000));
+        else {
+            //  every connection down: refused at once until one is back
+            assert (strstr (db_pool_error (pool), "unreachable"));
+            s_run_until (loop, &waiter, s_all_connected, pool, 100);
+        }
     }
     assert (tally.ok == 1 && strcmp (tally.value, "7") == 0);
     assert (s_run_until (loop, &waiter, s_all_connected, pool, 5000));
@@ -1113,24 +1154,33 @@ db_pool_test (bool verbose)
     assert (tally.ok == 1 && strcmp (tally.value, "polled") == 0);
     db_pool_destroy (&pool);
 
-    //  An unreachable server: queries fail at their deadline, never hang
+    //  An unreachable server: a waiting query fails when the connection attempt
+    //  fails, later ones are refused at once while the pool is down; none hang
     config.conninfo = "postgresql://chorus@127.0.0.1:1/chorus";
+    config.backoff_min_ms = 500;
     pool = db_pool_new (&config, log);
     assert (pool);
     assert (db_pool_attach (pool, loop) == 0);
     memset (&tally, 0, sizeof tally);
-    assert (db_pool_query_timeout (pool, 300, "SELECT 1", 0, NULL, s_tally_fn, &tally) == 0);
-    assert (s_wait_count (loop, &waiter, &tally.done, 1, 5000));
-    assert (tally.failed == 1 && strstr (tally.error, "unreachable"));
+    if (db_pool_query (pool, "SELECT 1", 0, NULL, s_tally_fn, &tally) == 0) {
+        assert (s_wait_count (loop, &waiter, &tally.done, 1, 5000));
+        assert (tally.failed == 1 && strstr (tally.error, "unreachable"));
+    }
     assert (!db_pool_healthy (pool));
-    //  pending queries fail when the pool goes away
+    assert (db_pool_query (pool, "SELECT 1", 0, NULL, s_tally_fn, &tally) == -1);
+    assert (strstr (db_pool_error (pool), "unreachable"));
+    db_pool_destroy (&pool);
+
+    //  Queries waiting when the pool goes away fail with "pool destroyed"
+    config.conninfo = url;
+    pool = db_pool_new (&config, log);
+    assert (pool);
     memset (&tally, 0, sizeof tally);
     assert (db_pool_query (pool, "SELECT 1", 0, NULL, s_tally_fn, &tally) == 0);
     db_pool_destroy (&pool);
     assert (tally.failed == 1 && strstr (tally.error, "destroyed"));
 
     //  A bad conninfo is refused
-    config.conninfo = "host=";
     config.conninfo = "this is not a conninfo";
     assert (db_pool_new (&config, log) == NULL);
     //  @end

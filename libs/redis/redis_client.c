@@ -438,8 +438,10 @@ redis_client_destroy (redis_client_t **self_p)
     if (!self)
         return;
     redis_client_detach (self);
-    if (self->ac)
+    if (self->ac) {
+        self->state = S_DOWN;           //  deliberate: no "down" warning
         s_reset (self, "client destroyed", false);
+    }
     assert (self->pending == 0);
     free (self->host);
     free (self->user);
