@@ -1,0 +1,44 @@
+/*  edge_call: turns one matched edge request into one bus request and bus replies
+    back into JSON. Shared by edge_http (plain JSON and SSE) and edge_ws: arguments
+    are the route's path, query and body merged (edge_routes_args) and packed as
+    msgpack (codec_json); headers carry the request id and the deadline.          */
+#ifndef EDGE_CALL_H_INCLUDED
+#define EDGE_CALL_H_INCLUDED
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bus_client.h"
+#include "edge_routes.h"
+
+//  Why a call could not be sent: HTTP status, error code and message.
+typedef struct {
+    int status;           //  HTTP status
+    const char *code;     //  error code ("bad_request", "broker_unavailable", ...)
+    char message[256];    //  human readable
+} edge_call_error_t;
+
+//  Send the bus request of a matched route with body (a JSON object or NULL).
+//  Returns the handle (> 0), or 0 with error filled. The caller stores the handle,
+//  then calls bus_client_process (replies may come from inside it).
+uint64_t edge_call_send (bus_client_t *bus, const edge_match_t *match, json_t *body,
+                         const char *request_id, int64_t timeout_ms, bus_reply_fn *fn,
+                         void *arg, edge_call_error_t *error);
+
+//  The JSON text of a reply body (msgpack); an empty body is "{}". NULL when the
+//  body is not valid msgpack. Caller frees.
+char *edge_call_reply_json (const bus_reply_t *reply);
+
+//  A new JSON error body {"error":{"code":...,"message":...}} (caller frees).
+char *edge_call_error_json (const char *code, const char *message);
+
+//  Parse a request body as JSON. Empty is NULL with *ok set; anything but an
+//  object is refused (*ok false, message in error).
+json_t *edge_call_parse_body (const char *text, size_t size, bool *ok, char *error,
+                              size_t error_size);
+
+void edge_call_test (bool verbose);
+
+#endif

@@ -1,0 +1,600 @@
+/*  edge_http: HTTP requests, JSON answers and SSE streams on libwebsockets.       */
+#include "edge_http.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "edge_call.h"
+#include "edge_queue.h"
+#include "edge_ready.h"
+#include "edge_routes.h"
+
+#define S_HEADER_ROOM 1024     //  bytes reserved for response headers
+#define S_WRITE_CHUNK 65536    //  most bytes handed to one lws_write
+
+struct _edge_request_t {
+    edge_t *edge;              //  the edge (borrowed)
+    struct lws *wsi;           //  the connection
+    edge_session_t *session;   //  its per-connection data
+    char method[8];            //  request method
+    const char *route_label;   //  route pattern for metrics, or "unmatched"
+    char request_id[65];       //  X-Request-Id
+    int64_t start_us;          //  when the headers arrived
+    edge_match_t match;        //  matched route and parameters
+    bool expect_body;          //  a body follows (Content-Length > 0)
+    bool head;                 //  HEAD: headers only
+    bool sse;                  //  client accepts text/event-stream
+    char *body;                //  body received so far
+    size_t body_size;          //  its length
+    uint64_t handle;           //  bus request in flight (0: none)
+    int status;                //  response status, once known
+    unsigned char *out;        //  LWS_PRE + headers + body of a JSON answer
+    size_t out_size;           //  bytes to send after LWS_PRE
+    size_t out_off;            //  bytes sent
+    bool close_after;          //  close the connection after the answer
+    edge_queue_t *queue;       //  SSE: events waiting for the socket
+    bool sse_open;             //  SSE: headers queued, stream counted
+    bool sse_end;              //  SSE: close after the queue drains
+    uint64_t event_id;         //  SSE: last event id
+    int64_t last_write_us;     //  SSE: last time something was queued
+    void *stream_cursor;       //  SSE: handle in edge->streams
+};
+
+static void s_reply_fn (bus_client_t *client, const bus_reply_t *reply, void *arg);
+
+//  Free a request: cancel its bus request, leave the stream list.
+static void
+s_request_destroy (edge_request_t **self_p)
+{
+    edge_request_t *self = *self_p;
+    if (!self)
+        return;
+    if (self->handle) {
+        bus_client_cancel (self->edge->bus, self->handle);
+        bus_client_process (self->edge->bus);
+    }
+    if (self->stream_cursor)
+        zlistx_delete (self->edge->streams, self->stream_cursor);
+    if (self->session)
+        self->session->request = NULL;
+    edge_queue_destroy (&self->queue);
+    free (self->body);
+    free (self->out);
+    free (self);
+    *self_p = NULL;
+}
+
+//  Record the finished request in the metrics.
+static void
+s_count (edge_request_t *self, int status)
+{
+    double seconds = (double) (edge_now_us () - self->start_us) / 1e6;
+    edge_metrics_request (self->edge->metrics, self->route_label, self->method, status,
+                          seconds);
+}
+
+//  Add one header by name ("x-request-id:") to the header buffer.
+static int
+s_add_header (struct lws *wsi, const char *name, const char *value, unsigned char **p,
+              unsigned char *end)
+{
+    return lws_add_http_header_by_name (wsi, (const unsigned char *) name,
+                                        (const unsigned char *) value,
+                                        (int) strlen (value), p, end);
+}
+
+//  Prepare a complete answer (headers and body) and ask for a writable callback.
+static void
+s_respond (edge_request_t *self, int status, const char *content_type,
+           const char *body, size_t size, const char *allow, int retry_after)
+{
+    assert (!self->out);
+    self->status = status;
+    size_t send_size = self->head ? 0 : size;
+    self->out = malloc (LWS_PRE + S_HEADER_ROOM + send_size);
+    assert (self->out);
+    unsigned char *start = self->out + LWS_PRE, *p = start, *end = start + S_HEADER_ROOM;
+    char length[24];
+    snprintf (length, sizeof length, "%zu", size);
+    int rc = lws_add_http_header_status (self->wsi, (unsigned) status, &p, end);
+    rc |= lws_add_http_header_by_token (self->wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
+                                        (const unsigned char *) content_type,
+                                        (int) strlen (content_type), &p, end);
+    rc |= lws_add_http_header_by_token (self->wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH,
+                                        (const unsigned char *) length,
+                                        (int) strlen (length), &p, end);
+    rc |= s_add_header (self->wsi, "x-request-id:", self->request_id, &p, end);
+    rc |= s_add_header (self->wsi, "cache-control:", "no-store", &p, end);
+    if (allow)
+        rc |= s_add_header (self->wsi, "allow:", allow, &p, end);
+    if (retry_after > 0) {
+        char seconds[16];
+        snprintf (seconds, sizeof seconds, "%d", retry_after);
+        rc |= s_add_header (self->wsi, "retry-after:", seconds, &p, end);
+    }
+    if (self->close_after)
+        rc |= s_add_header (self->wsi, "connection:", "close", &p, end);
+    rc |= lws_finalize_http_header (self->wsi, &p, end);
+    assert (rc == 0);   //  our own headers always fit S_HEADER_ROOM
+    memcpy (p, body, send_size);
+    self->out_size = (size_t) (p - start) + send_size;
+    self->out_off = 0;
+    lws_callback_on_writable (self->wsi);
+}
+
+//  Answer with a JSON error body.
+static void
+s_respond_error (edge_request_t *self, int status, const char *code, const char *message)
+{
+    char *body = edge_call_error_json (code, message);
+    int retry_after = strcmp (code, "overloaded") == 0 ? 1 : 0;
+    s_respond (self, status, "application/json", body, strlen (body), NULL, retry_after);
+    free (body);
+}
+
+//  Answer with a JSON text we own.
+static void
+s_respond_json (edge_request_t *self, int status, const char *json)
+{
+    s_respond (self, status, "application/json", json, strlen (json), NULL, 0);
+}
+
+//  Queue one SSE block; on a full queue drop the stream: cancel the bus request,
+//  queue a closing error event, count it. Returns -1 when dropped.
+static int
+s_sse_queue (edge_request_t *self, const char *text, size_t size)
+{
+    edge_t *edge = self->edge;
+    self->last_write_us = edge_now_us ();
+    lws_callback_on_writable (self->wsi);
+    if (edge_queue_push (self->queue, text, size, false) == 0)
+        return 0;
+    core_log_warn (edge->log, self->request_id,
+                   "SSE client too slow: %zu bytes queued, stream dropped",
+                   edge_queue_bytes (self->queue));
+    edge_metrics_sse_dropped (edge->metrics);
+    if (self->handle) {
+        bus_client_cancel (edge->bus, self->handle);
+        self->handle = 0;
+        bus_client_process (edge->bus);
+    }
+    static const char dropped[] =
+        "event: error\ndata: {\"code\":\"slow_consumer\",\"message\":\"the client did "
+        "not read fast enough; stream closed\"}\n\n";
+    if (edge_queue_push (self->queue, dropped, sizeof dropped - 1, true) != 0)
+        assert (false);
+    self->sse_end = true;
+    //  A client that reads nothing at all is cut off soon.
+    lws_set_timeout (self->wsi, PENDING_TIMEOUT_USER_OK, 5);
+    return -1;
+}
+
+//  Open the SSE stream: queue the response headers and count the stream.
+static void
+s_sse_open (edge_request_t *self)
+{
+    edge_t *edge = self->edge;
+    self->status = 200;
+    self->queue = edge_queue_new (edge->stream_queue, LWS_PRE);
+    unsigned char headers[S_HEADER_ROOM], *p = headers, *end = headers + sizeof headers;
+    int rc = lws_add_http_header_status (self->wsi, 200, &p, end);
+    rc |= lws_add_http_header_by_token (self->wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
+                                        (const unsigned char *) "text/event-stream", 17, &p,
+                                        end);
+    rc |= s_add_header (self->wsi, "cache-control:", "no-cache", &p, end);
+    rc |= s_add_header (self->wsi, "x-request-id:", self->request_id, &p, end);
+    rc |= s_add_header (self->wsi, "x-accel-buffering:", "no", &p, end);
+    rc |= s_add_header (self->wsi, "connection:", "close", &p, end);
+    rc |= lws_finalize_http_header (self->wsi, &p, end);
+    assert (rc == 0);
+    if (edge_queue_push (self->queue, headers, (size_t) (p - headers), true) != 0)
+        assert (false);
+    self->sse_open = true;
+    self->close_after = true;   //  the stream ends with the connection
+    self->stream_cursor = zlistx_add_end (edge->streams, self);
+    self->last_write_us = edge_now_us ();
+    lws_callback_on_writable (self->wsi);
+}
+
+//  Queue one SSE event with its id.
+static void
+s_sse_event (edge_request_t *self, const char *event, const char *json)
+{
+    char *text = NULL;
+    int size = asprintf (&text, "id: %llu\nevent: %s\ndata: %s\n\n",
+                         (unsigned long long) ++self->event_id, event, json);
+    assert (size > 0);
+    s_sse_queue (self, text, (size_t) size);
+    free (text);
+}
+
+//  A bus reply for an HTTP request (plain or SSE).
+static void
+s_reply_fn (bus_client_t *client, const bus_reply_t *reply, void *arg)
+{
+    edge_request_t *self = (edge_request_t *) arg;
+    bool last = reply->kind != BUS_REPLY_PARTIAL;
+    if (last)
+        self->handle = 0;
+    if (self->sse_end || self->out)
+        return;   //  already answered or dropped
+    if (reply->kind == BUS_REPLY_ERROR) {
+        const char *code = NULL;
+        int status = edge_error_status (reply->code, &code);
+        if (self->sse_open) {
+            char *json = edge_call_error_json (code, reply->message);
+            //  The event's data is the inner error object.
+            json_t *parsed = json_loads (json, 0, NULL);
+            char *inner = json_dumps (json_object_get (parsed, "error"), JSON_COMPACT);
+            s_sse_event (self, "error", inner);
+            free (inner);
+            json_decref (parsed);
+            free (json);
+            self->sse_end = true;
+        }
+        else
+            s_respond_error (self, status, code, reply->message);
+        return;
+    }
+    char *json = edge_call_reply_json (reply);
+    if (!json) {
+        core_log_warn (self->edge->log, self->request_id, "reply is not valid msgpack");
+        if (self->sse_open) {
+            s_sse_event (self, "error",
+                         "{\"code\":\"internal\",\"message\":\"bad reply from service\"}");
+            self->sse_end = true;
+        }
+        else if (last)
+            s_respond_error (self, 502, "internal", "bad reply from service");
+        if (self->handle) {
+            bus_client_cancel (self->edge->bus, self->handle);
+            self->handle = 0;
+        }
+        return;
+    }
+    if (self->sse) {
+        if (!self->sse_open)
+            s_sse_open (self);
+        s_sse_event (self, last ? "final" : "partial", json);
+        if (last)
+            self->sse_end = true;
+    }
+    else if (last)
+        s_respond (self, self->match.route->status, "application/json", json,
+                   strlen (json), NULL, 0);
+    //  A plain JSON client receives the final reply only; partials are dropped.
+    free (json);
+}
+
+//  Answer a built-in route.
+static void
+s_builtin (edge_request_t *self)
+{
+    edge_t *edge = self->edge;
+    switch (self->match.route->kind) {
+    case EDGE_ROUTE_HEALTHZ:
+        s_respond_json (self, 200, "{\"status\":\"ok\"}");
+        break;
+    case EDGE_ROUTE_READYZ: {
+        bool broker = false, database = false, redis = false;
+        bool ready = edge_ready_checks (edge->ready, &broker, &database, &redis);
+        if (edge->draining)
+            ready = false;
+        char body[160];
+        snprintf (body, sizeof body,
+                  "{\"status\":\"%s\",\"checks\":{\"broker\":%s,\"database\":%s,"
+                  "\"redis\":%s}}",
+                  ready ? "ready" : (edge->draining ? "draining" : "not_ready"),
+                  broker ? "true" : "false", database ? "true" : "false",
+                  redis ? "true" : "false");
+        s_respond_json (self, ready ? 200 : 503, body);
+        break;
+    }
+    case EDGE_ROUTE_METRICS: {
+        const char *const *names = NULL;
+        const uint32_t *replicas = NULL;
+        size_t services = edge_ready_replicas (edge->ready, &names, &replicas);
+        edge_gauges_t gauges = {bus_client_in_flight (edge->bus),
+                                bus_client_brokers_alive (edge->bus),
+                                zlistx_size (edge->streams),
+                                edge->ws_open,
+                                services,
+                                names,
+                                replicas};
+        size_t size = 0;
+        char *text = edge_metrics_render (edge->metrics, &gauges, &size);
+        s_respond (self, 200, "text/plain; version=0.0.4; charset=utf-8", text, size,
+                   NULL, 0);
+        free (text);
+        break;
+    }
+    case EDGE_ROUTE_OPENAPI:
+        s_respond (self, 200, "application/json", edge->openapi, edge->openapi_size, NULL,
+                   0);
+        break;
+    case EDGE_ROUTE_WS:
+        s_respond_error (self, 426, "upgrade_required",
+                         "this route takes a WebSocket upgrade");
+        break;
+    default:
+        s_respond_error (self, 500, "internal", "unhandled route");
+    }
+}
+
+//  Headers and body are in: answer or send the bus request.
+static void
+s_dispatch (edge_request_t *self)
+{
+    edge_t *edge = self->edge;
+    if (self->match.route->kind != EDGE_ROUTE_BUS) {
+        s_builtin (self);
+        return;
+    }
+    if (edge->draining) {
+        self->close_after = true;
+        s_respond_error (self, 503, "shutting_down", "the edge is shutting down");
+        return;
+    }
+    char message[256];
+    bool ok = true;
+    json_t *body = edge_call_parse_body (self->body, self->body_size, &ok, message,
+                                         sizeof message);
+    if (!ok) {
+        s_respond_error (self, 400, "invalid_json", message);
+        return;
+    }
+    edge_call_error_t error;
+    self->handle = edge_call_send (edge->bus, &self->match, body, self->request_id,
+                                   edge->timeout_ms, s_reply_fn, self, &error);
+    json_decref (body);
+    if (self->handle)
+        bus_client_process (edge->bus);
+    if (!self->handle && !self->out && !self->sse_open)
+        s_respond_error (self, error.status, error.code, error.message);
+}
+
+//  Detect the method of the request.
+static const char *
+s_method (struct lws *wsi)
+{
+    static const struct {
+        enum lws_token_indexes token;
+        const char *name;
+    } methods[] = {
+        {WSI_TOKEN_GET_URI, "GET"},     {WSI_TOKEN_POST_URI, "POST"},
+        {WSI_TOKEN_PUT_URI, "PUT"},     {WSI_TOKEN_PATCH_URI, "PATCH"},
+        {WSI_TOKEN_DELETE_URI, "DELETE"}, {WSI_TOKEN_OPTIONS_URI, "OPTIONS"},
+        {WSI_TOKEN_HEAD_URI, "HEAD"},
+    };
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
+        if (lws_hdr_total_length (wsi, methods[i].token) > 0)
+            return methods[i].name;
+    return "OTHER";
+}
+
+//  New request: headers are parsed, path in `in`.
+static int
+s_on_http (edge_t *edge, struct lws *wsi, edge_session_t *session, const char *path)
+{
+    if (session->request)   //  pipelined before the previous ended: not supported
+        return -1;
+    edge_request_t *self = calloc (1, sizeof *self);
+    assert (self);
+    self->edge = edge;
+    self->wsi = wsi;
+    self->session = session;
+    session->request = self;
+    self->start_us = edge_now_us ();
+    self->route_label = "unmatched";
+    snprintf (self->method, sizeof self->method, "%s", s_method (wsi));
+    self->head = strcmp (self->method, "HEAD") == 0;
+
+    char value[256];
+    int n = lws_hdr_custom_copy (wsi, value, sizeof value, "x-request-id:", 13);
+    if (n > 0 && edge_request_id_valid (value, (size_t) n))
+        memcpy (self->request_id, value, (size_t) n + 1);   //  n <= 64
+    else
+        edge_request_id_generate (self->request_id, sizeof self->request_id);
+    n = lws_hdr_copy (wsi, value, sizeof value, WSI_TOKEN_HTTP_ACCEPT);
+    self->sse = n > 0 && edge_accepts_event_stream (value, (size_t) n);
+
+    //  Body size, checked before any of it is read.
+    long long content_length = 0;
+    if (lws_hdr_copy (wsi, value, sizeof value, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0) {
+        char *end = NULL;
+        content_length = strtoll (value, &end, 10);
+        if (end == value || *end || content_length < 0) {
+            self->close_after = true;
+            s_respond_error (self, 400, "bad_request", "bad Content-Length");
+            return 0;
+        }
+    }
+    if (lws_hdr_total_length (wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
+        self->close_after = true;
+        s_respond_error (self, 411, "length_required",
+                         "chunked request bodies are not accepted; send Content-Length");
+        return 0;
+    }
+    if ((unsigned long long) content_length > edge->max_body) {
+        self->close_after = true;
+        char message[96];
+        snprintf (message, sizeof message, "the body is larger than %zu bytes",
+                  edge->max_body);
+        s_respond_error (self, 413, "payload_too_large", message);
+        return 0;
+    }
+    self->expect_body = content_length > 0;
+
+    //  Route, then the query fragments lws has already decoded.
+    char allow[64];
+    edge_match_result_t result = edge_routes_match (self->method, path, &self->match,
+                                                    allow, sizeof allow);
+    if (result == EDGE_MATCH_OK) {
+        self->route_label = self->match.route->pattern;
+        char fragment[2 * EDGE_PARAM_SIZE + 2];
+        for (int i = 0; i < EDGE_MAX_QUERY; i++) {
+            int len = lws_hdr_copy_fragment (wsi, fragment, sizeof fragment,
+                                             WSI_TOKEN_HTTP_URI_ARGS, i);
+            if (len < 0)
+                break;
+            if (len > 0)
+                (void) edge_routes_add_query (&self->match, fragment, (size_t) len);
+        }
+    }
+    if (self->expect_body) {
+        //  Answer once the body is in, so the connection stays in step.
+        if (result != EDGE_MATCH_OK)
+            self->status = (int) result;
+        return 0;
+    }
+    if (result == EDGE_MATCH_NOT_FOUND)
+        s_respond_error (self, 404, "not_found", "no such route");
+    else if (result == EDGE_MATCH_BAD_METHOD) {
+        char *body = edge_call_error_json ("method_not_allowed",
+                                           "the route does not take this method");
+        s_respond (self, 405, "application/json", body, strlen (body), allow, 0);
+        free (body);
+    }
+    else
+        s_dispatch (self);
+    return 0;
+}
+
+//  A piece of the request body.
+static int
+s_on_body (edge_request_t *self, const void *data, size_t size)
+{
+    if (!self || self->out)
+        return 0;   //  already answered (413, 411): ignore the rest
+    if (self->body_size + size > self->edge->max_body) {
+        self->close_after = true;
+        s_respond_error (self, 413, "payload_too_large", "the body is too large");
+        return 0;
+    }
+    char *body = realloc (self->body, self->body_size + size + 1);
+    assert (body);
+    memcpy (body + self->body_size, data, size);
+    self->body = body;
+    self->body_size += size;
+    self->body[self->body_size] = 0;
+    return 0;
+}
+
+//  The body is complete.
+static int
+s_on_body_done (edge_request_t *self)
+{
+    if (!self || self->out)
+        return 0;
+    if (self->status == 404)
+        s_respond_error (self, 404, "not_found", "no such route");
+    else if (self->status == 405)
+        s_respond_error (self, 405, "method_not_allowed",
+                         "the route does not take this method");
+    else
+        s_dispatch (self);
+    return 0;
+}
+
+//  The answer is out: count it, then close or get ready for the next request.
+static int
+s_finish (edge_request_t *self)
+{
+    struct lws *wsi = self->wsi;
+    s_count (self, self->status);
+    bool close = self->close_after;
+    s_request_destroy (&self);
+    if (close)
+        return -1;
+    return lws_http_transaction_completed (wsi) ? -1 : 0;
+}
+
+//  The socket can take more.
+static int
+s_on_writable (edge_request_t *self)
+{
+    if (!self)
+        return 0;
+    if (self->out) {
+        size_t left = self->out_size - self->out_off;
+        size_t n = left < S_WRITE_CHUNK ? left : S_WRITE_CHUNK;
+        unsigned char *data = self->out + LWS_PRE + self->out_off;
+        if (self->out_off) {
+            //  lws may write framing before data: give it fresh headroom.
+            memmove (self->out + LWS_PRE, data, left);
+            self->out_size = left;
+            self->out_off = 0;
+            data = self->out + LWS_PRE;
+        }
+        if (lws_write (self->wsi, data, n, LWS_WRITE_HTTP) < (int) n)
+            return -1;
+        self->out_off += n;
+        if (self->out_off < self->out_size) {
+            lws_callback_on_writable (self->wsi);
+            return 0;
+        }
+        return s_finish (self);
+    }
+    if (self->queue) {
+        size_t size = 0;
+        unsigned char *data = edge_queue_peek (self->queue, &size);
+        if (data) {
+            if (lws_write (self->wsi, data, size, LWS_WRITE_HTTP) < (int) size)
+                return -1;
+            edge_queue_pop (self->queue);
+        }
+        if (edge_queue_count (self->queue))
+            lws_callback_on_writable (self->wsi);
+        else if (self->sse_end)
+            return s_finish (self);
+    }
+    return 0;
+}
+
+int
+edge_http_callback (edge_t *edge, struct lws *wsi, enum lws_callback_reasons reason,
+                    edge_session_t *session, void *in, size_t len)
+{
+    switch (reason) {
+    case LWS_CALLBACK_HTTP:
+        return s_on_http (edge, wsi, session, (const char *) in);
+    case LWS_CALLBACK_HTTP_BODY:
+        return s_on_body (session->request, in, len);
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        return s_on_body_done (session->request);
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        return s_on_writable (session->request);
+    case LWS_CALLBACK_CLOSED_HTTP:
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+        if (session && session->request) {
+            edge_request_t *self = session->request;
+            //  The client left before the answer was out.
+            s_count (self, self->sse_open ? self->status : 499);
+            s_request_destroy (&self);
+        }
+        return 0;
+    default:
+        return lws_callback_http_dummy (wsi, reason, session, in, len);
+    }
+}
+
+void
+edge_http_heartbeat (edge_t *edge)
+{
+    int64_t now = edge_now_us ();
+    edge_request_t *self = (edge_request_t *) zlistx_first (edge->streams);
+    while (self) {
+        edge_request_t *next = (edge_request_t *) zlistx_next (edge->streams);
+        if (!self->sse_end && now - self->last_write_us >= edge->keepalive_ms * 1000)
+            s_sse_queue (self, ": keepalive\n\n", 13);
+        self = next;
+    }
+}
+
+size_t
+edge_http_streams_open (edge_t *edge)
+{
+    return zlistx_size (edge->streams);
+}

@@ -1,0 +1,530 @@
+/*  edge_routes: route table, path/query/header parsing, error mapping. Pure.      */
+#include "edge_routes.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <uuid/uuid.h>
+
+static const char *const s_services[] = {"auth",         "chat",      "agents",
+                                         "rag",          "integrations", "workflows",
+                                         "channels",     "analytics"};
+
+static const edge_route_t s_routes[] = {
+    {"GET", "/healthz", EDGE_ROUTE_HEALTHZ, NULL, NULL, 200, false,
+     "Liveness: 200 whenever the edge serves", "Status", {{0}}},
+    {"GET", "/readyz", EDGE_ROUTE_READYZ, NULL, NULL, 200, false,
+     "Readiness: broker, database and Redis checks (503 when one fails)", "Ready",
+     {{0}}},
+    {"GET", "/metrics", EDGE_ROUTE_METRICS, NULL, NULL, 200, false,
+     "Prometheus text exposition of the edge's metrics", NULL, {{0}}},
+    {"GET", "/openapi.json", EDGE_ROUTE_OPENAPI, NULL, NULL, 200, false,
+     "This OpenAPI document", NULL, {{0}}},
+    {"GET", "/api/v1/ws", EDGE_ROUTE_WS, NULL, NULL, 101, true,
+     "WebSocket: JSON messages ping/request/cancel, streamed partial/final/error",
+     NULL, {{0}}},
+    {"GET", "/api/v1/services", EDGE_ROUTE_BUS, "broker", "status", 200, false,
+     "The broker's view of every service: replicas, credit, load", "BrokerStatus",
+     {{0}}},
+    {"GET", "/api/v1/services/{name}/ping", EDGE_ROUTE_BUS, "{name}", "ping", 200, true,
+     "Ping a service over the bus; count > 1 streams count replies", "PingReply",
+     {{"count", "integer", 1, 1000, "Replies to send (count-1 partials, then final)"},
+      {"interval_ms", "integer", 0, 60000, "Milliseconds between replies"}}},
+    {"GET", "/api/v1/services/{name}/health", EDGE_ROUTE_BUS, "{name}", "health", 200,
+     false, "Health of one replica of a service", "HealthReply", {{0}}},
+};
+
+const edge_route_t *
+edge_routes_table (size_t *count)
+{
+    *count = sizeof s_routes / sizeof s_routes[0];
+    return s_routes;
+}
+
+const char *const *
+edge_routes_services (size_t *count)
+{
+    *count = sizeof s_services / sizeof s_services[0];
+    return s_services;
+}
+
+//  True when value is allowed for path parameter name.
+static bool
+s_param_valid (const char *name, const char *value)
+{
+    if (strcmp (name, "name") == 0) {
+        for (size_t i = 0; i < sizeof s_services / sizeof s_services[0]; i++)
+            if (strcmp (s_services[i], value) == 0)
+                return true;
+        return false;
+    }
+    return *value != 0;
+}
+
+//  Match one pattern against path, filling params; true on a match.
+static bool
+s_pattern_match (const char *pattern, const char *path, edge_match_t *match)
+{
+    match->param_count = 0;
+    const char *p = pattern, *s = path;
+    while (*p && *s) {
+        if (*p == '{') {
+            const char *close = strchr (p, '}');
+            assert (close);
+            size_t name_len = (size_t) (close - p - 1);
+            const char *seg_end = strchr (s, '/');
+            size_t seg_len = seg_end ? (size_t) (seg_end - s) : strlen (s);
+            if (seg_len == 0 || seg_len >= EDGE_PARAM_SIZE
+                || match->param_count >= EDGE_MAX_PARAMS)
+                return false;
+            edge_param_t *param = &match->params[match->param_count++];
+            memcpy (param->name, p + 1, name_len);
+            param->name[name_len] = 0;
+            memcpy (param->value, s, seg_len);
+            param->value[seg_len] = 0;
+            if (!s_param_valid (param->name, param->value))
+                return false;
+            p = close + 1;
+            s += seg_len;
+        }
+        else if (*p++ != *s++)
+            return false;
+    }
+    return *p == 0 && *s == 0;
+}
+
+edge_match_result_t
+edge_routes_match (const char *method, const char *path, edge_match_t *match,
+                   char *allow, size_t allow_size)
+{
+    match->route = NULL;
+    bool path_known = false;
+    size_t allow_len = 0;
+    if (allow && allow_size)
+        *allow = 0;
+    for (size_t i = 0; i < sizeof s_routes / sizeof s_routes[0]; i++) {
+        if (!s_pattern_match (s_routes[i].pattern, path, match))
+            continue;
+        if (strcmp (s_routes[i].method, method) == 0
+            || (strcmp (method, "HEAD") == 0 && strcmp (s_routes[i].method, "GET") == 0)) {
+            match->route = &s_routes[i];
+            return EDGE_MATCH_OK;
+        }
+        path_known = true;
+        if (allow && allow_size) {
+            int n = snprintf (allow + allow_len, allow_size - allow_len, "%s%s",
+                              allow_len ? ", " : "", s_routes[i].method);
+            if (n > 0 && (size_t) n < allow_size - allow_len)
+                allow_len += (size_t) n;
+        }
+    }
+    match->param_count = 0;
+    return path_known ? EDGE_MATCH_BAD_METHOD : EDGE_MATCH_NOT_FOUND;
+}
+
+static int
+s_hex (char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int
+edge_routes_decode (char *dst, size_t size, const char *src, size_t len,
+                    bool plus_is_space)
+{
+    size_t out = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = src[i];
+        if (c == '%') {
+            if (i + 2 >= len)
+                return -1;
+            int hi = s_hex (src[i + 1]), lo = s_hex (src[i + 2]);
+            if (hi < 0 || lo < 0)
+                return -1;
+            c = (char) (hi * 16 + lo);
+            i += 2;
+        }
+        else if (c == '+' && plus_is_space)
+            c = ' ';
+        if (c == 0 || out + 1 >= size)
+            return -1;
+        dst[out++] = c;
+    }
+    if (size == 0)
+        return -1;
+    dst[out] = 0;
+    return (int) out;
+}
+
+int
+edge_routes_add_query (edge_match_t *match, const char *fragment, size_t len)
+{
+    if (match->query_count >= EDGE_MAX_QUERY)
+        return -1;
+    edge_param_t *param = &match->query[match->query_count];
+    const char *eq = memchr (fragment, '=', len);
+    size_t name_len = eq ? (size_t) (eq - fragment) : len;
+    size_t value_len = eq ? len - name_len - 1 : 0;
+    if (name_len == 0 || name_len >= EDGE_PARAM_SIZE || value_len >= EDGE_PARAM_SIZE
+        || memchr (fragment, 0, len))
+        return -1;
+    memcpy (param->name, fragment, name_len);
+    param->name[name_len] = 0;
+    memcpy (param->value, eq ? eq + 1 : "", value_len);
+    param->value[value_len] = 0;
+    match->query_count++;
+    return 0;
+}
+
+edge_match_result_t
+edge_routes_parse_target (const char *method, const char *target, size_t len,
+                          edge_match_t *match)
+{
+    memset (match, 0, sizeof *match);
+    const char *question = memchr (target, '?', len);
+    size_t path_len = question ? (size_t) (question - target) : len;
+    char path[512];
+    if (path_len == 0 || target[0] != '/'
+        || edge_routes_decode (path, sizeof path, target, path_len, false) < 0)
+        return EDGE_MATCH_NOT_FOUND;
+    //  Reject dot segments rather than resolving them.
+    if (strstr (path, "/../") || strstr (path, "/./") || strstr (path, "//"))
+        return EDGE_MATCH_NOT_FOUND;
+    edge_match_result_t result = edge_routes_match (method, path, match, NULL, 0);
+    if (result != EDGE_MATCH_OK || !question)
+        return result;
+    const char *q = question + 1, *end = target + len;
+    while (q < end) {
+        const char *amp = memchr (q, '&', (size_t) (end - q));
+        size_t piece = amp ? (size_t) (amp - q) : (size_t) (end - q);
+        if (piece > 0) {
+            //  Decode name and value separately so an escaped '=' stays in the value.
+            const char *eq = memchr (q, '=', piece);
+            size_t name_len = eq ? (size_t) (eq - q) : piece;
+            char name[EDGE_PARAM_SIZE], value[EDGE_PARAM_SIZE];
+            int n = edge_routes_decode (name, sizeof name, q, name_len, true);
+            int v = eq ? edge_routes_decode (value, sizeof value, eq + 1,
+                                             piece - name_len - 1, true)
+                       : (value[0] = 0, 0);
+            //  A bad parameter is skipped, as undeclared ones are.
+            if (n > 0 && v >= 0 && !strchr (name, '=')
+                && match->query_count < EDGE_MAX_QUERY) {
+                edge_param_t *param = &match->query[match->query_count++];
+                memcpy (param->name, name, (size_t) n + 1);
+                memcpy (param->value, value, (size_t) v + 1);
+            }
+        }
+        q += piece + 1;
+    }
+    return result;
+}
+
+const char *
+edge_routes_service (const edge_match_t *match)
+{
+    const edge_route_t *route = match->route;
+    if (!route || !route->service)
+        return NULL;
+    if (route->service[0] != '{')
+        return route->service;
+    size_t len = strlen (route->service) - 2;
+    for (size_t i = 0; i < match->param_count; i++)
+        if (strlen (match->params[i].name) == len
+            && memcmp (match->params[i].name, route->service + 1, len) == 0)
+            return match->params[i].value;
+    return NULL;
+}
+
+//  Convert one declared query value to its JSON type, or NULL with an error.
+static json_t *
+s_query_value (const edge_query_param_t *decl, const char *text, char *error,
+               size_t error_size)
+{
+    if (strcmp (decl->type, "integer") == 0) {
+        char *end = NULL;
+        errno = 0;
+        long long n = strtoll (text, &end, 10);
+        if (errno || end == text || *end || n < decl->min || n > decl->max) {
+            snprintf (error, error_size, "query parameter '%s' must be an integer in %lld..%lld",
+                      decl->name, decl->min, decl->max);
+            return NULL;
+        }
+        return json_integer (n);
+    }
+    if (strcmp (decl->type, "boolean") == 0) {
+        if (strcmp (text, "true") == 0 || strcmp (text, "1") == 0)
+            return json_true ();
+        if (strcmp (text, "false") == 0 || strcmp (text, "0") == 0)
+            return json_false ();
+        snprintf (error, error_size, "query parameter '%s' must be true or false",
+                  decl->name);
+        return NULL;
+    }
+    return json_string (text);
+}
+
+json_t *
+edge_routes_args (const edge_match_t *match, json_t *body, char *error,
+                  size_t error_size)
+{
+    json_t *args = body && json_is_object (body) ? json_deep_copy (body) : json_object ();
+    assert (args);
+    const edge_route_t *route = match->route;
+    for (size_t i = 0; route && i < match->query_count; i++) {
+        const edge_query_param_t *decl = NULL;
+        for (size_t d = 0; d < EDGE_ROUTE_MAX_QUERY && route->query[d].name; d++)
+            if (strcmp (route->query[d].name, match->query[i].name) == 0)
+                decl = &route->query[d];
+        if (!decl)
+            continue;   //  undeclared query parameters are ignored
+        json_t *value = s_query_value (decl, match->query[i].value, error, error_size);
+        if (!value) {
+            json_decref (args);
+            return NULL;
+        }
+        json_object_set_new (args, decl->name, value);
+    }
+    //  Path parameters that name the service are routing, not arguments.
+    for (size_t i = 0; i < match->param_count; i++)
+        if (!route || !route->service || route->service[0] != '{'
+            || strncmp (route->service + 1, match->params[i].name,
+                        strlen (match->params[i].name)) != 0)
+            json_object_set_new (args, match->params[i].name,
+                                 json_string (match->params[i].value));
+    return args;
+}
+
+bool
+edge_request_id_valid (const char *s, size_t len)
+{
+    if (len == 0 || len > 64)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+              || c == '-' || c == '_' || c == '.' || c == ':'))
+            return false;
+    }
+    return true;
+}
+
+void
+edge_request_id_generate (char *buf, size_t size)
+{
+    assert (size >= 37);
+    uuid_t uuid;
+    uuid_generate_random (uuid);
+    uuid_unparse_lower (uuid, buf);
+}
+
+bool
+edge_accepts_event_stream (const char *accept, size_t len)
+{
+    const char *p = accept, *end = accept + len;
+    while (p < end) {
+        const char *comma = memchr (p, ',', (size_t) (end - p));
+        const char *item_end = comma ? comma : end;
+        while (p < item_end && (*p == ' ' || *p == '\t'))
+            p++;
+        const char *semi = memchr (p, ';', (size_t) (item_end - p));
+        const char *type_end = semi ? semi : item_end;
+        while (type_end > p && (type_end[-1] == ' ' || type_end[-1] == '\t'))
+            type_end--;
+        static const char wanted[] = "text/event-stream";
+        if ((size_t) (type_end - p) == sizeof wanted - 1
+            && strncasecmp (p, wanted, sizeof wanted - 1) == 0) {
+            //  Refused only by an explicit q=0 (or 0.0, 0.00, ...).
+            bool zero = false;
+            for (const char *q = semi; q && q < item_end; q++) {
+                if ((*q == 'q' || *q == 'Q') && q + 1 < item_end && q[1] == '=') {
+                    const char *v = q + 2;
+                    zero = v < item_end && *v == '0';
+                    for (v++; zero && v < item_end && *v != ';' && *v != ' '; v++)
+                        if (*v != '0' && *v != '.')
+                            zero = false;
+                    break;
+                }
+            }
+            if (!zero)
+                return true;
+        }
+        p = comma ? comma + 1 : end;
+    }
+    return false;
+}
+
+int
+edge_error_status (const char *bus_code, const char **http_code)
+{
+    static const struct {
+        const char *code;
+        int status;
+    } map[] = {
+        {"deadline_exceeded", 504}, {"unavailable", 503}, {"broker_unavailable", 503},
+        {"worker_lost", 502},       {"broker_lost", 502},     {"cancelled", 499},   {"bad_request", 400},
+        {"not_found", 404},         {"unknown_command", 404}, {"overloaded", 503},
+        {"forbidden", 403},         {"unauthorized", 401}, {"conflict", 409},
+        {"shutting_down", 503},    {"invalid_json", 400},      {"payload_too_large", 413},
+    };
+    for (size_t i = 0; bus_code && i < sizeof map / sizeof map[0]; i++)
+        if (strcmp (map[i].code, bus_code) == 0) {
+            if (http_code)
+                *http_code = map[i].code;
+            return map[i].status;
+        }
+    if (http_code)
+        *http_code = "internal";
+    return 500;
+}
+
+const char *
+edge_status_text (int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 411: return "Length Required";
+    case 413: return "Payload Too Large";
+    case 426: return "Upgrade Required";
+    case 499: return "Client Closed Request";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return "Error";
+    }
+}
+
+void
+edge_routes_test (bool verbose)
+{
+    printf (" * edge_routes: ");
+    edge_match_t m;
+    char allow[64];
+    memset (&m, 0, sizeof m);
+
+    //  Matching, with parameters restricted to the service names.
+    assert (edge_routes_match ("GET", "/healthz", &m, NULL, 0) == EDGE_MATCH_OK);
+    assert (m.route->kind == EDGE_ROUTE_HEALTHZ);
+    assert (edge_routes_match ("HEAD", "/healthz", &m, NULL, 0) == EDGE_MATCH_OK);
+    assert (edge_routes_match ("GET", "/api/v1/services/auth/ping", &m, NULL, 0)
+            == EDGE_MATCH_OK);
+    assert (strcmp (m.route->command, "ping") == 0);
+    assert (m.param_count == 1 && strcmp (m.params[0].value, "auth") == 0);
+    assert (strcmp (edge_routes_service (&m), "auth") == 0);
+    assert (edge_routes_match ("GET", "/api/v1/services", &m, NULL, 0) == EDGE_MATCH_OK);
+    assert (strcmp (edge_routes_service (&m), "broker") == 0);
+    assert (edge_routes_match ("GET", "/api/v1/services/nope/ping", &m, NULL, 0)
+            == EDGE_MATCH_NOT_FOUND);
+    assert (edge_routes_match ("GET", "/api/v1/services/auth/ping/", &m, NULL, 0)
+            == EDGE_MATCH_NOT_FOUND);
+    assert (edge_routes_match ("GET", "/api/v1/services//ping", &m, NULL, 0)
+            == EDGE_MATCH_NOT_FOUND);
+    assert (edge_routes_match ("GET", "/", &m, NULL, 0) == EDGE_MATCH_NOT_FOUND);
+    assert (edge_routes_match ("POST", "/api/v1/services/rag/health", &m, allow,
+                               sizeof allow)
+            == EDGE_MATCH_BAD_METHOD);
+    assert (strcmp (allow, "GET") == 0);
+    assert (m.route == NULL);
+
+    //  Targets with queries; percent-decoding; typed arguments.
+    const char *t = "/api/v1/services/chat/ping?count=3&interval_ms=10&x=%41&bad=%zz";
+    assert (edge_routes_parse_target ("GET", t, strlen (t), &m) == EDGE_MATCH_OK);
+    assert (m.query_count == 3);
+    assert (strcmp (m.query[2].value, "A") == 0);
+    char error[128];
+    json_t *body = json_pack ("{s:s, s:i}", "note", "hi", "count", 99);
+    json_t *args = edge_routes_args (&m, body, error, sizeof error);
+    assert (args);
+    assert (json_integer_value (json_object_get (args, "count")) == 3);
+    assert (json_integer_value (json_object_get (args, "interval_ms")) == 10);
+    assert (strcmp (json_string_value (json_object_get (args, "note")), "hi") == 0);
+    assert (!json_object_get (args, "x") && !json_object_get (args, "name"));
+    json_decref (args);
+    json_decref (body);
+    t = "/api/v1/services/chat/ping?count=abc";
+    assert (edge_routes_parse_target ("GET", t, strlen (t), &m) == EDGE_MATCH_OK);
+    assert (edge_routes_args (&m, NULL, error, sizeof error) == NULL);
+    assert (strstr (error, "count"));
+    t = "/api/v1/services/chat/ping?count=0";
+    assert (edge_routes_parse_target ("GET", t, strlen (t), &m) == EDGE_MATCH_OK);
+    assert (edge_routes_args (&m, NULL, error, sizeof error) == NULL);
+    t = "/api/v1/services/%63hat/health";
+    assert (edge_routes_parse_target ("GET", t, strlen (t), &m) == EDGE_MATCH_OK);
+    t = "/api/v1/services/chat/../auth/health";
+    assert (edge_routes_parse_target ("GET", t, strlen (t), &m) == EDGE_MATCH_NOT_FOUND);
+    assert (edge_routes_parse_target ("GET", "x", 1, &m) == EDGE_MATCH_NOT_FOUND);
+    assert (edge_routes_parse_target ("GET", "/%00", 4, &m) == EDGE_MATCH_NOT_FOUND);
+    assert (edge_routes_parse_target ("GET", "/healthz%", 9, &m) == EDGE_MATCH_NOT_FOUND);
+    assert (edge_routes_parse_target ("GET", "/healthz?a", 10, &m) == EDGE_MATCH_OK);
+    assert (edge_routes_parse_target ("GET", "/healthz?&&=&%", 14, &m) == EDGE_MATCH_OK);
+    assert (edge_routes_parse_target ("GET", "", 0, &m) == EDGE_MATCH_NOT_FOUND);
+    char decoded[8];
+    assert (edge_routes_decode (decoded, sizeof decoded, "a+b%20c", 7, true) == 5);
+    assert (strcmp (decoded, "a b c") == 0);
+    assert (edge_routes_decode (decoded, sizeof decoded, "%2", 2, false) == -1);
+    assert (edge_routes_decode (decoded, sizeof decoded, "12345678", 8, false) == -1);
+    memset (&m, 0, sizeof m);
+    assert (edge_routes_add_query (&m, "count=2", 7) == 0);
+    assert (edge_routes_add_query (&m, "=2", 2) == -1);
+    assert (strcmp (m.query[0].value, "2") == 0);
+
+    //  Request ids and Accept.
+    assert (edge_request_id_valid ("abc-123_x.y:z", 13));
+    assert (!edge_request_id_valid ("", 0));
+    assert (!edge_request_id_valid ("a b", 3));
+    assert (!edge_request_id_valid ("a\r\nX: y", 7));
+    char long_id[80];
+    memset (long_id, 'a', sizeof long_id);
+    assert (!edge_request_id_valid (long_id, sizeof long_id));
+    char id[37], id2[37];
+    edge_request_id_generate (id, sizeof id);
+    edge_request_id_generate (id2, sizeof id2);
+    assert (strlen (id) == 36 && id[14] == '4' && strcmp (id, id2) != 0);
+    assert (edge_request_id_valid (id, strlen (id)));
+    const char *a = "text/event-stream";
+    assert (edge_accepts_event_stream (a, strlen (a)));
+    a = "application/json, Text/Event-Stream;q=0.5";
+    assert (edge_accepts_event_stream (a, strlen (a)));
+    a = "text/event-stream;q=0, application/json";
+    assert (!edge_accepts_event_stream (a, strlen (a)));
+    a = "*/*";
+    assert (!edge_accepts_event_stream (a, strlen (a)));
+    assert (!edge_accepts_event_stream ("", 0));
+
+    //  Error mapping.
+    const char *code = NULL;
+    assert (edge_error_status ("deadline_exceeded", &code) == 504);
+    assert (edge_error_status ("unavailable", &code) == 503);
+    assert (edge_error_status ("broker_unavailable", &code) == 503);
+    assert (edge_error_status ("worker_lost", &code) == 502);
+    assert (edge_error_status ("cancelled", &code) == 499);
+    assert (edge_error_status ("bad_request", &code) == 400);
+    assert (edge_error_status ("unknown_command", &code) == 404);
+    assert (edge_error_status ("overloaded", &code) == 503);
+    assert (edge_error_status ("forbidden", &code) == 403);
+    assert (edge_error_status ("unauthorized", &code) == 401);
+    assert (edge_error_status ("conflict", &code) == 409);
+    assert (strcmp (code, "conflict") == 0);
+    assert (edge_error_status ("weird", &code) == 500);
+    assert (strcmp (code, "internal") == 0);
+    assert (edge_error_status (NULL, &code) == 500);
+    if (verbose)
+        printf ("(routes %zu) ", sizeof s_routes / sizeof s_routes[0]);
+    printf ("OK\n");
+}

@@ -1,0 +1,22 @@
+/*  Selftest runner of services/edge: `edge_selftest [module] [-v]`.             */
+#include "core_selftest.h"
+#include "edge_call.h"
+#include "edge_metrics.h"
+#include "edge_openapi.h"
+#include "edge_queue.h"
+#include "edge_ready.h"
+#include "edge_routes.h"
+#include "edge_server.h"
+
+static const core_selftest_t s_tests[] = {
+    {"edge_routes", edge_routes_test}, {"edge_metrics", edge_metrics_test},
+    {"edge_openapi", edge_openapi_test}, {"edge_queue", edge_queue_test},
+    {"edge_call", edge_call_test},     {"edge_ready", edge_ready_test},
+    {"edge_server", edge_server_test},
+};
+
+int
+main (int argc, char **argv)
+{
+    return core_selftest_main (argc, argv, s_tests, sizeof s_tests / sizeof s_tests[0]);
+}
