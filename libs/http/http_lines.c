@@ -9,12 +9,12 @@
 #include <string.h>
 
 struct _http_lines_t {
-    char *buf;          //  partial line carried over from earlier chunks
-    size_t size;        //  bytes used in buf
-    size_t capacity;    //  bytes allocated for buf
-    size_t max_line;    //  longest line accepted
-    bool skip_lf;       //  last chunk ended in CR: a leading LF belongs to it
-    bool overflow;      //  a line went over max_line
+    char *buf;        //  partial line carried over from earlier chunks
+    size_t size;      //  bytes used in buf
+    size_t capacity;  //  bytes allocated for buf
+    size_t max_line;  //  longest line accepted
+    bool skip_lf;     //  last chunk ended in CR: a leading LF belongs to it
+    bool overflow;    //  a line went over max_line
 };
 
 http_lines_t *
@@ -154,11 +154,11 @@ http_lines_reset (http_lines_t *self)
 //  Fuzz entry point and selftest
 
 typedef struct {
-    char *text;         //  lines seen, each followed by '|'
-    size_t size;        //  bytes used
-    size_t capacity;    //  bytes allocated
-    int count;          //  lines seen
-    int stop_at;        //  ask to stop at this line (0: never)
+    char *text;       //  lines seen, each followed by '|'
+    size_t size;      //  bytes used
+    size_t capacity;  //  bytes allocated
+    int count;        //  lines seen
+    int stop_at;      //  ask to stop at this line (0: never)
 } s_collect_t;
 
 static int
@@ -209,7 +209,8 @@ http_lines_fuzz (const uint8_t *data, size_t size)
     s_collect_t whole = {0}, bytes = {0}, chunks = {0};
     int rc_whole = s_split (data, size, 0, 64, &whole);
     int rc_bytes = s_split (data, size, 1, 64, &bytes);
-    int rc_chunks = s_split (data, size, size ? (size_t) data[0] % 17 + 1 : 1, 64, &chunks);
+    int rc_chunks = s_split (data, size, size ? (size_t) data[0] % 17 + 1 : 1, 64,
+                             &chunks);
     assert (rc_whole == rc_bytes && rc_bytes == rc_chunks);
     assert (whole.size == bytes.size && bytes.size == chunks.size);
     assert (whole.size == 0 || memcmp (whole.text, bytes.text, whole.size) == 0);
@@ -292,7 +293,9 @@ http_lines_test (bool verbose)
     http_lines_fuzz ((const uint8_t *) "", 0);
     uint8_t noise[300];
     for (size_t i = 0; i < sizeof noise; i++)
-        noise[i] = (uint8_t) ((i * 7919u) % 13 == 0 ? '\r' : (i * 31u) % 11 == 0 ? '\n' : 'x');
+        noise[i] = (uint8_t) ((i * 7919u) % 13 == 0 ? '\r'
+                              : (i * 31u) % 11 == 0 ? '\n'
+                                                    : 'x');
     http_lines_fuzz (noise, sizeof noise);
     //  @end
     printf ("OK\n");

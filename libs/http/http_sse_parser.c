@@ -10,23 +10,23 @@
 #include <string.h>
 
 typedef struct {
-    char *text;         //  bytes, always NUL-terminated once allocated
-    size_t size;        //  bytes used, NUL not counted
-    size_t capacity;    //  bytes allocated
+    char *text;       //  bytes, always NUL-terminated once allocated
+    size_t size;      //  bytes used, NUL not counted
+    size_t capacity;  //  bytes allocated
 } s_buf_t;
 
 struct _http_sse_parser_t {
-    http_lines_t *lines;    //  splits the stream into lines
-    s_buf_t data;           //  data buffer of the event being built
-    s_buf_t type;           //  event type buffer
-    s_buf_t id;             //  last event id buffer
-    int64_t retry;          //  reconnection time in ms, -1 when none
-    size_t max_event;       //  biggest event accepted
-    size_t bom_seen;        //  bytes of a leading BOM matched so far
-    bool bom_done;          //  the start of the stream was judged
-    bool overflow;          //  an event or line went over the limit
-    http_sse_fn *fn;        //  callback of the feed in progress
-    void *arg;              //  its argument
+    http_lines_t *lines;  //  splits the stream into lines
+    s_buf_t data;         //  data buffer of the event being built
+    s_buf_t type;         //  event type buffer
+    s_buf_t id;           //  last event id buffer
+    int64_t retry;        //  reconnection time in ms, -1 when none
+    size_t max_event;     //  biggest event accepted
+    size_t bom_seen;      //  bytes of a leading BOM matched so far
+    bool bom_done;        //  the start of the stream was judged
+    bool overflow;        //  an event or line went over the limit
+    http_sse_fn *fn;      //  callback of the feed in progress
+    void *arg;            //  its argument
 };
 
 static const char s_bom[] = "\xEF\xBB\xBF";
@@ -91,7 +91,7 @@ s_dispatch (http_sse_parser_t *self)
 {
     int rc = 0;
     if (self->data.size > 0) {
-        self->data.size--;      //  drop the last "\n"
+        self->data.size--;  //  drop the last "\n"
         self->data.text[self->data.size] = 0;
         http_sse_event_t event = {
             .type = self->type.size ? self->type.text : "message",
@@ -119,7 +119,7 @@ s_line (const char *line, size_t size, void *arg)
     if (size == 0)
         return s_dispatch (self);
     if (line[0] == ':')
-        return 0;               //  comment, e.g. a keep-alive
+        return 0;  //  comment, e.g. a keep-alive
     const char *colon = memchr (line, ':', size);
     size_t field_size = colon ? (size_t) (colon - line) : size;
     const char *value = colon ? colon + 1 : line + size;
@@ -137,23 +137,20 @@ s_line (const char *line, size_t size, void *arg)
             return -1;
         }
     }
-    else
-    if (s_field_is (line, field_size, "event")) {
+    else if (s_field_is (line, field_size, "event")) {
         if (s_buf_put (&self->type, false, value, value_size, room - self->data.size)) {
             self->overflow = true;
             return -1;
         }
     }
-    else
-    if (s_field_is (line, field_size, "id")) {
+    else if (s_field_is (line, field_size, "id")) {
         if (!memchr (value, 0, value_size)
             && s_buf_put (&self->id, false, value, value_size, room)) {
             self->overflow = true;
             return -1;
         }
     }
-    else
-    if (s_field_is (line, field_size, "retry")) {
+    else if (s_field_is (line, field_size, "retry")) {
         int64_t retry = 0;
         size_t i;
         for (i = 0; i < value_size && i < 18; i++) {
@@ -164,7 +161,7 @@ s_line (const char *line, size_t size, void *arg)
         if (value_size > 0 && i == value_size)
             self->retry = retry;
     }
-    return 0;                   //  other fields are ignored
+    return 0;  //  other fields are ignored
 }
 
 int
@@ -239,10 +236,10 @@ http_sse_parser_reset (http_sse_parser_t *self)
 //  Fuzz entry point and selftest
 
 typedef struct {
-    char *text;         //  events seen, as "type{data}id;" each
-    size_t size;        //  bytes used
-    int count;          //  events seen
-    int stop_at;        //  ask to stop at this event (0: never)
+    char *text;   //  events seen, as "type{data}id;" each
+    size_t size;  //  bytes used
+    int count;    //  events seen
+    int stop_at;  //  ask to stop at this event (0: never)
 } s_events_t;
 
 static void
@@ -325,25 +322,24 @@ http_sse_parser_test (bool verbose)
     //  A sample stream with a BOM, comments, multi-line data, ids, retry, an event
     //  type, an empty data line, a field without colon, unknown fields, every line
     //  end, an id with NUL (ignored) and an unfinished event at the end
-    static const char sample[] =
-        "\xEF\xBB\xBF: keep-alive comment\n"
-        "data: first\n"
-        "\n"
-        "event: delta\r\n"
-        "data:{\"x\":1}\r\n"
-        "data:  two spaces\r\n"
-        "id: 42\r\n"
-        "\r\n"
-        "retry: 2500\rdata\r\rfoo: bar\n"
-        "event: empty\n"
-        "\n"
-        "data: after-empty\n"
-        "id\n"
-        "retry: 12x\n"
-        "\n"
-        "id: a\0b\n"
-        "data: colon: inside\n\n"
-        "data: never dispatched";
+    static const char sample[] = "\xEF\xBB\xBF: keep-alive comment\n"
+                                 "data: first\n"
+                                 "\n"
+                                 "event: delta\r\n"
+                                 "data:{\"x\":1}\r\n"
+                                 "data:  two spaces\r\n"
+                                 "id: 42\r\n"
+                                 "\r\n"
+                                 "retry: 2500\rdata\r\rfoo: bar\n"
+                                 "event: empty\n"
+                                 "\n"
+                                 "data: after-empty\n"
+                                 "id\n"
+                                 "retry: 12x\n"
+                                 "\n"
+                                 "id: a\0b\n"
+                                 "data: colon: inside\n\n"
+                                 "data: never dispatched";
     const char *expect = "message{first};"
                          "delta{{\"x\":1}\n two spaces}42;"
                          "message{}42;"
@@ -361,7 +357,7 @@ http_sse_parser_test (bool verbose)
     assert (strcmp (e.text, expect) == 0);
     assert (retry == 2500);
     free (e.text);
-    e = (s_events_t) {0};
+    e = (s_events_t){0};
 
     //  Every chunk boundary, including inside the BOM and inside a CRLF
     for (size_t cut = 0; cut <= size; cut++) {
@@ -393,15 +389,19 @@ http_sse_parser_test (bool verbose)
     rc = s_parse ((const uint8_t *) sample, size, 1, 0, &e, NULL);
     assert (rc == 0);
     free (e.text);
-    e = (s_events_t) {0};
+    e = (s_events_t){0};
 
     //  Only a BOM at the very start is dropped; a partial BOM is data
-    static const char boms[] = "\xEF\xBB\xBF\xEF\xBB\xBF" "data: x\n\n";
+    static const char boms[] = "\xEF\xBB\xBF\xEF\xBB\xBF"
+                               "data: x\n\n";
     http_sse_parser_t *parser = http_sse_parser_new (0);
     rc = http_sse_parser_feed (parser, boms, sizeof boms - 1, s_on_event, &e);
-    assert (rc == 0 && e.count == 0);       //  field "\xEF\xBB\xBFdata" is unknown
+    assert (rc == 0 && e.count == 0);  //  field "\xEF\xBB\xBFdata" is unknown
     http_sse_parser_reset (parser);
-    rc = http_sse_parser_feed (parser, "\xEF\xBB" "data: y\n\n", 11, s_on_event, &e);
+    rc = http_sse_parser_feed (parser,
+                               "\xEF\xBB"
+                               "data: y\n\n",
+                               11, s_on_event, &e);
     assert (rc == 0 && e.count == 0);
     http_sse_parser_reset (parser);
     rc = http_sse_parser_feed (parser, "\xEF", 1, s_on_event, &e);
@@ -411,7 +411,8 @@ http_sse_parser_test (bool verbose)
     assert (strcmp (e.text, "message{z};") == 0);
 
     //  Last event id survives events and is kept for reconnects
-    rc = http_sse_parser_feed (parser, "id: 7\ndata: a\n\ndata: b\n\n", 24, s_on_event, &e);
+    rc = http_sse_parser_feed (parser, "id: 7\ndata: a\n\ndata: b\n\n", 24, s_on_event,
+                               &e);
     assert (rc == 0 && e.count == 3);
     assert (strcmp (http_sse_parser_last_id (parser), "7") == 0);
     rc = http_sse_parser_feed (parser, "id\n\n", 4, s_on_event, &e);
@@ -424,21 +425,22 @@ http_sse_parser_test (bool verbose)
     assert (rc == -1 && e.count == e.stop_at);
     http_sse_parser_destroy (&parser);
     free (e.text);
-    e = (s_events_t) {0};
+    e = (s_events_t){0};
 
     //  Events over the limit are refused, whether one line or many
     parser = http_sse_parser_new (16);
     rc = http_sse_parser_feed (parser, "data: 0123456789abcde\n\n", 23, s_on_event, &e);
-    assert (rc == 0 && e.count == 1);       //  15 bytes + "\n" fits
-    rc = http_sse_parser_feed (parser, "data: 0123456789\ndata: 0123456789\n", 34, s_on_event,
-                               &e);
+    assert (rc == 0 && e.count == 1);  //  15 bytes + "\n" fits
+    rc = http_sse_parser_feed (parser, "data: 0123456789\ndata: 0123456789\n", 34,
+                               s_on_event, &e);
     assert (rc == -1);
     assert (http_sse_parser_overflow (parser));
     rc = http_sse_parser_feed (parser, "\n", 1, s_on_event, &e);
     assert (rc == -1 && e.count == 1);
     http_sse_parser_reset (parser);
     assert (!http_sse_parser_overflow (parser));
-    rc = http_sse_parser_feed (parser, "event: a-very-long-event-type-name\n", 35, s_on_event, &e);
+    rc = http_sse_parser_feed (parser, "event: a-very-long-event-type-name\n", 35,
+                               s_on_event, &e);
     assert (rc == -1);
     http_sse_parser_reset (parser);
     char long_line[100];

@@ -15,10 +15,10 @@ typedef struct _http_sse_parser_t http_sse_parser_t;
 //  One dispatched event. Strings are NUL-terminated and valid only during the
 //  callback; data may itself hold NUL bytes, so use data_size.
 typedef struct {
-    const char *type;       //  event type, "message" when the event named none
-    const char *data;       //  data lines joined with "\n"
-    size_t data_size;       //  bytes in data
-    const char *id;         //  last event id of the stream so far, "" for none
+    const char *type;  //  event type, "message" when the event named none
+    const char *data;  //  data lines joined with "\n"
+    size_t data_size;  //  bytes in data
+    const char *id;    //  last event id of the stream so far, "" for none
 } http_sse_event_t;
 
 //  Called once per event. Return 0 to go on, non-zero to stop feeding.
@@ -33,7 +33,8 @@ void http_sse_parser_destroy (http_sse_parser_t **self_p);
 //  or -1 when an event or line is over the limit (the parser then refuses input
 //  until reset) or fn asked to stop.
 int http_sse_parser_feed (http_sse_parser_t *self, const void *data, size_t size,
-                          http_sse_fn *fn, void *arg) __attribute__ ((warn_unused_result));
+                          http_sse_fn *fn, void *arg)
+    __attribute__ ((warn_unused_result));
 
 //  The stream's last event id ("" when none), to send as Last-Event-ID on reconnect.
 const char *http_sse_parser_last_id (http_sse_parser_t *self);

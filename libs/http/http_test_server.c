@@ -12,10 +12,10 @@
 #include <unistd.h>
 
 struct _http_test_server_t {
-    pid_t pid;          //  python child
-    int stdin_fd;       //  child's stdin: closing it ends the child
-    int port;           //  port it listens on
-    char url[64];       //  base URL
+    pid_t pid;     //  python child
+    int stdin_fd;  //  child's stdin: closing it ends the child
+    int port;      //  port it listens on
+    char url[64];  //  base URL
 };
 
 static const char s_script[] =
@@ -67,7 +67,8 @@ static const char s_script[] =
     "            self.close_connection = True\n"
     "    def serve(self, path, q, body):\n"
     "        if path == '/hello':\n"
-    "            self.reply(200, b'hello world', [('X-Test', 'yes'), ('Content-Type', 'text/plain')])\n"
+    "            self.reply(200, b'hello world', [('X-Test', 'yes'), ('Content-Type', "
+    "'text/plain')])\n"
     "        elif path == '/echo':\n"
     "            self.reply(200, body, [('X-Method', self.command),\n"
     "                ('X-Echo', self.headers.get('X-Custom', '')),\n"
