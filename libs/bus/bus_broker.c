@@ -981,10 +981,9 @@ bus_broker_actor (zsock_t *pipe, void *args)
     int tick = self->heartbeat_ms / 5 > 10 ? 10 : self->heartbeat_ms / 5;
     zloop_timer (self->loop, (size_t) (tick > 1 ? tick : 1), 0, s_on_timer, self);
     zsock_signal (pipe, 0);
-    while (!self->terminated && !zsys_interrupted) {
-        if (zloop_start (self->loop) == -1 || self->terminated)
-            break;
-    }
+    //  Signals are the owner's business: only $TERM ends the loop
+    zloop_set_nonstop (self->loop, true);
+    zloop_start (self->loop);
     //  Clients waiting on us get a clear answer before we go
     for (task_t *task = (task_t *) zhashx_first (self->tasks); task;
          task = (task_t *) zhashx_next (self->tasks))

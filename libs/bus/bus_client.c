@@ -88,7 +88,7 @@ bus_client_new (const char *brokers, int heartbeat_ms, int liveness, core_log_t 
             snprintf (monitor, sizeof monitor, "inproc://bus-client-monitor-%p",
                       (void *) broker);
             int rc = zmq_socket_monitor (zsock_resolve (broker->dealer), monitor,
-                                         ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED);
+                                         ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED);
             assert (rc == 0);
             broker->monitor = zsock_new_pair (monitor);
             assert (broker->monitor);
@@ -321,7 +321,7 @@ s_handle_monitor (bus_client_t *self, s_broker_t *broker)
             if (self->log)
                 core_log_debug (self->log, NULL, "broker %s monitor event %d",
                                 broker->endpoint, id);
-            if (id == ZMQ_EVENT_CONNECTED) {
+            if (id == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
                 broker->connected = broker->alive = true;
                 broker->last_recv = bus_proto_now ();
                 if (self->log)

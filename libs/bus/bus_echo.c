@@ -174,6 +174,7 @@ bus_echo_actor (zsock_t *pipe, void *args)
     bus_worker_attach (self->worker, self->loop);
     zloop_timer (self->loop, 1, 0, s_on_timer, self);
     zsock_signal (pipe, 0);
+    zloop_set_nonstop (self->loop, true);
     zloop_start (self->loop);
 
     while (zlistx_size (self->jobs)) {

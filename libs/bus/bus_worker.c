@@ -97,7 +97,7 @@ bus_worker_new (const char *brokers, const char *service, uint32_t credit,
             snprintf (monitor, sizeof monitor, "inproc://bus-worker-monitor-%p",
                       (void *) broker);
             int rc = zmq_socket_monitor (zsock_resolve (broker->dealer), monitor,
-                                         ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED);
+                                         ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED);
             assert (rc == 0);
             broker->monitor = zsock_new_pair (monitor);
             assert (broker->monitor);
@@ -158,7 +158,7 @@ bus_worker_set_handlers (bus_worker_t *self, bus_worker_fn *on_request,
     self->arg = arg;
 }
 
-static void
+static int
 s_send (s_broker_t *broker, uint8_t command, zmsg_t **args_p)
 {
     zmsg_t *msg = args_p && *args_p ? *args_p : zmsg_new ();
@@ -167,7 +167,7 @@ s_send (s_broker_t *broker, uint8_t command, zmsg_t **args_p)
     zmsg_pushmem (msg, &command, 1);
     zmsg_pushstr (msg, BUS_PROTO_WORKER);
     broker->last_sent = bus_proto_now ();
-    bus_proto_send (&msg, broker->dealer);
+    return bus_proto_send (&msg, broker->dealer);
 }
 
 //  Credit each broker should hold now: ours shared out, at least one each.
@@ -201,8 +201,8 @@ s_register (bus_worker_t *self, s_broker_t *broker)
     zmsg_t *args = zmsg_new ();
     zmsg_addstr (args, self->service);
     zmsg_append (args, &(zframe_t *) {s_ready_frame (self, share)});
-    s_send (broker, BUS_READY, &args);
-    broker->registered = true;
+    //  Not sent (the connection is not up yet): the next tick tries again
+    broker->registered = s_send (broker, BUS_READY, &args) == 0;
     broker->announced = share;
     broker->last_recv = bus_proto_now ();
 }
@@ -338,7 +338,7 @@ s_handle_monitor (bus_worker_t *self, s_broker_t *broker)
         if (event && zframe_size (event) == 6) {
             uint16_t id;
             memcpy (&id, zframe_data (event), 2);
-            if (id == ZMQ_EVENT_CONNECTED) {
+            if (id == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
                 broker->connected = true;
                 if (!self->said_goodbye)
                     s_register (self, broker);

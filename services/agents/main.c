@@ -1,0 +1,9 @@
+/*  chorus-agents: the agents service as a process.                                     */
+#include "agents_server.h"
+#include "service_main.h"
+
+int
+main (int argc, char **argv)
+{
+    return service_main (argc, argv, "agents", agents_server_actor);
+}

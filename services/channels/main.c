@@ -1,0 +1,9 @@
+/*  chorus-channels: the channels service as a process.                                     */
+#include "channels_server.h"
+#include "service_main.h"
+
+int
+main (int argc, char **argv)
+{
+    return service_main (argc, argv, "channels", channels_server_actor);
+}

@@ -1,0 +1,9 @@
+/*  chorus-chat: the chat service as a process.                                     */
+#include "chat_server.h"
+#include "service_main.h"
+
+int
+main (int argc, char **argv)
+{
+    return service_main (argc, argv, "chat", chat_server_actor);
+}
