@@ -16,8 +16,8 @@
 #include <stddef.h>
 
 //  Flags of codec_msgpack_to_json; 0 gives compact JSON in map order.
-#define CODEC_JSON_PRETTY 1    //  indent by two spaces
-#define CODEC_JSON_SORT_KEYS 2 //  sort object keys
+#define CODEC_JSON_PRETTY 1     //  indent by two spaces
+#define CODEC_JSON_SORT_KEYS 2  //  sort object keys
 
 //  Convert one msgpack object (the whole buffer) to malloc'd JSON text the caller
 //  frees. NULL on malformed, truncated, too deep or trailing input.

@@ -13,17 +13,13 @@
 #ifndef CODEC_MSGPACK_H_INCLUDED
 #define CODEC_MSGPACK_H_INCLUDED
 
+#include "codec_check.h"
+
 #include <czmq.h>
 #include <msgpack.h>
 #include <protobuf-c/protobuf-c.h>
 #include <stdbool.h>
 #include <stddef.h>
-
-//  Most containers (maps, arrays) nested in one decoded buffer, the outer map
-//  included; also msgpack-c's own parser limit.
-#define CODEC_MAX_DEPTH 32
-//  Largest buffer codec_decode accepts (callers may pass a tighter limit).
-#define CODEC_MAX_SIZE (8u * 1024u * 1024u)
 
 //  Append msg to buf as one msgpack map keyed by field name. Returns 0, or -1 (NULL
 //  message, nesting deeper than CODEC_MAX_DEPTH, out of memory) after putting buf
@@ -54,27 +50,6 @@ ProtobufCMessage *codec_decode_max (const ProtobufCMessageDescriptor *desc,
 //  Decode a frame's content (see codec_decode).
 ProtobufCMessage *codec_decode_frame (const ProtobufCMessageDescriptor *desc,
                                       zframe_t *frame, char *error, size_t error_size);
-
-//  Check that data holds exactly one well-formed msgpack object nested at most
-//  max_depth containers deep, whose every container count fits in the bytes that
-//  follow it (so parsing it allocates at most a small multiple of size). Returns
-//  0, or -1 with a reason ("truncated", "nesting too deep", "trailing bytes",
-//  "malformed msgpack") in error.
-int codec_msgpack_check (const void *data, size_t size, size_t max_depth, char *error,
-                         size_t error_size) __attribute__ ((warn_unused_result));
-
-//  Unpack a buffer that passes codec_msgpack_check (CODEC_MAX_DEPTH) into result
-//  (msgpack_unpacked_init'ed by the caller, destroyed by the caller). Returns 0 or
-//  -1 with a reason in error.
-int codec_msgpack_unpack (const void *data, size_t size, msgpack_unpacked *result,
-                          char *error, size_t error_size)
-    __attribute__ ((warn_unused_result));
-
-//  True when the len bytes at s are valid UTF-8 (no overlongs, no surrogates).
-bool codec_utf8_valid (const char *s, size_t len);
-
-//  Name of a msgpack object type for error texts: "integer", "string", "map"...
-const char *codec_msgpack_type_name (msgpack_object_type type);
 
 void codec_msgpack_test (bool verbose);
 
