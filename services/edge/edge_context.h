@@ -33,7 +33,8 @@ typedef struct {
     edge_ready_t *ready;           //  cached readiness checks
     char *openapi;                 //  OpenAPI document text
     size_t openapi_size;           //  its length
-    zlistx_t *streams;             //  open SSE requests (edge_request_t *), for heartbeats
+    zlistx_t *streams;             //  SSE requests (edge_request_t *), for heartbeats
+    size_t sse_open;               //  SSE streams whose headers went out
     size_t ws_open;                //  WebSocket connections open
     size_t connections;            //  client connections open
     bool draining;                 //  stopping: refuse new work

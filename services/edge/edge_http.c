@@ -57,6 +57,8 @@ s_request_destroy (edge_request_t **self_p)
     }
     if (self->stream_cursor)
         zlistx_delete (self->edge->streams, self->stream_cursor);
+    if (self->sse_open)
+        self->edge->sse_open--;
     if (self->session)
         self->session->request = NULL;
     edge_queue_destroy (&self->queue);
@@ -192,8 +194,10 @@ s_sse_open (edge_request_t *self)
     if (edge_queue_push (self->queue, headers, (size_t) (p - headers), true) != 0)
         assert (false);
     self->sse_open = true;
+    edge->sse_open++;
     self->close_after = true;   //  the stream ends with the connection
-    self->stream_cursor = zlistx_add_end (edge->streams, self);
+    if (!self->stream_cursor)
+        self->stream_cursor = zlistx_add_end (edge->streams, self);
     self->last_write_us = edge_now_us ();
     lws_callback_on_writable (self->wsi);
 }
@@ -298,7 +302,7 @@ s_builtin (edge_request_t *self)
         size_t services = edge_ready_replicas (edge->ready, &names, &replicas);
         edge_gauges_t gauges = {bus_client_in_flight (edge->bus),
                                 bus_client_brokers_alive (edge->bus),
-                                zlistx_size (edge->streams),
+                                edge->sse_open,
                                 edge->ws_open,
                                 services,
                                 names,
@@ -349,6 +353,11 @@ s_dispatch (edge_request_t *self)
     self->handle = edge_call_send (edge->bus, &self->match, body, self->request_id,
                                    edge->timeout_ms, s_reply_fn, self, &error);
     json_decref (body);
+    if (self->handle && self->sse) {
+        //  Heartbeats start the stream if no reply comes within keepalive_ms.
+        self->last_write_us = edge_now_us ();
+        self->stream_cursor = zlistx_add_end (edge->streams, self);
+    }
     if (self->handle)
         bus_client_process (edge->bus);
     if (!self->handle && !self->out && !self->sse_open)
@@ -587,8 +596,12 @@ edge_http_heartbeat (edge_t *edge)
     edge_request_t *self = (edge_request_t *) zlistx_first (edge->streams);
     while (self) {
         edge_request_t *next = (edge_request_t *) zlistx_next (edge->streams);
-        if (!self->sse_end && now - self->last_write_us >= edge->keepalive_ms * 1000)
+        if (!self->sse_end && !self->out
+            && now - self->last_write_us >= edge->keepalive_ms * 1000) {
+            if (!self->sse_open)
+                s_sse_open (self);
             s_sse_queue (self, ": keepalive\n\n", 13);
+        }
         self = next;
     }
 }
@@ -596,5 +609,5 @@ edge_http_heartbeat (edge_t *edge)
 size_t
 edge_http_streams_open (edge_t *edge)
 {
-    return zlistx_size (edge->streams);
+    return edge->sse_open;
 }

@@ -63,6 +63,12 @@ edge_testclient_destroy (edge_testclient_t **self_p)
 }
 
 int
+edge_testclient_fd (edge_testclient_t *self)
+{
+    return self->fd;
+}
+
+int
 edge_testclient_send (edge_testclient_t *self, const void *data, size_t size)
 {
     const char *p = (const char *) data;
@@ -142,10 +148,17 @@ edge_testclient_response (edge_testclient_t *self, edge_response_t *response,
             return -1;
     size_t header_size = (size_t) (end - self->buf) + 4;
     response->headers = strndup (self->buf, header_size);
-    for (char *p = response->headers; *p; p++)
-        *p = (char) tolower ((unsigned char) *p);
+    bool in_name = false;   //  lowercase header names only
+    for (char *p = response->headers; *p; p++) {
+        if (*p == '\n')
+            in_name = true;
+        else if (*p == ':')
+            in_name = false;
+        if (in_name)
+            *p = (char) tolower ((unsigned char) *p);
+    }
     s_consume (self, header_size);
-    if (sscanf (response->headers, "http/1.%*d %d", &response->status) != 1)
+    if (sscanf (response->headers, "HTTP/1.%*d %d", &response->status) != 1)
         return -1;
     char value[32];
     const char *length = edge_response_header (response, "content-length", value,

@@ -21,6 +21,9 @@ typedef struct {
 edge_testclient_t *edge_testclient_new (int port);
 void edge_testclient_destroy (edge_testclient_t **self_p);
 
+//  The socket, for options a test wants to set.
+int edge_testclient_fd (edge_testclient_t *self);
+
 //  Send raw bytes; returns 0 or -1.
 int edge_testclient_send (edge_testclient_t *self, const void *data, size_t size);
 

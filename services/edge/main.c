@@ -31,8 +31,7 @@ main (int argc, char **argv)
         free (error);
         return 1;
     }
-    zsys_init ();
-    zsys_handler_set (NULL);   //  SIGINT/SIGTERM set zsys_interrupted
+    zsys_init ();   //  installs the SIGINT/SIGTERM handler (zsys_interrupted)
     core_log_t *log = core_log_new ("edge", core_config_str (config, "log_level"));
     zactor_t *edge = zactor_new (edge_server_actor, config);
     core_config_destroy (&config);
