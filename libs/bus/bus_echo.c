@@ -74,9 +74,17 @@ s_on_request (bus_worker_t *worker, bus_request_t *request, void *arg)
         self->handled++;
         return;
     }
+    if (streq (command, "stats")) {
+        ChorusBus__EchoStats stats = CHORUS_BUS__ECHO_STATS__INIT;
+        stats.replica = (char *) bus_worker_replica (worker);
+        stats.handled = self->handled;
+        stats.cancels = self->cancels;
+        bus_worker_final_msg (worker, &request, &stats.base);
+        return;
+    }
     if (!streq (command, "echo")) {
         bus_worker_error (worker, &request, BUS_ERR_UNKNOWN_COMMAND,
-                          "the echo service knows 'echo' and 'ping'");
+                          "the echo service knows 'echo', 'ping' and 'stats'");
         return;
     }
     char why[128];

@@ -1,6 +1,6 @@
 /*  bus_echo: the echo service, a real replica that answers "echo" requests (Echo:
     `parts` partial replies then a final one, each carrying the data back, after
-    delay_ms) and "ping". The bus tests, chorus-bus-echo and the benchmarks use it
+    delay_ms), "ping" and "stats" (EchoStats). The bus tests, chorus-bus-echo and the benchmarks use it
     to exercise the broker without any business logic in the way.
 
         bus_echo_config_t config = {.brokers = "tcp://127.0.0.1:7100",

@@ -76,6 +76,12 @@ service_runtime_redis (service_runtime_t *self)
     return self->redis;
 }
 
+service_events_t *
+service_runtime_events (service_runtime_t *self)
+{
+    return self->events;
+}
+
 const char *
 service_runtime_name (service_runtime_t *self)
 {

@@ -24,6 +24,7 @@
 #include "core_log.h"
 #include "db_pool.h"
 #include "redis_client.h"
+#include "service_events.h"
 
 typedef struct _service_runtime_t service_runtime_t;
 
@@ -60,6 +61,7 @@ core_config_t *service_runtime_config (service_runtime_t *self);
 zloop_t *service_runtime_loop (service_runtime_t *self);
 db_pool_t *service_runtime_db (service_runtime_t *self);       //  NULL without one
 redis_client_t *service_runtime_redis (service_runtime_t *self); //  NULL without one
+service_events_t *service_runtime_events (service_runtime_t *self); //  NULL without db
 const char *service_runtime_name (service_runtime_t *self);
 
 void service_runtime_test (bool verbose);
