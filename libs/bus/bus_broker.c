@@ -405,6 +405,8 @@ s_handle_own (self_t *self, task_t *task)
         size_t n = 0;
         for (service_t *service = (service_t *) zhashx_first (self->services); service;
              service = (service_t *) zhashx_next (self->services)) {
+            if (streq (service->name, "broker"))
+                continue;   //  the broker itself is not a service with replicas
             ChorusBus__ServiceInfo *info = &infos[n];
             chorus_bus__service_info__init (info);
             info->name = service->name;
