@@ -13,6 +13,9 @@
 #define CODEC_MAX_DEPTH 32
 //  Largest buffer codec_decode accepts (callers may pass a tighter limit).
 #define CODEC_MAX_SIZE (8u * 1024u * 1024u)
+//  Most memory one decoded message may allocate (strings, bytes, arrays and
+//  sub-messages), so a small input cannot make the decoder allocate gigabytes.
+#define CODEC_MAX_DECODED (64u * 1024u * 1024u)
 
 //  Check that data holds exactly one well-formed msgpack object nested at most
 //  max_depth containers deep, whose every container count fits in the bytes that

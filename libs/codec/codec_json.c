@@ -94,7 +94,10 @@ s_json_string (const char *s, size_t len)
 
 static json_t *s_to_jansson (const msgpack_object *o, size_t depth);
 
-//  The text of a map key: strings as they are, anything else as its compact JSON.
+#define S_MAX_KEY_TEXT 128  //  longest rendering of a non-string map key
+
+//  The text of a map key: strings as they are, anything else as its compact JSON
+//  (at most S_MAX_KEY_TEXT bytes, cut with "...").
 //  Returns a malloc'd, UTF-8 clean key, or NULL.
 static char *
 s_key_text (const msgpack_object *key, size_t depth, size_t *len)
@@ -112,6 +115,15 @@ s_key_text (const msgpack_object *key, size_t depth, size_t *len)
     else {
         text = json_dumps (value, JSON_ENCODE_ANY | JSON_COMPACT);
         *len = text ? strlen (text) : 0;
+        //  Keys inside keys would be escaped again at every level: cap the text so
+        //  the output stays linear in the input (the fuzzer found the blow-up)
+        if (*len > S_MAX_KEY_TEXT) {
+            size_t cut = S_MAX_KEY_TEXT - 3;
+            while (cut > 0 && ((unsigned char) text[cut] & 0xc0) == 0x80)
+                cut--;  //  not inside a UTF-8 sequence
+            memcpy (text + cut, "...", 4);
+            *len = cut + 3;
+        }
     }
     json_decref (value);
     return text;
@@ -470,6 +482,21 @@ codec_json_test (bool verbose)
         printf ("\n   %s\n", text);
     assert (streq (text, expected));
     free (text);
+
+    //  A long non-string key is cut
+    msgpack_sbuffer_clear (&buf);
+    msgpack_pack_map (&pk, 1);
+    msgpack_pack_array (&pk, 100);
+    for (int i = 0; i < 100; i++)
+        msgpack_pack_int (&pk, 1000 + i);
+    msgpack_pack_nil (&pk);
+    text = codec_msgpack_to_json (buf.data, buf.size, 0);
+    assert (text && strlen (text) == 2 + S_MAX_KEY_TEXT + 7);
+    assert (strncmp (text, "{\"[1000,1001,", 13) == 0);
+    assert (strstr (text, "...\":null}"));
+    free (text);
+    msgpack_sbuffer_clear (&buf);
+    msgpack_sbuffer_write (&buf, "\x81\x01\x02", 3);
 
     //  Malformed msgpack gives NULL
     assert (codec_msgpack_to_json (buf.data, buf.size - 1, 0) == NULL);

@@ -19,7 +19,9 @@ typedef struct {
     size_t error_size;  //  its size
     char path[256];     //  e.g. "services[2].name"
     size_t path_len;    //  bytes used in path
+    size_t budget;      //  bytes the decoded message may still allocate
 } s_ctx_t;
+
 
 static void s_fail (char *error, size_t error_size, const char *format, ...)
     __attribute__ ((format (printf, 3, 4)));
@@ -53,6 +55,16 @@ s_field_error (s_ctx_t *ctx, const char *format, ...)
     else
         s_fail (ctx->error, ctx->error_size, "%s", reason);
     return -1;
+}
+
+//  Charge an allocation to the decoding budget; -1 (with the error) when spent.
+static int
+s_charge (s_ctx_t *ctx, size_t bytes)
+{
+    if (bytes > ctx->budget)
+        return s_field_error (ctx, "message too large when decoded");
+    ctx->budget -= bytes;
+    return 0;
 }
 
 //  Append ".name" (or "name" at the top) or "[index]" to the path; returns the old
@@ -447,6 +459,8 @@ s_decode_value (s_ctx_t *ctx, const ProtobufCFieldDescriptor *field,
                 return s_field_error (ctx, "string contains a NUL byte");
             if (!codec_check_utf8 (o->via.str.ptr, len))
                 return s_field_error (ctx, "string is not valid UTF-8");
+            if (s_charge (ctx, len + 1))
+                return -1;
             char *s = malloc (len + 1);
             assert (s);
             if (len)
@@ -473,6 +487,8 @@ s_decode_value (s_ctx_t *ctx, const ProtobufCFieldDescriptor *field,
             bd->len = len;
             bd->data = NULL;
             if (len) {
+                if (s_charge (ctx, len))
+                    return -1;
                 bd->data = malloc (len);
                 assert (bd->data);
                 memcpy (bd->data, ptr, len);
@@ -486,6 +502,8 @@ s_decode_value (s_ctx_t *ctx, const ProtobufCFieldDescriptor *field,
             if (depth + 1 >= CODEC_MAX_DEPTH)
                 return s_field_error (ctx, "nesting too deep");
             const ProtobufCMessageDescriptor *sd = field->descriptor;
+            if (s_charge (ctx, sd->sizeof_message))
+                return -1;
             ProtobufCMessage *sub = malloc (sd->sizeof_message);
             assert (sub);
             protobuf_c_message_init (sd, sub);
@@ -553,6 +571,8 @@ s_decode_field (s_ctx_t *ctx, const ProtobufCFieldDescriptor *field,
     if (n == 0)
         return 0;
     size_t element = s_element_size (field->type);
+    if (s_charge (ctx, n * element))
+        return -1;
     char *array = calloc (n, element);
     assert (array);
     //  Owned by the message from here: free_unpacked frees the zeroed slots too
@@ -639,7 +659,8 @@ codec_decode_max (const ProtobufCMessageDescriptor *desc, const void *data, size
         msg = malloc (desc->sizeof_message);
         assert (msg);
         protobuf_c_message_init (desc, msg);
-        s_ctx_t ctx = {.error = error, .error_size = error_size};
+        s_ctx_t ctx = {
+            .error = error, .error_size = error_size, .budget = CODEC_MAX_DECODED};
         if (s_decode_message (&ctx, &unpacked.data, msg, 0)) {
             protobuf_c_message_free_unpacked (msg, NULL);
             msg = NULL;
@@ -1219,6 +1240,21 @@ codec_msgpack_test (bool verbose)
     msgpack_sbuffer_clear (&buf);
     s_pack_chain (&buf, CODEC_MAX_DEPTH + 1);
     s_expect_raw_error (id, buf.data, buf.size, "nesting too deep");
+    msgpack_sbuffer_destroy (&buf);
+
+    //  Many empty sub-messages in a small buffer cannot make the decoder allocate
+    //  more than CODEC_MAX_DECODED
+    msgpack_sbuffer_init (&buf);
+    msgpack_packer_init (&pk, &buf, msgpack_sbuffer_write);
+    size_t many = CODEC_MAX_DECODED / sizeof (Chorus__CodecTest__Inner) + 1;
+    msgpack_pack_map (&pk, 1);
+    msgpack_pack_str_with_body (&pk, "r_inner", 7);
+    msgpack_pack_array (&pk, many);
+    for (size_t i = 0; i < many; i++)
+        msgpack_pack_map (&pk, 0);
+    assert (!codec_decode (at, buf.data, buf.size, error, sizeof error));
+    assert (strstr (error, "field 'r_inner[")
+            && strstr (error, "too large when decoded"));
     msgpack_sbuffer_destroy (&buf);
 
     //  Fields with has_ flags (proto2 style): written only when set
