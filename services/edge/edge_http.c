@@ -199,6 +199,8 @@ s_sse_open (edge_request_t *self)
     if (!self->stream_cursor)
         self->stream_cursor = zlistx_add_end (edge->streams, self);
     self->last_write_us = edge_now_us ();
+    lws_set_timeout (self->wsi, PENDING_TIMEOUT_USER_OK,
+                     (int) (edge->timeout_ms / 1000) + 5);
     lws_callback_on_writable (self->wsi);
 }
 
@@ -358,8 +360,16 @@ s_dispatch (edge_request_t *self)
         self->last_write_us = edge_now_us ();
         self->stream_cursor = zlistx_add_end (edge->streams, self);
     }
-    if (self->handle)
+    if (self->handle) {
+        //  Everything needed from the headers is copied: give the header table back,
+        //  or lws would close a connection holding it idle past timeout_secs_ah_idle.
+        lws_http_headers_detach (self->wsi);
+        //  lws's own timeout (timeout_secs) must not cut a long answer: the bus
+        //  deadline bounds it, with a backstop a little later.
+        lws_set_timeout (self->wsi, PENDING_TIMEOUT_USER_OK,
+                         (int) (edge->timeout_ms / 1000) + 5);
         bus_client_process (edge->bus);
+    }
     if (!self->handle && !self->out && !self->sse_open)
         s_respond_error (self, error.status, error.code, error.message);
 }

@@ -106,6 +106,9 @@ s_reply_json (const bus_reply_t *reply)
     return json;
 }
 
+static uint32_t s_replicas (edge_ready_t *self, const char *name);
+static void s_poll_health (edge_ready_t *self);
+
 static void
 s_status_fn (bus_client_t *client, const bus_reply_t *reply, void *arg)
 {
@@ -136,6 +139,9 @@ s_status_fn (bus_client_t *client, const bus_reply_t *reply, void *arg)
         self->services++;
     }
     json_decref (status);
+    //  A service seen for the first time is asked at once, not a round later. The
+    //  requests leave with the caller's next bus_client_process.
+    s_poll_health (self);
 }
 
 static void
@@ -173,7 +179,22 @@ s_replicas (edge_ready_t *self, const char *name)
     return 0;
 }
 
-void
+//  Ask every live service without a health question in flight.
+static void
+s_poll_health (edge_ready_t *self)
+{
+    ChorusBus__Headers headers = CHORUS_BUS__HEADERS__INIT;
+    headers.request_id = "edge-readiness";
+    headers.timeout_ms = self->stale_us / 3000;
+    for (size_t i = 0; i < self->health_count; i++) {
+        s_health_t *health = &self->health[i];
+        if (!health->handle && s_replicas (self, health->name) > 0)
+            health->handle = bus_client_request (self->bus, health->name, "health",
+                                                 &headers, NULL, 0, s_health_fn, health);
+    }
+}
+
+bool
 edge_ready_poll (edge_ready_t *self)
 {
     ChorusBus__Headers headers = CHORUS_BUS__HEADERS__INIT;
@@ -182,17 +203,13 @@ edge_ready_poll (edge_ready_t *self)
     if (!self->status_handle)
         self->status_handle = bus_client_request (self->bus, "broker", "status", &headers,
                                                   NULL, 0, s_status_fn, self);
-    for (size_t i = 0; i < self->health_count; i++) {
-        s_health_t *health = &self->health[i];
-        if (!health->handle && s_replicas (self, health->name) > 0)
-            health->handle = bus_client_request (self->bus, health->name, "health",
-                                                 &headers, NULL, 0, s_health_fn, health);
-    }
+    s_poll_health (self);
     bus_client_process (self->bus);
     if (self->redis && !self->redis_pending
         && redis_client_command (self->redis, s_redis_fn, self, "PING") == 0)
         self->redis_pending = true;
     edge_ready_tick (self);
+    return self->status_handle != 0;
 }
 
 void
@@ -200,9 +217,11 @@ edge_ready_tick (edge_ready_t *self)
 {
     if (!self->redis)
         return;
-    struct pollfd pfd;
-    if (redis_client_pollfd (self->redis, &pfd) && poll (&pfd, 1, 0) > 0)
-        redis_client_handle (self->redis, pfd.revents);
+    struct pollfd pfd[1] = {{.fd = -1}};
+    if (redis_client_pollfd (self->redis, &pfd[0]) && poll (pfd, 1, 0) > 0) {
+        short revents = pfd[0].revents;
+        redis_client_handle (self->redis, revents);
+    }
     redis_client_tick (self->redis);
 }
 

@@ -24,7 +24,9 @@ edge_ready_t *edge_ready_new (bus_client_t *bus, core_log_t *log, const char *re
 void edge_ready_destroy (edge_ready_t **self_p);
 
 //  Send the next round of questions (broker status, service health, Redis PING).
-void edge_ready_poll (edge_ready_t *self);
+//  Returns false when the broker status could not be asked (no broker yet): the
+//  caller may poll again sooner.
+bool edge_ready_poll (edge_ready_t *self);
 
 //  Cancel the questions in flight (the edge is stopping); poll may start again.
 void edge_ready_cancel (edge_ready_t *self);

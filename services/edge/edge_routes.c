@@ -329,27 +329,34 @@ edge_request_id_generate (char *buf, size_t size)
 bool
 edge_accepts_event_stream (const char *accept, size_t len)
 {
-    const char *p = accept, *end = accept + len;
-    while (p < end) {
-        const char *comma = memchr (p, ',', (size_t) (end - p));
-        const char *item_end = comma ? comma : end;
-        while (p < item_end && (*p == ' ' || *p == '\t'))
-            p++;
-        const char *semi = memchr (p, ';', (size_t) (item_end - p));
-        const char *type_end = semi ? semi : item_end;
-        while (type_end > p && (type_end[-1] == ' ' || type_end[-1] == '\t'))
+    static const char wanted[] = "text/event-stream";
+    size_t i = 0;
+    while (i < len) {
+        size_t item_end = i;
+        while (item_end < len && accept[item_end] != ',')
+            item_end++;
+        size_t type_start = i;
+        while (type_start < item_end
+               && (accept[type_start] == ' ' || accept[type_start] == '\t'))
+            type_start++;
+        size_t type_end = type_start;
+        while (type_end < item_end && accept[type_end] != ';')
+            type_end++;
+        size_t params = type_end;   //  ';' or item_end
+        while (type_end > type_start
+               && (accept[type_end - 1] == ' ' || accept[type_end - 1] == '\t'))
             type_end--;
-        static const char wanted[] = "text/event-stream";
-        if ((size_t) (type_end - p) == sizeof wanted - 1
-            && strncasecmp (p, wanted, sizeof wanted - 1) == 0) {
+        if (type_end - type_start == sizeof wanted - 1
+            && strncasecmp (accept + type_start, wanted, sizeof wanted - 1) == 0) {
             //  Refused only by an explicit q=0 (or 0.0, 0.00, ...).
             bool zero = false;
-            for (const char *q = semi; q && q < item_end; q++) {
-                if ((*q == 'q' || *q == 'Q') && q + 1 < item_end && q[1] == '=') {
-                    const char *v = q + 2;
-                    zero = v < item_end && *v == '0';
-                    for (v++; zero && v < item_end && *v != ';' && *v != ' '; v++)
-                        if (*v != '0' && *v != '.')
+            for (size_t q = params; q + 1 < item_end; q++) {
+                if ((accept[q] == 'q' || accept[q] == 'Q') && accept[q + 1] == '=') {
+                    size_t v = q + 2;
+                    zero = v < item_end && accept[v] == '0';
+                    for (v++; zero && v < item_end && accept[v] != ';' && accept[v] != ' ';
+                         v++)
+                        if (accept[v] != '0' && accept[v] != '.')
                             zero = false;
                     break;
                 }
@@ -357,7 +364,7 @@ edge_accepts_event_stream (const char *accept, size_t len)
             if (!zero)
                 return true;
         }
-        p = comma ? comma + 1 : end;
+        i = item_end + 1;
     }
     return false;
 }

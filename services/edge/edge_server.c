@@ -158,8 +158,9 @@ s_on_house_timer (lws_sorted_usec_list_t *sul)
     int64_t now = edge_now_us ();
     edge_http_heartbeat (&self->edge);
     if (!self->edge.draining && now >= self->next_ready_us) {
-        edge_ready_poll (self->edge.ready);
-        self->next_ready_us = now + (int64_t) self->ready_interval_ms * 1000;
+        bool asked = edge_ready_poll (self->edge.ready);
+        int64_t wait_ms = asked ? self->ready_interval_ms : 100;
+        self->next_ready_us = now + wait_ms * 1000;
     }
     if (self->drain_deadline_us) {
         //  Readiness polls stop; what is left in flight is client work.
