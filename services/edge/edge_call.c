@@ -17,7 +17,7 @@ edge_call_send (bus_client_t *bus, const edge_match_t *match, json_t *body,
     const char *service = edge_routes_service (match);
     const edge_route_t *route = match->route;
     if (!service || !route || !route->command) {
-        *error = (edge_call_error_t) {404, "not_found", "no such route"};
+        *error = (edge_call_error_t){404, "not_found", "no such route"};
         return 0;
     }
     json_t *args = edge_routes_args (match, body, error->message, sizeof error->message);
@@ -34,7 +34,7 @@ edge_call_send (bus_client_t *bus, const edge_match_t *match, json_t *body,
     json_decref (args);
     if (rc) {
         msgpack_sbuffer_destroy (&sbuf);
-        *error = (edge_call_error_t) {400, "invalid_json", "body nested too deep"};
+        *error = (edge_call_error_t){400, "invalid_json", "body nested too deep"};
         return 0;
     }
     ChorusBus__Headers headers = CHORUS_BUS__HEADERS__INIT;
@@ -44,7 +44,7 @@ edge_call_send (bus_client_t *bus, const edge_match_t *match, json_t *body,
                                           sbuf.data, sbuf.size, fn, arg);
     msgpack_sbuffer_destroy (&sbuf);
     if (!handle) {
-        *error = (edge_call_error_t) {503, "broker_unavailable", "no broker is reachable"};
+        *error = (edge_call_error_t){503, "broker_unavailable", "no broker is reachable"};
         return 0;
     }
     return handle;
@@ -63,7 +63,7 @@ edge_call_error_json (const char *code, const char *message)
 {
     json_t *body = json_pack ("{s:{s:s, s:s}}", "error", "code", code, "message",
                               message ? message : "");
-    if (!body)   //  message was not valid UTF-8
+    if (!body)  //  message was not valid UTF-8
         body = json_pack ("{s:{s:s, s:s}}", "error", "code", code, "message", "");
     char *text = json_dumps (body, JSON_COMPACT);
     json_decref (body);
@@ -108,15 +108,18 @@ edge_call_test (bool verbose)
     assert (edge_call_parse_body ("{\"a\":", 5, &ok, error, sizeof error) == NULL && !ok);
     assert (strstr (error, "invalid JSON"));
     assert (edge_call_parse_body ("[1]", 3, &ok, error, sizeof error) == NULL && !ok);
-    assert (edge_call_parse_body ("{\"a\":1,\"a\":2}", 13, &ok, error, sizeof error) == NULL
+    assert (edge_call_parse_body ("{\"a\":1,\"a\":2}", 13, &ok, error, sizeof error)
+                == NULL
             && !ok);
     json_t *body = edge_call_parse_body ("{\"a\":1}", 7, &ok, error, sizeof error);
     assert (body && ok);
     json_decref (body);
 
     char *text = edge_call_error_json ("not_found", "no \"route\"");
-    assert (strcmp (text, "{\"error\":{\"code\":\"not_found\",\"message\":\"no \\\"route\\\"\"}}")
-            == 0);
+    assert (
+        strcmp (text,
+                "{\"error\":{\"code\":\"not_found\",\"message\":\"no \\\"route\\\"\"}}")
+        == 0);
     free (text);
     text = edge_call_error_json ("x", "\xff\xfe");
     assert (strstr (text, "\"message\":\"\""));
@@ -130,8 +133,8 @@ edge_call_test (bool verbose)
     msgpack_pack_map (&pk, 1);
     msgpack_pack_str_with_body (&pk, "index", 5);
     msgpack_pack_int (&pk, 2);
-    bus_reply_t reply = {1, BUS_REPLY_FINAL, (const uint8_t *) sbuf.data, sbuf.size, NULL,
-                         NULL};
+    bus_reply_t reply = {
+        1, BUS_REPLY_FINAL, (const uint8_t *) sbuf.data, sbuf.size, NULL, NULL};
     text = edge_call_reply_json (&reply);
     assert (text && strcmp (text, "{\"index\":2}") == 0);
     free (text);

@@ -15,9 +15,9 @@
 
 //  Why a call could not be sent: HTTP status, error code and message.
 typedef struct {
-    int status;           //  HTTP status
-    const char *code;     //  error code ("bad_request", "broker_unavailable", ...)
-    char message[256];    //  human readable
+    int status;         //  HTTP status
+    const char *code;   //  error code ("bad_request", "broker_unavailable", ...)
+    char message[256];  //  human readable
 } edge_call_error_t;
 
 //  Send the bus request of a matched route with body (a JSON object or NULL).

@@ -19,25 +19,25 @@ typedef struct _edge_ready_t edge_ready_t;
 
 typedef struct {
     //  Configuration, read once at start.
-    size_t max_body;               //  largest request body (bytes)
-    size_t stream_queue;           //  per-stream / per-connection send queue (bytes)
-    size_t ws_max_message;         //  largest WebSocket message received (bytes)
-    int64_t timeout_ms;            //  bus deadline of HTTP requests
-    int64_t keepalive_ms;          //  SSE heartbeat comment interval
-    int max_connections;           //  most client connections at once
+    size_t max_body;        //  largest request body (bytes)
+    size_t stream_queue;    //  per-stream / per-connection send queue (bytes)
+    size_t ws_max_message;  //  largest WebSocket message received (bytes)
+    int64_t timeout_ms;     //  bus deadline of HTTP requests
+    int64_t keepalive_ms;   //  SSE heartbeat comment interval
+    int max_connections;    //  most client connections at once
 
-    core_log_t *log;               //  logger (owned by the server)
-    struct lws_context *lws;       //  libwebsockets context
-    bus_client_t *bus;             //  bus client
-    edge_metrics_t *metrics;       //  Prometheus metrics
-    edge_ready_t *ready;           //  cached readiness checks
-    char *openapi;                 //  OpenAPI document text
-    size_t openapi_size;           //  its length
-    zlistx_t *streams;             //  SSE requests (edge_request_t *), for heartbeats
-    size_t sse_open;               //  SSE streams whose headers went out
-    size_t ws_open;                //  WebSocket connections open
-    size_t connections;            //  client connections open
-    bool draining;                 //  stopping: refuse new work
+    core_log_t *log;          //  logger (owned by the server)
+    struct lws_context *lws;  //  libwebsockets context
+    bus_client_t *bus;        //  bus client
+    edge_metrics_t *metrics;  //  Prometheus metrics
+    edge_ready_t *ready;      //  cached readiness checks
+    char *openapi;            //  OpenAPI document text
+    size_t openapi_size;      //  its length
+    zlistx_t *streams;        //  SSE requests (edge_request_t *), for heartbeats
+    size_t sse_open;          //  SSE streams whose headers went out
+    size_t ws_open;           //  WebSocket connections open
+    size_t connections;       //  client connections open
+    bool draining;            //  stopping: refuse new work
 } edge_t;
 
 //  Monotonic time in microseconds.

@@ -11,35 +11,35 @@
 #include "edge_ready.h"
 #include "edge_routes.h"
 
-#define S_HEADER_ROOM 1024     //  bytes reserved for response headers
-#define S_WRITE_CHUNK 65536    //  most bytes handed to one lws_write
+#define S_HEADER_ROOM 1024   //  bytes reserved for response headers
+#define S_WRITE_CHUNK 65536  //  most bytes handed to one lws_write
 
 struct _edge_request_t {
-    edge_t *edge;              //  the edge (borrowed)
-    struct lws *wsi;           //  the connection
-    edge_session_t *session;   //  its per-connection data
-    char method[8];            //  request method
-    const char *route_label;   //  route pattern for metrics, or "unmatched"
-    char request_id[65];       //  X-Request-Id
-    int64_t start_us;          //  when the headers arrived
-    edge_match_t match;        //  matched route and parameters
-    bool expect_body;          //  a body follows (Content-Length > 0)
-    bool head;                 //  HEAD: headers only
-    bool sse;                  //  client accepts text/event-stream
-    char *body;                //  body received so far
-    size_t body_size;          //  its length
-    uint64_t handle;           //  bus request in flight (0: none)
-    int status;                //  response status, once known
-    unsigned char *out;        //  LWS_PRE + headers + body of a JSON answer
-    size_t out_size;           //  bytes to send after LWS_PRE
-    size_t out_off;            //  bytes sent
-    bool close_after;          //  close the connection after the answer
-    edge_queue_t *queue;       //  SSE: events waiting for the socket
-    bool sse_open;             //  SSE: headers queued, stream counted
-    bool sse_end;              //  SSE: close after the queue drains
-    uint64_t event_id;         //  SSE: last event id
-    int64_t last_write_us;     //  SSE: last time something was queued
-    void *stream_cursor;       //  SSE: handle in edge->streams
+    edge_t *edge;             //  the edge (borrowed)
+    struct lws *wsi;          //  the connection
+    edge_session_t *session;  //  its per-connection data
+    char method[8];           //  request method
+    const char *route_label;  //  route pattern for metrics, or "unmatched"
+    char request_id[65];      //  X-Request-Id
+    int64_t start_us;         //  when the headers arrived
+    edge_match_t match;       //  matched route and parameters
+    bool expect_body;         //  a body follows (Content-Length > 0)
+    bool head;                //  HEAD: headers only
+    bool sse;                 //  client accepts text/event-stream
+    char *body;               //  body received so far
+    size_t body_size;         //  its length
+    uint64_t handle;          //  bus request in flight (0: none)
+    int status;               //  response status, once known
+    unsigned char *out;       //  LWS_PRE + headers + body of a JSON answer
+    size_t out_size;          //  bytes to send after LWS_PRE
+    size_t out_off;           //  bytes sent
+    bool close_after;         //  close the connection after the answer
+    edge_queue_t *queue;      //  SSE: events waiting for the socket
+    bool sse_open;            //  SSE: headers queued, stream counted
+    bool sse_end;             //  SSE: close after the queue drains
+    uint64_t event_id;        //  SSE: last event id
+    int64_t last_write_us;    //  SSE: last time something was queued
+    void *stream_cursor;      //  SSE: handle in edge->streams
 };
 
 static void s_reply_fn (bus_client_t *client, const bus_reply_t *reply, void *arg);
@@ -89,8 +89,8 @@ s_add_header (struct lws *wsi, const char *name, const char *value, unsigned cha
 
 //  Prepare a complete answer (headers and body) and ask for a writable callback.
 static void
-s_respond (edge_request_t *self, int status, const char *content_type,
-           const char *body, size_t size, const char *allow, int retry_after)
+s_respond (edge_request_t *self, int status, const char *content_type, const char *body,
+           size_t size, const char *allow, int retry_after)
 {
     assert (!self->out);
     self->status = status;
@@ -119,7 +119,7 @@ s_respond (edge_request_t *self, int status, const char *content_type,
     if (self->close_after)
         rc |= s_add_header (self->wsi, "connection:", "close", &p, end);
     rc |= lws_finalize_http_header (self->wsi, &p, end);
-    assert (rc == 0);   //  our own headers always fit S_HEADER_ROOM
+    assert (rc == 0);  //  our own headers always fit S_HEADER_ROOM
     memcpy (p, body, send_size);
     self->out_size = (size_t) (p - start) + send_size;
     self->out_off = 0;
@@ -183,8 +183,8 @@ s_sse_open (edge_request_t *self)
     unsigned char headers[S_HEADER_ROOM], *p = headers, *end = headers + sizeof headers;
     int rc = lws_add_http_header_status (self->wsi, 200, &p, end);
     rc |= lws_add_http_header_by_token (self->wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
-                                        (const unsigned char *) "text/event-stream", 17, &p,
-                                        end);
+                                        (const unsigned char *) "text/event-stream", 17,
+                                        &p, end);
     rc |= s_add_header (self->wsi, "cache-control:", "no-cache", &p, end);
     rc |= s_add_header (self->wsi, "x-request-id:", self->request_id, &p, end);
     rc |= s_add_header (self->wsi, "x-accel-buffering:", "no", &p, end);
@@ -195,7 +195,7 @@ s_sse_open (edge_request_t *self)
         assert (false);
     self->sse_open = true;
     edge->sse_open++;
-    self->close_after = true;   //  the stream ends with the connection
+    self->close_after = true;  //  the stream ends with the connection
     if (!self->stream_cursor)
         self->stream_cursor = zlistx_add_end (edge->streams, self);
     self->last_write_us = edge_now_us ();
@@ -225,7 +225,7 @@ s_reply_fn (bus_client_t *client, const bus_reply_t *reply, void *arg)
     if (last)
         self->handle = 0;
     if (self->sse_end || self->out)
-        return;   //  already answered or dropped
+        return;  //  already answered or dropped
     if (reply->kind == BUS_REPLY_ERROR) {
         const char *code = NULL;
         int status = edge_error_status (reply->code, &code);
@@ -248,8 +248,9 @@ s_reply_fn (bus_client_t *client, const bus_reply_t *reply, void *arg)
     if (!json) {
         core_log_warn (self->edge->log, self->request_id, "reply is not valid msgpack");
         if (self->sse_open) {
-            s_sse_event (self, "error",
-                         "{\"code\":\"internal\",\"message\":\"bad reply from service\"}");
+            s_sse_event (
+                self, "error",
+                "{\"code\":\"internal\",\"message\":\"bad reply from service\"}");
             self->sse_end = true;
         }
         else if (last)
@@ -280,52 +281,52 @@ s_builtin (edge_request_t *self)
 {
     edge_t *edge = self->edge;
     switch (self->match.route->kind) {
-    case EDGE_ROUTE_HEALTHZ:
-        s_respond_json (self, 200, "{\"status\":\"ok\"}");
-        break;
-    case EDGE_ROUTE_READYZ: {
-        bool broker = false, database = false, redis = false;
-        bool ready = edge_ready_checks (edge->ready, &broker, &database, &redis);
-        if (edge->draining)
-            ready = false;
-        char body[160];
-        snprintf (body, sizeof body,
-                  "{\"status\":\"%s\",\"checks\":{\"broker\":%s,\"database\":%s,"
-                  "\"redis\":%s}}",
-                  ready ? "ready" : (edge->draining ? "draining" : "not_ready"),
-                  broker ? "true" : "false", database ? "true" : "false",
-                  redis ? "true" : "false");
-        s_respond_json (self, ready ? 200 : 503, body);
-        break;
-    }
-    case EDGE_ROUTE_METRICS: {
-        const char *const *names = NULL;
-        const uint32_t *replicas = NULL;
-        size_t services = edge_ready_replicas (edge->ready, &names, &replicas);
-        edge_gauges_t gauges = {bus_client_in_flight (edge->bus),
-                                bus_client_brokers_alive (edge->bus),
-                                edge->sse_open,
-                                edge->ws_open,
-                                services,
-                                names,
-                                replicas};
-        size_t size = 0;
-        char *text = edge_metrics_render (edge->metrics, &gauges, &size);
-        s_respond (self, 200, "text/plain; version=0.0.4; charset=utf-8", text, size,
-                   NULL, 0);
-        free (text);
-        break;
-    }
-    case EDGE_ROUTE_OPENAPI:
-        s_respond (self, 200, "application/json", edge->openapi, edge->openapi_size, NULL,
-                   0);
-        break;
-    case EDGE_ROUTE_WS:
-        s_respond_error (self, 426, "upgrade_required",
-                         "this route takes a WebSocket upgrade");
-        break;
-    default:
-        s_respond_error (self, 500, "internal", "unhandled route");
+        case EDGE_ROUTE_HEALTHZ:
+            s_respond_json (self, 200, "{\"status\":\"ok\"}");
+            break;
+        case EDGE_ROUTE_READYZ: {
+            bool broker = false, database = false, redis = false;
+            bool ready = edge_ready_checks (edge->ready, &broker, &database, &redis);
+            if (edge->draining)
+                ready = false;
+            char body[160];
+            snprintf (body, sizeof body,
+                      "{\"status\":\"%s\",\"checks\":{\"broker\":%s,\"database\":%s,"
+                      "\"redis\":%s}}",
+                      ready ? "ready" : (edge->draining ? "draining" : "not_ready"),
+                      broker ? "true" : "false", database ? "true" : "false",
+                      redis ? "true" : "false");
+            s_respond_json (self, ready ? 200 : 503, body);
+            break;
+        }
+        case EDGE_ROUTE_METRICS: {
+            const char *const *names = NULL;
+            const uint32_t *replicas = NULL;
+            size_t services = edge_ready_replicas (edge->ready, &names, &replicas);
+            edge_gauges_t gauges = {bus_client_in_flight (edge->bus),
+                                    bus_client_brokers_alive (edge->bus),
+                                    edge->sse_open,
+                                    edge->ws_open,
+                                    services,
+                                    names,
+                                    replicas};
+            size_t size = 0;
+            char *text = edge_metrics_render (edge->metrics, &gauges, &size);
+            s_respond (self, 200, "text/plain; version=0.0.4; charset=utf-8", text, size,
+                       NULL, 0);
+            free (text);
+            break;
+        }
+        case EDGE_ROUTE_OPENAPI:
+            s_respond (self, 200, "application/json", edge->openapi, edge->openapi_size,
+                       NULL, 0);
+            break;
+        case EDGE_ROUTE_WS:
+            s_respond_error (self, 426, "upgrade_required",
+                             "this route takes a WebSocket upgrade");
+            break;
+        default:
+            s_respond_error (self, 500, "internal", "unhandled route");
     }
 }
 
@@ -382,8 +383,8 @@ s_method (struct lws *wsi)
         enum lws_token_indexes token;
         const char *name;
     } methods[] = {
-        {WSI_TOKEN_GET_URI, "GET"},     {WSI_TOKEN_POST_URI, "POST"},
-        {WSI_TOKEN_PUT_URI, "PUT"},     {WSI_TOKEN_PATCH_URI, "PATCH"},
+        {WSI_TOKEN_GET_URI, "GET"},       {WSI_TOKEN_POST_URI, "POST"},
+        {WSI_TOKEN_PUT_URI, "PUT"},       {WSI_TOKEN_PATCH_URI, "PATCH"},
         {WSI_TOKEN_DELETE_URI, "DELETE"}, {WSI_TOKEN_OPTIONS_URI, "OPTIONS"},
         {WSI_TOKEN_HEAD_URI, "HEAD"},
     };
@@ -397,7 +398,7 @@ s_method (struct lws *wsi)
 static int
 s_on_http (edge_t *edge, struct lws *wsi, edge_session_t *session, const char *path)
 {
-    if (session->request)   //  pipelined before the previous ended: not supported
+    if (session->request)  //  pipelined before the previous ended: not supported
         return -1;
     edge_request_t *self = calloc (1, sizeof *self);
     assert (self);
@@ -413,7 +414,7 @@ s_on_http (edge_t *edge, struct lws *wsi, edge_session_t *session, const char *p
     char value[256];
     int n = lws_hdr_custom_copy (wsi, value, sizeof value, "x-request-id:", 13);
     if (n > 0 && edge_request_id_valid (value, (size_t) n))
-        memcpy (self->request_id, value, (size_t) n + 1);   //  n <= 64
+        memcpy (self->request_id, value, (size_t) n + 1);  //  n <= 64
     else
         edge_request_id_generate (self->request_id, sizeof self->request_id);
     n = lws_hdr_copy (wsi, value, sizeof value, WSI_TOKEN_HTTP_ACCEPT);
@@ -486,7 +487,7 @@ static int
 s_on_body (edge_request_t *self, const void *data, size_t size)
 {
     if (!self || self->out)
-        return 0;   //  already answered (413, 411): ignore the rest
+        return 0;  //  already answered (413, 411): ignore the rest
     if (self->body_size + size > self->edge->max_body) {
         self->close_after = true;
         s_respond_error (self, 413, "payload_too_large", "the body is too large");
@@ -577,25 +578,25 @@ edge_http_callback (edge_t *edge, struct lws *wsi, enum lws_callback_reasons rea
                     edge_session_t *session, void *in, size_t len)
 {
     switch (reason) {
-    case LWS_CALLBACK_HTTP:
-        return s_on_http (edge, wsi, session, (const char *) in);
-    case LWS_CALLBACK_HTTP_BODY:
-        return s_on_body (session->request, in, len);
-    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-        return s_on_body_done (session->request);
-    case LWS_CALLBACK_HTTP_WRITEABLE:
-        return s_on_writable (session->request);
-    case LWS_CALLBACK_CLOSED_HTTP:
-    case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
-        if (session && session->request) {
-            edge_request_t *self = session->request;
-            //  The client left before the answer was out.
-            s_count (self, self->sse_open ? self->status : 499);
-            s_request_destroy (&self);
-        }
-        return 0;
-    default:
-        return lws_callback_http_dummy (wsi, reason, session, in, len);
+        case LWS_CALLBACK_HTTP:
+            return s_on_http (edge, wsi, session, (const char *) in);
+        case LWS_CALLBACK_HTTP_BODY:
+            return s_on_body (session->request, in, len);
+        case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+            return s_on_body_done (session->request);
+        case LWS_CALLBACK_HTTP_WRITEABLE:
+            return s_on_writable (session->request);
+        case LWS_CALLBACK_CLOSED_HTTP:
+        case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+            if (session && session->request) {
+                edge_request_t *self = session->request;
+                //  The client left before the answer was out.
+                s_count (self, self->sse_open ? self->status : 499);
+                s_request_destroy (&self);
+            }
+            return 0;
+        default:
+            return lws_callback_http_dummy (wsi, reason, session, in, len);
     }
 }
 

@@ -13,8 +13,8 @@ typedef struct _edge_ws_t edge_ws_t;
 
 //  Per-connection data of protocol 0 (lws allocates and zeroes it).
 typedef struct {
-    edge_request_t *request;   //  HTTP request in progress, if any
-    edge_ws_t *ws;             //  WebSocket connection state, after an upgrade
+    edge_request_t *request;  //  HTTP request in progress, if any
+    edge_ws_t *ws;            //  WebSocket connection state, after an upgrade
 } edge_session_t;
 
 //  Handle one lws callback of an HTTP connection; returns what lws expects.

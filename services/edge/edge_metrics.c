@@ -9,13 +9,13 @@
 static const double s_buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                    0.25,  0.5,    1,     2.5,  5,     10};
 #define S_BUCKETS (sizeof s_buckets / sizeof s_buckets[0])
-#define S_MAX_SERIES 1024   //  bound on distinct label sets (routes are a fixed set)
+#define S_MAX_SERIES 1024  //  bound on distinct label sets (routes are a fixed set)
 
 typedef struct {
-    char *route;       //  route pattern label
-    char *method;      //  request method label
-    int status;        //  response status label
-    uint64_t count;    //  requests counted
+    char *route;     //  route pattern label
+    char *method;    //  request method label
+    int status;      //  response status label
+    uint64_t count;  //  requests counted
 } s_counter_t;
 
 typedef struct {
@@ -26,12 +26,12 @@ typedef struct {
 } s_histogram_t;
 
 struct _edge_metrics_t {
-    s_counter_t *counters;        //  request counters
-    size_t counter_count;         //  used entries
-    s_histogram_t *histograms;    //  per-route latency
-    size_t histogram_count;       //  used entries
-    uint64_t sse_dropped;         //  SSE streams dropped for a full queue
-    uint64_t ws_dropped;          //  WebSocket connections dropped for a full queue
+    s_counter_t *counters;      //  request counters
+    size_t counter_count;       //  used entries
+    s_histogram_t *histograms;  //  per-route latency
+    size_t histogram_count;     //  used entries
+    uint64_t sse_dropped;       //  SSE streams dropped for a full queue
+    uint64_t ws_dropped;        //  WebSocket connections dropped for a full queue
 };
 
 edge_metrics_t *
@@ -178,7 +178,8 @@ edge_metrics_render (edge_metrics_t *self, const edge_gauges_t *g, size_t *size)
         uint64_t cumulative = 0;
         for (size_t b = 0; b < S_BUCKETS; b++) {
             cumulative += h->buckets[b];
-            fprintf (out, "chorus_http_request_duration_seconds_bucket{route=\"%s\",le=\"",
+            fprintf (out,
+                     "chorus_http_request_duration_seconds_bucket{route=\"%s\",le=\"",
                      route);
             s_print_le (out, s_buckets[b]);
             fprintf (out, "\"} %llu\n", (unsigned long long) cumulative);
@@ -192,12 +193,14 @@ edge_metrics_render (edge_metrics_t *self, const edge_gauges_t *g, size_t *size)
         fprintf (out, "chorus_http_request_duration_seconds_count{route=\"%s\"} %llu\n",
                  route, (unsigned long long) h->count);
     }
-    fprintf (out, "# HELP chorus_bus_in_flight Bus requests sent by the edge and not "
-                  "yet ended.\n# TYPE chorus_bus_in_flight gauge\nchorus_bus_in_flight "
-                  "%zu\n",
+    fprintf (out,
+             "# HELP chorus_bus_in_flight Bus requests sent by the edge and not "
+             "yet ended.\n# TYPE chorus_bus_in_flight gauge\nchorus_bus_in_flight "
+             "%zu\n",
              g->bus_in_flight);
-    fprintf (out, "# HELP chorus_bus_brokers_alive Brokers the edge sees alive.\n"
-                  "# TYPE chorus_bus_brokers_alive gauge\nchorus_bus_brokers_alive %zu\n",
+    fprintf (out,
+             "# HELP chorus_bus_brokers_alive Brokers the edge sees alive.\n"
+             "# TYPE chorus_bus_brokers_alive gauge\nchorus_bus_brokers_alive %zu\n",
              g->brokers_alive);
     fprintf (out, "# HELP chorus_service_replicas Live replicas per service, from the "
                   "broker's last status.\n# TYPE chorus_service_replicas gauge\n");
@@ -206,20 +209,24 @@ edge_metrics_render (edge_metrics_t *self, const edge_gauges_t *g, size_t *size)
         fprintf (out, "chorus_service_replicas{service=\"%s\"} %u\n", label,
                  (unsigned) g->replicas[i]);
     }
-    fprintf (out, "# HELP chorus_sse_streams_open SSE streams open now.\n"
-                  "# TYPE chorus_sse_streams_open gauge\nchorus_sse_streams_open %zu\n",
+    fprintf (out,
+             "# HELP chorus_sse_streams_open SSE streams open now.\n"
+             "# TYPE chorus_sse_streams_open gauge\nchorus_sse_streams_open %zu\n",
              g->sse_open);
-    fprintf (out, "# HELP chorus_ws_connections_open WebSocket connections open now.\n"
-                  "# TYPE chorus_ws_connections_open gauge\n"
-                  "chorus_ws_connections_open %zu\n",
+    fprintf (out,
+             "# HELP chorus_ws_connections_open WebSocket connections open now.\n"
+             "# TYPE chorus_ws_connections_open gauge\n"
+             "chorus_ws_connections_open %zu\n",
              g->ws_open);
-    fprintf (out, "# HELP chorus_sse_dropped_total SSE streams closed because a slow "
-                  "client let the queue fill.\n# TYPE chorus_sse_dropped_total counter\n"
-                  "chorus_sse_dropped_total %llu\n",
+    fprintf (out,
+             "# HELP chorus_sse_dropped_total SSE streams closed because a slow "
+             "client let the queue fill.\n# TYPE chorus_sse_dropped_total counter\n"
+             "chorus_sse_dropped_total %llu\n",
              (unsigned long long) self->sse_dropped);
-    fprintf (out, "# HELP chorus_ws_dropped_total WebSocket connections closed because "
-                  "a slow client let the queue fill.\n"
-                  "# TYPE chorus_ws_dropped_total counter\nchorus_ws_dropped_total %llu\n",
+    fprintf (out,
+             "# HELP chorus_ws_dropped_total WebSocket connections closed because "
+             "a slow client let the queue fill.\n"
+             "# TYPE chorus_ws_dropped_total counter\nchorus_ws_dropped_total %llu\n",
              (unsigned long long) self->ws_dropped);
     fclose (out);
     *size = len;
@@ -252,20 +259,24 @@ edge_metrics_test (bool verbose)
         printf ("\n%s", text);
     assert (strstr (text, "# TYPE chorus_http_requests_total counter\n"));
     assert (strstr (text, "# HELP chorus_http_requests_total "));
-    assert (strstr (text,
-                    "chorus_http_requests_total{route=\"/healthz\",method=\"GET\","
-                    "status=\"200\"} 3\n"));
+    assert (strstr (text, "chorus_http_requests_total{route=\"/healthz\",method=\"GET\","
+                          "status=\"200\"} 3\n"));
     assert (strstr (text, "route=\"/we\\\"ird\",method=\"GET\",status=\"404\"} 1\n"));
     assert (strstr (text, "# TYPE chorus_http_request_duration_seconds histogram\n"));
-    assert (strstr (text, "chorus_http_request_duration_seconds_bucket{route=\"/healthz\","
-                          "le=\"0.001\"} 1\n"));
-    assert (strstr (text, "chorus_http_request_duration_seconds_bucket{route=\"/healthz\","
-                          "le=\"0.005\"} 2\n"));
-    assert (strstr (text, "chorus_http_request_duration_seconds_bucket{route=\"/healthz\","
-                          "le=\"10\"} 2\n"));
-    assert (strstr (text, "chorus_http_request_duration_seconds_bucket{route=\"/healthz\","
-                          "le=\"+Inf\"} 3\n"));
-    assert (strstr (text, "chorus_http_request_duration_seconds_count{route=\"/healthz\"} 3\n"));
+    assert (strstr (text,
+                    "chorus_http_request_duration_seconds_bucket{route=\"/healthz\","
+                    "le=\"0.001\"} 1\n"));
+    assert (strstr (text,
+                    "chorus_http_request_duration_seconds_bucket{route=\"/healthz\","
+                    "le=\"0.005\"} 2\n"));
+    assert (strstr (text,
+                    "chorus_http_request_duration_seconds_bucket{route=\"/healthz\","
+                    "le=\"10\"} 2\n"));
+    assert (strstr (text,
+                    "chorus_http_request_duration_seconds_bucket{route=\"/healthz\","
+                    "le=\"+Inf\"} 3\n"));
+    assert (strstr (
+        text, "chorus_http_request_duration_seconds_count{route=\"/healthz\"} 3\n"));
     assert (strstr (text, "chorus_bus_in_flight 3\n"));
     assert (strstr (text, "chorus_bus_brokers_alive 1\n"));
     assert (strstr (text, "chorus_service_replicas{service=\"auth\"} 2\n"));
@@ -273,12 +284,13 @@ edge_metrics_test (bool verbose)
     assert (strstr (text, "chorus_ws_connections_open 5\n"));
     assert (strstr (text, "chorus_sse_dropped_total 1\n"));
     //  Every line is a comment or "name{labels} value" ending in a newline.
-    for (char *line = text; *line; ) {
+    for (char *line = text; *line;) {
         char *nl = strchr (line, '\n');
         assert (nl);
         assert (line[0] == '#' || (line[0] >= 'a' && line[0] <= 'z'));
         if (line[0] == '#')
-            assert (strncmp (line, "# HELP ", 7) == 0 || strncmp (line, "# TYPE ", 7) == 0);
+            assert (strncmp (line, "# HELP ", 7) == 0
+                    || strncmp (line, "# TYPE ", 7) == 0);
         line = nl + 1;
     }
     free (text);

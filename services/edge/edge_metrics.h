@@ -13,13 +13,13 @@ typedef struct _edge_metrics_t edge_metrics_t;
 
 //  Values sampled by the owner when /metrics is asked for.
 typedef struct {
-    size_t bus_in_flight;          //  bus requests in flight
-    size_t brokers_alive;          //  brokers alive now
-    size_t sse_open;               //  SSE streams open
-    size_t ws_open;                //  WebSocket connections open
-    size_t services;               //  entries in service_names / replicas
+    size_t bus_in_flight;              //  bus requests in flight
+    size_t brokers_alive;              //  brokers alive now
+    size_t sse_open;                   //  SSE streams open
+    size_t ws_open;                    //  WebSocket connections open
+    size_t services;                   //  entries in service_names / replicas
     const char *const *service_names;  //  service names from the broker status
-    const uint32_t *replicas;      //  live replicas per service
+    const uint32_t *replicas;          //  live replicas per service
 } edge_gauges_t;
 
 edge_metrics_t *edge_metrics_new (void);

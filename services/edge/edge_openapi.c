@@ -22,13 +22,17 @@ static const char s_components[] =
     "\"ServiceInfo\":{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\"},"
     "\"replicas\":{\"type\":\"integer\"},\"credit\":{\"type\":\"integer\"},"
     "\"in_flight\":{\"type\":\"integer\"},\"queued\":{\"type\":\"integer\"}}},"
-    "\"BrokerStatus\":{\"type\":\"object\",\"properties\":{\"broker\":{\"type\":\"string\"},"
-    "\"services\":{\"type\":\"array\",\"items\":{\"$ref\":\"#/components/schemas/ServiceInfo\"}},"
+    "\"BrokerStatus\":{\"type\":\"object\",\"properties\":{\"broker\":{\"type\":"
+    "\"string\"},"
+    "\"services\":{\"type\":\"array\",\"items\":{\"$ref\":\"#/components/schemas/"
+    "ServiceInfo\"}},"
     "\"requests_total\":{\"type\":\"integer\"},\"errors_total\":{\"type\":\"integer\"}}},"
-    "\"PingReply\":{\"type\":\"object\",\"properties\":{\"service\":{\"type\":\"string\"},"
+    "\"PingReply\":{\"type\":\"object\",\"properties\":{\"service\":{\"type\":\"string\"}"
+    ","
     "\"replica\":{\"type\":\"string\"},\"time_ms\":{\"type\":\"integer\"},"
     "\"index\":{\"type\":\"integer\"}}},"
-    "\"HealthReply\":{\"type\":\"object\",\"properties\":{\"service\":{\"type\":\"string\"},"
+    "\"HealthReply\":{\"type\":\"object\",\"properties\":{\"service\":{\"type\":"
+    "\"string\"},"
     "\"replica\":{\"type\":\"string\"},\"status\":{\"type\":\"string\"},"
     "\"database\":{\"type\":\"boolean\"},\"redis\":{\"type\":\"boolean\"},"
     "\"in_flight\":{\"type\":\"integer\"},\"credit\":{\"type\":\"integer\"},"
@@ -94,9 +98,9 @@ s_operation (const edge_route_t *route)
                 json_array_append_new (values, json_string (services[i]));
             json_object_set_new (schema, "enum", values);
         }
-        json_array_append_new (params, json_pack ("{s:s, s:s, s:b, s:o}", "name", name,
-                                                  "in", "path", "required", 1, "schema",
-                                                  schema));
+        json_array_append_new (params,
+                               json_pack ("{s:s, s:s, s:b, s:o}", "name", name, "in",
+                                          "path", "required", 1, "schema", schema));
     }
     for (size_t i = 0; i < EDGE_ROUTE_MAX_QUERY && route->query[i].name; i++) {
         const edge_query_param_t *q = &route->query[i];
@@ -106,17 +110,16 @@ s_operation (const edge_route_t *route)
             json_object_set_new (schema, "maximum", json_integer (q->max));
         }
         json_array_append_new (params,
-                               json_pack ("{s:s, s:s, s:b, s:s, s:o}", "name", q->name, "in",
-                                          "query", "required", 0, "description",
+                               json_pack ("{s:s, s:s, s:b, s:s, s:o}", "name", q->name,
+                                          "in", "query", "required", 0, "description",
                                           q->description, "schema", schema));
     }
-    json_array_append_new (params,
-                           json_pack ("{s:s, s:s, s:b, s:s, s:{s:s, s:i}}", "name",
-                                      "X-Request-Id", "in", "header", "required", 0,
-                                      "description",
-                                      "Request id to use (1-64 of A-Za-z0-9-_.:); "
-                                      "generated when absent, echoed in the response",
-                                      "schema", "type", "string", "maxLength", 64));
+    json_array_append_new (
+        params, json_pack ("{s:s, s:s, s:b, s:s, s:{s:s, s:i}}", "name", "X-Request-Id",
+                           "in", "header", "required", 0, "description",
+                           "Request id to use (1-64 of A-Za-z0-9-_.:); "
+                           "generated when absent, echoed in the response",
+                           "schema", "type", "string", "maxLength", 64));
     json_object_set_new (op, "parameters", params);
 
     json_t *responses = json_object ();
@@ -145,12 +148,18 @@ s_operation (const edge_route_t *route)
         json_decref (content);
     json_object_set_new (responses, status, ok);
     if (route->kind == EDGE_ROUTE_BUS) {
-        json_object_set_new (responses, "400", s_error_response ("Bad request or invalid JSON"));
-        json_object_set_new (responses, "404", s_error_response ("Unknown route, service or command"));
-        json_object_set_new (responses, "413", s_error_response ("Body larger than the limit"));
+        json_object_set_new (responses, "400",
+                             s_error_response ("Bad request or invalid JSON"));
+        json_object_set_new (responses, "404",
+                             s_error_response ("Unknown route, service or command"));
+        json_object_set_new (responses, "413",
+                             s_error_response ("Body larger than the limit"));
         json_object_set_new (responses, "500", s_error_response ("Internal error"));
-        json_object_set_new (responses, "502", s_error_response ("The replica handling it was lost"));
-        json_object_set_new (responses, "503", s_error_response ("No live replica, no broker, or overloaded (Retry-After)"));
+        json_object_set_new (responses, "502",
+                             s_error_response ("The replica handling it was lost"));
+        json_object_set_new (
+            responses, "503",
+            s_error_response ("No live replica, no broker, or overloaded (Retry-After)"));
         json_object_set_new (responses, "504", s_error_response ("Deadline exceeded"));
     }
     else if (route->kind == EDGE_ROUTE_READYZ)
@@ -159,7 +168,8 @@ s_operation (const edge_route_t *route)
                                         "content", "application/json", "schema",
                                         s_ref ("Ready")));
     else if (route->kind == EDGE_ROUTE_WS)
-        json_object_set_new (responses, "426", s_error_response ("Not a WebSocket upgrade"));
+        json_object_set_new (responses, "426",
+                             s_error_response ("Not a WebSocket upgrade"));
     json_object_set_new (responses, "405", s_error_response ("Method not allowed"));
     json_object_set_new (op, "responses", responses);
     return op;
@@ -231,10 +241,12 @@ edge_openapi_check (json_t *document, char *error, size_t error_size)
     }
     const char *path;
     json_t *item;
-    json_object_foreach (paths, path, item) {
+    json_object_foreach (paths, path, item)
+    {
         const char *method;
         json_t *op;
-        json_object_foreach (item, method, op) {
+        json_object_foreach (item, method, op)
+        {
             bool found = false;
             for (size_t i = 0; i < count && !found; i++)
                 found = strcmp (routes[i].pattern, path) == 0
@@ -257,9 +269,9 @@ edge_openapi_test (bool verbose)
     json_t *doc = edge_openapi_document ();
     assert (strcmp (json_string_value (json_object_get (doc, "openapi")), "3.1.0") == 0);
     assert (edge_openapi_check (doc, error, sizeof error) == 0);
-    json_t *ping = json_object_get (json_object_get (json_object_get (doc, "paths"),
-                                                     "/api/v1/services/{name}/ping"),
-                                    "get");
+    json_t *ping = json_object_get (
+        json_object_get (json_object_get (doc, "paths"), "/api/v1/services/{name}/ping"),
+        "get");
     assert (ping);
     assert (json_array_size (json_object_get (ping, "parameters")) == 4);
     assert (json_object_get (json_object_get (ping, "responses"), "504"));

@@ -7,18 +7,18 @@
 #include <string.h>
 
 typedef struct s_item_t {
-    struct s_item_t *next;   //  next message
-    size_t size;             //  payload size
-    unsigned char data[];    //  headroom, then payload
+    struct s_item_t *next;  //  next message
+    size_t size;            //  payload size
+    unsigned char data[];   //  headroom, then payload
 } s_item_t;
 
 struct _edge_queue_t {
-    s_item_t *head;          //  oldest message
-    s_item_t *tail;          //  newest message
-    size_t limit;            //  most payload bytes held
-    size_t headroom;         //  free bytes kept before each payload
-    size_t bytes;            //  payload bytes held
-    size_t count;            //  messages held
+    s_item_t *head;   //  oldest message
+    s_item_t *tail;   //  newest message
+    size_t limit;     //  most payload bytes held
+    size_t headroom;  //  free bytes kept before each payload
+    size_t bytes;     //  payload bytes held
+    size_t count;     //  messages held
 };
 
 edge_queue_t *
@@ -113,12 +113,12 @@ edge_queue_test (bool verbose)
     assert (edge_queue_push (queue, "bye", 3, true) == 0);
     unsigned char *data = edge_queue_peek (queue, &size);
     assert (size == 5 && memcmp (data, "hello", 5) == 0);
-    memset (data - 16, 0, 16);   //  headroom is writable
+    memset (data - 16, 0, 16);  //  headroom is writable
     edge_queue_pop (queue);
     data = edge_queue_peek (queue, &size);
     assert (size == 5 && memcmp (data, "world", 5) == 0);
     edge_queue_pop (queue);
-    assert (edge_queue_push (queue, "x", 1, false) == 0);   //  room again
+    assert (edge_queue_push (queue, "x", 1, false) == 0);  //  room again
     edge_queue_destroy (&queue);
     edge_queue_destroy (&queue);
     queue = edge_queue_new (4, 0);

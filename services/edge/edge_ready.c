@@ -13,35 +13,36 @@
 #include "edge_routes.h"
 #include "redis_client.h"
 
-#define S_MAX_SERVICES 64   //  services kept from a broker status
+#define S_MAX_SERVICES 64  //  services kept from a broker status
 
 typedef struct {
-    edge_ready_t *ready;    //  owner
-    char name[64];          //  service name
-    uint64_t handle;        //  health request in flight (0: none)
-    int64_t answered_us;    //  last health answer
-    bool database;          //  its database flag
+    edge_ready_t *ready;  //  owner
+    char name[64];        //  service name
+    uint64_t handle;      //  health request in flight (0: none)
+    int64_t answered_us;  //  last health answer
+    bool database;        //  its database flag
 } s_health_t;
 
 struct _edge_ready_t {
-    bus_client_t *bus;                  //  bus client (borrowed)
-    core_log_t *log;                    //  logger (borrowed)
-    redis_client_t *redis;              //  our Redis connection, or NULL
-    bool redis_pending;                 //  a PING is in flight
-    int64_t redis_ok_us;                //  last PONG
-    int64_t stale_us;                   //  answers older than this are stale
-    uint64_t status_handle;             //  broker status in flight (0: none)
-    int64_t status_ok_us;               //  last broker status answer
-    char *names[S_MAX_SERVICES];        //  services in the last status
+    bus_client_t *bus;                      //  bus client (borrowed)
+    core_log_t *log;                        //  logger (borrowed)
+    redis_client_t *redis;                  //  our Redis connection, or NULL
+    bool redis_pending;                     //  a PING is in flight
+    int64_t redis_ok_us;                    //  last PONG
+    int64_t stale_us;                       //  answers older than this are stale
+    uint64_t status_handle;                 //  broker status in flight (0: none)
+    int64_t status_ok_us;                   //  last broker status answer
+    char *names[S_MAX_SERVICES];            //  services in the last status
     const char *name_view[S_MAX_SERVICES];  //  the same, const, for the gauges
-    uint32_t replicas[S_MAX_SERVICES];  //  their live replicas
-    size_t services;                    //  entries used
-    s_health_t *health;                 //  one per known service name
-    size_t health_count;                //  entries
+    uint32_t replicas[S_MAX_SERVICES];      //  their live replicas
+    size_t services;                        //  entries used
+    s_health_t *health;                     //  one per known service name
+    size_t health_count;                    //  entries
 };
 
 edge_ready_t *
-edge_ready_new (bus_client_t *bus, core_log_t *log, const char *redis_url, int interval_ms)
+edge_ready_new (bus_client_t *bus, core_log_t *log, const char *redis_url,
+                int interval_ms)
 {
     edge_ready_t *self = calloc (1, sizeof *self);
     assert (self);
@@ -128,14 +129,15 @@ s_status_fn (bus_client_t *client, const bus_reply_t *reply, void *arg)
     self->services = 0;
     size_t index;
     json_t *info;
-    json_array_foreach (json_object_get (status, "services"), index, info) {
+    json_array_foreach (json_object_get (status, "services"), index, info)
+    {
         const char *name = json_string_value (json_object_get (info, "name"));
         if (!name || self->services == S_MAX_SERVICES)
             continue;
         self->names[self->services] = strdup (name);
         self->name_view[self->services] = self->names[self->services];
-        self->replicas[self->services] =
-            (uint32_t) json_integer_value (json_object_get (info, "replicas"));
+        self->replicas[self->services] = (uint32_t) json_integer_value (
+            json_object_get (info, "replicas"));
         self->services++;
     }
     json_decref (status);
@@ -247,7 +249,8 @@ edge_ready_checks (edge_ready_t *self, bool *broker, bool *database, bool *redis
     *broker = bus_client_brokers_alive (self->bus) > 0 && self->status_ok_us
               && now - self->status_ok_us <= self->stale_us;
     bool live[S_MAX_SERVICES], fresh[S_MAX_SERVICES], db[S_MAX_SERVICES];
-    size_t count = self->health_count < S_MAX_SERVICES ? self->health_count : S_MAX_SERVICES;
+    size_t count = self->health_count < S_MAX_SERVICES ? self->health_count
+                                                       : S_MAX_SERVICES;
     for (size_t i = 0; i < count; i++) {
         s_health_t *health = &self->health[i];
         live[i] = s_replicas (self, health->name) > 0;

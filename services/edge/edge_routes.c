@@ -9,32 +9,92 @@
 #include <strings.h>
 #include <uuid/uuid.h>
 
-static const char *const s_services[] = {"auth",         "chat",      "agents",
-                                         "rag",          "integrations", "workflows",
-                                         "channels",     "analytics"};
+static const char *const s_services[] = {"auth",     "chat",         "agents",
+                                         "rag",      "integrations", "workflows",
+                                         "channels", "analytics"};
 
 static const edge_route_t s_routes[] = {
-    {"GET", "/healthz", EDGE_ROUTE_HEALTHZ, NULL, NULL, 200, false,
-     "Liveness: 200 whenever the edge serves", "Status", {{0}}},
-    {"GET", "/readyz", EDGE_ROUTE_READYZ, NULL, NULL, 200, false,
-     "Readiness: broker, database and Redis checks (503 when one fails)", "Ready",
+    {"GET",
+     "/healthz",
+     EDGE_ROUTE_HEALTHZ,
+     NULL,
+     NULL,
+     200,
+     false,
+     "Liveness: 200 whenever the edge serves",
+     "Status",
      {{0}}},
-    {"GET", "/metrics", EDGE_ROUTE_METRICS, NULL, NULL, 200, false,
-     "Prometheus text exposition of the edge's metrics", NULL, {{0}}},
-    {"GET", "/openapi.json", EDGE_ROUTE_OPENAPI, NULL, NULL, 200, false,
-     "This OpenAPI document", NULL, {{0}}},
-    {"GET", "/api/v1/ws", EDGE_ROUTE_WS, NULL, NULL, 101, true,
+    {"GET",
+     "/readyz",
+     EDGE_ROUTE_READYZ,
+     NULL,
+     NULL,
+     200,
+     false,
+     "Readiness: broker, database and Redis checks (503 when one fails)",
+     "Ready",
+     {{0}}},
+    {"GET",
+     "/metrics",
+     EDGE_ROUTE_METRICS,
+     NULL,
+     NULL,
+     200,
+     false,
+     "Prometheus text exposition of the edge's metrics",
+     NULL,
+     {{0}}},
+    {"GET",
+     "/openapi.json",
+     EDGE_ROUTE_OPENAPI,
+     NULL,
+     NULL,
+     200,
+     false,
+     "This OpenAPI document",
+     NULL,
+     {{0}}},
+    {"GET",
+     "/api/v1/ws",
+     EDGE_ROUTE_WS,
+     NULL,
+     NULL,
+     101,
+     true,
      "WebSocket: JSON messages ping/request/cancel, streamed partial/final/error",
-     NULL, {{0}}},
-    {"GET", "/api/v1/services", EDGE_ROUTE_BUS, "broker", "status", 200, false,
-     "The broker's view of every service: replicas, credit, load", "BrokerStatus",
+     NULL,
      {{0}}},
-    {"GET", "/api/v1/services/{name}/ping", EDGE_ROUTE_BUS, "{name}", "ping", 200, true,
-     "Ping a service over the bus; count > 1 streams count replies", "PingReply",
+    {"GET",
+     "/api/v1/services",
+     EDGE_ROUTE_BUS,
+     "broker",
+     "status",
+     200,
+     false,
+     "The broker's view of every service: replicas, credit, load",
+     "BrokerStatus",
+     {{0}}},
+    {"GET",
+     "/api/v1/services/{name}/ping",
+     EDGE_ROUTE_BUS,
+     "{name}",
+     "ping",
+     200,
+     true,
+     "Ping a service over the bus; count > 1 streams count replies",
+     "PingReply",
      {{"count", "integer", 1, 1000, "Replies to send (count-1 partials, then final)"},
       {"interval_ms", "integer", 0, 60000, "Milliseconds between replies"}}},
-    {"GET", "/api/v1/services/{name}/health", EDGE_ROUTE_BUS, "{name}", "health", 200,
-     false, "Health of one replica of a service", "HealthReply", {{0}}},
+    {"GET",
+     "/api/v1/services/{name}/health",
+     EDGE_ROUTE_BUS,
+     "{name}",
+     "health",
+     200,
+     false,
+     "Health of one replica of a service",
+     "HealthReply",
+     {{0}}},
 };
 
 const edge_route_t *
@@ -97,8 +157,8 @@ s_pattern_match (const char *pattern, const char *path, edge_match_t *match)
 }
 
 edge_match_result_t
-edge_routes_match (const char *method, const char *path, edge_match_t *match,
-                   char *allow, size_t allow_size)
+edge_routes_match (const char *method, const char *path, edge_match_t *match, char *allow,
+                   size_t allow_size)
 {
     match->route = NULL;
     bool path_known = false;
@@ -109,7 +169,8 @@ edge_routes_match (const char *method, const char *path, edge_match_t *match,
         if (!s_pattern_match (s_routes[i].pattern, path, match))
             continue;
         if (strcmp (s_routes[i].method, method) == 0
-            || (strcmp (method, "HEAD") == 0 && strcmp (s_routes[i].method, "GET") == 0)) {
+            || (strcmp (method, "HEAD") == 0
+                && strcmp (s_routes[i].method, "GET") == 0)) {
             match->route = &s_routes[i];
             return EDGE_MATCH_OK;
         }
@@ -254,8 +315,9 @@ s_query_value (const edge_query_param_t *decl, const char *text, char *error,
         errno = 0;
         long long n = strtoll (text, &end, 10);
         if (errno || end == text || *end || n < decl->min || n > decl->max) {
-            snprintf (error, error_size, "query parameter '%s' must be an integer in %lld..%lld",
-                      decl->name, decl->min, decl->max);
+            snprintf (error, error_size,
+                      "query parameter '%s' must be an integer in %lld..%lld", decl->name,
+                      decl->min, decl->max);
             return NULL;
         }
         return json_integer (n);
@@ -273,8 +335,7 @@ s_query_value (const edge_query_param_t *decl, const char *text, char *error,
 }
 
 json_t *
-edge_routes_args (const edge_match_t *match, json_t *body, char *error,
-                  size_t error_size)
+edge_routes_args (const edge_match_t *match, json_t *body, char *error, size_t error_size)
 {
     json_t *args = body && json_is_object (body) ? json_deep_copy (body) : json_object ();
     assert (args);
@@ -285,7 +346,7 @@ edge_routes_args (const edge_match_t *match, json_t *body, char *error,
             if (strcmp (route->query[d].name, match->query[i].name) == 0)
                 decl = &route->query[d];
         if (!decl)
-            continue;   //  undeclared query parameters are ignored
+            continue;  //  undeclared query parameters are ignored
         json_t *value = s_query_value (decl, match->query[i].value, error, error_size);
         if (!value) {
             json_decref (args);
@@ -297,7 +358,8 @@ edge_routes_args (const edge_match_t *match, json_t *body, char *error,
     for (size_t i = 0; i < match->param_count; i++)
         if (!route || !route->service || route->service[0] != '{'
             || strncmp (route->service + 1, match->params[i].name,
-                        strlen (match->params[i].name)) != 0)
+                        strlen (match->params[i].name))
+                   != 0)
             json_object_set_new (args, match->params[i].name,
                                  json_string (match->params[i].value));
     return args;
@@ -342,7 +404,7 @@ edge_accepts_event_stream (const char *accept, size_t len)
         size_t type_end = type_start;
         while (type_end < item_end && accept[type_end] != ';')
             type_end++;
-        size_t params = type_end;   //  ';' or item_end
+        size_t params = type_end;  //  ';' or item_end
         while (type_end > type_start
                && (accept[type_end - 1] == ' ' || accept[type_end - 1] == '\t'))
             type_end--;
@@ -354,7 +416,8 @@ edge_accepts_event_stream (const char *accept, size_t len)
                 if ((accept[q] == 'q' || accept[q] == 'Q') && accept[q + 1] == '=') {
                     size_t v = q + 2;
                     zero = v < item_end && accept[v] == '0';
-                    for (v++; zero && v < item_end && accept[v] != ';' && accept[v] != ' ';
+                    for (v++;
+                         zero && v < item_end && accept[v] != ';' && accept[v] != ' ';
                          v++)
                         if (accept[v] != '0' && accept[v] != '.')
                             zero = false;
@@ -376,11 +439,12 @@ edge_error_status (const char *bus_code, const char **http_code)
         const char *code;
         int status;
     } map[] = {
-        {"deadline_exceeded", 504}, {"unavailable", 503}, {"broker_unavailable", 503},
-        {"worker_lost", 502},       {"broker_lost", 502},     {"cancelled", 499},   {"bad_request", 400},
-        {"not_found", 404},         {"unknown_command", 404}, {"overloaded", 503},
-        {"forbidden", 403},         {"unauthorized", 401}, {"conflict", 409},
-        {"shutting_down", 503},    {"invalid_json", 400},      {"payload_too_large", 413},
+        {"deadline_exceeded", 504}, {"unavailable", 503},   {"broker_unavailable", 503},
+        {"worker_lost", 502},       {"broker_lost", 502},   {"cancelled", 499},
+        {"bad_request", 400},       {"not_found", 404},     {"unknown_command", 404},
+        {"overloaded", 503},        {"forbidden", 403},     {"unauthorized", 401},
+        {"conflict", 409},          {"shutting_down", 503}, {"invalid_json", 400},
+        {"payload_too_large", 413},
     };
     for (size_t i = 0; bus_code && i < sizeof map / sizeof map[0]; i++)
         if (strcmp (map[i].code, bus_code) == 0) {
@@ -397,23 +461,40 @@ const char *
 edge_status_text (int status)
 {
     switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
-    case 411: return "Length Required";
-    case 413: return "Payload Too Large";
-    case 426: return "Upgrade Required";
-    case 499: return "Client Closed Request";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "Error";
+        case 200:
+            return "OK";
+        case 201:
+            return "Created";
+        case 400:
+            return "Bad Request";
+        case 401:
+            return "Unauthorized";
+        case 403:
+            return "Forbidden";
+        case 404:
+            return "Not Found";
+        case 405:
+            return "Method Not Allowed";
+        case 409:
+            return "Conflict";
+        case 411:
+            return "Length Required";
+        case 413:
+            return "Payload Too Large";
+        case 426:
+            return "Upgrade Required";
+        case 499:
+            return "Client Closed Request";
+        case 500:
+            return "Internal Server Error";
+        case 502:
+            return "Bad Gateway";
+        case 503:
+            return "Service Unavailable";
+        case 504:
+            return "Gateway Timeout";
+        default:
+            return "Error";
     }
 }
 
@@ -443,9 +524,9 @@ edge_routes_test (bool verbose)
     assert (edge_routes_match ("GET", "/api/v1/services//ping", &m, NULL, 0)
             == EDGE_MATCH_NOT_FOUND);
     assert (edge_routes_match ("GET", "/", &m, NULL, 0) == EDGE_MATCH_NOT_FOUND);
-    assert (edge_routes_match ("POST", "/api/v1/services/rag/health", &m, allow,
-                               sizeof allow)
-            == EDGE_MATCH_BAD_METHOD);
+    assert (
+        edge_routes_match ("POST", "/api/v1/services/rag/health", &m, allow, sizeof allow)
+        == EDGE_MATCH_BAD_METHOD);
     assert (strcmp (allow, "GET") == 0);
     assert (m.route == NULL);
 

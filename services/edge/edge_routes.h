@@ -12,12 +12,12 @@
 
 //  What the edge does with a matched route.
 typedef enum {
-    EDGE_ROUTE_BUS = 0,    //  one bus request to service/command
-    EDGE_ROUTE_HEALTHZ,    //  liveness
-    EDGE_ROUTE_READYZ,     //  readiness from cached checks
-    EDGE_ROUTE_METRICS,    //  Prometheus text
-    EDGE_ROUTE_OPENAPI,    //  the OpenAPI document
-    EDGE_ROUTE_WS          //  WebSocket upgrade
+    EDGE_ROUTE_BUS = 0,  //  one bus request to service/command
+    EDGE_ROUTE_HEALTHZ,  //  liveness
+    EDGE_ROUTE_READYZ,   //  readiness from cached checks
+    EDGE_ROUTE_METRICS,  //  Prometheus text
+    EDGE_ROUTE_OPENAPI,  //  the OpenAPI document
+    EDGE_ROUTE_WS        //  WebSocket upgrade
 } edge_route_kind_t;
 
 //  A declared query parameter: name and JSON type ("integer", "string", "boolean").
@@ -51,17 +51,17 @@ typedef struct {
 
 //  A name/value pair from the path or the query (decoded).
 typedef struct {
-    char name[EDGE_PARAM_SIZE];    //  parameter name
-    char value[EDGE_PARAM_SIZE];   //  decoded value
+    char name[EDGE_PARAM_SIZE];   //  parameter name
+    char value[EDGE_PARAM_SIZE];  //  decoded value
 } edge_param_t;
 
 //  Result of matching a request target.
 typedef struct {
-    const edge_route_t *route;              //  the route, NULL when none
-    edge_param_t params[EDGE_MAX_PARAMS];   //  path parameters
-    size_t param_count;                     //  number of path parameters
-    edge_param_t query[EDGE_MAX_QUERY];     //  query parameters, in order
-    size_t query_count;                     //  number of query parameters
+    const edge_route_t *route;             //  the route, NULL when none
+    edge_param_t params[EDGE_MAX_PARAMS];  //  path parameters
+    size_t param_count;                    //  number of path parameters
+    edge_param_t query[EDGE_MAX_QUERY];    //  query parameters, in order
+    size_t query_count;                    //  number of query parameters
 } edge_match_t;
 
 //  Outcome of a match.

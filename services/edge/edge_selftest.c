@@ -9,9 +9,9 @@
 #include "edge_server.h"
 
 static const core_selftest_t s_tests[] = {
-    {"edge_routes", edge_routes_test}, {"edge_metrics", edge_metrics_test},
+    {"edge_routes", edge_routes_test},   {"edge_metrics", edge_metrics_test},
     {"edge_openapi", edge_openapi_test}, {"edge_queue", edge_queue_test},
-    {"edge_call", edge_call_test},     {"edge_ready", edge_ready_test},
+    {"edge_call", edge_call_test},       {"edge_ready", edge_ready_test},
     {"edge_server", edge_server_test},
 };
 

@@ -40,22 +40,22 @@ const core_config_option_t edge_server_options[] = {
     {"edge_drain_ms", "CHORUS_EDGE_DRAIN_MS", CORE_CONFIG_INT, 0, 600000, "10000",
      "On stop, how long requests in flight may take to finish (ms)"},
 };
-const size_t edge_server_option_count =
-    sizeof edge_server_options / sizeof edge_server_options[0];
+const size_t edge_server_option_count = sizeof edge_server_options
+                                        / sizeof edge_server_options[0];
 
 typedef struct {
-    edge_t edge;                         //  state shared with edge_http / edge_ws
-    zsock_t *pipe;                       //  actor pipe
-    char *host;                          //  listen address
-    int port;                            //  bound port, -1 when not listening
-    int ready_interval_ms;               //  readiness poll period
-    int64_t drain_ms;                    //  drain budget on $TERM
-    int64_t drain_deadline_us;           //  when draining must end (0: not draining)
-    int64_t next_ready_us;               //  next readiness poll
-    bool terminated;                     //  leave the loop
-    lws_sorted_usec_list_t sul_bus;      //  bus_client_tick timer
-    lws_sorted_usec_list_t sul_house;    //  heartbeats, readiness, drain
-    lws_sorted_usec_list_t sul_redis;    //  Redis driving
+    edge_t edge;                       //  state shared with edge_http / edge_ws
+    zsock_t *pipe;                     //  actor pipe
+    char *host;                        //  listen address
+    int port;                          //  bound port, -1 when not listening
+    int ready_interval_ms;             //  readiness poll period
+    int64_t drain_ms;                  //  drain budget on $TERM
+    int64_t drain_deadline_us;         //  when draining must end (0: not draining)
+    int64_t next_ready_us;             //  next readiness poll
+    bool terminated;                   //  leave the loop
+    lws_sorted_usec_list_t sul_bus;    //  bus_client_tick timer
+    lws_sorted_usec_list_t sul_house;  //  heartbeats, readiness, drain
+    lws_sorted_usec_list_t sul_redis;  //  Redis driving
 } self_t;
 
 static int s_callback_http (struct lws *wsi, enum lws_callback_reasons reason, void *user,
@@ -77,16 +77,16 @@ s_callback_http (struct lws *wsi, enum lws_callback_reasons reason, void *user, 
     if (!self)
         return lws_callback_http_dummy (wsi, reason, user, in, len);
     switch (reason) {
-    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-    case LWS_CALLBACK_ESTABLISHED:
-    case LWS_CALLBACK_RECEIVE:
-    case LWS_CALLBACK_SERVER_WRITEABLE:
-    case LWS_CALLBACK_CLOSED:
-        return edge_ws_callback (&self->edge, wsi, reason, (edge_session_t *) user, in,
-                                 len);
-    default:
-        return edge_http_callback (&self->edge, wsi, reason, (edge_session_t *) user, in,
-                                   len);
+        case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        case LWS_CALLBACK_ESTABLISHED:
+        case LWS_CALLBACK_RECEIVE:
+        case LWS_CALLBACK_SERVER_WRITEABLE:
+        case LWS_CALLBACK_CLOSED:
+            return edge_ws_callback (&self->edge, wsi, reason, (edge_session_t *) user,
+                                     in, len);
+        default:
+            return edge_http_callback (&self->edge, wsi, reason, (edge_session_t *) user,
+                                       in, len);
     }
 }
 
@@ -107,7 +107,8 @@ s_handle_pipe (self_t *self)
             else if (!self->drain_deadline_us) {
                 self->edge.draining = true;
                 self->drain_deadline_us = edge_now_us () + self->drain_ms * 1000;
-                core_log_info (self->edge.log, NULL, "draining: %zu bus requests in flight",
+                core_log_info (self->edge.log, NULL,
+                               "draining: %zu bus requests in flight",
                                bus_client_in_flight (self->edge.bus));
             }
         }
@@ -199,10 +200,9 @@ s_adopt (self_t *self, zsock_t *sock)
     lws_sock_file_fd_type desc;
     memset (&desc, 0, sizeof desc);
     desc.filefd = fd;
-    struct lws *wsi = lws_adopt_descriptor_vhost (lws_get_vhost_by_name (self->edge.lws,
-                                                                         "default"),
-                                                  LWS_ADOPT_RAW_FILE_DESC, desc,
-                                                  "chorus-zmq", NULL);
+    struct lws *wsi = lws_adopt_descriptor_vhost (
+        lws_get_vhost_by_name (self->edge.lws, "default"), LWS_ADOPT_RAW_FILE_DESC, desc,
+        "chorus-zmq", NULL);
     if (!wsi) {
         close (fd);
         return -1;
@@ -332,10 +332,23 @@ s_self_destroy (self_t **self_p)
     *self_p = NULL;
 }
 
+//  libwebsockets' own error lines, as JSON log lines like ours.
+static void
+s_lws_emit (int level, const char *line)
+{
+    char message[512];
+    size_t len = core_json_escape (message, sizeof message, line);
+    while (len >= 2 && message[len - 2] == '\\' && message[len - 1] == 'n')
+        message[len -= 2] = 0;  //  drop the trailing newline
+    fprintf (stderr,
+             "{\"level\":\"error\",\"service\":\"edge\",\"message\":\"lws: %s\"}\n",
+             message);
+}
+
 void
 edge_server_actor (zsock_t *pipe, void *args)
 {
-    lws_set_log_level (LLL_ERR, NULL);   //  process-wide; idempotent
+    lws_set_log_level (LLL_ERR, s_lws_emit);  //  process-wide; idempotent
     self_t *self = s_self_new (pipe, (core_config_t *) args);
     zsock_signal (pipe, 0);
     if (!self->edge.lws) {
@@ -377,26 +390,26 @@ edge_server_actor (zsock_t *pipe, void *args)
 typedef enum { S_NORMAL, S_HOLD, S_BIG } s_mode_t;
 
 typedef struct {
-    const char *brokers;    //  broker endpoint
-    const char *service;    //  service name
-    s_mode_t mode;          //  how ping behaves
+    const char *brokers;  //  broker endpoint
+    const char *service;  //  service name
+    s_mode_t mode;        //  how ping behaves
 } s_svc_config_t;
 
 typedef struct {
-    bus_worker_t *worker;   //  the replica
-    zloop_t *loop;          //  its loop
-    s_mode_t mode;          //  ping behaviour
-    const char *service;    //  service name
-    int cancels;            //  cancellations seen
-    zlistx_t *streams;      //  s_stream_t * in progress
+    bus_worker_t *worker;  //  the replica
+    zloop_t *loop;         //  its loop
+    s_mode_t mode;         //  ping behaviour
+    const char *service;   //  service name
+    int cancels;           //  cancellations seen
+    zlistx_t *streams;     //  s_stream_t * in progress
 } s_svc_t;
 
 typedef struct {
-    s_svc_t *svc;              //  owner
-    bus_request_t *request;    //  the request being answered
-    uint32_t index;            //  next reply index
-    uint32_t count;            //  replies to send
-    int timer;                 //  zloop timer (-1: none)
+    s_svc_t *svc;            //  owner
+    bus_request_t *request;  //  the request being answered
+    uint32_t index;          //  next reply index
+    uint32_t count;          //  replies to send
+    int timer;               //  zloop timer (-1: none)
 } s_stream_t;
 
 //  A reply body: {service, replica, time_ms, index[, pad]}.
@@ -492,7 +505,7 @@ s_svc_request (bus_worker_t *worker, bus_request_t *request, void *arg)
     bus_request_set_data (request, stream);
     zlistx_add_end (svc->streams, stream);
     if (svc->mode == S_HOLD)
-        ;   //  never answered: waits for a cancel or the deadline
+        ;  //  never answered: waits for a cancel or the deadline
     else if (stream->count == 1) {
         s_svc_reply (svc, stream, true);
         s_stream_end (stream);
@@ -538,7 +551,8 @@ s_svc_actor (zsock_t *pipe, void *args)
     svc.service = config->service;
     svc.streams = zlistx_new ();
     svc.loop = zloop_new ();
-    svc.worker = bus_worker_new (config->brokers, config->service, 16, NULL, 100, 3, NULL);
+    svc.worker = bus_worker_new (config->brokers, config->service, 16, NULL, 100, 3,
+                                 NULL);
     assert (svc.worker);
     bus_worker_set_handlers (svc.worker, s_svc_request, s_svc_cancel, &svc);
     int rc = bus_worker_attach (svc.worker, svc.loop);
@@ -608,8 +622,8 @@ edge_server_test (bool verbose)
 {
     printf (" * edge_server: ");
     //  A broker on an ephemeral TCP port, and three test services.
-    bus_broker_config_t broker_config = {.id = "edge-test", .log_level = "error",
-                                         .heartbeat_ms = 100};
+    bus_broker_config_t broker_config = {
+        .id = "edge-test", .log_level = "error", .heartbeat_ms = 100};
     zactor_t *broker = zactor_new (bus_broker_actor, &broker_config);
     zstr_sendx (broker, "BIND", "tcp://127.0.0.1:*", NULL);
     int broker_port = -1;
@@ -626,17 +640,23 @@ edge_server_test (bool verbose)
 
     //  The edge on port 0, with small limits so the tests reach them.
     char *error = NULL;
-    core_config_t *config =
-        core_config_new (edge_server_options, edge_server_option_count, &error);
+    core_config_t *config = core_config_new (edge_server_options,
+                                             edge_server_option_count, &error);
     assert (config);
     const char *redis = getenv ("CHORUS_TEST_REDIS_URL");
     const char *settings[][2] = {
-        {"edge_port", "0"},          {"brokers", brokers},
-        {"heartbeat_ms", "100"},     {"log_level", verbose ? "info" : "off"},
-        {"edge_timeout_ms", "1000"}, {"edge_stream_queue", "65536"},
-        {"edge_ready_interval_ms", "200"}, {"edge_sse_keepalive_ms", "300"},
-        {"edge_max_body", "1048576"}, {"edge_ws_max_message", "4096"},
-        {"redis_url", redis ? redis : ""}, {"edge_drain_ms", "2000"},
+        {"edge_port", "0"},
+        {"brokers", brokers},
+        {"heartbeat_ms", "100"},
+        {"log_level", verbose ? "info" : "off"},
+        {"edge_timeout_ms", "1000"},
+        {"edge_stream_queue", "65536"},
+        {"edge_ready_interval_ms", "200"},
+        {"edge_sse_keepalive_ms", "300"},
+        {"edge_max_body", "1048576"},
+        {"edge_ws_max_message", "4096"},
+        {"redis_url", redis ? redis : ""},
+        {"edge_drain_ms", "2000"},
     };
     for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++)
         if (core_config_set (config, settings[i][0], settings[i][1], &error))
@@ -663,7 +683,8 @@ edge_server_test (bool verbose)
                    "trace-42.a"));
     edge_response_free (&r);
     assert (s_get (port, "/healthz", "X-Request-Id: bad id\r\n", &r) == 200);
-    assert (strlen (edge_response_header (&r, "x-request-id", value, sizeof value)) == 36);
+    assert (strlen (edge_response_header (&r, "x-request-id", value, sizeof value))
+            == 36);
     edge_response_free (&r);
 
     //  Unknown route, wrong method, unknown service: JSON errors.
@@ -686,12 +707,14 @@ edge_server_test (bool verbose)
     assert (edge_testclient_response (client, &r, 5000) == 200);
     edge_response_free (&r);
     assert (edge_testclient_request (client, "GET", "/api/v1/services/auth/ping", NULL,
-                                     "{bad json") == 0);
+                                     "{bad json")
+            == 0);
     assert (edge_testclient_response (client, &r, 5000) == 400);
     assert (s_error_is (&r, "invalid_json"));
     edge_response_free (&r);
     assert (edge_testclient_request (client, "GET", "/api/v1/services/auth/ping", NULL,
-                                     "[1,2]") == 0);
+                                     "[1,2]")
+            == 0);
     assert (edge_testclient_response (client, &r, 5000) == 400);
     edge_response_free (&r);
     assert (edge_testclient_request (client, "GET", "/healthz", NULL, NULL) == 0);
@@ -730,8 +753,8 @@ edge_server_test (bool verbose)
     free (huge);
 
     //  Through the bus: wait for the service, then plain JSON answers.
-    for (int i = 0; i < 100 && s_get (port, "/api/v1/services/auth/ping", NULL, &r) != 200;
-         i++) {
+    for (int i = 0;
+         i < 100 && s_get (port, "/api/v1/services/auth/ping", NULL, &r) != 200; i++) {
         edge_response_free (&r);
         zclock_sleep (50);
     }
@@ -741,7 +764,8 @@ edge_server_test (bool verbose)
     json_decref (json);
     edge_response_free (&r);
     assert (s_get (port, "/api/v1/services/auth/ping?count=3&interval_ms=5",
-                   "X-Request-Id: plain-3\r\n", &r) == 200);
+                   "X-Request-Id: plain-3\r\n", &r)
+            == 200);
     json = json_loads (r.body, 0, NULL);
     assert (json_integer_value (json_object_get (json, "index")) == 2);
     json_decref (json);
@@ -765,7 +789,8 @@ edge_server_test (bool verbose)
 
     //  SSE: partial, partial, final, each with an id, then the stream ends.
     assert (s_get (port, "/api/v1/services/auth/ping?count=3&interval_ms=5",
-                   "Accept: text/event-stream\r\n", &r) == 200);
+                   "Accept: text/event-stream\r\n", &r)
+            == 200);
     assert (streq (edge_response_header (&r, "content-type", value, sizeof value),
                    "text/event-stream"));
     assert (strstr (r.body, "id: 1\nevent: partial\ndata: {"));
@@ -777,7 +802,8 @@ edge_server_test (bool verbose)
     int cancels = s_cancels (hold);
     client = edge_testclient_new (port);
     assert (edge_testclient_request (client, "GET", "/api/v1/services/workflows/ping",
-                                     "Accept: text/event-stream\r\n", NULL) == 0);
+                                     "Accept: text/event-stream\r\n", NULL)
+            == 0);
     zclock_sleep (100);
     edge_testclient_destroy (&client);
     assert (s_wait_cancels (hold, cancels));
@@ -785,7 +811,8 @@ edge_server_test (bool verbose)
     client = edge_testclient_new (port);
     assert (edge_testclient_request (client, "GET",
                                      "/api/v1/services/auth/ping?count=2&interval_ms=450",
-                                     "Accept: text/event-stream\r\n", NULL) == 0);
+                                     "Accept: text/event-stream\r\n", NULL)
+            == 0);
     assert (edge_testclient_response (client, &r, 5000) == 200);
     assert (strstr (r.body, ": keepalive\n\n"));
     assert (strstr (r.body, "event: final"));
@@ -800,13 +827,15 @@ edge_server_test (bool verbose)
     setsockopt (edge_testclient_fd (client), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
     assert (edge_testclient_request (client, "GET",
                                      "/api/v1/services/rag/ping?count=1000&interval_ms=1",
-                                     "Accept: text/event-stream\r\n", NULL) == 0);
+                                     "Accept: text/event-stream\r\n", NULL)
+            == 0);
     assert (s_wait_cancels (big, cancels));
     edge_testclient_destroy (&client);
     assert (s_get (port, "/metrics", NULL, &r) == 200);
     assert (strstr (r.body, "chorus_sse_dropped_total 1\n"));
-    assert (strstr (r.body, "chorus_http_requests_total{route=\"/healthz\",method=\"GET\","
-                            "status=\"200\"}"));
+    assert (strstr (r.body,
+                    "chorus_http_requests_total{route=\"/healthz\",method=\"GET\","
+                    "status=\"200\"}"));
     assert (strstr (r.body, "chorus_bus_brokers_alive 1\n"));
     assert (strstr (r.body, "# TYPE chorus_http_request_duration_seconds histogram"));
     edge_response_free (&r);
@@ -850,14 +879,16 @@ edge_server_test (bool verbose)
         json = json_loads (frame, 0, NULL);
         assert (streq (json_string_value (json_object_get (json, "type")), kinds[i]));
         assert (streq (json_string_value (json_object_get (json, "id")), "c1"));
-        assert (json_integer_value (json_object_get (json_object_get (json, "data"), "index"))
-                == i);
+        assert (
+            json_integer_value (json_object_get (json_object_get (json, "data"), "index"))
+            == i);
         json_decref (json);
         free (frame);
     }
     assert (edge_testclient_ws_send (client, "{nope", 5) == 0);
     frame = edge_testclient_ws_recv (client, &opcode, NULL, 5000);
-    assert (frame && strstr (frame, "\"type\":\"error\"") && strstr (frame, "invalid_json"));
+    assert (frame && strstr (frame, "\"type\":\"error\"")
+            && strstr (frame, "invalid_json"));
     free (frame);
     req = "{\"type\":\"request\",\"id\":\"c2\",\"path\":\"/api/v1/services/nope/ping\"}";
     assert (edge_testclient_ws_send (client, req, strlen (req)) == 0);
@@ -865,7 +896,8 @@ edge_server_test (bool verbose)
     assert (frame && strstr (frame, "\"id\":\"c2\"") && strstr (frame, "not_found"));
     free (frame);
     cancels = s_cancels (hold);
-    req = "{\"type\":\"request\",\"id\":\"c3\",\"path\":\"/api/v1/services/workflows/ping\"}";
+    req = "{\"type\":\"request\",\"id\":\"c3\",\"path\":\"/api/v1/services/workflows/"
+          "ping\"}";
     assert (edge_testclient_ws_send (client, req, strlen (req)) == 0);
     zclock_sleep (50);
     const char *cancel = "{\"type\":\"cancel\",\"id\":\"c3\"}";

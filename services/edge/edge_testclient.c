@@ -17,10 +17,10 @@
 #include <unistd.h>
 
 struct _edge_testclient_t {
-    int fd;            //  the socket
-    char *buf;         //  bytes received and not consumed
-    size_t size;       //  how many
-    bool eof;          //  the server closed
+    int fd;       //  the socket
+    char *buf;    //  bytes received and not consumed
+    size_t size;  //  how many
+    bool eof;     //  the server closed
 };
 
 static int64_t
@@ -37,7 +37,8 @@ edge_testclient_new (int port)
     int fd = socket (AF_INET, SOCK_STREAM, 0);
     if (fd < 0)
         return NULL;
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons ((uint16_t) port)};
+    struct sockaddr_in addr = {.sin_family = AF_INET,
+                               .sin_port = htons ((uint16_t) port)};
     addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
     if (connect (fd, (struct sockaddr *) &addr, sizeof addr) < 0) {
         close (fd);
@@ -89,11 +90,12 @@ edge_testclient_request (edge_testclient_t *self, const char *method, const char
                          const char *headers, const char *body)
 {
     char *text = NULL;
-    int size = body ? asprintf (&text, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s"
-                                       "Content-Length: %zu\r\n\r\n%s",
+    int size = body ? asprintf (&text,
+                                "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s"
+                                "Content-Length: %zu\r\n\r\n%s",
                                 method, path, headers ? headers : "", strlen (body), body)
-                    : asprintf (&text, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n", method,
-                                path, headers ? headers : "");
+                    : asprintf (&text, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n",
+                                method, path, headers ? headers : "");
     assert (size > 0);
     int rc = edge_testclient_send (self, text, (size_t) size);
     free (text);
@@ -148,7 +150,7 @@ edge_testclient_response (edge_testclient_t *self, edge_response_t *response,
             return -1;
     size_t header_size = (size_t) (end - self->buf) + 4;
     response->headers = strndup (self->buf, header_size);
-    bool in_name = false;   //  lowercase header names only
+    bool in_name = false;  //  lowercase header names only
     for (char *p = response->headers; *p; p++) {
         if (*p == '\n')
             in_name = true;
@@ -266,7 +268,7 @@ edge_testclient_ws_send (edge_testclient_t *self, const char *text, size_t size)
 {
     unsigned char header[14];
     size_t h = 0;
-    header[h++] = 0x81;   //  FIN, text
+    header[h++] = 0x81;  //  FIN, text
     if (size < 126)
         header[h++] = (unsigned char) (0x80 | size);
     else if (size < 65536) {
@@ -293,7 +295,8 @@ edge_testclient_ws_send (edge_testclient_t *self, const char *text, size_t size)
 }
 
 char *
-edge_testclient_ws_recv (edge_testclient_t *self, int *opcode, size_t *size, int timeout_ms)
+edge_testclient_ws_recv (edge_testclient_t *self, int *opcode, size_t *size,
+                         int timeout_ms)
 {
     int64_t deadline = s_now_ms () + timeout_ms;
     while (self->size < 2)

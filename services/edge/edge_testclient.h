@@ -11,10 +11,10 @@ typedef struct _edge_testclient_t edge_testclient_t;
 
 //  A parsed HTTP response.
 typedef struct {
-    int status;          //  status code, -1 when none arrived
-    char *headers;       //  header block, lowercased names (caller frees via _free)
-    char *body;          //  body, terminated
-    size_t body_size;    //  body length
+    int status;        //  status code, -1 when none arrived
+    char *headers;     //  header block, lowercased names (caller frees via _free)
+    char *body;        //  body, terminated
+    size_t body_size;  //  body length
 } edge_response_t;
 
 //  Connect to 127.0.0.1:port; NULL on failure.
@@ -29,8 +29,8 @@ int edge_testclient_send (edge_testclient_t *self, const void *data, size_t size
 
 //  Send "METHOD path HTTP/1.1" with extra header lines (each ending in \r\n, may
 //  be NULL) and a body (may be NULL).
-int edge_testclient_request (edge_testclient_t *self, const char *method, const char *path,
-                             const char *headers, const char *body);
+int edge_testclient_request (edge_testclient_t *self, const char *method,
+                             const char *path, const char *headers, const char *body);
 
 //  Read one response: headers, then Content-Length bytes or, without one, until
 //  the connection closes. Returns the status or -1 on timeout or close.

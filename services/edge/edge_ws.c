@@ -10,24 +10,24 @@
 #include "edge_queue.h"
 #include "edge_routes.h"
 
-#define S_MAX_CALLS 64   //  requests one connection may have in flight
+#define S_MAX_CALLS 64  //  requests one connection may have in flight
 
 typedef struct {
-    edge_ws_t *conn;     //  the connection it belongs to
-    char id[65];         //  the client's id for it
-    uint64_t handle;     //  bus handle
-    void *cursor;        //  its place in conn->calls
+    edge_ws_t *conn;  //  the connection it belongs to
+    char id[65];      //  the client's id for it
+    uint64_t handle;  //  bus handle
+    void *cursor;     //  its place in conn->calls
 } s_call_t;
 
 struct _edge_ws_t {
-    edge_t *edge;            //  the edge (borrowed)
-    struct lws *wsi;         //  the connection
-    edge_queue_t *queue;     //  messages waiting for the socket
-    char *rx;                //  message being received
-    size_t rx_size;          //  its length so far
-    int close_code;          //  close with this status when writable (0: open)
-    const char *close_why;   //  and this reason
-    zlistx_t *calls;         //  s_call_t * in flight
+    edge_t *edge;           //  the edge (borrowed)
+    struct lws *wsi;        //  the connection
+    edge_queue_t *queue;    //  messages waiting for the socket
+    char *rx;               //  message being received
+    size_t rx_size;         //  its length so far
+    int close_code;         //  close with this status when writable (0: open)
+    const char *close_why;  //  and this reason
+    zlistx_t *calls;        //  s_call_t * in flight
 };
 
 //  Close the connection soon with a status: cancel every call, stop reading.
@@ -147,7 +147,8 @@ s_handle_request (edge_ws_t *self, json_t *msg, const char *id)
     if (!method)
         method = "GET";
     if (!id || !*id || strlen (id) > 64) {
-        s_send_error (self, NULL, "bad_request", "a request needs an id of 1-64 characters");
+        s_send_error (self, NULL, "bad_request",
+                      "a request needs an id of 1-64 characters");
         return;
     }
     if (!path) {
@@ -174,7 +175,8 @@ s_handle_request (edge_ws_t *self, json_t *msg, const char *id)
     edge_match_result_t result = edge_routes_parse_target (method, path, strlen (path),
                                                            &match);
     if (result == EDGE_MATCH_BAD_METHOD) {
-        s_send_error (self, id, "method_not_allowed", "the route does not take this method");
+        s_send_error (self, id, "method_not_allowed",
+                      "the route does not take this method");
         return;
     }
     if (result != EDGE_MATCH_OK || match.route->kind != EDGE_ROUTE_BUS) {
@@ -190,13 +192,14 @@ s_handle_request (edge_ws_t *self, json_t *msg, const char *id)
     edge_request_id_generate (request_id, sizeof request_id);
     edge_call_error_t error;
     call->handle = edge_call_send (edge->bus, &match, json_is_object (body) ? body : NULL,
-                                   request_id, edge->timeout_ms, s_reply_fn, call, &error);
+                                   request_id, edge->timeout_ms, s_reply_fn, call,
+                                   &error);
     if (!call->handle) {
         s_call_end (call);
         s_send_error (self, id, error.code, error.message);
     }
     else
-        bus_client_process (edge->bus);   //  may end the call at once
+        bus_client_process (edge->bus);  //  may end the call at once
 }
 
 //  One complete text message.
@@ -262,65 +265,67 @@ edge_ws_callback (edge_t *edge, struct lws *wsi, enum lws_callback_reasons reaso
 {
     edge_ws_t *self = session ? session->ws : NULL;
     switch (reason) {
-    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
-        char uri[64];
-        if (edge->draining || lws_hdr_copy (wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0
-            || strcmp (uri, "/api/v1/ws") != 0)
-            return -1;   //  refuse the upgrade
-        return 0;
-    }
-    case LWS_CALLBACK_ESTABLISHED:
-        self = calloc (1, sizeof *self);
-        assert (self);
-        self->edge = edge;
-        self->wsi = wsi;
-        self->queue = edge_queue_new (edge->stream_queue, LWS_PRE);
-        self->calls = zlistx_new ();
-        session->ws = self;
-        edge->ws_open++;
-        return 0;
-    case LWS_CALLBACK_RECEIVE:
-        if (!self || self->close_code)
-            return 0;
-        if (self->rx_size + len > edge->ws_max_message) {
-            s_close (self, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too large");
+        case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
+            char uri[64];
+            if (edge->draining
+                || lws_hdr_copy (wsi, uri, sizeof uri, WSI_TOKEN_GET_URI) <= 0
+                || strcmp (uri, "/api/v1/ws") != 0)
+                return -1;  //  refuse the upgrade
             return 0;
         }
-        self->rx = realloc (self->rx, self->rx_size + len + 1);
-        assert (self->rx);
-        memcpy (self->rx + self->rx_size, in, len);
-        self->rx_size += len;
-        if (lws_is_final_fragment (wsi) && !lws_remaining_packet_payload (wsi)) {
-            s_handle_message (self);
-            self->rx_size = 0;
-        }
-        return 0;
-    case LWS_CALLBACK_SERVER_WRITEABLE: {
-        if (!self)
+        case LWS_CALLBACK_ESTABLISHED:
+            self = calloc (1, sizeof *self);
+            assert (self);
+            self->edge = edge;
+            self->wsi = wsi;
+            self->queue = edge_queue_new (edge->stream_queue, LWS_PRE);
+            self->calls = zlistx_new ();
+            session->ws = self;
+            edge->ws_open++;
             return 0;
-        if (self->close_code) {
-            lws_close_reason (wsi, (enum lws_close_status) self->close_code,
-                              (unsigned char *) self->close_why, strlen (self->close_why));
-            return -1;
-        }
-        size_t size = 0;
-        unsigned char *data = edge_queue_peek (self->queue, &size);
-        if (data) {
-            if (lws_write (wsi, data, size, LWS_WRITE_TEXT) < (int) size)
+        case LWS_CALLBACK_RECEIVE:
+            if (!self || self->close_code)
+                return 0;
+            if (self->rx_size + len > edge->ws_max_message) {
+                s_close (self, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too large");
+                return 0;
+            }
+            self->rx = realloc (self->rx, self->rx_size + len + 1);
+            assert (self->rx);
+            memcpy (self->rx + self->rx_size, in, len);
+            self->rx_size += len;
+            if (lws_is_final_fragment (wsi) && !lws_remaining_packet_payload (wsi)) {
+                s_handle_message (self);
+                self->rx_size = 0;
+            }
+            return 0;
+        case LWS_CALLBACK_SERVER_WRITEABLE: {
+            if (!self)
+                return 0;
+            if (self->close_code) {
+                lws_close_reason (wsi, (enum lws_close_status) self->close_code,
+                                  (unsigned char *) self->close_why,
+                                  strlen (self->close_why));
                 return -1;
-            edge_queue_pop (self->queue);
+            }
+            size_t size = 0;
+            unsigned char *data = edge_queue_peek (self->queue, &size);
+            if (data) {
+                if (lws_write (wsi, data, size, LWS_WRITE_TEXT) < (int) size)
+                    return -1;
+                edge_queue_pop (self->queue);
+            }
+            if (edge_queue_count (self->queue))
+                lws_callback_on_writable (wsi);
+            return 0;
         }
-        if (edge_queue_count (self->queue))
-            lws_callback_on_writable (wsi);
-        return 0;
-    }
-    case LWS_CALLBACK_CLOSED:
-        if (self) {
-            s_destroy (&session->ws);
-            edge->ws_open--;
-        }
-        return 0;
-    default:
-        return 0;
+        case LWS_CALLBACK_CLOSED:
+            if (self) {
+                s_destroy (&session->ws);
+                edge->ws_open--;
+            }
+            return 0;
+        default:
+            return 0;
     }
 }

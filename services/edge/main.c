@@ -24,14 +24,14 @@ main (int argc, char **argv)
         return 0;
     }
     char *error = NULL;
-    core_config_t *config =
-        core_config_new (edge_server_options, edge_server_option_count, &error);
+    core_config_t *config = core_config_new (edge_server_options,
+                                             edge_server_option_count, &error);
     if (!config) {
         fprintf (stderr, "chorus-edge: %s\n", error);
         free (error);
         return 1;
     }
-    zsys_init ();   //  installs the SIGINT/SIGTERM handler (zsys_interrupted)
+    zsys_init ();  //  installs the SIGINT/SIGTERM handler (zsys_interrupted)
     core_log_t *log = core_log_new ("edge", core_config_str (config, "log_level"));
     zactor_t *edge = zactor_new (edge_server_actor, config);
     core_config_destroy (&config);
@@ -44,7 +44,7 @@ main (int argc, char **argv)
         return 1;
     }
     while (!zsys_interrupted) {
-        char *message = zstr_recv (edge);   //  nothing is sent: returns on a signal
+        char *message = zstr_recv (edge);  //  nothing is sent: returns on a signal
         if (!message)
             break;
         free (message);
