@@ -28,6 +28,8 @@ typedef struct {
     bus_reply_fn *fn;       //  reply callback
     void *arg;              //  its argument
     int64_t deadline;       //  local safety net (ms)
+    zmsg_t *retry;          //  idempotent: the request frames, to resend once
+    bool replied;           //  a partial reply has arrived (no retry then)
 } s_request_t;
 
 struct _bus_client_t {
@@ -39,7 +41,7 @@ struct _bus_client_t {
     int heartbeat_ms;       //  heartbeat interval
     int liveness;           //  missed heartbeats before a broker is dead
     int64_t default_timeout;//  deadline when headers carry none
-    int64_t next_tick;      //  when tick wants to run again (ms)
+    int64_t last_tick;      //  when tick last ran (ms)
     core_log_t *log;        //  logger (borrowed)
     zloop_t *loop;          //  loop we are attached to, if any
     int timer;              //  its timer id
@@ -48,7 +50,10 @@ struct _bus_client_t {
 static void
 s_request_free (void **item)
 {
-    free (*item);
+    s_request_t *request = (s_request_t *) *item;
+    if (request)
+        zmsg_destroy (&request->retry);
+    free (request);
     *item = NULL;
 }
 
@@ -154,6 +159,15 @@ bus_client_request (bus_client_t *self, const char *service, const char *command
                     const ChorusBus__Headers *headers, const void *body, size_t size,
                     bus_reply_fn *fn, void *arg)
 {
+    return bus_client_request_ex (self, service, command, headers, body, size, 0, fn,
+                                  arg);
+}
+
+uint64_t
+bus_client_request_ex (bus_client_t *self, const char *service, const char *command,
+                       const ChorusBus__Headers *headers, const void *body, size_t size,
+                       int flags, bus_reply_fn *fn, void *arg)
+{
     assert (self && service && command && fn);
     s_broker_t *broker = s_pick (self);
     if (!broker)
@@ -185,6 +199,8 @@ bus_client_request (bus_client_t *self, const char *service, const char *command
         zmsg_addmem (args, body, size);
     else
         zmsg_addmem (args, "\x80", 1);   //  an empty msgpack map
+    if (flags & BUS_REQUEST_IDEMPOTENT)
+        request->retry = zmsg_dup (args);
     if (s_send (broker, BUS_REQUEST, &args)) {
         //  The connection is full or gone: the caller hears it at once
         broker->in_flight--;
@@ -240,7 +256,47 @@ s_fail (bus_client_t *self, s_request_t *request, const char *code, const char *
     fn (self, &reply, arg);
 }
 
-//  A broker went away: every request it held ends with broker_lost.
+//  Resend an idempotent request that has had no reply through another live broker,
+//  once; the deadline is what was left of it. Returns true when resent.
+static bool
+s_retry (bus_client_t *self, s_request_t *request)
+{
+    if (!request->retry || request->replied)
+        return false;
+    s_broker_t *broker = s_pick (self);
+    int64_t left = request->deadline - self->heartbeat_ms - bus_proto_now ();
+    if (!broker || left <= 0) {
+        zmsg_destroy (&request->retry);
+        return false;
+    }
+    zmsg_t *args = request->retry;
+    request->retry = NULL;
+    //  Headers are the fourth frame: set the time left
+    zframe_t *frame = zmsg_first (args);
+    for (int i = 0; i < 3 && frame; i++)
+        frame = zmsg_next (args);
+    ChorusBus__Headers *headers = frame ? (ChorusBus__Headers *) codec_decode_frame (
+                                              &chorus_bus__headers__descriptor, frame,
+                                              NULL, 0)
+                                        : NULL;
+    if (headers) {
+        headers->timeout_ms = left;
+        zframe_t *fresh = codec_encode_frame (&headers->base);
+        zframe_reset (frame, zframe_data (fresh), zframe_size (fresh));
+        zframe_destroy (&fresh);
+        protobuf_c_message_free_unpacked (&headers->base, NULL);
+    }
+    request->broker->in_flight--;
+    request->broker = broker;
+    broker->in_flight++;
+    if (self->log)
+        core_log_info (self->log, NULL, "request %" PRIu64 " resent to %s",
+                       request->handle, broker->endpoint);
+    return s_send (broker, BUS_REQUEST, &args) == 0;
+}
+
+//  A broker went away: every request it held ends with broker_lost, but idempotent
+//  ones without a reply yet are resent through another broker.
 static void
 s_broker_lost (bus_client_t *self, s_broker_t *broker, const char *why)
 {
@@ -256,7 +312,7 @@ s_broker_lost (bus_client_t *self, s_broker_t *broker, const char *why)
         char key[24];
         snprintf (key, sizeof key, "%" PRIu64, (uint64_t) (uintptr_t) item);
         s_request_t *request = (s_request_t *) zhashx_lookup (self->requests, key);
-        if (request)
+        if (request && !s_retry (self, request))
             s_fail (self, request, BUS_ERR_BROKER_LOST,
                     "the broker holding this request went away");
     }
@@ -293,12 +349,20 @@ s_handle_message (bus_client_t *self, s_broker_t *broker, zmsg_t *msg)
     if (frames.command == BUS_ERROR) {
         bus_proto_error_decode (frames.args[1], code, sizeof code, message,
                                 sizeof message);
+        if (streq (code, BUS_ERR_BROKER_LOST)) {
+            //  The broker is going away: use it no more, and resend if we may
+            broker->alive = false;
+            broker->connected = false;   //  until its connection comes back
+            if (s_retry (self, request))
+                return;
+        }
         reply.kind = BUS_REPLY_ERROR;
         reply.code = code;
         reply.message = message;
     }
     else {
         reply.kind = frames.command == BUS_FINAL ? BUS_REPLY_FINAL : BUS_REPLY_PARTIAL;
+        request->replied = true;
         reply.body = zframe_data (frames.args[1]);
         reply.size = zframe_size (frames.args[1]);
     }
@@ -364,8 +428,13 @@ bus_client_tick (bus_client_t *self)
 {
     int64_t now = bus_proto_now ();
     int64_t window = (int64_t) self->heartbeat_ms * self->liveness;
+    //  If our own loop stalled, we sent no heartbeats: silence proves nothing
+    bool stalled = self->last_tick && now - self->last_tick > self->heartbeat_ms;
+    self->last_tick = now;
     for (size_t i = 0; i < self->count; i++) {
         s_broker_t *broker = &self->brokers[i];
+        if (stalled)
+            broker->last_recv = now;
         if (!broker->connected)
             continue;
         if (broker->alive && now - broker->last_recv > window)
@@ -541,10 +610,80 @@ s_echo (bus_client_t *client, const char *service, uint32_t parts, uint32_t dela
                                    tally);
 }
 
+//  Two brokers, one replica on both: when a broker dies, idempotent requests it
+//  held are answered through the other one; the others end with broker_lost.
+static void
+s_test_retry (bool verbose)
+{
+    bus_broker_config_t config = {.log_level = "error", .heartbeat_ms = 100, .liveness = 3};
+    zactor_t *brokers[2];
+    char endpoints[2][64];
+    for (int i = 0; i < 2; i++) {
+        brokers[i] = zactor_new (bus_broker_actor, &config);
+        zstr_sendx (brokers[i], "BIND", "tcp://127.0.0.1:*", NULL);
+        int port;
+        zsock_recv (brokers[i], "i", &port);
+        assert (port > 0);
+        snprintf (endpoints[i], sizeof endpoints[i], "tcp://127.0.0.1:%d", port);
+    }
+    char both[140];
+    snprintf (both, sizeof both, "%s,%s", endpoints[0], endpoints[1]);
+    bus_echo_config_t echo_config = {.brokers = both, .service = "echo", .credit = 8,
+                                     .replica = "r", .heartbeat_ms = 100, .liveness = 3,
+                                     .log_level = "error"};
+    zactor_t *echo = zactor_new (bus_echo_actor, &echo_config);
+    core_log_t *log = core_log_new ("retry", verbose ? "debug" : "error");
+    bus_client_t *client = bus_client_new (both, 100, 3, log);
+    s_tally_t probe = {0};
+    for (int i = 0; i < 200 && bus_client_brokers_alive (client) < 2; i++)
+        s_run_until (client, &probe, 1, 10);
+    zclock_sleep (200);   //  the replica registers with both
+    ChorusBus__Echo body = CHORUS_BUS__ECHO__INIT;
+    body.delay_ms = 300;
+    ChorusBus__Headers headers = CHORUS_BUS__HEADERS__INIT;
+    headers.timeout_ms = 5000;
+    zframe_t *frame = codec_encode_frame (&body.base);
+    //  Round robin: requests alternate between the brokers
+    s_tally_t idem[4] = {{0}}, plain[2] = {{0}};
+    for (int i = 0; i < 4; i++)
+        assert (bus_client_request_ex (client, "echo", "echo", &headers,
+                                       zframe_data (frame), zframe_size (frame),
+                                       BUS_REQUEST_IDEMPOTENT, s_tally, &idem[i]));
+    for (int i = 0; i < 2; i++)
+        assert (bus_client_request (client, "echo", "echo", &headers, zframe_data (frame),
+                                    zframe_size (frame), s_tally, &plain[i]));
+    zframe_destroy (&frame);
+    s_run_until (client, &probe, 1, 50);
+    zactor_destroy (&brokers[0]);
+    int64_t end = bus_proto_now () + 3000;
+    int done = 0;
+    while (done < 6 && bus_proto_now () < end) {
+        s_run_until (client, &probe, 1, 10);
+        done = 0;
+        for (int i = 0; i < 4; i++)
+            done += idem[i].finals + idem[i].errors;
+        for (int i = 0; i < 2; i++)
+            done += plain[i].finals + plain[i].errors;
+    }
+    for (int i = 0; i < 4; i++) {
+        if (verbose || idem[i].finals != 1)
+            printf ("idem %d: finals %d errors %d %s\n", i, idem[i].finals, idem[i].errors,
+                    idem[i].code);
+        assert (idem[i].finals == 1 && idem[i].errors == 0);
+    }
+    assert (plain[0].errors + plain[1].errors == 1);
+    assert (streq (plain[0].errors ? plain[0].code : plain[1].code, BUS_ERR_BROKER_LOST));
+    bus_client_destroy (&client);
+    zactor_destroy (&echo);
+    zactor_destroy (&brokers[1]);
+    core_log_destroy (&log);
+}
+
 void
 bus_client_test (bool verbose)
 {
     printf (" * bus_client: ");
+    s_test_retry (verbose);
     bus_broker_config_t broker_config = {.id = "b1", .log_level = verbose ? "debug" : "error",
                                          .heartbeat_ms = 100, .liveness = 3};
     zactor_t *broker = zactor_new (bus_broker_actor, &broker_config);

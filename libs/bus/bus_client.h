@@ -50,6 +50,16 @@ uint64_t bus_client_request (bus_client_t *self, const char *service,
                              const char *command, const ChorusBus__Headers *headers,
                              const void *body, size_t size, bus_reply_fn *fn, void *arg);
 
+//  Flags for bus_client_request_ex.
+#define BUS_REQUEST_IDEMPOTENT 1   //  on broker_lost before any reply, resend once
+                                   //  through another live broker (same handle)
+
+//  bus_client_request with flags.
+uint64_t bus_client_request_ex (bus_client_t *self, const char *service,
+                                const char *command, const ChorusBus__Headers *headers,
+                                const void *body, size_t size, int flags,
+                                bus_reply_fn *fn, void *arg);
+
 //  Same, with the body given as a protobuf-c message, encoded by the codec.
 uint64_t bus_client_request_msg (bus_client_t *self, const char *service,
                                  const char *command, const ChorusBus__Headers *headers,

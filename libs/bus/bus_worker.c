@@ -49,6 +49,7 @@ struct _bus_worker_t {
     void *arg;                      //  their argument
     core_log_t *log;                //  logger (borrowed)
     int timer;                      //  zloop timer id
+    int64_t last_tick;              //  when tick last ran (ms)
 };
 
 bus_worker_t *
@@ -375,8 +376,13 @@ bus_worker_tick (bus_worker_t *self)
 {
     int64_t now = bus_proto_now ();
     int64_t window = (int64_t) self->heartbeat_ms * self->liveness;
+    //  If our own loop stalled, we sent no heartbeats: silence proves nothing
+    bool stalled = self->last_tick && now - self->last_tick > self->heartbeat_ms;
+    self->last_tick = now;
     for (size_t i = 0; i < self->count; i++) {
         s_broker_t *broker = &self->brokers[i];
+        if (stalled)
+            broker->last_recv = now;
         if (!broker->connected || self->said_goodbye)
             continue;
         if (!broker->registered) {

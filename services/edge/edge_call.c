@@ -40,8 +40,10 @@ edge_call_send (bus_client_t *bus, const edge_match_t *match, json_t *body,
     ChorusBus__Headers headers = CHORUS_BUS__HEADERS__INIT;
     headers.request_id = (char *) request_id;
     headers.timeout_ms = timeout_ms;
-    uint64_t handle = bus_client_request (bus, service, route->command, &headers,
-                                          sbuf.data, sbuf.size, fn, arg);
+    //  Reads may be resent through another broker when theirs dies
+    int flags = strcmp (route->method, "GET") == 0 ? BUS_REQUEST_IDEMPOTENT : 0;
+    uint64_t handle = bus_client_request_ex (bus, service, route->command, &headers,
+                                             sbuf.data, sbuf.size, flags, fn, arg);
     msgpack_sbuffer_destroy (&sbuf);
     if (!handle) {
         *error = (edge_call_error_t){503, "broker_unavailable", "no broker is reachable"};

@@ -440,7 +440,7 @@ edge_error_status (const char *bus_code, const char **http_code)
         int status;
     } map[] = {
         {"deadline_exceeded", 504}, {"unavailable", 503},   {"broker_unavailable", 503},
-        {"worker_lost", 502},       {"broker_lost", 502},   {"cancelled", 499},
+        {"worker_lost", 502},       {"broker_lost", 503},   {"cancelled", 499},
         {"bad_request", 400},       {"not_found", 404},     {"unknown_command", 404},
         {"overloaded", 503},        {"forbidden", 403},     {"unauthorized", 401},
         {"conflict", 409},          {"shutting_down", 503}, {"invalid_json", 400},
