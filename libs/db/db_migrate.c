@@ -1,6 +1,7 @@
 /*  db_migrate: numbered SQL migrations applied at service start (see db_migrate.h).
     This is the one place in libs/db that blocks: it runs before the loop starts.  */
 #include "db_migrate.h"
+#include "db_testing.h"
 
 #include <assert.h>
 #include <ctype.h>
@@ -16,15 +17,15 @@
 #define S_MAX_FILE_SIZE (16 * 1024 * 1024)
 
 typedef struct {
-    int version;                //  NNN
-    char *name;                 //  file name
-    char *path;                 //  full path
-    char *sql;                  //  content
-    char checksum[65];          //  hex SHA-256 of the content
+    int version;        //  NNN
+    char *name;         //  file name
+    char *path;         //  full path
+    char *sql;          //  content
+    char checksum[65];  //  hex SHA-256 of the content
 } s_file_t;
 
-static int
-s_fail (char **error, const char *format, ...) __attribute__ ((format (printf, 2, 3)));
+static int s_fail (char **error, const char *format, ...)
+    __attribute__ ((format (printf, 2, 3)));
 static int
 s_fail (char **error, const char *format, ...)
 {
@@ -127,7 +128,8 @@ s_load_dir (const char *dir, s_file_t **files_p, int *count_p, char **error)
 {
     DIR *handle = opendir (dir);
     if (!handle)
-        return s_fail (error, "cannot open migrations directory %s: %s", dir, strerror (errno));
+        return s_fail (error, "cannot open migrations directory %s: %s", dir,
+                       strerror (errno));
     s_file_t *files = NULL;
     int count = 0, rc = 0;
     struct dirent *entry;
@@ -165,7 +167,8 @@ s_load_dir (const char *dir, s_file_t **files_p, int *count_p, char **error)
         qsort (files, (size_t) count, sizeof (s_file_t), s_compare_files);
         for (int i = 0; i < count && rc == 0; i++)
             if (files[i].version != i + 1)
-                rc = s_fail (error, "migrations in %s: %s has version %d, expected %d "
+                rc = s_fail (error,
+                             "migrations in %s: %s has version %d, expected %d "
                              "(versions start at 1 with no gap or duplicate)",
                              dir, files[i].name, files[i].version, i + 1);
     }
@@ -218,22 +221,26 @@ s_migrate (PGconn *pg, const char *schema, s_file_t *files, int count, core_log_
     snprintf (sql, sizeof sql,
               "CREATE TABLE IF NOT EXISTS \"%s\".schema_migrations ("
               "version int PRIMARY KEY, name text NOT NULL, checksum text NOT NULL, "
-              "applied_at timestamptz NOT NULL DEFAULT now ())", schema);
+              "applied_at timestamptz NOT NULL DEFAULT now ())",
+              schema);
     if (!s_run (pg, sql, 0, NULL, error))
         return -1;
     //  checksums, computed by the server so that nothing else needs a hash
     for (int i = 0; i < count; i++) {
         const char *params[] = {files[i].sql};
-        PGresult *result = s_exec (pg, "SELECT encode (sha256 (convert_to ($1, 'UTF8')), 'hex')",
-                                   1, params, error);
+        PGresult *result = s_exec (
+            pg, "SELECT encode (sha256 (convert_to ($1, 'UTF8')), 'hex')", 1, params,
+            error);
         if (!result)
             return s_fail (error, "checksum of %s: %s", files[i].name, *error);
-        snprintf (files[i].checksum, sizeof files[i].checksum, "%s", PQgetvalue (result, 0, 0));
+        snprintf (files[i].checksum, sizeof files[i].checksum, "%s",
+                  PQgetvalue (result, 0, 0));
         PQclear (result);
     }
-    snprintf (sql, sizeof sql,
-              "SELECT version, name, checksum FROM \"%s\".schema_migrations ORDER BY version",
-              schema);
+    snprintf (
+        sql, sizeof sql,
+        "SELECT version, name, checksum FROM \"%s\".schema_migrations ORDER BY version",
+        schema);
     PGresult *applied = s_exec (pg, sql, 0, NULL, error);
     if (!applied)
         return -1;
@@ -242,15 +249,18 @@ s_migrate (PGconn *pg, const char *schema, s_file_t *files, int count, core_log_
     for (int row = 0; row < rows && rc == 0; row++) {
         long version = strtol (PQgetvalue (applied, row, 0), NULL, 10);
         if (version < 1 || version > count)
-            rc = s_fail (error, "schema %s has migration %ld (%s) applied but no such file; "
-                         "refusing to run", schema, version, PQgetvalue (applied, row, 1));
+            rc = s_fail (error,
+                         "schema %s has migration %ld (%s) applied but no such file; "
+                         "refusing to run",
+                         schema, version, PQgetvalue (applied, row, 1));
         else if (strcmp (files[version - 1].checksum, PQgetvalue (applied, row, 2)) != 0)
-            rc = s_fail (error, "migration %s was changed after it was applied to schema %s "
-                         "(checksum differs); add a new migration instead", files[version - 1].name,
-                         schema);
+            rc = s_fail (error,
+                         "migration %s was changed after it was applied to schema %s "
+                         "(checksum differs); add a new migration instead",
+                         files[version - 1].name, schema);
         else if (version != row + 1)
-            rc = s_fail (error, "schema %s: applied migrations have a gap before %ld", schema,
-                         version);
+            rc = s_fail (error, "schema %s: applied migrations have a gap before %ld",
+                         schema, version);
     }
     PQclear (applied);
     if (rc)
@@ -258,7 +268,8 @@ s_migrate (PGconn *pg, const char *schema, s_file_t *files, int count, core_log_
     int applied_now = 0;
     for (int i = rows; i < count; i++) {
         s_file_t *file = &files[i];
-        core_log_info (log, NULL, "db_migrate: applying %s to schema %s", file->name, schema);
+        core_log_info (log, NULL, "db_migrate: applying %s to schema %s", file->name,
+                       schema);
         snprintf (sql, sizeof sql, "SET LOCAL search_path TO \"%s\", public", schema);
         if (!s_run (pg, "BEGIN", 0, NULL, error))
             return -1;
@@ -270,7 +281,8 @@ s_migrate (PGconn *pg, const char *schema, s_file_t *files, int count, core_log_
             ok = status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK
                  || status == PGRES_EMPTY_QUERY;
             if (!ok)
-                s_fail (error, "%s", result ? PQresultErrorMessage (result) : PQerrorMessage (pg));
+                s_fail (error, "%s",
+                        result ? PQresultErrorMessage (result) : PQerrorMessage (pg));
             PQclear (result);
         }
         if (ok) {
@@ -279,8 +291,10 @@ s_migrate (PGconn *pg, const char *schema, s_file_t *files, int count, core_log_
             const char *params[] = {version, file->name, file->checksum};
             snprintf (sql, sizeof sql,
                       "INSERT INTO \"%s\".schema_migrations (version, name, checksum) "
-                      "VALUES ($1, $2, $3)", schema);
-            ok = s_run (pg, sql, 3, params, error) && s_run (pg, "COMMIT", 0, NULL, error);
+                      "VALUES ($1, $2, $3)",
+                      schema);
+            ok = s_run (pg, sql, 3, params, error)
+                 && s_run (pg, "COMMIT", 0, NULL, error);
         }
         if (!ok) {
             char *cause = *error;
@@ -296,8 +310,8 @@ s_migrate (PGconn *pg, const char *schema, s_file_t *files, int count, core_log_
 }
 
 int
-db_migrate_run (const char *conninfo, const char *schema, const char *dir, core_log_t *log,
-                char **error)
+db_migrate_run (const char *conninfo, const char *schema, const char *dir,
+                core_log_t *log, char **error)
 {
     assert (log);
     if (error)
@@ -316,7 +330,8 @@ db_migrate_run (const char *conninfo, const char *schema, const char *dir, core_
         return -1;
     PGconn *pg = PQconnectdb (conninfo);
     if (!pg || PQstatus (pg) != CONNECTION_OK) {
-        s_fail (error, "cannot connect to the database: %s", pg ? PQerrorMessage (pg) : "?");
+        s_fail (error, "cannot connect to the database: %s",
+                pg ? PQerrorMessage (pg) : "?");
         PQfinish (pg);
         s_files_free (files, count);
         return -1;
@@ -326,7 +341,8 @@ db_migrate_run (const char *conninfo, const char *schema, const char *dir, core_
     snprintf (key, sizeof key, "chorus.migrate.%s", schema);
     const char *params[] = {key};
     int rc = -1;
-    if (s_run (pg, "SELECT pg_advisory_lock (hashtextextended ($1, 0))", 1, params, error)) {
+    if (s_run (pg, "SELECT pg_advisory_lock (hashtextextended ($1, 0))", 1, params,
+               error)) {
         rc = s_migrate (pg, schema, files, count, log, error);
         char *unlock_error = NULL;
         if (!s_run (pg, "SELECT pg_advisory_unlock (hashtextextended ($1, 0))", 1, params,
@@ -337,8 +353,9 @@ db_migrate_run (const char *conninfo, const char *schema, const char *dir, core_
     PQfinish (pg);
     s_files_free (files, count);
     if (rc >= 0)
-        core_log_info (log, NULL, "db_migrate: schema %s up to date (%d applied, %d total)",
-                       schema, rc, count);
+        core_log_info (log, NULL,
+                       "db_migrate: schema %s up to date (%d applied, %d total)", schema,
+                       rc, count);
     else
         core_log_error (log, NULL, "db_migrate: schema %s: %s", schema, *error);
     free (local_error);
@@ -352,11 +369,11 @@ db_migrate_run (const char *conninfo, const char *schema, const char *dir, core_
 #include <unistd.h>
 
 typedef struct {
-    const char *url;            //  database
-    const char *schema;         //  target schema
-    const char *dir;            //  migrations
-    core_log_t *log;            //  shared logger
-    int rc;                     //  db_migrate_run's answer
+    const char *url;     //  database
+    const char *schema;  //  target schema
+    const char *dir;     //  migrations
+    core_log_t *log;     //  shared logger
+    int rc;              //  db_migrate_run's answer
 } s_runner_t;
 
 static void *
@@ -364,7 +381,8 @@ s_runner (void *arg)
 {
     s_runner_t *runner = (s_runner_t *) arg;
     char *error = NULL;
-    runner->rc = db_migrate_run (runner->url, runner->schema, runner->dir, runner->log, &error);
+    runner->rc = db_migrate_run (runner->url, runner->schema, runner->dir, runner->log,
+                                 &error);
     if (runner->rc < 0)
         fprintf (stderr, "db_migrate_test runner: %s\n", error);
     free (error);
@@ -396,21 +414,14 @@ void
 db_migrate_test (bool verbose)
 {
     printf (" * db_migrate: ");
-    const char *url = getenv ("CHORUS_TEST_DATABASE_URL");
-    if (!url || !*url) {
-        fprintf (stderr, "\nCHORUS_TEST_DATABASE_URL is not set: these tests need a real "
-                 "server. Run them through `tools/chorus test`, or start one with "
-                 "tools/dev/postgres start and export CHORUS_TEST_DATABASE_URL=<its URL>.\n");
-        exit (1);
-    }
+    const char *url = db_testing_url ();
     core_log_t *log = core_log_new ("db_migrate_test", verbose ? "debug" : "off");
-    PGconn *admin = PQconnectdb (url);
-    assert (PQstatus (admin) == CONNECTION_OK);
-    PQclear (PQexec (admin, "SET client_min_messages = warning"));
+    PGconn *admin = db_testing_connect (url);
     char schema[64], schema2[64], sql[512];
     snprintf (schema, sizeof schema, "db_migrate_test_%d", (int) getpid ());
     snprintf (schema2, sizeof schema2, "db_migrate_test2_%d", (int) getpid ());
-    snprintf (sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE; DROP SCHEMA IF EXISTS %s CASCADE",
+    snprintf (sql, sizeof sql,
+              "DROP SCHEMA IF EXISTS %s CASCADE; DROP SCHEMA IF EXISTS %s CASCADE",
               schema, schema2);
     PQclear (PQexec (admin, sql));
     const char *fixtures = DB_TESTDATA_DIR "/migrations";
@@ -420,7 +431,7 @@ db_migrate_test (bool verbose)
     s_runner_t runners[4];
     pthread_t threads[4];
     for (int i = 0; i < 4; i++) {
-        runners[i] = (s_runner_t) {url, schema, fixtures, log, -2};
+        runners[i] = (s_runner_t){url, schema, fixtures, log, -2};
         assert (pthread_create (&threads[i], NULL, s_runner, &runners[i]) == 0);
     }
     int total = 0;
@@ -460,13 +471,14 @@ db_migrate_test (bool verbose)
     char path[512];
     snprintf (path, sizeof path, "%s/003_later.sql", dir);
     unlink (path);
-    s_write_file (dir, "002_broken.sql", "INSERT INTO t VALUES (1); CREATE TABLE oops (;");
+    s_write_file (dir, "002_broken.sql",
+                  "INSERT INTO t VALUES (1); CREATE TABLE oops (;");
     assert (db_migrate_run (url, schema2, dir, log, &error) == -1);
     assert (error && strstr (error, "002_broken.sql") && strstr (error, "syntax"));
     free (error);
     error = NULL;
     snprintf (sql, sizeof sql, "SELECT count(*) FROM %s.t", schema2);
-    assert (s_query_long (admin, sql) == 0);       //  rolled back
+    assert (s_query_long (admin, sql) == 0);  //  rolled back
     s_write_file (dir, "002_broken.sql", "INSERT INTO t VALUES (1);");
     assert (db_migrate_run (url, schema2, dir, log, &error) == 1);
     assert (s_query_long (admin, sql) == 1);
@@ -479,20 +491,23 @@ db_migrate_test (bool verbose)
     assert (error && strstr (error, "bad schema name"));
     free (error);
     error = NULL;
-    assert (db_migrate_run ("postgresql://nobody@127.0.0.1:1/x", schema2, fixtures, log, &error)
+    assert (db_migrate_run ("postgresql://nobody@127.0.0.1:1/x", schema2, fixtures, log,
+                            &error)
             == -1);
     assert (error && strstr (error, "cannot connect"));
     free (error);
     error = NULL;
     //  @end
 
-    const char *names[] = {"001_init.sql", "002_broken.sql", "3_bad name.sql", "README.md"};
+    const char *names[] = {"001_init.sql", "002_broken.sql", "3_bad name.sql",
+                           "README.md"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         snprintf (path, sizeof path, "%s/%s", dir, names[i]);
         unlink (path);
     }
     rmdir (dir);
-    snprintf (sql, sizeof sql, "DROP SCHEMA %s CASCADE; DROP SCHEMA %s CASCADE", schema, schema2);
+    snprintf (sql, sizeof sql, "DROP SCHEMA %s CASCADE; DROP SCHEMA %s CASCADE", schema,
+              schema2);
     PQclear (PQexec (admin, sql));
     PQfinish (admin);
     core_log_destroy (&log);

@@ -10,6 +10,7 @@
     reopened (no backoff). The server notices the closed socket within a second, as
     every connection sets client_connection_check_interval, and rolls back.       */
 #include "db_pool.h"
+#include "db_testing.h"
 
 #include <assert.h>
 #include <czmq.h>
@@ -24,62 +25,62 @@
 typedef enum { S_DOWN, S_CONNECTING, S_IDLE, S_BUSY } s_state_t;
 
 typedef struct {
-    char *sql;                  //  statement text
-    int nparams;                //  parameter count
-    char **params;              //  parameter copies, NULL entries for SQL NULL
+    char *sql;      //  statement text
+    int nparams;    //  parameter count
+    char **params;  //  parameter copies, NULL entries for SQL NULL
 } s_stmt_t;
 
 typedef struct _s_job_t s_job_t;
 struct _s_job_t {
-    s_stmt_t *stmts;            //  statements to run in order
-    size_t count;               //  number of statements
-    size_t next;                //  index of the statement to send next
-    bool tx;                    //  wrapped in BEGIN/COMMIT (stmts include them)
-    bool rolling_back;          //  ROLLBACK sent after an error
-    PGresult *result;           //  result kept for the callback
-    char *error;                //  error to report (tx: saved before ROLLBACK)
-    PGresult *error_result;     //  server error result matching error
-    int64_t deadline;           //  monotonic ms
-    int timeout_ms;             //  for the message
-    db_result_fn *fn;           //  callback
-    void *arg;                  //  callback argument
-    s_job_t *next_job;          //  queue link
+    s_stmt_t *stmts;         //  statements to run in order
+    size_t count;            //  number of statements
+    size_t next;             //  index of the statement to send next
+    bool tx;                 //  wrapped in BEGIN/COMMIT (stmts include them)
+    bool rolling_back;       //  ROLLBACK sent after an error
+    PGresult *result;        //  result kept for the callback
+    char *error;             //  error to report (tx: saved before ROLLBACK)
+    PGresult *error_result;  //  server error result matching error
+    int64_t deadline;        //  monotonic ms
+    int timeout_ms;          //  for the message
+    db_result_fn *fn;        //  callback
+    void *arg;               //  callback argument
+    s_job_t *next_job;       //  queue link
 };
 
 typedef struct {
-    db_pool_t *pool;            //  owner
-    int index;                  //  position in the pool, for logs
-    s_state_t state;            //  see above
-    PGconn *pg;                 //  libpq connection, NULL when DOWN
-    bool want_read;             //  poll for input
-    bool want_write;            //  poll for output (connect or pending flush)
-    int64_t retry_at;           //  DOWN: when to reconnect
-    int64_t connect_deadline;   //  CONNECTING: give up then
-    int backoff_ms;             //  next reconnect delay after a failure
-    s_job_t *job;               //  BUSY: job in flight
-    PGresult *pending;          //  BUSY: latest result of the running statement
-    int reg_fd;                 //  fd registered in zloop, -1 when none
-    int reg_events;             //  ZMQ_POLLIN/OUT registered
+    db_pool_t *pool;           //  owner
+    int index;                 //  position in the pool, for logs
+    s_state_t state;           //  see above
+    PGconn *pg;                //  libpq connection, NULL when DOWN
+    bool want_read;            //  poll for input
+    bool want_write;           //  poll for output (connect or pending flush)
+    int64_t retry_at;          //  DOWN: when to reconnect
+    int64_t connect_deadline;  //  CONNECTING: give up then
+    int backoff_ms;            //  next reconnect delay after a failure
+    s_job_t *job;              //  BUSY: job in flight
+    PGresult *pending;         //  BUSY: latest result of the running statement
+    int reg_fd;                //  fd registered in zloop, -1 when none
+    int reg_events;            //  ZMQ_POLLIN/OUT registered
 } s_conn_t;
 
 struct _db_pool_t {
-    core_log_t *log;            //  borrowed logger
-    char **keywords;            //  connection keywords for PQconnectStartParams
-    char **values;              //  and their values
-    int size;                   //  connections
-    int queue_max;              //  queue limit
-    int query_timeout_ms;       //  default per-query deadline
-    int connect_timeout_ms;     //  per attempt
-    int backoff_min_ms;         //  first backoff
-    int backoff_max_ms;         //  backoff cap
-    s_conn_t *conns;            //  size connections
-    s_job_t *head;              //  queue front
-    s_job_t *tail;              //  queue back
-    size_t queued;              //  jobs in queue
-    zloop_t *loop;              //  attached zloop or NULL
-    int timer_id;               //  zloop timer
-    char error[600];            //  last refusal
-    char down_reason[512];      //  last connection failure
+    core_log_t *log;         //  borrowed logger
+    char **keywords;         //  connection keywords for PQconnectStartParams
+    char **values;           //  and their values
+    int size;                //  connections
+    int queue_max;           //  queue limit
+    int query_timeout_ms;    //  default per-query deadline
+    int connect_timeout_ms;  //  per attempt
+    int backoff_min_ms;      //  first backoff
+    int backoff_max_ms;      //  backoff cap
+    s_conn_t *conns;         //  size connections
+    s_job_t *head;           //  queue front
+    s_job_t *tail;           //  queue back
+    size_t queued;           //  jobs in queue
+    zloop_t *loop;           //  attached zloop or NULL
+    int timer_id;            //  zloop timer
+    char error[600];         //  last refusal
+    char down_reason[512];   //  last connection failure
 };
 
 static int64_t
@@ -137,13 +138,12 @@ s_job_finish (s_job_t **job_p)
     s_job_destroy (job_p);
 }
 
-static void
-s_job_set_error (s_job_t *job, PGresult *result, const char *format, ...)
+static void s_job_set_error (s_job_t *job, PGresult *result, const char *format, ...)
     __attribute__ ((format (printf, 3, 4)));
 static void
 s_job_set_error (s_job_t *job, PGresult *result, const char *format, ...)
 {
-    if (job->error) {         //  keep the first error, drop later ones
+    if (job->error) {  //  keep the first error, drop later ones
         PQclear (result);
         return;
     }
@@ -207,10 +207,11 @@ s_conn_broken (s_conn_t *conn, const char *why)
         reason[--len] = 0;
     //  warn once per outage, not on every failed retry
     if (conn->state != S_CONNECTING || conn->backoff_ms == pool->backoff_min_ms)
-        core_log_warn (pool->log, NULL, "db_pool: connection %d lost: %s", conn->index, reason);
+        core_log_warn (pool->log, NULL, "db_pool: connection %d lost: %s", conn->index,
+                       reason);
     else
-        core_log_debug (pool->log, NULL, "db_pool: connection %d retry failed: %s", conn->index,
-                        reason);
+        core_log_debug (pool->log, NULL, "db_pool: connection %d retry failed: %s",
+                        conn->index, reason);
     snprintf (pool->down_reason, sizeof pool->down_reason, "%s", reason);
     s_job_t *job = conn->job;
     conn->job = NULL;
@@ -285,7 +286,8 @@ s_conn_poll_connect (s_conn_t *conn)
         conn->backoff_ms = conn->pool->backoff_min_ms;
         conn->want_read = true;
         conn->want_write = false;
-        core_log_debug (conn->pool->log, NULL, "db_pool: connection %d open", conn->index);
+        core_log_debug (conn->pool->log, NULL, "db_pool: connection %d open",
+                        conn->index);
         return;
     }
     conn->want_read = status == PGRES_POLLING_READING;
@@ -457,7 +459,8 @@ s_sync_pollers (db_pool_t *self)
     for (int i = 0; i < self->size; i++) {
         s_conn_t *conn = &self->conns[i];
         int fd = conn->pg && conn->state != S_DOWN ? PQsocket (conn->pg) : -1;
-        int events = (conn->want_read ? ZMQ_POLLIN : 0) | (conn->want_write ? ZMQ_POLLOUT : 0);
+        int events = (conn->want_read ? ZMQ_POLLIN : 0)
+                     | (conn->want_write ? ZMQ_POLLOUT : 0);
         if (fd < 0)
             events = 0;
         if (fd == conn->reg_fd && events == conn->reg_events)
@@ -476,7 +479,8 @@ s_sync_pollers (db_pool_t *self)
                 conn->reg_events = events;
             }
             else
-                core_log_error (self->log, NULL, "db_pool: zloop_poller failed on fd %d", fd);
+                core_log_error (self->log, NULL, "db_pool: zloop_poller failed on fd %d",
+                                fd);
         }
     }
 }
@@ -523,10 +527,9 @@ db_pool_tick (db_pool_t *self)
             if (self->tail == job)
                 self->tail = prev;
             self->queued--;
-            s_job_set_error (job, NULL,
-                             "query timed out after %d ms waiting for a connection%s",
-                             job->timeout_ms,
-                             db_pool_healthy (self) ? "" : " (database unreachable)");
+            s_job_set_error (
+                job, NULL, "query timed out after %d ms waiting for a connection%s",
+                job->timeout_ms, db_pool_healthy (self) ? "" : " (database unreachable)");
             s_job_finish (&job);
             //  the callback may have queued more; restart the scan safely
             prev = NULL;
@@ -586,8 +589,10 @@ db_pool_new (const db_pool_config_t *config, core_log_t *log)
     self->log = log;
     self->size = config->size > 0 ? config->size : 4;
     self->queue_max = config->queue_max > 0 ? config->queue_max : 1000;
-    self->query_timeout_ms = config->query_timeout_ms > 0 ? config->query_timeout_ms : 30000;
-    self->connect_timeout_ms = config->connect_timeout_ms > 0 ? config->connect_timeout_ms : 5000;
+    self->query_timeout_ms = config->query_timeout_ms > 0 ? config->query_timeout_ms
+                                                          : 30000;
+    self->connect_timeout_ms = config->connect_timeout_ms > 0 ? config->connect_timeout_ms
+                                                              : 5000;
     self->backoff_min_ms = config->backoff_min_ms > 0 ? config->backoff_min_ms : 100;
     self->backoff_max_ms = config->backoff_max_ms > 0 ? config->backoff_max_ms : 5000;
     if (self->backoff_max_ms < self->backoff_min_ms)
@@ -754,7 +759,8 @@ db_pool_query (db_pool_t *self, const char *sql, int nparams, const char *const 
 }
 
 int
-db_pool_tx (db_pool_t *self, const db_stmt_t *stmts, size_t count, db_result_fn *fn, void *arg)
+db_pool_tx (db_pool_t *self, const db_stmt_t *stmts, size_t count, db_result_fn *fn,
+            void *arg)
 {
     assert (self);
     if (!stmts || count == 0 || !fn) {
@@ -762,7 +768,8 @@ db_pool_tx (db_pool_t *self, const db_stmt_t *stmts, size_t count, db_result_fn 
         return -1;
     }
     for (size_t i = 0; i < count; i++)
-        if (!stmts[i].sql || stmts[i].nparams < 0 || (stmts[i].nparams > 0 && !stmts[i].params)) {
+        if (!stmts[i].sql || stmts[i].nparams < 0
+            || (stmts[i].nparams > 0 && !stmts[i].params)) {
             snprintf (self->error, sizeof self->error, "bad statement %zu", i);
             return -1;
         }
@@ -854,7 +861,8 @@ db_pool_handle (db_pool_t *self, int fd, short revents)
         s_conn_t *conn = &self->conns[i];
         if (conn->pg && conn->state != S_DOWN && PQsocket (conn->pg) == fd) {
             bool error = (revents & (POLLERR | POLLHUP)) != 0;
-            s_conn_handle (conn, error || (revents & POLLIN), error || (revents & POLLOUT));
+            s_conn_handle (conn, error || (revents & POLLIN),
+                           error || (revents & POLLOUT));
             break;
         }
     }
@@ -866,12 +874,12 @@ db_pool_handle (db_pool_t *self, int fd, short revents)
 //  Selftest: needs a real server in CHORUS_TEST_DATABASE_URL.
 
 typedef struct {
-    int done;                   //  callbacks seen
-    int ok;                     //  successful ones
-    int failed;                 //  failed ones
-    char error[512];            //  last error
-    char sqlstate[8];           //  last SQLSTATE
-    char value[64];             //  first column of the first row of the last result
+    int done;          //  callbacks seen
+    int ok;            //  successful ones
+    int failed;        //  failed ones
+    char error[512];   //  last error
+    char sqlstate[8];  //  last SQLSTATE
+    char value[64];    //  first column of the first row of the last result
 } s_tally_t;
 
 static void
@@ -892,9 +900,9 @@ s_tally_fn (PGresult *result, const char *error, void *arg)
 }
 
 typedef struct {
-    int expect;                 //  expected doubled value
-    int *good;                  //  incremented when the answer matches
-    int *done;                  //  incremented on every callback
+    int expect;  //  expected doubled value
+    int *good;   //  incremented when the answer matches
+    int *done;   //  incremented on every callback
 } s_echo_t;
 
 static void
@@ -907,55 +915,6 @@ s_echo_fn (PGresult *result, const char *error, void *arg)
         (*echo->good)++;
 }
 
-typedef struct {
-    bool (*pred) (void *);      //  stop when true
-    void *arg;                  //  its argument
-    int64_t deadline;           //  or at this time
-    bool armed;                 //  a run is in progress
-} s_waiter_t;
-
-static int
-s_waiter_check (zloop_t *loop, int timer_id, void *arg)
-{
-    s_waiter_t *waiter = (s_waiter_t *) arg;
-    if (waiter->armed && (waiter->pred (waiter->arg) || s_now () >= waiter->deadline))
-        return -1;
-    return 0;
-}
-
-//  Run the loop until pred is true or timeout_ms passes; returns pred's value.
-static bool
-s_run_until (zloop_t *loop, s_waiter_t *waiter, bool (*pred) (void *), void *arg, int timeout_ms)
-{
-    waiter->pred = pred;
-    waiter->arg = arg;
-    waiter->deadline = s_now () + timeout_ms;
-    waiter->armed = true;
-    if (!pred (arg))
-        zloop_start (loop);
-    waiter->armed = false;
-    return pred (arg);
-}
-
-typedef struct {
-    int *counter;               //  watched value
-    int target;                 //  stop at this value
-} s_count_t;
-
-static bool
-s_count_reached (void *arg)
-{
-    s_count_t *count = (s_count_t *) arg;
-    return *count->counter >= count->target;
-}
-
-static bool
-s_wait_count (zloop_t *loop, s_waiter_t *waiter, int *counter, int target, int timeout_ms)
-{
-    s_count_t count = {counter, target};
-    return s_run_until (loop, waiter, s_count_reached, &count, timeout_ms);
-}
-
 static bool
 s_all_connected (void *arg)
 {
@@ -963,67 +922,26 @@ s_all_connected (void *arg)
     return db_pool_connected (pool) == (size_t) pool->size;
 }
 
-static PGconn *
-s_test_connect (const char *url)
-{
-    PGconn *pg = PQconnectdb (url);
-    assert (pg);
-    if (PQstatus (pg) != CONNECTION_OK) {
-        fprintf (stderr, "db_pool_test: cannot connect to %s: %s", url, PQerrorMessage (pg));
-        assert (false);
-    }
-    return pg;
-}
-
-static void
-s_test_exec (PGconn *pg, const char *sql)
-{
-    PGresult *result = PQexec (pg, sql);
-    ExecStatusType status = PQresultStatus (result);
-    if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
-        fprintf (stderr, "db_pool_test: %s: %s", sql, PQresultErrorMessage (result));
-        assert (false);
-    }
-    PQclear (result);
-}
-
-static const char *
-s_test_url (const char *variable)
-{
-    const char *url = getenv (variable);
-    if (!url || !*url) {
-        fprintf (stderr,
-                 "\n%s is not set: these tests need a real server. Run them through "
-                 "`tools/chorus test`, or start one with tools/dev/%s start and export "
-                 "%s=<the URL it prints>.\n",
-                 variable, strstr (variable, "REDIS") ? "redis" : "postgres", variable);
-        exit (1);
-    }
-    return url;
-}
-
 void
 db_pool_test (bool verbose)
 {
     printf (" * db_pool: ");
-    const char *url = s_test_url ("CHORUS_TEST_DATABASE_URL");
+    const char *url = db_testing_url ();
     core_log_t *log = core_log_new ("db_pool_test", verbose ? "debug" : "off");
     zloop_t *loop = zloop_new ();
     assert (loop);
-    s_waiter_t waiter = {0};
-    int waiter_timer = zloop_timer (loop, 5, 0, s_waiter_check, &waiter);
-    assert (waiter_timer >= 0);
+    db_testing_waiter_t *waiter = db_testing_waiter_new (loop);
 
     //  a private schema for this run
     char schema[64], app[64], sql[512];
     snprintf (schema, sizeof schema, "db_pool_test_%d", (int) getpid ());
     snprintf (app, sizeof app, "chorus-db-pool-test-%d", (int) getpid ());
-    PGconn *admin = s_test_connect (url);
-    s_test_exec (admin, "SET client_min_messages = warning");
-    snprintf (sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE; CREATE SCHEMA %s;"
+    PGconn *admin = db_testing_connect (url);
+    snprintf (sql, sizeof sql,
+              "DROP SCHEMA IF EXISTS %s CASCADE; CREATE SCHEMA %s;"
               "CREATE TABLE %s.items (id int PRIMARY KEY, name text NOT NULL)",
               schema, schema, schema);
-    s_test_exec (admin, sql);
+    db_testing_exec (admin, sql);
 
     //  @selftest
     //  A pool of 3 connections answers 300 concurrent queries inside a zloop
@@ -1038,10 +956,12 @@ db_pool_test (bool verbose)
         char value[16];
         snprintf (value, sizeof value, "%d", i);
         const char *params[] = {value};
-        echoes[i] = (s_echo_t) {i * 2, &good, &done};
-        assert (db_pool_query (pool, "SELECT $1::int * 2", 1, params, s_echo_fn, &echoes[i]) == 0);
+        echoes[i] = (s_echo_t){i * 2, &good, &done};
+        assert (
+            db_pool_query (pool, "SELECT $1::int * 2", 1, params, s_echo_fn, &echoes[i])
+            == 0);
     }
-    assert (s_wait_count (loop, &waiter, &done, 300, 10000));
+    assert (db_testing_wait_count (waiter, &done, 300, 10000));
     assert (good == 300);
     assert (db_pool_healthy (pool));
     assert (db_pool_queued (pool) == 0);
@@ -1049,7 +969,7 @@ db_pool_test (bool verbose)
     //  A syntax error comes back as an error with the server's SQLSTATE
     s_tally_t tally = {0};
     assert (db_pool_query (pool, "SELEC 1", 0, NULL, s_tally_fn, &tally) == 0);
-    assert (s_wait_count (loop, &waiter, &tally.done, 1, 5000));
+    assert (db_testing_wait_count (waiter, &tally.done, 1, 5000));
     assert (tally.failed == 1 && strcmp (tally.sqlstate, "42601") == 0);
     assert (strstr (tally.error, "syntax error"));
 
@@ -1061,39 +981,42 @@ db_pool_test (bool verbose)
     db_stmt_t commit_tx[] = {{insert, 2, row1}, {insert, 2, row2}, {count_sql, 0, NULL}};
     memset (&tally, 0, sizeof tally);
     assert (db_pool_tx (pool, commit_tx, 3, s_tally_fn, &tally) == 0);
-    assert (s_wait_count (loop, &waiter, &tally.done, 1, 5000));
+    assert (db_testing_wait_count (waiter, &tally.done, 1, 5000));
     assert (tally.ok == 1 && strcmp (tally.value, "2") == 0);
 
     //  A failing statement rolls the whole transaction back
     db_stmt_t failing_tx[] = {{insert, 2, row3}, {insert, 2, row1}, {count_sql, 0, NULL}};
     memset (&tally, 0, sizeof tally);
     assert (db_pool_tx (pool, failing_tx, 3, s_tally_fn, &tally) == 0);
-    assert (s_wait_count (loop, &waiter, &tally.done, 1, 5000));
+    assert (db_testing_wait_count (waiter, &tally.done, 1, 5000));
     assert (tally.failed == 1 && strcmp (tally.sqlstate, "23505") == 0);
     memset (&tally, 0, sizeof tally);
     assert (db_pool_query (pool, count_sql, 0, NULL, s_tally_fn, &tally) == 0);
-    assert (s_wait_count (loop, &waiter, &tally.done, 1, 5000));
+    assert (db_testing_wait_count (waiter, &tally.done, 1, 5000));
     assert (tally.ok == 1 && strcmp (tally.value, "2") == 0);
 
     //  A query past its deadline fails fast; the connection is replaced
     memset (&tally, 0, sizeof tally);
     int64_t started = s_now ();
     assert (db_pool_query_timeout (pool, 200, "SELECT pg_sleep(10)", 0, NULL, s_tally_fn,
-                                   &tally) == 0);
-    assert (s_wait_count (loop, &waiter, &tally.done, 1, 5000));
+                                   &tally)
+            == 0);
+    assert (db_testing_wait_count (waiter, &tally.done, 1, 5000));
     assert (tally.failed == 1 && strstr (tally.error, "timed out"));
     assert (s_now () - started < 2000);
     memset (&tally, 0, sizeof tally);
     assert (db_pool_query (pool, "SELECT 42", 0, NULL, s_tally_fn, &tally) == 0);
-    assert (s_wait_count (loop, &waiter, &tally.done, 1, 5000));
+    assert (db_testing_wait_count (waiter, &tally.done, 1, 5000));
     assert (tally.ok == 1 && strcmp (tally.value, "42") == 0);
 
     //  Kill every pool connection on the server: the pool reconnects by itself
-    assert (s_run_until (loop, &waiter, s_all_connected, pool, 5000));
+    assert (db_testing_wait (waiter, s_all_connected, pool, 5000));
     const char *kill_params[] = {app};
     PGresult *killed = PQexecParams (
-        admin, "SELECT count(*) FROM (SELECT pg_terminate_backend (pid) FROM "
-        "pg_stat_activity WHERE application_name = $1) AS k", 1, NULL, kill_params, NULL, NULL, 0);
+        admin,
+        "SELECT count(*) FROM (SELECT pg_terminate_backend (pid) FROM "
+        "pg_stat_activity WHERE application_name = $1) AS k",
+        1, NULL, kill_params, NULL, NULL, 0);
     assert (PQresultStatus (killed) == PGRES_TUPLES_OK);
     //  3, plus maybe the backend still finishing the timed-out pg_sleep
     assert (strtol (PQgetvalue (killed, 0, 0), NULL, 10) >= 3);
@@ -1105,15 +1028,15 @@ db_pool_test (bool verbose)
         attempts++;
         int before = tally.done;
         if (db_pool_query (pool, "SELECT 7", 0, NULL, s_tally_fn, &tally) == 0)
-            assert (s_wait_count (loop, &waiter, &tally.done, before + 1, 5000));
+            assert (db_testing_wait_count (waiter, &tally.done, before + 1, 5000));
         else {
             //  every connection down: refused at once until one is back
             assert (strstr (db_pool_error (pool), "unreachable"));
-            s_run_until (loop, &waiter, s_all_connected, pool, 100);
+            db_testing_wait (waiter, s_all_connected, pool, 100);
         }
     }
     assert (tally.ok == 1 && strcmp (tally.value, "7") == 0);
-    assert (s_run_until (loop, &waiter, s_all_connected, pool, 5000));
+    assert (db_testing_wait (waiter, s_all_connected, pool, 5000));
     db_pool_destroy (&pool);
     assert (pool == NULL);
 
@@ -1123,16 +1046,17 @@ db_pool_test (bool verbose)
     pool = db_pool_new (&config, log);
     assert (pool);
     assert (db_pool_attach (pool, loop) == 0);
-    assert (s_run_until (loop, &waiter, s_all_connected, pool, 5000));
+    assert (db_testing_wait (waiter, s_all_connected, pool, 5000));
     memset (&tally, 0, sizeof tally);
-    assert (db_pool_query (pool, "SELECT pg_sleep(0.2)", 0, NULL, s_tally_fn, &tally) == 0);
+    assert (db_pool_query (pool, "SELECT pg_sleep(0.2)", 0, NULL, s_tally_fn, &tally)
+            == 0);
     assert (db_pool_running (pool) == 1);
     for (int i = 0; i < 3; i++)
         assert (db_pool_query (pool, "SELECT 1", 0, NULL, s_tally_fn, &tally) == 0);
     assert (db_pool_queued (pool) == 3);
     assert (db_pool_query (pool, "SELECT 1", 0, NULL, s_tally_fn, &tally) == -1);
     assert (strstr (db_pool_error (pool), "queue full"));
-    assert (s_wait_count (loop, &waiter, &tally.done, 4, 5000));
+    assert (db_testing_wait_count (waiter, &tally.done, 4, 5000));
     assert (tally.ok == 4);
     db_pool_destroy (&pool);
 
@@ -1163,7 +1087,7 @@ db_pool_test (bool verbose)
     assert (db_pool_attach (pool, loop) == 0);
     memset (&tally, 0, sizeof tally);
     if (db_pool_query (pool, "SELECT 1", 0, NULL, s_tally_fn, &tally) == 0) {
-        assert (s_wait_count (loop, &waiter, &tally.done, 1, 5000));
+        assert (db_testing_wait_count (waiter, &tally.done, 1, 5000));
         assert (tally.failed == 1 && strstr (tally.error, "unreachable"));
     }
     assert (!db_pool_healthy (pool));
@@ -1186,9 +1110,9 @@ db_pool_test (bool verbose)
     //  @end
 
     snprintf (sql, sizeof sql, "DROP SCHEMA %s CASCADE", schema);
-    s_test_exec (admin, sql);
+    db_testing_exec (admin, sql);
     PQfinish (admin);
-    zloop_timer_end (loop, waiter_timer);
+    db_testing_waiter_destroy (&waiter);
     zloop_destroy (&loop);
     core_log_destroy (&log);
     printf ("OK\n");

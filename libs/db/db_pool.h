@@ -31,14 +31,14 @@ typedef void (db_result_fn) (PGresult *result, const char *error, void *arg);
 
 //  Pool settings; zero fields take the defaults shown.
 typedef struct {
-    const char *conninfo;       //  libpq URL or key=value string (required)
-    int size;                   //  connections (4)
-    int queue_max;              //  queries waiting for a connection (1000)
-    int query_timeout_ms;       //  default deadline per query, queue wait included (30000)
-    int connect_timeout_ms;     //  deadline for one connection attempt (5000)
-    int backoff_min_ms;         //  first reconnect delay after a failure (100)
-    int backoff_max_ms;         //  reconnect delay cap (5000)
-    const char *application_name; //  shown in pg_stat_activity ("chorus")
+    const char *conninfo;    //  libpq URL or key=value string (required)
+    int size;                //  connections (4)
+    int queue_max;           //  queries waiting for a connection (1000)
+    int query_timeout_ms;    //  default deadline per query, queue wait included (30000)
+    int connect_timeout_ms;  //  deadline for one connection attempt (5000)
+    int backoff_min_ms;      //  first reconnect delay after a failure (100)
+    int backoff_max_ms;      //  reconnect delay cap (5000)
+    const char *application_name;  //  shown in pg_stat_activity ("chorus")
 } db_pool_config_t;
 
 //  One SQL statement with text parameters (NULL entries are SQL NULL), for
@@ -68,8 +68,9 @@ void db_pool_detach (db_pool_t *self);
 //  Submit a query with the default timeout. Returns 0 when accepted (fn will be
 //  called exactly once, later, from the loop), or -1 when refused at once (queue
 //  full, bad arguments): fn is not called and db_pool_error() says why.
-int db_pool_query (db_pool_t *self, const char *sql, int nparams, const char *const *params,
-                   db_result_fn *fn, void *arg) __attribute__ ((warn_unused_result));
+int db_pool_query (db_pool_t *self, const char *sql, int nparams,
+                   const char *const *params, db_result_fn *fn, void *arg)
+    __attribute__ ((warn_unused_result));
 
 //  Same, with a deadline of timeout_ms (queue wait included).
 int db_pool_query_timeout (db_pool_t *self, int timeout_ms, const char *sql, int nparams,

@@ -3,8 +3,10 @@
 #include "core_selftest.h"
 #include "db_migrate.h"
 #include "db_pool.h"
+#include "db_testing.h"
 
 static const core_selftest_t s_tests[] = {
+    {"db_testing", db_testing_test},
     {"db_pool", db_pool_test},
     {"db_migrate", db_migrate_test},
 };

@@ -23,41 +23,41 @@ typedef enum { S_DOWN, S_CONNECTING, S_CONNECTED } s_state_t;
 
 typedef struct _s_cmd_t s_cmd_t;
 struct _s_cmd_t {
-    redis_client_t *client;     //  owner
-    redis_reply_fn *fn;         //  user callback
-    void *arg;                  //  its argument
-    int64_t deadline;           //  monotonic ms
-    s_cmd_t *prev, *next;       //  pending list, oldest first
+    redis_client_t *client;  //  owner
+    redis_reply_fn *fn;      //  user callback
+    void *arg;               //  its argument
+    int64_t deadline;        //  monotonic ms
+    s_cmd_t *prev, *next;    //  pending list, oldest first
 };
 
 struct _redis_client_t {
-    core_log_t *log;            //  borrowed logger
-    char *host;                 //  server address
-    int port;                   //  server port
-    char *user;                 //  AUTH user or NULL
-    char *password;             //  AUTH password or NULL
-    int db;                     //  SELECT db when not 0
-    size_t pending_max;         //  commands in flight limit
-    int command_timeout_ms;     //  per command
-    int connect_timeout_ms;     //  per attempt
-    int backoff_min_ms;         //  first reconnect delay
-    int backoff_max_ms;         //  reconnect delay cap
-    int backoff_ms;             //  next reconnect delay
-    s_state_t state;            //  connection state
-    redisAsyncContext *ac;      //  hiredis context, NULL when DOWN
-    int64_t retry_at;           //  DOWN: reconnect then
-    int64_t connect_deadline;   //  CONNECTING: give up then
-    bool want_read;             //  hiredis wants input events
-    bool want_write;            //  hiredis wants output events
-    s_cmd_t *oldest, *newest;   //  pending commands
-    size_t pending;             //  their count
-    const char *closing;        //  reason given to callbacks while we reset
-    char reason[256];           //  why the connection went down
-    char error[320];            //  why the last command was refused
-    zloop_t *loop;              //  attached zloop or NULL
-    int timer_id;               //  zloop timer
-    int reg_fd;                 //  fd registered in zloop, -1 when none
-    int reg_events;             //  events registered
+    core_log_t *log;           //  borrowed logger
+    char *host;                //  server address
+    int port;                  //  server port
+    char *user;                //  AUTH user or NULL
+    char *password;            //  AUTH password or NULL
+    int db;                    //  SELECT db when not 0
+    size_t pending_max;        //  commands in flight limit
+    int command_timeout_ms;    //  per command
+    int connect_timeout_ms;    //  per attempt
+    int backoff_min_ms;        //  first reconnect delay
+    int backoff_max_ms;        //  reconnect delay cap
+    int backoff_ms;            //  next reconnect delay
+    s_state_t state;           //  connection state
+    redisAsyncContext *ac;     //  hiredis context, NULL when DOWN
+    int64_t retry_at;          //  DOWN: reconnect then
+    int64_t connect_deadline;  //  CONNECTING: give up then
+    bool want_read;            //  hiredis wants input events
+    bool want_write;           //  hiredis wants output events
+    s_cmd_t *oldest, *newest;  //  pending commands
+    size_t pending;            //  their count
+    const char *closing;       //  reason given to callbacks while we reset
+    char reason[256];          //  why the connection went down
+    char error[320];           //  why the last command was refused
+    zloop_t *loop;             //  attached zloop or NULL
+    int timer_id;              //  zloop timer
+    int reg_fd;                //  fd registered in zloop, -1 when none
+    int reg_events;            //  events registered
 };
 
 static int64_t
@@ -77,7 +77,8 @@ s_sync (redis_client_t *self)
     if (!self->loop)
         return;
     int fd = self->ac ? self->ac->c.fd : -1;
-    int events = (self->want_read ? ZMQ_POLLIN : 0) | (self->want_write ? ZMQ_POLLOUT : 0);
+    int events = (self->want_read ? ZMQ_POLLIN : 0)
+                 | (self->want_write ? ZMQ_POLLOUT : 0);
     if (fd < 0)
         events = 0;
     if (fd == self->reg_fd && events == self->reg_events)
@@ -96,7 +97,8 @@ s_sync (redis_client_t *self)
             self->reg_events = events;
         }
         else
-            core_log_error (self->log, NULL, "redis_client: zloop_poller failed on fd %d", fd);
+            core_log_error (self->log, NULL, "redis_client: zloop_poller failed on fd %d",
+                            fd);
     }
 }
 
@@ -151,8 +153,8 @@ static void
 s_went_down (redis_client_t *self, const char *why, bool failure)
 {
     if (self->state != S_DOWN)
-        core_log_warn (self->log, NULL, "redis_client: %s:%d down: %s", self->host, self->port,
-                       why);
+        core_log_warn (self->log, NULL, "redis_client: %s:%d down: %s", self->host,
+                       self->port, why);
     snprintf (self->reason, sizeof self->reason, "%s", why);
     self->ac = NULL;
     self->state = S_DOWN;
@@ -191,8 +193,9 @@ s_on_reply (redisAsyncContext *ac, void *reply_p, void *privdata)
         //  the context is being freed; make sure nothing is sent to it any more
         char why[256];
         snprintf (why, sizeof why, "%s",
-                  self->closing ? self->closing
-                  : ac->errstr[0] ? ac->errstr : "connection closed");
+                  self->closing   ? self->closing
+                  : ac->errstr[0] ? ac->errstr
+                                  : "connection closed");
         if (self->ac == ac)
             s_went_down (self, why, true);
         char message[320];
@@ -218,7 +221,8 @@ s_on_connect (const redisAsyncContext *ac, int status)
     }
     self->state = S_CONNECTED;
     self->backoff_ms = self->backoff_min_ms;
-    core_log_debug (self->log, NULL, "redis_client: connected to %s:%d", self->host, self->port);
+    core_log_debug (self->log, NULL, "redis_client: connected to %s:%d", self->host,
+                    self->port);
 }
 
 static void
@@ -226,7 +230,8 @@ s_on_disconnect (const redisAsyncContext *ac, int status)
 {
     redis_client_t *self = (redis_client_t *) ac->ev.data;
     if (self->ac == ac)
-        s_went_down (self, ac->errstr[0] ? ac->errstr : "disconnected", status != REDIS_OK);
+        s_went_down (self, ac->errstr[0] ? ac->errstr : "disconnected",
+                     status != REDIS_OK);
 }
 
 static void
@@ -264,7 +269,7 @@ s_connect (redis_client_t *self)
     ac->ev.delWrite = s_del_write;
     ac->ev.cleanup = s_cleanup;
     redisAsyncSetDisconnectCallback (ac, s_on_disconnect);
-    redisAsyncSetConnectCallback (ac, s_on_connect);     //  asks for write: connect done
+    redisAsyncSetConnectCallback (ac, s_on_connect);  //  asks for write: connect done
     //  queued ahead of any user command
     if (self->password) {
         if (self->user)
@@ -352,7 +357,8 @@ redis_client_pollfd (redis_client_t *self, struct pollfd *pfd)
     if (!self->ac || self->ac->c.fd < 0 || (!self->want_read && !self->want_write))
         return false;
     pfd->fd = self->ac->c.fd;
-    pfd->events = (short) ((self->want_read ? POLLIN : 0) | (self->want_write ? POLLOUT : 0));
+    pfd->events = (short) ((self->want_read ? POLLIN : 0)
+                           | (self->want_write ? POLLOUT : 0));
     pfd->revents = 0;
     return true;
 }
@@ -413,7 +419,9 @@ redis_client_new (const char *url, core_log_t *log)
     assert (self);
     self->log = log;
     if (s_parse_url (self, url)) {
-        core_log_error (log, NULL, "redis_client: bad URL (want redis://[:password@]host[:port][/db])");
+        core_log_error (
+            log, NULL,
+            "redis_client: bad URL (want redis://[:password@]host[:port][/db])");
         self->loop = NULL;
         redis_client_destroy (&self);
         return NULL;
@@ -439,7 +447,7 @@ redis_client_destroy (redis_client_t **self_p)
         return;
     redis_client_detach (self);
     if (self->ac) {
-        self->state = S_DOWN;           //  deliberate: no "down" warning
+        self->state = S_DOWN;  //  deliberate: no "down" warning
         s_reset (self, "client destroyed", false);
     }
     assert (self->pending == 0);
@@ -525,8 +533,8 @@ s_cmd_new (redis_client_t *self, redis_reply_fn *fn, void *arg)
         return NULL;
     }
     if (self->pending >= self->pending_max) {
-        snprintf (self->error, sizeof self->error, "too many pending redis commands (%zu)",
-                  self->pending_max);
+        snprintf (self->error, sizeof self->error,
+                  "too many pending redis commands (%zu)", self->pending_max);
         return NULL;
     }
     s_cmd_t *cmd = calloc (1, sizeof (s_cmd_t));
@@ -551,7 +559,8 @@ s_cmd_link (redis_client_t *self, s_cmd_t *cmd)
 }
 
 int
-redis_client_command (redis_client_t *self, redis_reply_fn *fn, void *arg, const char *format, ...)
+redis_client_command (redis_client_t *self, redis_reply_fn *fn, void *arg,
+                      const char *format, ...)
 {
     assert (self);
     s_cmd_t *cmd = s_cmd_new (self, fn, arg);
@@ -562,7 +571,8 @@ redis_client_command (redis_client_t *self, redis_reply_fn *fn, void *arg, const
     int rc = redisvAsyncCommand (self->ac, s_on_reply, cmd, format, args);
     va_end (args);
     if (rc != REDIS_OK) {
-        snprintf (self->error, sizeof self->error, "redis command refused (bad format or closing)");
+        snprintf (self->error, sizeof self->error,
+                  "redis command refused (bad format or closing)");
         free (cmd);
         return -1;
     }
@@ -583,7 +593,8 @@ redis_client_command_argv (redis_client_t *self, redis_reply_fn *fn, void *arg, 
     s_cmd_t *cmd = s_cmd_new (self, fn, arg);
     if (!cmd)
         return -1;
-    if (redisAsyncCommandArgv (self->ac, s_on_reply, cmd, argc, argv, argvlen) != REDIS_OK) {
+    if (redisAsyncCommandArgv (self->ac, s_on_reply, cmd, argc, argv, argvlen)
+        != REDIS_OK) {
         snprintf (self->error, sizeof self->error, "redis command refused (closing)");
         free (cmd);
         return -1;
@@ -618,14 +629,14 @@ redis_client_pending (redis_client_t *self)
 //  Selftest: needs a real server in CHORUS_TEST_REDIS_URL.
 
 typedef struct {
-    int done;                   //  callbacks seen
-    int ok;                     //  without error
-    int failed;                 //  with error
-    int no_reply;               //  with error and no reply at all
-    long long integer;          //  last integer reply
-    char text[128];             //  last string/status reply
-    char error[256];            //  last error
-    int out_of_order;           //  pipelined INCR replies not in sequence
+    int done;           //  callbacks seen
+    int ok;             //  without error
+    int failed;         //  with error
+    int no_reply;       //  with error and no reply at all
+    long long integer;  //  last integer reply
+    char text[128];     //  last string/status reply
+    char error[256];    //  last error
+    int out_of_order;   //  pipelined INCR replies not in sequence
 } s_tally_t;
 
 static void
@@ -651,10 +662,10 @@ s_tally_fn (redisReply *reply, const char *error, void *arg)
 }
 
 typedef struct {
-    bool (*pred) (void *);      //  stop when true
-    void *arg;                  //  its argument
-    int64_t deadline;           //  or at this time
-    bool armed;                 //  a run is in progress
+    bool (*pred) (void *);  //  stop when true
+    void *arg;              //  its argument
+    int64_t deadline;       //  or at this time
+    bool armed;             //  a run is in progress
 } s_waiter_t;
 
 static int
@@ -667,7 +678,8 @@ s_waiter_check (zloop_t *loop, int timer_id, void *arg)
 }
 
 static bool
-s_run_until (zloop_t *loop, s_waiter_t *waiter, bool (*pred) (void *), void *arg, int timeout_ms)
+s_run_until (zloop_t *loop, s_waiter_t *waiter, bool (*pred) (void *), void *arg,
+             int timeout_ms)
 {
     waiter->pred = pred;
     waiter->arg = arg;
@@ -680,8 +692,8 @@ s_run_until (zloop_t *loop, s_waiter_t *waiter, bool (*pred) (void *), void *arg
 }
 
 typedef struct {
-    int *counter;               //  watched value
-    int target;                 //  stop at this value
+    int *counter;  //  watched value
+    int target;    //  stop at this value
 } s_count_t;
 
 static bool
@@ -724,7 +736,8 @@ redis_client_test (bool verbose)
     printf (" * redis_client: ");
     const char *url = getenv ("CHORUS_TEST_REDIS_URL");
     if (!url || !*url) {
-        fprintf (stderr, "\nCHORUS_TEST_REDIS_URL is not set: these tests need a real "
+        fprintf (stderr,
+                 "\nCHORUS_TEST_REDIS_URL is not set: these tests need a real "
                  "server. Run them through `tools/chorus test`, or start one with "
                  "tools/dev/redis start and export CHORUS_TEST_REDIS_URL=<its URL>.\n");
         exit (1);
@@ -757,18 +770,21 @@ redis_client_test (bool verbose)
     assert (redis_client_attach (client, loop) == 0);
     assert (s_run_until (loop, &waiter, s_is_healthy, client, 5000));
     s_tally_t tally = {0};
-    assert (redis_client_command (client, s_tally_fn, &tally, "SET %s %s", key, "hello") == 0);
+    assert (redis_client_command (client, s_tally_fn, &tally, "SET %s %s", key, "hello")
+            == 0);
     assert (redis_client_command (client, s_tally_fn, &tally, "GET %s", key) == 0);
     assert (s_wait_count (loop, &waiter, &tally.done, 2, 5000));
     assert (tally.ok == 2 && streq (tally.text, "hello"));
     memset (&tally, 0, sizeof tally);
     assert (redis_client_command (client, s_tally_fn, &tally, "LPUSH %s x", key) == 0);
     assert (s_wait_count (loop, &waiter, &tally.done, 1, 5000));
-    assert (tally.failed == 1 && tally.no_reply == 0 && strstr (tally.error, "WRONGTYPE"));
+    assert (tally.failed == 1 && tally.no_reply == 0
+            && strstr (tally.error, "WRONGTYPE"));
     const char *argv[] = {"SET", key, "a\0b"};
     size_t argvlen[] = {3, strlen (key), 3};
     memset (&tally, 0, sizeof tally);
-    assert (redis_client_command_argv (client, s_tally_fn, &tally, 3, argv, argvlen) == 0);
+    assert (redis_client_command_argv (client, s_tally_fn, &tally, 3, argv, argvlen)
+            == 0);
     assert (redis_client_command (client, s_tally_fn, &tally, "STRLEN %s", key) == 0);
     assert (s_wait_count (loop, &waiter, &tally.done, 2, 5000));
     assert (tally.ok == 2 && tally.integer == 3);
@@ -819,9 +835,11 @@ redis_client_test (bool verbose)
     redis_client_set_command_timeout (client, 200);
     memset (&tally, 0, sizeof tally);
     int64_t started = s_now ();
-    assert (redis_client_command (client, s_tally_fn, &tally, "BLPOP %s:empty 5", key) == 0);
+    assert (redis_client_command (client, s_tally_fn, &tally, "BLPOP %s:empty 5", key)
+            == 0);
     assert (s_wait_count (loop, &waiter, &tally.done, 1, 5000));
-    assert (tally.failed == 1 && tally.no_reply == 1 && strstr (tally.error, "timed out"));
+    assert (tally.failed == 1 && tally.no_reply == 1
+            && strstr (tally.error, "timed out"));
     assert (s_now () - started < 2000);
     assert (s_run_until (loop, &waiter, s_is_healthy, client, 5000));
     redis_client_set_command_timeout (client, 5000);
@@ -840,7 +858,8 @@ redis_client_test (bool verbose)
     deadline = s_now () + 5000;
     while (tally.done == 0 && s_now () < deadline) {
         struct pollfd pfd;
-        if (redis_client_pollfd (client, &pfd) && poll (&pfd, 1, REDIS_CLIENT_TICK_MS) > 0)
+        if (redis_client_pollfd (client, &pfd)
+            && poll (&pfd, 1, REDIS_CLIENT_TICK_MS) > 0)
             redis_client_handle (client, pfd.revents);
         redis_client_tick (client);
     }
@@ -860,7 +879,7 @@ redis_client_test (bool verbose)
     if (redis_client_command (client, s_tally_fn, &tally, "PING") == 0)
         assert (s_wait_count (loop, &waiter, &tally.done, 1, 5000));
     else
-        tally.failed = 1;       //  refused at once: connect failed immediately
+        tally.failed = 1;  //  refused at once: connect failed immediately
     assert (tally.failed == 1 && tally.ok == 0);
     assert (!redis_client_healthy (client));
     //  while down, commands are refused at once with the reason

@@ -49,7 +49,8 @@ void redis_client_set_backoff (redis_client_t *self, int min_ms, int max_ms);
 
 //  Drive the client from a zloop (one fd poller, kept in step with what hiredis
 //  wants, and one timer). Returns 0 or -1.
-int redis_client_attach (redis_client_t *self, zloop_t *loop) __attribute__ ((warn_unused_result));
+int redis_client_attach (redis_client_t *self, zloop_t *loop)
+    __attribute__ ((warn_unused_result));
 
 //  Remove the client's poller and timer from its zloop.
 void redis_client_detach (redis_client_t *self);
@@ -58,12 +59,13 @@ void redis_client_detach (redis_client_t *self);
 //  accepted (fn will be called once, later), -1 when refused at once (not
 //  connected, too many pending, bad format): fn is not called; see
 //  redis_client_error.
-int redis_client_command (redis_client_t *self, redis_reply_fn *fn, void *arg, const char *format,
-                          ...) __attribute__ ((warn_unused_result, format (printf, 4, 5)));
+int redis_client_command (redis_client_t *self, redis_reply_fn *fn, void *arg,
+                          const char *format, ...)
+    __attribute__ ((warn_unused_result, format (printf, 4, 5)));
 
 //  Same with an argument vector (binary-safe; argvlen may be NULL for C strings).
-int redis_client_command_argv (redis_client_t *self, redis_reply_fn *fn, void *arg, int argc,
-                               const char **argv, const size_t *argvlen)
+int redis_client_command_argv (redis_client_t *self, redis_reply_fn *fn, void *arg,
+                               int argc, const char **argv, const size_t *argvlen)
     __attribute__ ((warn_unused_result));
 
 //  Why the last command was refused (borrowed).
