@@ -759,8 +759,8 @@ db_pool_query (db_pool_t *self, const char *sql, int nparams, const char *const 
 }
 
 int
-db_pool_tx (db_pool_t *self, const db_stmt_t *stmts, size_t count, db_result_fn *fn,
-            void *arg)
+db_pool_tx_timeout (db_pool_t *self, int timeout_ms, const db_stmt_t *stmts, size_t count,
+                    db_result_fn *fn, void *arg)
 {
     assert (self);
     if (!stmts || count == 0 || !fn) {
@@ -783,11 +783,18 @@ db_pool_tx (db_pool_t *self, const db_stmt_t *stmts, size_t count, db_result_fn 
     for (size_t i = 0; i < count; i++)
         s_stmt_copy (&job->stmts[i + 1], stmts[i].sql, stmts[i].nparams, stmts[i].params);
     s_stmt_copy (&job->stmts[count + 1], "COMMIT", 0, NULL);
-    job->timeout_ms = self->query_timeout_ms;
+    job->timeout_ms = timeout_ms > 0 ? timeout_ms : self->query_timeout_ms;
     job->deadline = s_now () + job->timeout_ms;
     job->fn = fn;
     job->arg = arg;
     return s_submit (self, job);
+}
+
+int
+db_pool_tx (db_pool_t *self, const db_stmt_t *stmts, size_t count, db_result_fn *fn,
+            void *arg)
+{
+    return db_pool_tx_timeout (self, 0, stmts, count, fn, arg);
 }
 
 const char *
@@ -994,6 +1001,14 @@ db_pool_test (bool verbose)
     assert (db_pool_query (pool, count_sql, 0, NULL, s_tally_fn, &tally) == 0);
     assert (db_testing_wait_count (waiter, &tally.done, 1, 5000));
     assert (tally.ok == 1 && strcmp (tally.value, "2") == 0);
+
+    //  A transaction past its deadline fails; the server rolls it back
+    const char *row9[] = {"9", "nine"};
+    db_stmt_t slow_tx[] = {{insert, 2, row9}, {"SELECT pg_sleep(10)", 0, NULL}};
+    memset (&tally, 0, sizeof tally);
+    assert (db_pool_tx_timeout (pool, 200, slow_tx, 2, s_tally_fn, &tally) == 0);
+    assert (db_testing_wait_count (waiter, &tally.done, 1, 5000));
+    assert (tally.failed == 1 && strstr (tally.error, "timed out"));
 
     //  A query past its deadline fails fast; the connection is replaced
     memset (&tally, 0, sizeof tally);

@@ -83,6 +83,11 @@ int db_pool_query_timeout (db_pool_t *self, int timeout_ms, const char *sql, int
 int db_pool_tx (db_pool_t *self, const db_stmt_t *stmts, size_t count, db_result_fn *fn,
                 void *arg) __attribute__ ((warn_unused_result));
 
+//  Same, with a deadline of timeout_ms for the whole transaction.
+int db_pool_tx_timeout (db_pool_t *self, int timeout_ms, const db_stmt_t *stmts,
+                        size_t count, db_result_fn *fn, void *arg)
+    __attribute__ ((warn_unused_result));
+
 //  Why the last db_pool_query / db_pool_tx was refused (borrowed).
 const char *db_pool_error (db_pool_t *self);
 
