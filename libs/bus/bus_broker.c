@@ -18,64 +18,64 @@ typedef struct _worker_t worker_t;
 
 //  A request the broker holds, from its arrival until the worker ends it.
 typedef struct {
-    uint64_t id;                   //  broker task id, sent to the worker
-    char key[24];                  //  id as text, the tasks table key
-    zframe_t *client;              //  client routing id
-    char *client_request;          //  the client's id of the request
-    service_t *service;            //  target service
-    char command[BUS_NAME_MAX];    //  command name
-    char request_id[BUS_ID_MAX];   //  headers.request_id, for logs and traces
-    zframe_t *headers;             //  kept until dispatched
-    zframe_t *body;                //  kept until dispatched
-    int64_t started;               //  when the broker accepted it (ms)
-    int64_t started_us;            //  same, microseconds, for traces
-    int64_t deadline;              //  when it fails with deadline_exceeded (ms)
-    worker_t *worker;              //  replica handling it, NULL while queued
-    void *queue_handle;            //  position in service->queue while queued
-    bool orphaned;                 //  client already answered; waiting for the worker
+    uint64_t id;                  //  broker task id, sent to the worker
+    char key[24];                 //  id as text, the tasks table key
+    zframe_t *client;             //  client routing id
+    char *client_request;         //  the client's id of the request
+    service_t *service;           //  target service
+    char command[BUS_NAME_MAX];   //  command name
+    char request_id[BUS_ID_MAX];  //  headers.request_id, for logs and traces
+    zframe_t *headers;            //  kept until dispatched
+    zframe_t *body;               //  kept until dispatched
+    int64_t started;              //  when the broker accepted it (ms)
+    int64_t started_us;           //  same, microseconds, for traces
+    int64_t deadline;             //  when it fails with deadline_exceeded (ms)
+    worker_t *worker;             //  replica handling it, NULL while queued
+    void *queue_handle;           //  position in service->queue while queued
+    bool orphaned;                //  client already answered; waiting for the worker
 } task_t;
 
 struct _worker_t {
-    char key[32];                  //  routing id as hex, the workers table key
-    zframe_t *identity;            //  routing id
-    service_t *service;            //  service it serves
-    char replica[BUS_NAME_MAX];    //  replica id it announced
-    uint32_t credit;               //  requests it accepts at once
-    uint32_t in_flight;            //  requests handed to it and not ended
-    int64_t expiry;                //  dead when silent past this (ms)
-    int64_t last_sent;             //  when we last sent it anything (ms)
-    int fd;                        //  its TCP connection's fd, -1 if unknown
+    char key[32];                //  routing id as hex, the workers table key
+    zframe_t *identity;          //  routing id
+    service_t *service;          //  service it serves
+    char replica[BUS_NAME_MAX];  //  replica id it announced
+    uint32_t credit;             //  requests it accepts at once
+    uint32_t in_flight;          //  requests handed to it and not ended
+    int64_t expiry;              //  dead when silent past this (ms)
+    int64_t last_sent;           //  when we last sent it anything (ms)
+    int fd;                      //  its TCP connection's fd, -1 if unknown
 };
 
 struct _service_t {
-    char *name;                    //  service name
-    zlistx_t *workers;             //  worker_t * (owned by the workers table)
-    zlistx_t *queue;               //  task_t * waiting for credit (owned by tasks)
+    char *name;         //  service name
+    zlistx_t *workers;  //  worker_t * (owned by the workers table)
+    zlistx_t *queue;    //  task_t * waiting for credit (owned by tasks)
 };
 
 typedef struct {
-    zsock_t *pipe;                 //  actor pipe
-    zsock_t *router;               //  requests: clients and workers
-    zsock_t *xsub;                 //  events in (publishers connect)
-    zsock_t *xpub;                 //  events out (subscribers connect)
-    zsock_t *monitor;              //  router disconnect events
-    zloop_t *loop;                 //  our reactor
-    core_log_t *log;               //  logger
-    char id[BUS_NAME_MAX];         //  broker id
-    int heartbeat_ms;              //  heartbeat interval
-    int liveness;                  //  missed heartbeats before death
-    uint32_t queue_max;            //  bound of each service queue
-    int hwm;                       //  socket HWM
-    int64_t max_message;           //  ZMQ_MAXMSGSIZE
-    zhashx_t *services;            //  name -> service_t
-    zhashx_t *workers;             //  key -> worker_t
-    zhashx_t *tasks;               //  key -> task_t
-    uint64_t next_task;            //  next task id
-    uint64_t requests_total;       //  requests accepted
-    uint64_t errors_total;         //  requests ended by an error
-    uint64_t bad_frames;           //  malformed messages dropped or refused
-    zlistx_t *trace_topics;        //  subscriptions that want traces
-    bool terminated;               //  $TERM received
+    zsock_t *pipe;            //  actor pipe
+    zsock_t *router;          //  requests: clients and workers
+    zsock_t *xsub;            //  events in (publishers connect)
+    zsock_t *xpub;            //  events out (subscribers connect)
+    zsock_t *monitor;         //  router disconnect events
+    zloop_t *loop;            //  our reactor
+    core_log_t *log;          //  logger
+    char id[BUS_NAME_MAX];    //  broker id
+    int heartbeat_ms;         //  heartbeat interval
+    int liveness;             //  missed heartbeats before death
+    uint32_t queue_max;       //  bound of each service queue
+    int hwm;                  //  socket HWM
+    int64_t max_message;      //  ZMQ_MAXMSGSIZE
+    zhashx_t *services;       //  name -> service_t
+    zhashx_t *workers;        //  key -> worker_t
+    zhashx_t *tasks;          //  key -> task_t
+    uint64_t next_task;       //  next task id
+    uint64_t requests_total;  //  requests accepted
+    uint64_t errors_total;    //  requests ended by an error
+    uint64_t bad_frames;      //  malformed messages dropped or refused
+    zlistx_t *trace_topics;   //  subscriptions that want traces
+    bool terminated;          //  $TERM received
 } self_t;
 
 static void s_task_end (self_t *self, task_t *task);
@@ -226,8 +226,8 @@ s_trace (self_t *self, task_t *task, const char *phase, size_t size, const char 
     meta.time_ms = zclock_time ();
     zmsg_t *msg = zmsg_new ();
     zmsg_addstr (msg, "_bus.trace");
-    zmsg_append (msg, &(zframe_t *) {codec_encode_frame (&meta.base)});
-    zmsg_append (msg, &(zframe_t *) {codec_encode_frame (&trace.base)});
+    zmsg_append (msg, &(zframe_t *){codec_encode_frame (&meta.base)});
+    zmsg_append (msg, &(zframe_t *){codec_encode_frame (&trace.base)});
     bus_proto_send (&msg, self->xpub);
 }
 
@@ -237,7 +237,7 @@ static int
 s_send_client (self_t *self, task_t *task, uint8_t command, zframe_t **body_p)
 {
     zmsg_t *msg = zmsg_new ();
-    zmsg_append (msg, &(zframe_t *) {zframe_dup (task->client)});
+    zmsg_append (msg, &(zframe_t *){zframe_dup (task->client)});
     zmsg_addstr (msg, BUS_PROTO_CLIENT);
     zmsg_addmem (msg, &command, 1);
     zmsg_addstr (msg, task->client_request);
@@ -406,7 +406,7 @@ s_handle_own (self_t *self, task_t *task)
         for (service_t *service = (service_t *) zhashx_first (self->services); service;
              service = (service_t *) zhashx_next (self->services)) {
             if (streq (service->name, "broker"))
-                continue;   //  the broker itself is not a service with replicas
+                continue;  //  the broker itself is not a service with replicas
             ChorusBus__ServiceInfo *info = &infos[n];
             chorus_bus__service_info__init (info);
             info->name = service->name;
@@ -450,14 +450,14 @@ s_refuse (self_t *self, zframe_t *client, zframe_t *id, const char *code,
     self->errors_total++;
     uint8_t command = BUS_ERROR;
     zmsg_t *msg = zmsg_new ();
-    zmsg_append (msg, &(zframe_t *) {zframe_dup (client)});
+    zmsg_append (msg, &(zframe_t *){zframe_dup (client)});
     zmsg_addstr (msg, BUS_PROTO_CLIENT);
     zmsg_addmem (msg, &command, 1);
     if (id)
-        zmsg_append (msg, &(zframe_t *) {zframe_dup (id)});
+        zmsg_append (msg, &(zframe_t *){zframe_dup (id)});
     else
         zmsg_addstr (msg, "");
-    zmsg_append (msg, &(zframe_t *) {bus_proto_error_frame (code, message)});
+    zmsg_append (msg, &(zframe_t *){bus_proto_error_frame (code, message)});
     bus_proto_send (&msg, self->router);
 }
 
@@ -568,12 +568,16 @@ static void
 s_handle_client (self_t *self, bus_frames_t *frames)
 {
     switch (frames->command) {
-        case BUS_REQUEST: s_handle_client_request (self, frames); break;
-        case BUS_CANCEL: s_handle_client_cancel (self, frames); break;
+        case BUS_REQUEST:
+            s_handle_client_request (self, frames);
+            break;
+        case BUS_CANCEL:
+            s_handle_client_cancel (self, frames);
+            break;
         case BUS_HEARTBEAT: {
             uint8_t command = BUS_HEARTBEAT;
             zmsg_t *msg = zmsg_new ();
-            zmsg_append (msg, &(zframe_t *) {zframe_dup (frames->identity)});
+            zmsg_append (msg, &(zframe_t *){zframe_dup (frames->identity)});
             zmsg_addstr (msg, BUS_PROTO_CLIENT);
             zmsg_addmem (msg, &command, 1);
             bus_proto_send (&msg, self->router);
@@ -620,9 +624,9 @@ s_handle_worker (self_t *self, bus_frames_t *frames, int fd)
             self->bad_frames++;
             core_log_warn (self->log, NULL, "refused a malformed READY");
             zmsg_t *msg = zmsg_new ();
-            zmsg_append (msg, &(zframe_t *) {zframe_dup (frames->identity)});
+            zmsg_append (msg, &(zframe_t *){zframe_dup (frames->identity)});
             zmsg_addstr (msg, BUS_PROTO_WORKER);
-            zmsg_addmem (msg, &(uint8_t) {BUS_DISCONNECT}, 1);
+            zmsg_addmem (msg, &(uint8_t){BUS_DISCONNECT}, 1);
             bus_proto_send (&msg, self->router);
             return;
         }
@@ -646,9 +650,9 @@ s_handle_worker (self_t *self, bus_frames_t *frames, int fd)
         //  Unknown worker (we restarted, or it was purged): ask it to announce again
         if (frames->command != BUS_DISCONNECT) {
             zmsg_t *msg = zmsg_new ();
-            zmsg_append (msg, &(zframe_t *) {zframe_dup (frames->identity)});
+            zmsg_append (msg, &(zframe_t *){zframe_dup (frames->identity)});
             zmsg_addstr (msg, BUS_PROTO_WORKER);
-            zmsg_addmem (msg, &(uint8_t) {BUS_DISCONNECT}, 1);
+            zmsg_addmem (msg, &(uint8_t){BUS_DISCONNECT}, 1);
             bus_proto_send (&msg, self->router);
         }
         return;
@@ -657,8 +661,11 @@ s_handle_worker (self_t *self, bus_frames_t *frames, int fd)
     if (fd >= 0)
         worker->fd = fd;
     switch (frames->command) {
-        case BUS_HEARTBEAT: break;
-        case BUS_DISCONNECT: s_worker_delete (self, worker, "disconnected"); break;
+        case BUS_HEARTBEAT:
+            break;
+        case BUS_DISCONNECT:
+            s_worker_delete (self, worker, "disconnected");
+            break;
         case BUS_CREDIT: {
             uint32_t credit;
             if (s_decode_ready (frames->args[0], &credit, NULL, 0) == 0) {
@@ -708,7 +715,9 @@ s_handle_worker (self_t *self, bus_frames_t *frames, int fd)
             }
             break;
         }
-        default: self->bad_frames++; break;
+        default:
+            self->bad_frames++;
+            break;
     }
 }
 
@@ -1065,7 +1074,7 @@ bus_broker_test (bool verbose)
     zmsg_addstr (msg, "8");
     zmsg_addstr (msg, "broker");
     zmsg_addstr (msg, "status");
-    zmsg_append (msg, &(zframe_t *) {codec_encode_frame (&headers.base)});
+    zmsg_append (msg, &(zframe_t *){codec_encode_frame (&headers.base)});
     zmsg_addmem (msg, "\x80", 1);
     zmsg_send (&msg, raw);
     msg = zmsg_recv (raw);
@@ -1088,7 +1097,7 @@ bus_broker_test (bool verbose)
     zmsg_addstr (msg, "9");
     zmsg_addstr (msg, "broker");
     zmsg_addstr (msg, "status");
-    zmsg_append (msg, &(zframe_t *) {codec_encode_frame (&headers.base)});
+    zmsg_append (msg, &(zframe_t *){codec_encode_frame (&headers.base)});
     zmsg_addmem (msg, "\x80", 1);
     zmsg_send (&msg, raw);
     msg = zmsg_recv (raw);

@@ -20,13 +20,13 @@
 #include <stdint.h>
 
 typedef struct {
-    const char *id;          //  broker id in status and logs (NULL: host:pid)
-    const char *log_level;   //  log level name
-    int heartbeat_ms;        //  heartbeat interval (0: 500)
-    int liveness;            //  missed heartbeats before a peer is dead (0: 4)
-    uint32_t queue_max;      //  requests waiting per service before "overloaded" (0: 10000)
-    int hwm;                 //  socket high-water marks (0: 100000)
-    int64_t max_message;     //  ZMQ_MAXMSGSIZE (0: 16 MiB)
+    const char *id;         //  broker id in status and logs (NULL: host:pid)
+    const char *log_level;  //  log level name
+    int heartbeat_ms;       //  heartbeat interval (0: 500)
+    int liveness;           //  missed heartbeats before a peer is dead (0: 4)
+    uint32_t queue_max;   //  requests waiting per service before "overloaded" (0: 10000)
+    int hwm;              //  socket high-water marks (0: 100000)
+    int64_t max_message;  //  ZMQ_MAXMSGSIZE (0: 16 MiB)
 } bus_broker_config_t;
 
 //  The actor; args is a bus_broker_config_t * (copied before the actor signals).

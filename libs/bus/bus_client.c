@@ -12,39 +12,39 @@
 #include "codec_msgpack.h"
 
 typedef struct {
-    zsock_t *dealer;        //  connection to this broker
-    zsock_t *monitor;       //  its connect/disconnect events (tcp only)
-    char *endpoint;         //  broker request endpoint
-    bool connected;         //  transport is up (always true for inproc)
-    bool alive;             //  connected and answering heartbeats
-    int64_t last_recv;      //  last time it sent us anything (ms)
-    int64_t last_sent;      //  last heartbeat or request we sent (ms)
-    size_t in_flight;       //  our requests it holds
+    zsock_t *dealer;    //  connection to this broker
+    zsock_t *monitor;   //  its connect/disconnect events (tcp only)
+    char *endpoint;     //  broker request endpoint
+    bool connected;     //  transport is up (always true for inproc)
+    bool alive;         //  connected and answering heartbeats
+    int64_t last_recv;  //  last time it sent us anything (ms)
+    int64_t last_sent;  //  last heartbeat or request we sent (ms)
+    size_t in_flight;   //  our requests it holds
 } s_broker_t;
 
 typedef struct {
-    uint64_t handle;        //  our handle, also the request id on the wire
-    s_broker_t *broker;     //  broker holding it
-    bus_reply_fn *fn;       //  reply callback
-    void *arg;              //  its argument
-    int64_t deadline;       //  local safety net (ms)
-    zmsg_t *retry;          //  idempotent: the request frames, to resend once
-    bool replied;           //  a partial reply has arrived (no retry then)
+    uint64_t handle;     //  our handle, also the request id on the wire
+    s_broker_t *broker;  //  broker holding it
+    bus_reply_fn *fn;    //  reply callback
+    void *arg;           //  its argument
+    int64_t deadline;    //  local safety net (ms)
+    zmsg_t *retry;       //  idempotent: the request frames, to resend once
+    bool replied;        //  a partial reply has arrived (no retry then)
 } s_request_t;
 
 struct _bus_client_t {
-    s_broker_t *brokers;    //  one per broker endpoint
-    size_t count;           //  number of brokers
-    size_t next;            //  round-robin position
-    zhashx_t *requests;     //  handle text -> s_request_t
-    uint64_t next_handle;   //  next handle
-    int heartbeat_ms;       //  heartbeat interval
-    int liveness;           //  missed heartbeats before a broker is dead
-    int64_t default_timeout;//  deadline when headers carry none
-    int64_t last_tick;      //  when tick last ran (ms)
-    core_log_t *log;        //  logger (borrowed)
-    zloop_t *loop;          //  loop we are attached to, if any
-    int timer;              //  its timer id
+    s_broker_t *brokers;      //  one per broker endpoint
+    size_t count;             //  number of brokers
+    size_t next;              //  round-robin position
+    zhashx_t *requests;       //  handle text -> s_request_t
+    uint64_t next_handle;     //  next handle
+    int heartbeat_ms;         //  heartbeat interval
+    int liveness;             //  missed heartbeats before a broker is dead
+    int64_t default_timeout;  //  deadline when headers carry none
+    int64_t last_tick;        //  when tick last ran (ms)
+    core_log_t *log;          //  logger (borrowed)
+    zloop_t *loop;            //  loop we are attached to, if any
+    int timer;                //  its timer id
 };
 
 static void
@@ -93,7 +93,8 @@ bus_client_new (const char *brokers, int heartbeat_ms, int liveness, core_log_t 
             snprintf (monitor, sizeof monitor, "inproc://bus-client-monitor-%p",
                       (void *) broker);
             int rc = zmq_socket_monitor (zsock_resolve (broker->dealer), monitor,
-                                         ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED);
+                                         ZMQ_EVENT_HANDSHAKE_SUCCEEDED
+                                             | ZMQ_EVENT_DISCONNECTED);
             assert (rc == 0);
             broker->monitor = zsock_new_pair (monitor);
             assert (broker->monitor);
@@ -194,11 +195,11 @@ bus_client_request_ex (bus_client_t *self, const char *service, const char *comm
     zmsg_addstr (args, key);
     zmsg_addstr (args, service);
     zmsg_addstr (args, command);
-    zmsg_append (args, &(zframe_t *) {codec_encode_frame (&copy.base)});
+    zmsg_append (args, &(zframe_t *){codec_encode_frame (&copy.base)});
     if (body && size)
         zmsg_addmem (args, body, size);
     else
-        zmsg_addmem (args, "\x80", 1);   //  an empty msgpack map
+        zmsg_addmem (args, "\x80", 1);  //  an empty msgpack map
     if (flags & BUS_REQUEST_IDEMPOTENT)
         request->retry = zmsg_dup (args);
     if (s_send (broker, BUS_REQUEST, &args)) {
@@ -245,8 +246,10 @@ bus_client_cancel (bus_client_t *self, uint64_t handle)
 static void
 s_fail (bus_client_t *self, s_request_t *request, const char *code, const char *message)
 {
-    bus_reply_t reply = {.handle = request->handle, .kind = BUS_REPLY_ERROR,
-                         .code = code, .message = message};
+    bus_reply_t reply = {.handle = request->handle,
+                         .kind = BUS_REPLY_ERROR,
+                         .code = code,
+                         .message = message};
     bus_reply_fn *fn = request->fn;
     void *arg = request->arg;
     char key[24];
@@ -276,8 +279,7 @@ s_retry (bus_client_t *self, s_request_t *request)
     for (int i = 0; i < 3 && frame; i++)
         frame = zmsg_next (args);
     ChorusBus__Headers *headers = frame ? (ChorusBus__Headers *) codec_decode_frame (
-                                              &chorus_bus__headers__descriptor, frame,
-                                              NULL, 0)
+                                      &chorus_bus__headers__descriptor, frame, NULL, 0)
                                         : NULL;
     if (headers) {
         headers->timeout_ms = left;
@@ -341,7 +343,7 @@ s_handle_message (bus_client_t *self, s_broker_t *broker, zmsg_t *msg)
     key[zframe_size (frames.args[0])] = 0;
     s_request_t *request = (s_request_t *) zhashx_lookup (self->requests, key);
     if (!request)
-        return;   //  cancelled or already ended
+        return;  //  cancelled or already ended
     bus_reply_t reply = {.handle = request->handle};
     char code[64], message[256];
     bus_reply_fn *fn = request->fn;
@@ -352,7 +354,7 @@ s_handle_message (bus_client_t *self, s_broker_t *broker, zmsg_t *msg)
         if (streq (code, BUS_ERR_BROKER_LOST)) {
             //  The broker is going away: use it no more, and resend if we may
             broker->alive = false;
-            broker->connected = false;   //  until its connection comes back
+            broker->connected = false;  //  until its connection comes back
             if (s_retry (self, request))
                 return;
         }
@@ -548,11 +550,11 @@ bus_client_detach (bus_client_t *self, zloop_t *loop)
 #include "bus_echo.h"
 
 typedef struct {
-    int partials;          //  partial replies seen
-    int finals;            //  final replies seen
-    int errors;            //  errors seen
-    char code[64];         //  last error code
-    char replica[64];      //  replica of the last final
+    int partials;      //  partial replies seen
+    int finals;        //  final replies seen
+    int errors;        //  errors seen
+    char code[64];     //  last error code
+    char replica[64];  //  replica of the last final
 } s_tally_t;
 
 static void
@@ -615,7 +617,8 @@ s_echo (bus_client_t *client, const char *service, uint32_t parts, uint32_t dela
 static void
 s_test_retry (bool verbose)
 {
-    bus_broker_config_t config = {.log_level = "error", .heartbeat_ms = 100, .liveness = 3};
+    bus_broker_config_t config = {
+        .log_level = "error", .heartbeat_ms = 100, .liveness = 3};
     zactor_t *brokers[2];
     char endpoints[2][64];
     for (int i = 0; i < 2; i++) {
@@ -628,8 +631,12 @@ s_test_retry (bool verbose)
     }
     char both[140];
     snprintf (both, sizeof both, "%s,%s", endpoints[0], endpoints[1]);
-    bus_echo_config_t echo_config = {.brokers = both, .service = "echo", .credit = 8,
-                                     .replica = "r", .heartbeat_ms = 100, .liveness = 3,
+    bus_echo_config_t echo_config = {.brokers = both,
+                                     .service = "echo",
+                                     .credit = 8,
+                                     .replica = "r",
+                                     .heartbeat_ms = 100,
+                                     .liveness = 3,
                                      .log_level = "error"};
     zactor_t *echo = zactor_new (bus_echo_actor, &echo_config);
     core_log_t *log = core_log_new ("retry", verbose ? "debug" : "error");
@@ -637,7 +644,7 @@ s_test_retry (bool verbose)
     s_tally_t probe = {0};
     for (int i = 0; i < 200 && bus_client_brokers_alive (client) < 2; i++)
         s_run_until (client, &probe, 1, 10);
-    zclock_sleep (200);   //  the replica registers with both
+    zclock_sleep (200);  //  the replica registers with both
     ChorusBus__Echo body = CHORUS_BUS__ECHO__INIT;
     body.delay_ms = 300;
     ChorusBus__Headers headers = CHORUS_BUS__HEADERS__INIT;
@@ -667,8 +674,8 @@ s_test_retry (bool verbose)
     }
     for (int i = 0; i < 4; i++) {
         if (verbose || idem[i].finals != 1)
-            printf ("idem %d: finals %d errors %d %s\n", i, idem[i].finals, idem[i].errors,
-                    idem[i].code);
+            printf ("idem %d: finals %d errors %d %s\n", i, idem[i].finals,
+                    idem[i].errors, idem[i].code);
         assert (idem[i].finals == 1 && idem[i].errors == 0);
     }
     assert (plain[0].errors + plain[1].errors == 1);
@@ -684,8 +691,10 @@ bus_client_test (bool verbose)
 {
     printf (" * bus_client: ");
     s_test_retry (verbose);
-    bus_broker_config_t broker_config = {.id = "b1", .log_level = verbose ? "debug" : "error",
-                                         .heartbeat_ms = 100, .liveness = 3};
+    bus_broker_config_t broker_config = {.id = "b1",
+                                         .log_level = verbose ? "debug" : "error",
+                                         .heartbeat_ms = 100,
+                                         .liveness = 3};
     zactor_t *broker = zactor_new (bus_broker_actor, &broker_config);
     zstr_sendx (broker, "BIND", "tcp://127.0.0.1:*", NULL);
     int port;
@@ -694,8 +703,12 @@ bus_client_test (bool verbose)
     char endpoint[64];
     snprintf (endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", port);
 
-    bus_echo_config_t echo_config = {.brokers = endpoint, .service = "echo", .credit = 2,
-                                     .replica = "r1", .heartbeat_ms = 100, .liveness = 3,
+    bus_echo_config_t echo_config = {.brokers = endpoint,
+                                     .service = "echo",
+                                     .credit = 2,
+                                     .replica = "r1",
+                                     .heartbeat_ms = 100,
+                                     .liveness = 3,
                                      .log_level = "error"};
     zactor_t *echo1 = zactor_new (bus_echo_actor, &echo_config);
     core_log_t *log = core_log_new ("test", verbose ? "debug" : "error");
@@ -751,7 +764,7 @@ bus_client_test (bool verbose)
         zsock_recv (echo1, "88", &handled, &cancels);
         zclock_sleep (10);
     }
-    assert (cancels >= 2);   //  the deadline above and this cancel
+    assert (cancels >= 2);  //  the deadline above and this cancel
 
     //  Two replicas share the load by credit: with 8 slow requests and credit 2
     //  each, both replicas answer

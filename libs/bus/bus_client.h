@@ -17,21 +17,21 @@
 typedef struct _bus_client_t bus_client_t;
 
 typedef enum {
-    BUS_REPLY_PARTIAL = 1,   //  one piece of a streamed reply; more follow
-    BUS_REPLY_FINAL = 2,     //  the last reply; the request is over
-    BUS_REPLY_ERROR = 3      //  the request failed; the request is over
+    BUS_REPLY_PARTIAL = 1,  //  one piece of a streamed reply; more follow
+    BUS_REPLY_FINAL = 2,    //  the last reply; the request is over
+    BUS_REPLY_ERROR = 3     //  the request failed; the request is over
 } bus_reply_kind_t;
 
 //  A reply to a request. body/size hold the msgpack payload (PARTIAL, FINAL); for
 //  ERROR, code and message are set (codes in schemas/bus.md) and body is NULL.
 //  After FINAL or ERROR no further callback comes for this handle.
 typedef struct {
-    uint64_t handle;          //  the handle bus_client_request returned
-    bus_reply_kind_t kind;    //  partial, final or error
-    const uint8_t *body;      //  msgpack payload (borrowed for the call)
-    size_t size;              //  payload size
-    const char *code;         //  error code (ERROR only)
-    const char *message;      //  error message (ERROR only)
+    uint64_t handle;        //  the handle bus_client_request returned
+    bus_reply_kind_t kind;  //  partial, final or error
+    const uint8_t *body;    //  msgpack payload (borrowed for the call)
+    size_t size;            //  payload size
+    const char *code;       //  error code (ERROR only)
+    const char *message;    //  error message (ERROR only)
 } bus_reply_t;
 
 typedef void (bus_reply_fn) (bus_client_t *client, const bus_reply_t *reply, void *arg);
@@ -46,13 +46,13 @@ void bus_client_destroy (bus_client_t **self_p);
 //  Send a request to service/command with headers and a msgpack body (may be NULL).
 //  headers->timeout_ms is the deadline (0: default_timeout_ms). Returns a handle > 0;
 //  replies go to fn. Returns 0 when no broker is reachable now (nothing is called).
-uint64_t bus_client_request (bus_client_t *self, const char *service,
-                             const char *command, const ChorusBus__Headers *headers,
-                             const void *body, size_t size, bus_reply_fn *fn, void *arg);
+uint64_t bus_client_request (bus_client_t *self, const char *service, const char *command,
+                             const ChorusBus__Headers *headers, const void *body,
+                             size_t size, bus_reply_fn *fn, void *arg);
 
-//  Flags for bus_client_request_ex.
-#define BUS_REQUEST_IDEMPOTENT 1   //  on broker_lost before any reply, resend once
-                                   //  through another live broker (same handle)
+//  Flags for bus_client_request_ex. IDEMPOTENT: on broker_lost before any reply,
+//  resend once through another live broker (same handle).
+#define BUS_REQUEST_IDEMPOTENT 1
 
 //  bus_client_request with flags.
 uint64_t bus_client_request_ex (bus_client_t *self, const char *service,
@@ -63,7 +63,8 @@ uint64_t bus_client_request_ex (bus_client_t *self, const char *service,
 //  Same, with the body given as a protobuf-c message, encoded by the codec.
 uint64_t bus_client_request_msg (bus_client_t *self, const char *service,
                                  const char *command, const ChorusBus__Headers *headers,
-                                 const ProtobufCMessage *body, bus_reply_fn *fn, void *arg);
+                                 const ProtobufCMessage *body, bus_reply_fn *fn,
+                                 void *arg);
 
 //  Cancel a request: the broker and the worker are told, and no further callback
 //  comes for it. Harmless for a handle that has already ended.

@@ -8,21 +8,21 @@
 #include "codec_msgpack.h"
 
 typedef struct {
-    bus_request_t *request;   //  the request being answered
-    ChorusBus__Echo *echo;    //  its decoded body
-    uint32_t sent;            //  partials sent so far
-    int64_t due;              //  when the next reply goes (ms)
+    bus_request_t *request;  //  the request being answered
+    ChorusBus__Echo *echo;   //  its decoded body
+    uint32_t sent;           //  partials sent so far
+    int64_t due;             //  when the next reply goes (ms)
 } s_job_t;
 
 typedef struct {
-    zsock_t *pipe;            //  actor pipe
-    zloop_t *loop;            //  reactor
-    bus_worker_t *worker;     //  our bus connection
-    core_log_t *log;          //  logger
-    zlistx_t *jobs;           //  s_job_t * waiting for their time
-    uint64_t handled;         //  requests ended
-    uint64_t cancels;         //  cancellations seen
-    bool drain_reply;         //  answer DRAIN once drained
+    zsock_t *pipe;         //  actor pipe
+    zloop_t *loop;         //  reactor
+    bus_worker_t *worker;  //  our bus connection
+    core_log_t *log;       //  logger
+    zlistx_t *jobs;        //  s_job_t * waiting for their time
+    uint64_t handled;      //  requests ended
+    uint64_t cancels;      //  cancellations seen
+    bool drain_reply;      //  answer DRAIN once drained
 } self_t;
 
 static void

@@ -14,13 +14,13 @@
 #include <stdint.h>
 
 typedef struct {
-    const char *brokers;     //  broker endpoints, comma-separated
-    const char *service;     //  service name to serve
-    uint32_t credit;         //  requests held at once
-    const char *replica;     //  replica id (NULL: host:pid)
-    int heartbeat_ms;        //  0: default
-    int liveness;            //  0: default
-    const char *log_level;   //  log level name
+    const char *brokers;    //  broker endpoints, comma-separated
+    const char *service;    //  service name to serve
+    uint32_t credit;        //  requests held at once
+    const char *replica;    //  replica id (NULL: host:pid)
+    int heartbeat_ms;       //  0: default
+    int liveness;           //  0: default
+    const char *log_level;  //  log level name
 } bus_echo_config_t;
 
 //  Actor. Pipe commands: "STATS" -> "88" (requests handled, cancels seen);

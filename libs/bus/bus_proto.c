@@ -11,21 +11,17 @@
 //  Frames each command carries after the command frame, per protocol.
 typedef struct {
     uint8_t command;
-    uint8_t client_args;   //  frames in CHC1 messages (0xff: not allowed)
-    uint8_t worker_args;   //  frames in CHW1 messages (0xff: not allowed)
+    uint8_t client_args;  //  frames in CHC1 messages (0xff: not allowed)
+    uint8_t worker_args;  //  frames in CHW1 messages (0xff: not allowed)
 } s_shape_t;
 
 static const s_shape_t s_shapes[] = {
     //  C->B: id service command headers body;  B->W: task command headers body
-    {BUS_REQUEST, 5, 4},
-    {BUS_CANCEL, 1, 1},
-    {BUS_HEARTBEAT, 0, 0},
-    {BUS_READY, 0xff, 2},     //  service, WorkerReady
-    {BUS_CREDIT, 0xff, 1},    //  WorkerReady
-    {BUS_DISCONNECT, 0xff, 0},
-    {BUS_PARTIAL, 2, 2},      //  id|task, body
-    {BUS_FINAL, 2, 2},
-    {BUS_ERROR, 2, 2},        //  id|task, Error
+    {BUS_REQUEST, 5, 4},       {BUS_CANCEL, 1, 1},
+    {BUS_HEARTBEAT, 0, 0},     {BUS_READY, 0xff, 2},  //  service, WorkerReady
+    {BUS_CREDIT, 0xff, 1},                            //  WorkerReady
+    {BUS_DISCONNECT, 0xff, 0}, {BUS_PARTIAL, 2, 2},   //  id|task, body
+    {BUS_FINAL, 2, 2},         {BUS_ERROR, 2, 2},     //  id|task, Error
 };
 
 int
@@ -312,15 +308,17 @@ bus_proto_test (bool verbose)
 
     //  Event endpoints
     char endpoint[128];
-    assert (bus_proto_event_endpoint ("tcp://127.0.0.1:7100", 1, endpoint, sizeof endpoint)
-            == 0);
+    assert (
+        bus_proto_event_endpoint ("tcp://127.0.0.1:7100", 1, endpoint, sizeof endpoint)
+        == 0);
     assert (streq (endpoint, "tcp://127.0.0.1:7101"));
     assert (bus_proto_event_endpoint ("tcp://[::1]:7100", 2, endpoint, sizeof endpoint)
             == 0);
     assert (streq (endpoint, "tcp://[::1]:7102"));
     assert (bus_proto_event_endpoint ("inproc://b", 2, endpoint, sizeof endpoint) == 0);
     assert (streq (endpoint, "inproc://b-events-out"));
-    assert (bus_proto_event_endpoint ("tcp://host:x", 1, endpoint, sizeof endpoint) == -1);
+    assert (bus_proto_event_endpoint ("tcp://host:x", 1, endpoint, sizeof endpoint)
+            == -1);
     assert (bus_proto_event_endpoint ("tcp://host:65535", 1, endpoint, sizeof endpoint)
             == -1);
 

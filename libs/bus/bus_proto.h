@@ -8,19 +8,19 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define BUS_PROTO_CLIENT "CHC1"   //  first frame of client <-> broker messages
-#define BUS_PROTO_WORKER "CHW1"   //  first frame of worker <-> broker messages
+#define BUS_PROTO_CLIENT "CHC1"  //  first frame of client <-> broker messages
+#define BUS_PROTO_WORKER "CHW1"  //  first frame of worker <-> broker messages
 
 //  Commands, one byte in the second frame.
-#define BUS_REQUEST 0x01      //  C->B, B->W
-#define BUS_CANCEL 0x02       //  C->B, B->W
-#define BUS_HEARTBEAT 0x03    //  both ways (C->B is answered by B->C)
-#define BUS_READY 0x04        //  W->B
-#define BUS_CREDIT 0x05       //  W->B
-#define BUS_DISCONNECT 0x06   //  both ways between W and B
-#define BUS_PARTIAL 0x11      //  W->B, B->C
-#define BUS_FINAL 0x12        //  W->B, B->C
-#define BUS_ERROR 0x13        //  W->B, B->C
+#define BUS_REQUEST 0x01     //  C->B, B->W
+#define BUS_CANCEL 0x02      //  C->B, B->W
+#define BUS_HEARTBEAT 0x03   //  both ways (C->B is answered by B->C)
+#define BUS_READY 0x04       //  W->B
+#define BUS_CREDIT 0x05      //  W->B
+#define BUS_DISCONNECT 0x06  //  both ways between W and B
+#define BUS_PARTIAL 0x11     //  W->B, B->C
+#define BUS_FINAL 0x12       //  W->B, B->C
+#define BUS_ERROR 0x13       //  W->B, B->C
 
 //  Error codes (schemas/bus.md, "Error codes").
 #define BUS_ERR_DEADLINE "deadline_exceeded"
@@ -36,9 +36,9 @@
 #define BUS_ERR_INTERNAL "internal"
 #define BUS_ERR_SHUTTING_DOWN "shutting_down"
 
-#define BUS_NAME_MAX 64       //  longest service or command name
-#define BUS_ID_MAX 64         //  longest request id frame
-#define BUS_MAX_ARGS 5        //  most frames after the command frame
+#define BUS_NAME_MAX 64  //  longest service or command name
+#define BUS_ID_MAX 64    //  longest request id frame
+#define BUS_MAX_ARGS 5   //  most frames after the command frame
 
 //  A parsed message: borrowed views into the zmsg it came from.
 typedef struct {
@@ -64,8 +64,8 @@ int bus_proto_name (zframe_t *frame, char *buf, size_t size)
 zframe_t *bus_proto_error_frame (const char *code, const char *message);
 
 //  Decode an error body; code/message get "internal"/"malformed error" when broken.
-void bus_proto_error_decode (zframe_t *frame, char *code, size_t code_size,
-                             char *message, size_t message_size);
+void bus_proto_error_decode (zframe_t *frame, char *code, size_t code_size, char *message,
+                             size_t message_size);
 
 //  Receive one whole message without waiting; NULL when none is there. fd, when
 //  not NULL, gets the TCP connection's fd the message came from (-1 if unknown).

@@ -12,28 +12,28 @@
 #include "bus_proto.h"
 #include "codec_msgpack.h"
 
-#define S_REPLAY_BATCH 500        //  records asked for per replay request
-#define S_RETRY_MS 500            //  wait after a failed replay
+#define S_REPLAY_BATCH 500  //  records asked for per replay request
+#define S_RETRY_MS 500      //  wait after a failed replay
 
 typedef struct {
-    char *name;                   //  publisher name (its service)
-    uint64_t last;                //  newest sequence delivered
-    uint64_t head;                //  newest sequence known to exist
-    uint64_t replay;              //  running replay's handle, 0 when none
-    int64_t retry_at;             //  when to retry after a failed replay (ms)
-    bus_subscriber_t *owner;      //  back pointer for the replay callback
+    char *name;               //  publisher name (its service)
+    uint64_t last;            //  newest sequence delivered
+    uint64_t head;            //  newest sequence known to exist
+    uint64_t replay;          //  running replay's handle, 0 when none
+    int64_t retry_at;         //  when to retry after a failed replay (ms)
+    bus_subscriber_t *owner;  //  back pointer for the replay callback
 } s_follow_t;
 
 struct _bus_subscriber_t {
-    zsock_t *sub;                 //  SUB connected to every broker's events-out
-    bus_client_t *client;         //  carries replay requests (borrowed)
-    core_log_t *log;              //  borrowed logger
-    zhashx_t *follows;            //  publisher -> s_follow_t
-    bus_event_fn *fn;             //  event handler
-    void *arg;                    //  its argument
-    zlistx_t *prefixes;           //  topics subscribed by the owner
-    zloop_t *loop;                //  loop attached to
-    int timer;                    //  tick timer
+    zsock_t *sub;          //  SUB connected to every broker's events-out
+    bus_client_t *client;  //  carries replay requests (borrowed)
+    core_log_t *log;       //  borrowed logger
+    zhashx_t *follows;     //  publisher -> s_follow_t
+    bus_event_fn *fn;      //  event handler
+    void *arg;             //  its argument
+    zlistx_t *prefixes;    //  topics subscribed by the owner
+    zloop_t *loop;         //  loop attached to
+    int timer;             //  tick timer
 };
 
 static void
@@ -181,9 +181,10 @@ s_on_replay (bus_client_t *client, const bus_reply_t *reply, void *arg)
         uint64_t seq = record->meta->seq;
         if (seq > follow->last) {
             if (seq != follow->last + 1 && self->log)
-                core_log_warn (self->log, NULL, "%s: events %" PRIu64 "..%" PRIu64
-                               " are no longer in the outbox", follow->name,
-                               follow->last + 1, seq - 1);
+                core_log_warn (self->log, NULL,
+                               "%s: events %" PRIu64 "..%" PRIu64
+                               " are no longer in the outbox",
+                               follow->name, follow->last + 1, seq - 1);
             follow->last = seq;
             s_deliver (self, record->topic, record->meta, record->payload.data,
                        record->payload.len);
@@ -249,10 +250,9 @@ bus_subscriber_process (bus_subscriber_t *self)
             zmsg_destroy (&msg);
             continue;
         }
-        s_follow_t *follow = meta->publisher
-                                 ? (s_follow_t *) zhashx_lookup (self->follows,
-                                                                 meta->publisher)
-                                 : NULL;
+        s_follow_t *follow = meta->publisher ? (s_follow_t *) zhashx_lookup (
+                                 self->follows, meta->publisher)
+                                             : NULL;
         if (strncmp (topic, "_bus.head.", 10) == 0) {
             if (follow && meta->seq > follow->head)
                 follow->head = meta->seq;

@@ -11,45 +11,45 @@
 #include "codec_msgpack.h"
 
 typedef struct {
-    zsock_t *dealer;        //  connection to this broker
-    zsock_t *monitor;       //  connect/disconnect events (tcp only)
-    char *endpoint;         //  broker request endpoint
-    bool connected;         //  transport is up
-    bool registered;        //  READY sent since the transport came up
-    uint32_t announced;     //  credit this broker was last told
-    int64_t last_recv;      //  last message from it (ms)
-    int64_t last_sent;      //  last message to it (ms)
+    zsock_t *dealer;     //  connection to this broker
+    zsock_t *monitor;    //  connect/disconnect events (tcp only)
+    char *endpoint;      //  broker request endpoint
+    bool connected;      //  transport is up
+    bool registered;     //  READY sent since the transport came up
+    uint32_t announced;  //  credit this broker was last told
+    int64_t last_recv;   //  last message from it (ms)
+    int64_t last_sent;   //  last message to it (ms)
 } s_broker_t;
 
 struct _bus_request_t {
-    char key[40];                    //  "<broker>:<task>", the requests table key
-    char task[24];                   //  the broker's task id
-    s_broker_t *broker;              //  broker it came through
-    char command[BUS_NAME_MAX];      //  command name
-    ChorusBus__Headers *headers;     //  decoded headers (never NULL)
-    zframe_t *body;                  //  msgpack body
-    int64_t deadline;                //  monotonic ms
-    bool cancelled;                  //  ended towards the broker already
-    void *data;                      //  owner's data
+    char key[40];                 //  "<broker>:<task>", the requests table key
+    char task[24];                //  the broker's task id
+    s_broker_t *broker;           //  broker it came through
+    char command[BUS_NAME_MAX];   //  command name
+    ChorusBus__Headers *headers;  //  decoded headers (never NULL)
+    zframe_t *body;               //  msgpack body
+    int64_t deadline;             //  monotonic ms
+    bool cancelled;               //  ended towards the broker already
+    void *data;                   //  owner's data
 };
 
 struct _bus_worker_t {
-    s_broker_t *brokers;            //  one per broker endpoint
-    size_t count;                   //  number of brokers
-    char *service;                  //  service we serve
-    char replica[BUS_NAME_MAX];     //  our replica id
-    uint32_t credit;                //  requests we hold at once, in total
-    bool draining;                  //  stop taking work
-    bool said_goodbye;              //  DISCONNECT sent after draining
-    zhashx_t *requests;             //  key -> bus_request_t (owned by the owner)
-    int heartbeat_ms;               //  heartbeat interval
-    int liveness;                   //  missed heartbeats before a broker is dead
-    bus_worker_fn *on_request;      //  new request callback
-    bus_worker_fn *on_cancel;       //  cancel callback
-    void *arg;                      //  their argument
-    core_log_t *log;                //  logger (borrowed)
-    int timer;                      //  zloop timer id
-    int64_t last_tick;              //  when tick last ran (ms)
+    s_broker_t *brokers;         //  one per broker endpoint
+    size_t count;                //  number of brokers
+    char *service;               //  service we serve
+    char replica[BUS_NAME_MAX];  //  our replica id
+    uint32_t credit;             //  requests we hold at once, in total
+    bool draining;               //  stop taking work
+    bool said_goodbye;           //  DISCONNECT sent after draining
+    zhashx_t *requests;          //  key -> bus_request_t (owned by the owner)
+    int heartbeat_ms;            //  heartbeat interval
+    int liveness;                //  missed heartbeats before a broker is dead
+    bus_worker_fn *on_request;   //  new request callback
+    bus_worker_fn *on_cancel;    //  cancel callback
+    void *arg;                   //  their argument
+    core_log_t *log;             //  logger (borrowed)
+    int timer;                   //  zloop timer id
+    int64_t last_tick;           //  when tick last ran (ms)
 };
 
 bus_worker_t *
@@ -98,7 +98,8 @@ bus_worker_new (const char *brokers, const char *service, uint32_t credit,
             snprintf (monitor, sizeof monitor, "inproc://bus-worker-monitor-%p",
                       (void *) broker);
             int rc = zmq_socket_monitor (zsock_resolve (broker->dealer), monitor,
-                                         ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED);
+                                         ZMQ_EVENT_HANDSHAKE_SUCCEEDED
+                                             | ZMQ_EVENT_DISCONNECTED);
             assert (rc == 0);
             broker->monitor = zsock_new_pair (monitor);
             assert (broker->monitor);
@@ -201,7 +202,7 @@ s_register (bus_worker_t *self, s_broker_t *broker)
     uint32_t share = s_share (self);
     zmsg_t *args = zmsg_new ();
     zmsg_addstr (args, self->service);
-    zmsg_append (args, &(zframe_t *) {s_ready_frame (self, share)});
+    zmsg_append (args, &(zframe_t *){s_ready_frame (self, share)});
     //  Not sent (the connection is not up yet): the next tick tries again
     broker->registered = s_send (broker, BUS_READY, &args) == 0;
     broker->announced = share;
@@ -217,7 +218,7 @@ s_announce (bus_worker_t *self)
         s_broker_t *broker = &self->brokers[i];
         if (broker->registered && broker->announced != share) {
             zmsg_t *args = zmsg_new ();
-            zmsg_append (args, &(zframe_t *) {s_ready_frame (self, share)});
+            zmsg_append (args, &(zframe_t *){s_ready_frame (self, share)});
             s_send (broker, BUS_CREDIT, &args);
             broker->announced = share;
         }
@@ -235,7 +236,7 @@ s_cancel (bus_worker_t *self, bus_request_t *request, const char *code,
     if (request->broker->connected) {
         zmsg_t *args = zmsg_new ();
         zmsg_addstr (args, request->task);
-        zmsg_append (args, &(zframe_t *) {bus_proto_error_frame (code, message)});
+        zmsg_append (args, &(zframe_t *){bus_proto_error_frame (code, message)});
         s_send (request->broker, BUS_ERROR, &args);
     }
     if (self->on_cancel)
@@ -269,7 +270,7 @@ s_handle_request (bus_worker_t *self, s_broker_t *broker, bus_frames_t *frames)
     if (bus_proto_name (frames->args[0], request->task, sizeof request->task)
         || bus_proto_name (frames->args[1], request->command, sizeof request->command)) {
         free (request);
-        return;   //  the broker sent junk; it will time the request out
+        return;  //  the broker sent junk; it will time the request out
     }
     snprintf (request->key, sizeof request->key, "%zu:%s",
               (size_t) (broker - self->brokers), request->task);
@@ -314,7 +315,8 @@ s_handle_message (bus_worker_t *self, s_broker_t *broker, zmsg_t *msg)
             if (bus_proto_name (frames.args[0], task, sizeof task))
                 break;
             snprintf (key, sizeof key, "%zu:%s", (size_t) (broker - self->brokers), task);
-            bus_request_t *request = (bus_request_t *) zhashx_lookup (self->requests, key);
+            bus_request_t *request = (bus_request_t *) zhashx_lookup (self->requests,
+                                                                      key);
             if (request)
                 s_cancel (self, request, BUS_ERR_CANCELLED, "cancelled by the client");
             break;

@@ -30,8 +30,8 @@ const core_config_option_t core_config_common[] = {
     {"hwm", "CHORUS_HWM", CORE_CONFIG_INT, 100, 10000000, "10000",
      "High-water mark of every bus socket, in messages"},
 };
-const size_t core_config_common_count =
-    sizeof core_config_common / sizeof core_config_common[0];
+const size_t core_config_common_count = sizeof core_config_common
+                                        / sizeof core_config_common[0];
 
 typedef struct {
     const core_config_option_t *option;  //  declaration
@@ -40,8 +40,8 @@ typedef struct {
 } s_value_t;
 
 struct _core_config_t {
-    s_value_t *values;   //  one per option, common ones first
-    size_t count;        //  number of values
+    s_value_t *values;  //  one per option, common ones first
+    size_t count;       //  number of values
 };
 
 static char *
@@ -156,8 +156,7 @@ s_find (core_config_t *self, const char *name)
 }
 
 int
-core_config_set (core_config_t *self, const char *name, const char *value,
-                 char **error)
+core_config_set (core_config_t *self, const char *name, const char *value, char **error)
 {
     s_value_t *slot = s_find (self, name);
     if (!slot) {
@@ -206,8 +205,9 @@ s_print_rows (const core_config_option_t *table, size_t count, FILE *out, bool m
             snprintf (bounds, sizeof bounds, " %lld..%lld", (long long) opt->min,
                       (long long) opt->max);
         if (markdown)
-            fprintf (out, "| `%s` | %s%s | `%s` | %s |\n", opt->env, s_type_name (opt->type),
-                     bounds, opt->fallback ? opt->fallback : "(required)", opt->help);
+            fprintf (out, "| `%s` | %s%s | `%s` | %s |\n", opt->env,
+                     s_type_name (opt->type), bounds,
+                     opt->fallback ? opt->fallback : "(required)", opt->help);
         else
             fprintf (out, "  %-28s %s%s, default '%s'\n      %s\n", opt->env,
                      s_type_name (opt->type), bounds,

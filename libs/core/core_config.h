@@ -10,20 +10,16 @@
 #include <stdint.h>
 #include <stdio.h>
 
-typedef enum {
-    CORE_CONFIG_STRING,
-    CORE_CONFIG_INT,
-    CORE_CONFIG_BOOL
-} core_config_type_t;
+typedef enum { CORE_CONFIG_STRING, CORE_CONFIG_INT, CORE_CONFIG_BOOL } core_config_type_t;
 
 typedef struct {
-    const char *name;           //  option name used by code, e.g. "brokers"
-    const char *env;            //  environment variable, e.g. "CHORUS_BROKERS"
-    core_config_type_t type;    //  how the value is parsed
-    int64_t min;                //  lowest accepted integer (ints only)
-    int64_t max;                //  highest accepted integer (ints only)
-    const char *fallback;       //  default value as text; NULL means required
-    const char *help;           //  one line of help
+    const char *name;         //  option name used by code, e.g. "brokers"
+    const char *env;          //  environment variable, e.g. "CHORUS_BROKERS"
+    core_config_type_t type;  //  how the value is parsed
+    int64_t min;              //  lowest accepted integer (ints only)
+    int64_t max;              //  highest accepted integer (ints only)
+    const char *fallback;     //  default value as text; NULL means required
+    const char *help;         //  one line of help
 } core_config_option_t;
 
 typedef struct _core_config_t core_config_t;

@@ -12,9 +12,9 @@
 #include <unistd.h>
 
 struct _core_log_t {
-    char *service;            //  service name written on every line
-    core_log_level_t level;   //  lowest level written
-    int fd;                   //  where lines go (stderr)
+    char *service;           //  service name written on every line
+    core_log_level_t level;  //  lowest level written
+    int fd;                  //  where lines go (stderr)
 };
 
 static const char *s_level_names[] = {"debug", "info", "warn", "error", "off"};
@@ -69,11 +69,26 @@ core_json_escape (char *buf, size_t size, const char *s)
         char esc[8];
         size_t len = 0;
         switch (*p) {
-            case '"': memcpy (esc, "\\\"", 2); len = 2; break;
-            case '\\': memcpy (esc, "\\\\", 2); len = 2; break;
-            case '\n': memcpy (esc, "\\n", 2); len = 2; break;
-            case '\r': memcpy (esc, "\\r", 2); len = 2; break;
-            case '\t': memcpy (esc, "\\t", 2); len = 2; break;
+            case '"':
+                memcpy (esc, "\\\"", 2);
+                len = 2;
+                break;
+            case '\\':
+                memcpy (esc, "\\\\", 2);
+                len = 2;
+                break;
+            case '\n':
+                memcpy (esc, "\\n", 2);
+                len = 2;
+                break;
+            case '\r':
+                memcpy (esc, "\\r", 2);
+                len = 2;
+                break;
+            case '\t':
+                memcpy (esc, "\\t", 2);
+                len = 2;
+                break;
             default:
                 if (*p < 0x20)
                     len = (size_t) snprintf (esc, sizeof esc, "\\u%04x", *p);

@@ -32,10 +32,10 @@ void core_log_write (core_log_t *self, core_log_level_t level, const char *reque
 //  Parse a level name; returns -1 for an unknown name.
 int core_log_level_parse (const char *name);
 
-#define core_log_at(log, lvl, rid, ...)                                              \
-    do {                                                                             \
-        if (core_log_enabled ((log), (lvl)))                                         \
-            core_log_write ((log), (lvl), (rid), __VA_ARGS__);                       \
+#define core_log_at(log, lvl, rid, ...)                                                  \
+    do {                                                                                 \
+        if (core_log_enabled ((log), (lvl)))                                             \
+            core_log_write ((log), (lvl), (rid), __VA_ARGS__);                           \
     } while (0)
 #define core_log_debug(log, rid, ...) core_log_at (log, CORE_LOG_DEBUG, rid, __VA_ARGS__)
 #define core_log_info(log, rid, ...) core_log_at (log, CORE_LOG_INFO, rid, __VA_ARGS__)

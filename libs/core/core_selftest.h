@@ -8,11 +8,12 @@
 #include <stddef.h>
 
 typedef struct {
-    const char *name;            //  module name, e.g. "bus_broker"
-    void (*test) (bool verbose); //  its selftest
+    const char *name;             //  module name, e.g. "bus_broker"
+    void (*test) (bool verbose);  //  its selftest
 } core_selftest_t;
 
 //  Run the tests named on the command line (all when none); returns the exit code.
-int core_selftest_main (int argc, char **argv, const core_selftest_t *tests, size_t count);
+int core_selftest_main (int argc, char **argv, const core_selftest_t *tests,
+                        size_t count);
 
 #endif

@@ -11,21 +11,21 @@
 #include "bus_proto.h"
 #include "codec_msgpack.h"
 
-#define S_REPLAY_MAX 1000     //  most records one replay answer carries
-#define S_HEAD_MS 1000        //  how often the newest sequence is announced
+#define S_REPLAY_MAX 1000  //  most records one replay answer carries
+#define S_HEAD_MS 1000     //  how often the newest sequence is announced
 
 struct _service_events_t {
-    char *publisher;          //  our name in EventMeta.publisher
-    char *insert_sql;         //  outbox insert, schema-qualified
-    char *replay_sql;         //  outbox read for replay
-    char *head_sql;           //  newest sequence
-    db_pool_t *db;            //  borrowed database pool
-    zsock_t *pub;             //  PUB connected to every broker's events-in
-    core_log_t *log;          //  borrowed logger
-    zloop_t *loop;            //  loop we are attached to
-    int timer;                //  head announcement timer
-    bool head_busy;           //  a head query is running
-    uint64_t last_seq;        //  newest sequence we know of
+    char *publisher;    //  our name in EventMeta.publisher
+    char *insert_sql;   //  outbox insert, schema-qualified
+    char *replay_sql;   //  outbox read for replay
+    char *head_sql;     //  newest sequence
+    db_pool_t *db;      //  borrowed database pool
+    zsock_t *pub;       //  PUB connected to every broker's events-in
+    core_log_t *log;    //  borrowed logger
+    zloop_t *loop;      //  loop we are attached to
+    int timer;          //  head announcement timer
+    bool head_busy;     //  a head query is running
+    uint64_t last_seq;  //  newest sequence we know of
 };
 
 typedef struct {
@@ -40,10 +40,10 @@ typedef struct {
 } s_emit_t;
 
 typedef struct {
-    service_events_t *self;   //  owner
-    bus_worker_t *worker;     //  replica answering
-    bus_request_t *request;   //  the replay request
-    char params[2][24];       //  after_seq, limit as text
+    service_events_t *self;  //  owner
+    bus_worker_t *worker;    //  replica answering
+    bus_request_t *request;  //  the replay request
+    char params[2][24];      //  after_seq, limit as text
 } s_replay_t;
 
 service_events_t *
@@ -77,8 +77,8 @@ service_events_new (const char *publisher, const char *schema, db_pool_t *db,
                    "LIMIT $2::int) o ON true WHERE s.id = 1 ORDER BY o.seq",
                    schema, schema);
     assert (rc > 0);
-    rc = asprintf (&self->head_sql, "SELECT last_seq FROM \"%s\".outbox_state WHERE id = 1",
-                   schema);
+    rc = asprintf (&self->head_sql,
+                   "SELECT last_seq FROM \"%s\".outbox_state WHERE id = 1", schema);
     assert (rc > 0);
     self->pub = zsock_new (ZMQ_PUB);
     assert (self->pub);
@@ -112,8 +112,8 @@ service_events_destroy (service_events_t **self_p)
 }
 
 static void
-s_publish (service_events_t *self, const char *topic, const char *tenant_id,
-           uint64_t seq, int64_t time_ms, zframe_t *payload)
+s_publish (service_events_t *self, const char *topic, const char *tenant_id, uint64_t seq,
+           int64_t time_ms, zframe_t *payload)
 {
     ChorusBus__EventMeta meta = CHORUS_BUS__EVENT_META__INIT;
     meta.publisher = self->publisher;
@@ -122,8 +122,8 @@ s_publish (service_events_t *self, const char *topic, const char *tenant_id,
     meta.time_ms = time_ms;
     zmsg_t *msg = zmsg_new ();
     zmsg_addstr (msg, topic);
-    zmsg_append (msg, &(zframe_t *) {codec_encode_frame (&meta.base)});
-    zmsg_append (msg, &(zframe_t *) {zframe_dup (payload)});
+    zmsg_append (msg, &(zframe_t *){codec_encode_frame (&meta.base)});
+    zmsg_append (msg, &(zframe_t *){zframe_dup (payload)});
     bus_proto_send (&msg, self->pub);
 }
 
@@ -283,7 +283,7 @@ service_events_handle (service_events_t *self, bus_worker_t *worker,
     replay->worker = worker;
     replay->request = request;
     uint32_t limit = body->limit == 0 || body->limit > S_REPLAY_MAX ? S_REPLAY_MAX
-                                                                     : body->limit;
+                                                                    : body->limit;
     snprintf (replay->params[0], sizeof replay->params[0], "%" PRIu64, body->after_seq);
     snprintf (replay->params[1], sizeof replay->params[1], "%u", limit);
     protobuf_c_message_free_unpacked (&body->base, NULL);

@@ -20,12 +20,12 @@ const core_config_option_t service_main_options[] = {
     {"database_wait_ms", "CHORUS_DATABASE_WAIT_MS", CORE_CONFIG_INT, 0, 600000, "30000",
      "At start, how long to retry an unreachable PostgreSQL before giving up"},
 };
-const size_t service_main_option_count =
-    sizeof service_main_options / sizeof service_main_options[0];
+const size_t service_main_option_count = sizeof service_main_options
+                                         / sizeof service_main_options[0];
 
 typedef struct {
-    int done;        //  1 when answered
-    int healthy;     //  1 when status ok
+    int done;     //  1 when answered
+    int healthy;  //  1 when status ok
 } s_probe_t;
 
 static void
@@ -66,7 +66,8 @@ service_main_probe (core_config_t *config, const char *name, int timeout_ms)
             headers.request_id = "probe";
             headers.timeout_ms = timeout_ms;
             sent = bus_client_request (client, name, "health", &headers, NULL, 0,
-                                       s_on_health, &probe) != 0;
+                                       s_on_health, &probe)
+                   != 0;
         }
         zpoller_wait (poller, 20);
         bus_client_process (client);
@@ -107,8 +108,8 @@ service_main (int argc, char **argv, const char *name, zactor_fn *actor_fn)
                                  service_main_option_count))
         return 0;
     char *error = NULL;
-    core_config_t *config =
-        core_config_new (service_main_options, service_main_option_count, &error);
+    core_config_t *config = core_config_new (service_main_options,
+                                             service_main_option_count, &error);
     if (!config) {
         fprintf (stderr, "%s: %s\n", program, error);
         free (error);
@@ -134,7 +135,8 @@ service_main (int argc, char **argv, const char *name, zactor_fn *actor_fn)
         }
         zpoller_destroy (&poller);
         if (rc == 0)
-            service_main_drain (actor, (int) core_config_int (config, "drain_timeout_ms"));
+            service_main_drain (actor,
+                                (int) core_config_int (config, "drain_timeout_ms"));
     }
     zactor_destroy (&actor);
     core_config_destroy (&config);

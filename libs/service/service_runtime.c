@@ -15,11 +15,11 @@
 
 //  A streamed ping in progress.
 typedef struct {
-    service_runtime_t *runtime;   //  owner
-    bus_request_t *request;       //  the ping request
-    uint32_t count;               //  replies wanted
-    uint32_t sent;                //  replies sent
-    int timer;                    //  zloop timer id
+    service_runtime_t *runtime;  //  owner
+    bus_request_t *request;      //  the ping request
+    uint32_t count;              //  replies wanted
+    uint32_t sent;               //  replies sent
+    int timer;                   //  zloop timer id
 } s_ping_t;
 
 struct _service_runtime_t {
@@ -125,7 +125,7 @@ s_on_ping_timer (zloop_t *loop, int timer_id, void *arg)
     s_ping_t *ping = (s_ping_t *) arg;
     s_ping_send (ping);
     if (!ping->request) {
-        ping->timer = -1;   //  a one-shot series ends itself in zloop
+        ping->timer = -1;  //  a one-shot series ends itself in zloop
         s_ping_end (ping->runtime, ping);
     }
     return 0;
@@ -180,9 +180,10 @@ s_handle_health (service_runtime_t *self, bus_request_t *request)
     health.service = (char *) self->def->name;
     health.replica = (char *) bus_worker_replica (self->worker);
     health.database = self->def->schema ? self->db && db_pool_healthy (self->db) : true;
-    health.redis = self->def->uses_redis ? self->redis && redis_client_healthy (self->redis)
-                                         : true;
-    health.status = self->draining ? "draining"
+    health.redis = self->def->uses_redis
+                       ? self->redis && redis_client_healthy (self->redis)
+                       : true;
+    health.status = self->draining                    ? "draining"
                     : health.database && health.redis ? "ok"
                                                       : "degraded";
     health.in_flight = (uint32_t) bus_worker_in_flight (self->worker);
@@ -230,7 +231,7 @@ s_on_cancel (bus_worker_t *worker, bus_request_t *request, void *arg)
         }
     }
     else if (self->events && service_events_handles (command))
-        ;   //  a replay ends when its query returns; its replies go nowhere now
+        ;  //  a replay ends when its query returns; its replies go nowhere now
     else if (self->def->on_cancel)
         self->def->on_cancel (self, request, self->state);
 }
@@ -271,8 +272,8 @@ s_on_pipe (zloop_t *loop, zsock_t *reader, void *arg)
         core_log_info (self->log, NULL, "draining %zu requests in flight",
                        bus_worker_in_flight (self->worker));
         self->draining = true;
-        self->drain_deadline =
-            bus_proto_now () + core_config_int (self->config, "drain_timeout_ms");
+        self->drain_deadline = bus_proto_now ()
+                               + core_config_int (self->config, "drain_timeout_ms");
         bus_worker_drain (self->worker);
         s_check_drained (self);
     }
@@ -295,10 +296,11 @@ s_open_database (service_runtime_t *self)
     snprintf (dir, sizeof dir, "%s/%s", core_config_str (self->config, "sql_dir"),
               self->def->name);
     char *error = NULL;
-    int64_t wait_until = bus_proto_now () + core_config_int (self->config,
-                                                             "database_wait_ms");
+    int64_t wait_until = bus_proto_now ()
+                         + core_config_int (self->config, "database_wait_ms");
     int applied;
-    while ((applied = db_migrate_run (url, self->def->schema, dir, self->log, &error)) < 0) {
+    while ((applied = db_migrate_run (url, self->def->schema, dir, self->log, &error))
+           < 0) {
         bool give_up = bus_proto_now () > wait_until || zsys_interrupted;
         core_log_at (self->log, give_up ? CORE_LOG_ERROR : CORE_LOG_WARN, NULL,
                      "migrations of %s: %s", self->def->schema, error);
@@ -311,9 +313,10 @@ s_open_database (service_runtime_t *self)
     if (applied > 0)
         core_log_info (self->log, NULL, "applied %d migrations to schema %s", applied,
                        self->def->schema);
-    db_pool_config_t config = {.conninfo = url,
-                               .size = (int) core_config_int (self->config, "database_pool"),
-                               .application_name = self->def->name};
+    db_pool_config_t config = {
+        .conninfo = url,
+        .size = (int) core_config_int (self->config, "database_pool"),
+        .application_name = self->def->name};
     self->db = db_pool_new (&config, self->log);
     if (!self->db || db_pool_attach (self->db, self->loop))
         return -1;
@@ -336,11 +339,10 @@ s_start (service_runtime_t *self)
             core_log_warn (self->log, NULL, "CHORUS_REDIS_URL is not set");
     }
     const char *brokers = core_config_str (self->config, "brokers");
-    self->worker = bus_worker_new (brokers, self->def->name,
-                                   (uint32_t) core_config_int (self->config, "credit"),
-                                   NULL, (int) core_config_int (self->config, "heartbeat_ms"),
-                                   (int) core_config_int (self->config, "heartbeat_liveness"),
-                                   self->log);
+    self->worker = bus_worker_new (
+        brokers, self->def->name, (uint32_t) core_config_int (self->config, "credit"),
+        NULL, (int) core_config_int (self->config, "heartbeat_ms"),
+        (int) core_config_int (self->config, "heartbeat_liveness"), self->log);
     if (!self->worker) {
         core_log_error (self->log, NULL, "bad CHORUS_BROKERS '%s'", brokers);
         return -1;

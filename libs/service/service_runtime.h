@@ -34,8 +34,8 @@ typedef void (service_handler_fn) (service_runtime_t *runtime, bus_request_t *re
                                    void *state);
 
 typedef struct {
-    const char *command;       //  command name
-    service_handler_fn *fn;    //  its handler
+    const char *command;     //  command name
+    service_handler_fn *fn;  //  its handler
 } service_command_t;
 
 typedef struct {
@@ -59,9 +59,9 @@ bus_worker_t *service_runtime_worker (service_runtime_t *self);
 core_log_t *service_runtime_log (service_runtime_t *self);
 core_config_t *service_runtime_config (service_runtime_t *self);
 zloop_t *service_runtime_loop (service_runtime_t *self);
-db_pool_t *service_runtime_db (service_runtime_t *self);       //  NULL without one
-redis_client_t *service_runtime_redis (service_runtime_t *self); //  NULL without one
-service_events_t *service_runtime_events (service_runtime_t *self); //  NULL without db
+db_pool_t *service_runtime_db (service_runtime_t *self);             //  NULL without one
+redis_client_t *service_runtime_redis (service_runtime_t *self);     //  NULL without one
+service_events_t *service_runtime_events (service_runtime_t *self);  //  NULL without db
 const char *service_runtime_name (service_runtime_t *self);
 
 void service_runtime_test (bool verbose);

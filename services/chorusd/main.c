@@ -25,10 +25,14 @@ static struct {
     const char *name;
     zactor_fn *actor;
 } s_services[] = {
-    {"auth", auth_server_actor},           {"chat", chat_server_actor},
-    {"agents", agents_server_actor},       {"rag", rag_server_actor},
-    {"integrations", integrations_server_actor}, {"workflows", workflows_server_actor},
-    {"channels", channels_server_actor},   {"analytics", analytics_server_actor},
+    {"auth", auth_server_actor},
+    {"chat", chat_server_actor},
+    {"agents", agents_server_actor},
+    {"rag", rag_server_actor},
+    {"integrations", integrations_server_actor},
+    {"workflows", workflows_server_actor},
+    {"channels", channels_server_actor},
+    {"analytics", analytics_server_actor},
 };
 #define S_SERVICES (sizeof s_services / sizeof s_services[0])
 
@@ -57,7 +61,8 @@ main (int argc, char **argv)
     }
     zsys_init ();
     bus_broker_config_t broker_config = {
-        .id = "chorusd", .log_level = core_config_str (config, "log_level"),
+        .id = "chorusd",
+        .log_level = core_config_str (config, "log_level"),
         .heartbeat_ms = (int) core_config_int (config, "heartbeat_ms"),
         .liveness = (int) core_config_int (config, "heartbeat_liveness")};
     zactor_t *broker = zactor_new (bus_broker_actor, &broker_config);
@@ -89,7 +94,8 @@ main (int argc, char **argv)
     zactor_destroy (&edge);
     for (size_t i = 0; i < S_SERVICES; i++)
         if (actors[i] && rc == 0)
-            service_main_drain (actors[i], (int) core_config_int (config, "drain_timeout_ms"));
+            service_main_drain (actors[i],
+                                (int) core_config_int (config, "drain_timeout_ms"));
     for (size_t i = 0; i < S_SERVICES; i++)
         zactor_destroy (&actors[i]);
     zactor_destroy (&broker);

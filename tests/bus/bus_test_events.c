@@ -18,11 +18,11 @@
 #include "service_runtime.h"
 
 typedef struct {
-    service_runtime_t *runtime;   //  owner
-    bus_request_t *request;       //  the emit request
-    uint32_t count;               //  events to emit
-    uint32_t emitted;             //  events committed
-    uint32_t interval;            //  ms between events
+    service_runtime_t *runtime;  //  owner
+    bus_request_t *request;      //  the emit request
+    uint32_t count;              //  events to emit
+    uint32_t emitted;            //  events committed
+    uint32_t interval;           //  ms between events
 } s_emitter_t;
 
 static void s_emit_next (s_emitter_t *emitter);
@@ -109,7 +109,7 @@ s_publisher_actor (zsock_t *pipe, void *args)
 
 //  Subscriber side
 typedef struct {
-    FILE *file;       //  where delivered events go
+    FILE *file;  //  where delivered events go
 } s_sink_t;
 
 static void
@@ -148,7 +148,7 @@ s_subscriber (const char *path)
     bus_client_attach (client, loop);
     bus_subscriber_attach (sub, loop);
     core_log_info (log, NULL, "following evtest after %" PRIu64, cursor);
-    zloop_start (loop);   //  until SIGINT/SIGTERM (or SIGKILL)
+    zloop_start (loop);  //  until SIGINT/SIGTERM (or SIGKILL)
     zloop_destroy (&loop);
     bus_subscriber_destroy (&sub);
     bus_client_destroy (&client);

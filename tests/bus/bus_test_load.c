@@ -11,17 +11,17 @@
 #include "codec_msgpack.h"
 
 typedef struct {
-    bus_client_t *client;      //  the client under test
-    int total;                 //  requests to send
-    int concurrency;           //  most in flight
-    uint32_t delay;            //  echo delay per request
-    int sent;                  //  requests sent
-    int ended;                 //  requests ended
-    int ok;                    //  finals
-    int ok_after_error;        //  finals that ended after the first error
-    zhashx_t *errors;          //  code -> count (as pointer-sized int)
-    zhashx_t *replicas;        //  replica -> count
-    bool saw_error;            //  an error has happened
+    bus_client_t *client;  //  the client under test
+    int total;             //  requests to send
+    int concurrency;       //  most in flight
+    uint32_t delay;        //  echo delay per request
+    int sent;              //  requests sent
+    int ended;             //  requests ended
+    int ok;                //  finals
+    int ok_after_error;    //  finals that ended after the first error
+    zhashx_t *errors;      //  code -> count (as pointer-sized int)
+    zhashx_t *replicas;    //  replica -> count
+    bool saw_error;        //  an error has happened
 } s_load_t;
 
 static void s_fill (s_load_t *load);

@@ -31,7 +31,8 @@ s_walk (zmsg_t *msg, bool routed)
         s_decode (&chorus_bus__headers__descriptor, frames.args[frames.worker ? 2 : 3]);
     else if (frames.command == BUS_ERROR) {
         char code[64], message[256];
-        bus_proto_error_decode (frames.args[1], code, sizeof code, message, sizeof message);
+        bus_proto_error_decode (frames.args[1], code, sizeof code, message,
+                                sizeof message);
     }
     else if (frames.command == BUS_READY)
         s_decode (&chorus_bus__worker_ready__descriptor, frames.args[1]);
