@@ -809,10 +809,11 @@ bus_client_test (bool verbose)
     assert (streq (tally.errors ? tally.code : second.code, BUS_ERR_WORKER_LOST));
     bus_client_cancel (client, first_handle);
     bus_client_cancel (client, second_handle);
-    //  well within the heartbeat window (100 ms x 3): the disconnect is noticed
-    if (verbose || bus_proto_now () - start >= 300)
+    //  well within the heartbeat window (100 ms x 3 in this test), because the
+    //  closed connection is noticed, not the missing heartbeats
+    if (verbose)
         printf ("worker lost after %d ms ", (int) (bus_proto_now () - start));
-    assert (bus_proto_now () - start < 300);
+    assert (bus_proto_now () - start < 250);
     memset (&tally, 0, sizeof tally);
     assert (s_echo (client, "echo", 0, 0, 2000, &tally));
     s_run_until (client, &tally, 1, 2000);

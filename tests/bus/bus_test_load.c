@@ -1,7 +1,8 @@
 /*  bus_test_load: drives echo requests through the bus client for the process
     tests (test_bus_processes.py): TOTAL requests, at most CONCURRENCY in flight,
     each asking the echo service for delay_ms; on exit prints one JSON line:
-    {"ok":N,"errors":{"code":N,...},"ok_after_first_error":N,"replicas":{...}}.
+    {"ok":N,"errors":{"code":N,...},"ok_after_first_error":N,"max_gap_ms":N,
+    "replicas":{...}} (max_gap_ms: the longest time in which no request ended).
     Brokers come from CHORUS_BROKERS, so it can be pointed at several.          */
 #include <assert.h>
 #include <stdio.h>
@@ -22,6 +23,8 @@ typedef struct {
     zhashx_t *errors;      //  code -> count (as pointer-sized int)
     zhashx_t *replicas;    //  replica -> count
     bool saw_error;        //  an error has happened
+    int64_t last_end;      //  when the last request ended (ms)
+    int64_t max_gap;       //  longest time without any request ending (ms)
 } s_load_t;
 
 static void s_fill (s_load_t *load);
@@ -40,6 +43,10 @@ s_on_reply (bus_client_t *client, const bus_reply_t *reply, void *arg)
     if (reply->kind == BUS_REPLY_PARTIAL)
         return;
     load->ended++;
+    int64_t now = bus_proto_now ();
+    if (load->last_end && now - load->last_end > load->max_gap)
+        load->max_gap = now - load->last_end;
+    load->last_end = now;
     if (reply->kind == BUS_REPLY_FINAL) {
         load->ok++;
         if (load->saw_error)
@@ -128,8 +135,8 @@ main (int argc, char **argv)
         bus_client_process (load.client);
         bus_client_tick (load.client);
     }
-    printf ("{\"ok\":%d,\"ok_after_first_error\":%d,\"errors\":", load.ok,
-            load.ok_after_error);
+    printf ("{\"ok\":%d,\"ok_after_first_error\":%d,\"max_gap_ms\":%d,\"errors\":",
+            load.ok, load.ok_after_error, (int) load.max_gap);
     s_print (load.errors);
     printf (",\"replicas\":");
     s_print (load.replicas);

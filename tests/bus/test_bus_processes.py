@@ -22,7 +22,7 @@ import zmq
 BIN = os.environ.get("CHORUS_BIN_DIR", "build/bin")
 SRC = os.environ.get("CHORUS_SOURCE_DIR", os.path.dirname(__file__) + "/../..")
 DATABASE = os.environ.get("CHORUS_TEST_DATABASE_URL", "")
-HEARTBEAT_MS = 200
+HEARTBEAT_MS = 1000
 LIVENESS = 3
 WORK = tempfile.mkdtemp(prefix="chorus-bus-test-")
 PROCESSES = []
@@ -89,6 +89,7 @@ class Client:
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.connect("tcp://127.0.0.1:%d" % port)
         self.next_id = 1
+        self.pending = {}
 
     def send(self, service, command, body=None, timeout_ms=5000):
         rid = str(self.next_id).encode()
@@ -102,17 +103,24 @@ class Client:
         self.sock.send_multipart([b"CHC1", b"\x02", rid])
 
     def replies(self, rid, wait_s=5.0):
-        """Every reply of one request: a list of (kind, body), ending at final/error."""
-        out = []
+        """Every reply of one request: a list of (kind, body), ending at final/error.
+        Replies to other requests that arrive meanwhile are kept for later."""
+        out = self.pending.pop(rid, [])
+        if out and out[-1][0] != "partial":
+            return out
         end = time.time() + wait_s
         while time.time() < end:
             if not self.sock.poll(int((end - time.time()) * 1000) + 1):
                 break
             frames = self.sock.recv_multipart()
-            if frames[1] == b"\x03" or frames[2] != rid:
+            if frames[1] == b"\x03":
                 continue
             kind = {b"\x11": "partial", b"\x12": "final", b"\x13": "error"}[frames[1]]
-            out.append((kind, msgpack.unpackb(frames[3], raw=False)))
+            reply = (kind, msgpack.unpackb(frames[3], raw=False))
+            if frames[2] != rid:
+                self.pending.setdefault(frames[2], []).append(reply)
+                continue
+            out.append(reply)
             if kind != "partial":
                 return out
         return out
@@ -196,6 +204,9 @@ def test_bad_frames(port, client):
     answered = 0
     while raw.poll(500):
         frames = raw.recv_multipart()
+        if frames[0] == b"CHW1":   # a malformed READY is told to go away
+            assert frames[1] == b"\x06", frames
+            continue
         assert frames[1] == b"\x13", frames
         assert msgpack.unpackb(frames[3])["code"] == "bad_frame"
         answered += 1
@@ -206,18 +217,24 @@ def test_bad_frames(port, client):
 
 
 def test_worker_killed(port, client, echo_a, echo_b):
-    rids = [client.send("echo", "echo", {"delay_ms": 5000}) for _ in range(2)]
+    rids = [client.send("echo", "echo", {"delay_ms": 8000}) for _ in range(2)]
     time.sleep(0.2)
     started = time.time()
     echo_a.send_signal(signal.SIGKILL)
-    errors = []
-    for rid in rids:
-        got = client.replies(rid, wait_s=3)
-        if got and got[-1][0] == "error":
-            errors.append((got[-1][1]["code"], time.time() - started))
-    assert [code for code, _ in errors] == ["worker_lost"], errors
+    # the first answer to either request: the one replica a held fails at once
+    error = None
+    while error is None and time.time() - started < 5:
+        if not client.sock.poll(100):
+            continue
+        frames = client.sock.recv_multipart()
+        if frames[2] in rids and frames[1] == b"\x13":
+            error = (msgpack.unpackb(frames[3])["code"], time.time() - started)
+    assert error and error[0] == "worker_lost", error
     window = HEARTBEAT_MS * LIVENESS / 1000.0
-    assert errors[0][1] < window / 2, "worker loss took %.3fs" % errors[0][1]
+    # noticed by the closed connection, not by missing heartbeats
+    assert error[1] < window / 2, "worker loss took %.3fs" % error[1]
+    for rid in rids:
+        client.cancel(rid)
     reply = client.call("echo", "echo", {"data": b"next"})
     assert reply[-1][0] == "final" and reply[-1][1]["replica"] == "b", reply
 
@@ -233,10 +250,11 @@ def test_two_brokers(_port, _client):
     c1, c2 = Client(p1), Client(p2)
     wait_for("replicas on both brokers",
              lambda: replicas_of(c1, "echo") == 2 and replicas_of(c2, "echo") == 2)
-    load = subprocess.Popen([BIN + "/bus_test_load", "3000", "8", "2"],
+    total = 20000
+    load = subprocess.Popen([BIN + "/bus_test_load", str(total), "8", "1"],
                             env=env(brokers), stdout=subprocess.PIPE,
                             stderr=open(os.path.join(WORK, "load.log"), "ab"))
-    time.sleep(1.0)
+    time.sleep(0.7)
     b1.send_signal(signal.SIGKILL)
     out, _ = load.communicate(timeout=120)
     result = json.loads(out)
@@ -244,8 +262,10 @@ def test_two_brokers(_port, _client):
     # only what the dead broker held failed, and everything after went through
     assert set(errors) <= {"broker_lost"}, result
     assert sum(errors.values()) <= 8, result
-    assert result["ok"] + sum(errors.values()) == 3000, result
-    assert result["ok_after_first_error"] > 500, result
+    assert result["ok"] + sum(errors.values()) == total, result
+    # new requests went to the other broker at once: no stall waiting for heartbeats
+    assert result["max_gap_ms"] < HEARTBEAT_MS, result
+    print("     two brokers: %s" % json.dumps(result), flush=True)
     b2.send_signal(signal.SIGTERM)
 
 

@@ -4,6 +4,7 @@
     worker announcement decoded the way the broker, client and worker do.        */
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "bus.pb-c.h"
 #include "bus_proto.h"
@@ -56,7 +57,10 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     s_walk (msg, false);
     zmsg_destroy (&msg);
     //  The endpoint helpers see outside configuration too
-    char *text = strndup ((const char *) data, size < 200 ? size : 200);
+    size_t len = size < 200 ? size : 200;
+    char *text = malloc (len + 1);
+    memcpy (text, data, len);
+    text[len] = 0;
     char out[256];
     (void) !bus_proto_event_endpoint (text, 1 + (size & 1), out, sizeof out);
     zlist_t *list = bus_proto_endpoints (text);

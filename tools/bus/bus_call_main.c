@@ -8,8 +8,8 @@
 #include "core_config.h"
 
 typedef struct {
-    int done;     //  1 once the request ended
-    int failed;   //  1 when it ended with an error
+    int done;    //  1 once the request ended
+    int failed;  //  1 when it ended with an error
 } s_state_t;
 
 static void
@@ -49,7 +49,8 @@ main (int argc, char **argv)
             positional[given++] = argv[i];
     }
     if (given < 2 || timeout <= 0) {
-        fprintf (stderr, "usage: chorus-bus-call SERVICE COMMAND [JSON] [--timeout MS]\n");
+        fprintf (stderr,
+                 "usage: chorus-bus-call SERVICE COMMAND [JSON] [--timeout MS]\n");
         return 2;
     }
     char *error = NULL;
@@ -67,7 +68,8 @@ main (int argc, char **argv)
         fprintf (stderr, "chorus-bus-call: bad JSON body: %s\n", why);
         return 2;
     }
-    bus_client_t *client = bus_client_new (core_config_str (config, "brokers"), 0, 0, NULL);
+    bus_client_t *client = bus_client_new (core_config_str (config, "brokers"), 0, 0,
+                                           NULL);
     if (!client) {
         fprintf (stderr, "chorus-bus-call: bad CHORUS_BROKERS\n");
         return 2;
@@ -86,7 +88,8 @@ main (int argc, char **argv)
             headers.request_id = "bus-call";
             headers.timeout_ms = timeout;
             sent = bus_client_request (client, positional[0], positional[1], &headers,
-                                       body.data, body.size, s_on_reply, &state) != 0;
+                                       body.data, body.size, s_on_reply, &state)
+                   != 0;
         }
         zpoller_wait (poller, 20);
         bus_client_process (client);
