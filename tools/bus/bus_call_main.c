@@ -144,8 +144,8 @@ main (int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         bool valued = streq (arg, "--timeout") || streq (arg, "--tenant")
-                   || streq (arg, "--user") || streq (arg, "--role")
-                   || streq (arg, "--request-id");
+                      || streq (arg, "--user") || streq (arg, "--role")
+                      || streq (arg, "--request-id");
         if (valued && i + 1 < argc) {
             const char *value = argv[++i];
             if (streq (arg, "--timeout")) {
@@ -216,10 +216,13 @@ main (int argc, char **argv)
     }
 
     zsys_init ();
+    //  A command-line tool stays quiet unless asked: "info" means warnings only
+    const char *level = core_config_str (config, "log_level");
     core_log_t *log = core_log_new ("chorus-bus-call",
-                                    core_config_str (config, "log_level"));
+                                    streq (level, "info") ? "warn" : level);
     bus_client_t *client = bus_client_new (
-        core_config_str (config, "brokers"), (int) core_config_int (config, "heartbeat_ms"),
+        core_config_str (config, "brokers"),
+        (int) core_config_int (config, "heartbeat_ms"),
         (int) core_config_int (config, "heartbeat_liveness"), log);
     if (!client) {
         fprintf (stderr, "chorus-bus-call: CHORUS_BROKERS names no broker\n");

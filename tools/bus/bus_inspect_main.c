@@ -104,7 +104,8 @@ main (int argc, char **argv)
     int64_t count = 0, timeout = 0;
     zlist_t *topics = zlist_new ();
     for (int i = 1; i < argc; i++) {
-        if ((streq (argv[i], "--count") || streq (argv[i], "--timeout")) && i + 1 < argc) {
+        if ((streq (argv[i], "--count") || streq (argv[i], "--timeout"))
+            && i + 1 < argc) {
             int64_t value = s_number (argv[i + 1]);
             if (value < 0) {
                 fprintf (stderr, "chorus-bus-inspect: %s wants a number\n", argv[i]);
@@ -168,7 +169,8 @@ main (int argc, char **argv)
         int64_t left = end - zclock_mono ();
         if (left <= 0)
             break;
-        zsock_t *which = (zsock_t *) zpoller_wait (poller, (int) (left < 1000 ? left : 1000));
+        zsock_t *which = (zsock_t *) zpoller_wait (poller,
+                                                   (int) (left < 1000 ? left : 1000));
         if (zpoller_terminated (poller))
             break;
         if (!which)
