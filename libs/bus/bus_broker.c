@@ -362,22 +362,21 @@ s_dispatch (self_t *self, service_t *service)
         task->queue_handle = NULL;
         task->worker = worker;
         worker->in_flight++;
-        int64_t left = task->deadline - bus_proto_now ();
-        //  Re-encode the deadline as the time left, so clocks never need to agree
-        char why[64];
-        ChorusBus__Headers *headers = (ChorusBus__Headers *) codec_decode (
-            &chorus_bus__headers__descriptor, zframe_data (task->headers),
-            zframe_size (task->headers), why, sizeof why);
-        zframe_t *headers_frame;
-        if (headers) {
-            headers->timeout_ms = left > 1 ? left : 1;
-            headers_frame = codec_encode_frame (&headers->base);
-            protobuf_c_message_free_unpacked (&headers->base, NULL);
-            zframe_destroy (&task->headers);
-        }
-        else {
-            headers_frame = task->headers;
-            task->headers = NULL;
+        //  The worker gets the time left. A request that waited in the queue has
+        //  its headers re-encoded with it; one dispatched on arrival goes as is
+        int64_t now = bus_proto_now ();
+        zframe_t *headers_frame = task->headers;
+        task->headers = NULL;
+        if (now > task->started) {
+            ChorusBus__Headers *headers = (ChorusBus__Headers *) codec_decode_frame (
+                &chorus_bus__headers__descriptor, headers_frame, NULL, 0);
+            if (headers) {
+                int64_t left = task->deadline - now;
+                headers->timeout_ms = left > 1 ? left : 1;
+                zframe_destroy (&headers_frame);
+                headers_frame = codec_encode_frame (&headers->base);
+                protobuf_c_message_free_unpacked (&headers->base, NULL);
+            }
         }
         zmsg_t *args = zmsg_new ();
         zmsg_addstr (args, task->key);
