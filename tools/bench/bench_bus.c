@@ -131,6 +131,23 @@ s_serve_raw (int port)
     return 0;
 }
 
+//  A plain forwarder with the broker's process layout and no bus logic: ROUTER
+//  frontend for clients, DEALER backend connected to a raw echo server.
+static int
+s_serve_proxy (int port, int server_port)
+{
+    zsys_init ();
+    zsock_t *frontend = zsock_new (ZMQ_ROUTER);
+    zsock_t *backend = zsock_new (ZMQ_DEALER);
+    if (zsock_bind (frontend, "tcp://127.0.0.1:%d", port) < 0
+        || zsock_connect (backend, "tcp://127.0.0.1:%d", server_port) < 0)
+        return 1;
+    zmq_proxy (zsock_resolve (frontend), zsock_resolve (backend), NULL);
+    zsock_destroy (&frontend);
+    zsock_destroy (&backend);
+    return 0;
+}
+
 static int
 s_compare (const void *a, const void *b)
 {
@@ -338,6 +355,9 @@ main (int argc, char **argv)
 {
     if (argc == 3 && streq (argv[1], "--serve-raw"))
         return s_serve_raw ((int) strtol (argv[2], NULL, 10));
+    if (argc == 4 && streq (argv[1], "--serve-proxy"))
+        return s_serve_proxy ((int) strtol (argv[2], NULL, 10),
+                              (int) strtol (argv[3], NULL, 10));
     s_params_t params = {
         .n = 20000, .pipelined_n = 100000, .window = 64, .rounds = 3, .size = 300};
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -381,6 +401,11 @@ main (int argc, char **argv)
     snprintf (port_text, sizeof port_text, "%d", raw_port);
     pid_t raw = s_spawn (self, (char *[]){"--serve-raw", port_text, NULL}, NULL, NULL);
 
+    int proxy_port = s_free_ports ();
+    char proxy_text[16];
+    snprintf (proxy_text, sizeof proxy_text, "%d", proxy_port);
+    pid_t proxy = s_spawn (self, (char *[]){"--serve-proxy", proxy_text, port_text, NULL},
+                           NULL, NULL);
     int bus_port = s_free_ports ();
     if (bus_port == raw_port)
         bus_port = raw_port + 3;
@@ -395,23 +420,30 @@ main (int argc, char **argv)
                               "CHORUS_ECHO_REPLICA=bench", NULL};
     pid_t echo = s_spawn (echo_bin, NULL, echo_env, getenv ("BENCH_ECHO_PREFIX"));
 
-    double raw_rtt[16], bus_rtt[16], raw_rate[16], bus_rate[16];
+    double raw_rtt[16], bus_rtt[16], raw_rate[16], bus_rate[16], fwd_rtt[16],
+        fwd_rate[16];
     double raw_p50[16], bus_p50[16], raw_p99[16], bus_p99[16];
     int rounds = params.rounds < 16 ? params.rounds : 16, rc = 0;
     for (int round = 0; round < rounds && rc == 0; round++) {
-        s_result_t r = {0}, b = {0};
+        s_result_t r = {0}, b = {0}, f = {0};
         rc = s_run_raw (raw_port, &params, &r);
+        if (rc == 0)
+            rc = s_run_raw (proxy_port, &params, &f);
         if (rc == 0)
             rc = s_run_bus (brokers, &params, &b);
         raw_rtt[round] = r.mean_us, bus_rtt[round] = b.mean_us;
         raw_p50[round] = r.p50_us, bus_p50[round] = b.p50_us;
         raw_p99[round] = r.p99_us, bus_p99[round] = b.p99_us;
         raw_rate[round] = r.rate, bus_rate[round] = b.rate;
-        fprintf (stderr, "round %d: raw %.1f us %.0f msg/s, broker %.1f us %.0f msg/s\n",
-                 round + 1, r.mean_us, r.rate, b.mean_us, b.rate);
+        fwd_rtt[round] = f.mean_us, fwd_rate[round] = f.rate;
+        fprintf (stderr,
+                 "round %d: raw %.1f us %.0f msg/s, forwarder %.1f us %.0f msg/s, "
+                 "broker %.1f us %.0f msg/s\n",
+                 round + 1, r.mean_us, r.rate, f.mean_us, f.rate, b.mean_us, b.rate);
     }
     s_stop (echo);
     s_stop (broker);
+    s_stop (proxy);
     s_stop (raw);
     if (rc) {
         fprintf (stderr, "bench-bus: failed (see BENCH_LOG for process output)\n");
@@ -429,5 +461,11 @@ main (int argc, char **argv)
     printf ("figure bus_pipelined_raw_msgs %.0f msg/s\n", rate_raw);
     printf ("figure bus_pipelined_broker_msgs %.0f msg/s\n", rate_bus);
     printf ("figure bus_pipelined_ratio %.2f x\n", rate_raw / rate_bus);
+    //  The floor for any broker: one plain forwarding hop, same process layout
+    printf ("figure bus_rtt_forwarder_us %.1f us\n", rtt_fwd);
+    double rtt_fwd = s_median (fwd_rtt, rounds), rate_fwd = s_median (fwd_rate, rounds);
+    printf ("figure bus_pipelined_forwarder_msgs %.0f msg/s\n", rate_fwd);
+    printf ("figure bus_rtt_broker_vs_forwarder %.2f x\n", rtt_bus / rtt_fwd);
+    printf ("figure bus_pipelined_broker_vs_forwarder %.2f x\n", rate_fwd / rate_bus);
     return 0;
 }
