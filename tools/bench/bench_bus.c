@@ -462,8 +462,8 @@ main (int argc, char **argv)
     printf ("figure bus_pipelined_broker_msgs %.0f msg/s\n", rate_bus);
     printf ("figure bus_pipelined_ratio %.2f x\n", rate_raw / rate_bus);
     //  The floor for any broker: one plain forwarding hop, same process layout
-    printf ("figure bus_rtt_forwarder_us %.1f us\n", rtt_fwd);
     double rtt_fwd = s_median (fwd_rtt, rounds), rate_fwd = s_median (fwd_rate, rounds);
+    printf ("figure bus_rtt_forwarder_us %.1f us\n", rtt_fwd);
     printf ("figure bus_pipelined_forwarder_msgs %.0f msg/s\n", rate_fwd);
     printf ("figure bus_rtt_broker_vs_forwarder %.2f x\n", rtt_bus / rtt_fwd);
     printf ("figure bus_pipelined_broker_vs_forwarder %.2f x\n", rate_fwd / rate_bus);
