@@ -8,7 +8,9 @@
     tools/bench/run.
 
         bench-bus [--n N] [--pipelined-n N] [--window W] [--rounds R] [--size B]
-        BENCH_BROKER_PREFIX="valgrind --tool=callgrind" bench-bus ...  (profile)    */
+        BENCH_BROKER_PREFIX="valgrind --tool=callgrind" bench-bus ...  (profile)
+    BENCH_ECHO_PREFIX and BENCH_PROXY_PREFIX do the same for the echo replica and
+    the forwarder; BENCH_LOG names a file for the processes' output.             */
 #include <assert.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -405,7 +407,7 @@ main (int argc, char **argv)
     char proxy_text[16];
     snprintf (proxy_text, sizeof proxy_text, "%d", proxy_port);
     pid_t proxy = s_spawn (self, (char *[]){"--serve-proxy", proxy_text, port_text, NULL},
-                           NULL, NULL);
+                           NULL, getenv ("BENCH_PROXY_PREFIX"));
     int bus_port = s_free_ports ();
     if (bus_port == raw_port)
         bus_port = raw_port + 3;
