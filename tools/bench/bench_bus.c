@@ -80,6 +80,29 @@ s_stop (pid_t pid)
     waitpid (pid, NULL, 0);
 }
 
+//  CPU time (user + system) a process has used so far, in microseconds; 0 if unknown.
+static double
+s_cpu_us (pid_t pid)
+{
+    char path[64], text[1024];
+    snprintf (path, sizeof path, "/proc/%d/stat", (int) pid);
+    FILE *file = fopen (path, "r");
+    if (!file)
+        return 0;
+    size_t got = fread (text, 1, sizeof text - 1, file);
+    fclose (file);
+    text[got] = 0;
+    //  Fields 14 and 15 (utime, stime) follow the ")" that ends the command name
+    char *at = strrchr (text, ')');
+    unsigned long utime = 0, stime = 0;
+    if (!at
+        || sscanf (at + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime,
+                   &stime)
+               != 2)
+        return 0;
+    return (double) (utime + stime) * 1e6 / (double) sysconf (_SC_CLK_TCK);
+}
+
 static bool
 s_port_free (int port)
 {
@@ -425,14 +448,24 @@ main (int argc, char **argv)
     double raw_rtt[16], bus_rtt[16], raw_rate[16], bus_rate[16], fwd_rtt[16],
         fwd_rate[16];
     double raw_p50[16], bus_p50[16], raw_p99[16], bus_p99[16];
+    //  CPU per message of the middle processes: robust where latency is not (idle
+    //  vCPUs wake slowly, so round trips depend on what else the machine does)
+    double cpu_raw[16], cpu_fwd[16], cpu_broker[16], cpu_echo[16];
+    double messages = 1000.0 + params.n + params.pipelined_n;
     int rounds = params.rounds < 16 ? params.rounds : 16, rc = 0;
     for (int round = 0; round < rounds && rc == 0; round++) {
         s_result_t r = {0}, b = {0}, f = {0};
+        double t0 = s_cpu_us (raw);
         rc = s_run_raw (raw_port, &params, &r);
+        double t1 = s_cpu_us (raw), t2 = s_cpu_us (proxy);
         if (rc == 0)
             rc = s_run_raw (proxy_port, &params, &f);
+        double t3 = s_cpu_us (proxy), t4 = s_cpu_us (broker), t5 = s_cpu_us (echo);
         if (rc == 0)
             rc = s_run_bus (brokers, &params, &b);
+        cpu_raw[round] = (t1 - t0) / messages, cpu_fwd[round] = (t3 - t2) / messages;
+        cpu_broker[round] = (s_cpu_us (broker) - t4) / messages;
+        cpu_echo[round] = (s_cpu_us (echo) - t5) / messages;
         raw_rtt[round] = r.mean_us, bus_rtt[round] = b.mean_us;
         raw_p50[round] = r.p50_us, bus_p50[round] = b.p50_us;
         raw_p99[round] = r.p99_us, bus_p99[round] = b.p99_us;
@@ -469,5 +502,9 @@ main (int argc, char **argv)
     printf ("figure bus_pipelined_forwarder_msgs %.0f msg/s\n", rate_fwd);
     printf ("figure bus_rtt_broker_vs_forwarder %.2f x\n", rtt_bus / rtt_fwd);
     printf ("figure bus_pipelined_broker_vs_forwarder %.2f x\n", rate_fwd / rate_bus);
+    printf ("figure bus_cpu_raw_server_us %.2f us/msg\n", s_median (cpu_raw, rounds));
+    printf ("figure bus_cpu_forwarder_us %.2f us/msg\n", s_median (cpu_fwd, rounds));
+    printf ("figure bus_cpu_broker_us %.2f us/msg\n", s_median (cpu_broker, rounds));
+    printf ("figure bus_cpu_echo_us %.2f us/msg\n", s_median (cpu_echo, rounds));
     return 0;
 }
