@@ -20,6 +20,8 @@ typedef struct {
     bus_worker_t *worker;  //  our bus connection
     core_log_t *log;       //  logger
     zlistx_t *jobs;        //  s_job_t * waiting for their time
+    int timer;             //  one-shot timer for the earliest job, -1 when none
+    int64_t timer_due;     //  when that timer fires (ms)
     uint64_t handled;      //  requests ended
     uint64_t cancels;      //  cancellations seen
     bool drain_reply;      //  answer DRAIN once drained
@@ -58,6 +60,30 @@ s_job_step (self_t *self, s_job_t *job)
     reply.parts = job->sent;
     bus_worker_final_msg (self->worker, &job->request, &reply.base);
     self->handled++;
+}
+
+static int s_on_timer (zloop_t *loop, int timer_id, void *arg);
+
+//  Keep one timer, set for the earliest waiting job (none when nothing waits).
+static void
+s_arm (self_t *self)
+{
+    int64_t earliest = INT64_MAX;
+    for (s_job_t *job = (s_job_t *) zlistx_first (self->jobs); job;
+         job = (s_job_t *) zlistx_next (self->jobs))
+        if (job->due < earliest)
+            earliest = job->due;
+    if (self->timer >= 0 && self->timer_due == earliest)
+        return;
+    if (self->timer >= 0)
+        zloop_timer_end (self->loop, self->timer);
+    self->timer = -1;
+    if (earliest == INT64_MAX)
+        return;
+    int64_t wait = earliest - bus_proto_now ();
+    self->timer = zloop_timer (self->loop, (size_t) (wait > 0 ? wait : 0), 1, s_on_timer,
+                               self);
+    self->timer_due = earliest;
 }
 
 static void
@@ -106,6 +132,7 @@ s_on_request (bus_worker_t *worker, bus_request_t *request, void *arg)
     }
     job->due = bus_proto_now () + echo->delay_ms;
     bus_request_set_data (request, zlistx_add_end (self->jobs, job));
+    s_arm (self);
 }
 
 static void
@@ -119,6 +146,7 @@ s_on_cancel (bus_worker_t *worker, bus_request_t *request, void *arg)
         zlistx_delete (self->jobs, handle);
         bus_worker_error (worker, &job->request, BUS_ERR_CANCELLED, "cancelled");
         s_job_free (&job);
+        s_arm (self);
     }
     s_check_drained (self);
 }
@@ -127,6 +155,7 @@ static int
 s_on_timer (zloop_t *loop, int timer_id, void *arg)
 {
     self_t *self = (self_t *) arg;
+    self->timer = -1;  //  one-shot: zloop has ended it
     int64_t now = bus_proto_now ();
     zlistx_t *due = zlistx_new ();
     for (s_job_t *job = (s_job_t *) zlistx_first (self->jobs); job;
@@ -140,6 +169,7 @@ s_on_timer (zloop_t *loop, int timer_id, void *arg)
         s_job_free (&job);
     }
     zlistx_destroy (&due);
+    s_arm (self);
     s_check_drained (self);
     return 0;
 }
@@ -180,7 +210,7 @@ bus_echo_actor (zsock_t *pipe, void *args)
     self->loop = zloop_new ();
     zloop_reader (self->loop, pipe, s_on_pipe, self);
     bus_worker_attach (self->worker, self->loop);
-    zloop_timer (self->loop, 1, 0, s_on_timer, self);
+    self->timer = -1;
     zsock_signal (pipe, 0);
     zloop_set_nonstop (self->loop, true);
     zloop_start (self->loop);

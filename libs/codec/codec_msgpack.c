@@ -72,19 +72,30 @@ s_charge (s_ctx_t *ctx, size_t bytes)
 static size_t
 s_path_push (s_ctx_t *ctx, const char *name, long index)
 {
+    //  Runs for every field decoded, so no printf for the common case of a name
     size_t old = ctx->path_len;
     size_t room = sizeof ctx->path - old;
-    int n;
-    if (name)
-        n = snprintf (ctx->path + old, room, "%s%s", old ? "." : "", name);
-    else
-        n = snprintf (ctx->path + old, room, "[%ld]", index);
-    if (n < 0 || (size_t) n >= room) {
+    size_t n;
+    if (name) {
+        size_t len = strlen (name);
+        n = len + (old ? 1 : 0);
+        if (n < room) {
+            char *at = ctx->path + old;
+            if (old)
+                *at++ = '.';
+            memcpy (at, name, len + 1);
+        }
+    }
+    else {
+        int printed = snprintf (ctx->path + old, room, "[%ld]", index);
+        n = printed < 0 ? room : (size_t) printed;
+    }
+    if (n >= room) {
         ctx->path_len = sizeof ctx->path - 1;
         memcpy (ctx->path + sizeof ctx->path - 4, "...", 4);
     }
     else
-        ctx->path_len = old + (size_t) n;
+        ctx->path_len = old + n;
     return old;
 }
 
