@@ -8,18 +8,15 @@
 #include <assert.h>
 #include <inttypes.h>
 
+#include "bus_link.h"
 #include "bus_proto.h"
 #include "codec_msgpack.h"
 
 typedef struct {
-    zsock_t *dealer;    //  connection to this broker
-    zsock_t *monitor;   //  its connect/disconnect events (tcp only)
-    char *endpoint;     //  broker request endpoint
-    bool connected;     //  transport is up (always true for inproc)
-    bool alive;         //  connected and answering heartbeats
-    int64_t last_recv;  //  last time it sent us anything (ms)
-    int64_t last_sent;  //  last heartbeat or request we sent (ms)
-    size_t in_flight;   //  our requests it holds
+    bus_link_t *link;  //  connection to this broker
+    bool connected;    //  transport is up (always true for inproc)
+    bool alive;        //  connected and answering heartbeats
+    size_t in_flight;  //  our requests it holds
 } s_broker_t;
 
 typedef struct {
@@ -79,31 +76,9 @@ bus_client_new (const char *brokers, int heartbeat_ms, int liveness, core_log_t 
     for (char *endpoint = (char *) zlist_first (endpoints); endpoint;
          endpoint = (char *) zlist_next (endpoints), i++) {
         s_broker_t *broker = &self->brokers[i];
-        broker->endpoint = strdup (endpoint);
-        broker->dealer = zsock_new (ZMQ_DEALER);
-        assert (broker->dealer);
-        zsock_set_sndhwm (broker->dealer, 100000);
-        zsock_set_rcvhwm (broker->dealer, 100000);
-        zsock_set_linger (broker->dealer, 0);
-        zsock_set_immediate (broker->dealer, 1);
-        zsock_set_reconnect_ivl (broker->dealer, 100);
-        zsock_set_reconnect_ivl_max (broker->dealer, 2000);
-        if (strncmp (endpoint, "tcp://", 6) == 0) {
-            char monitor[80];
-            snprintf (monitor, sizeof monitor, "inproc://bus-client-monitor-%p",
-                      (void *) broker);
-            int rc = zmq_socket_monitor (zsock_resolve (broker->dealer), monitor,
-                                         ZMQ_EVENT_HANDSHAKE_SUCCEEDED
-                                             | ZMQ_EVENT_DISCONNECTED);
-            assert (rc == 0);
-            broker->monitor = zsock_new_pair (monitor);
-            assert (broker->monitor);
-        }
-        else
+        broker->link = bus_link_new (endpoint, BUS_PROTO_CLIENT, log);
+        if (bus_link_unmonitored (broker->link))
             broker->connected = broker->alive = true;
-        broker->last_recv = bus_proto_now ();
-        if (zsock_connect (broker->dealer, "%s", endpoint) < 0 && log)
-            core_log_error (log, NULL, "cannot connect to broker %s", endpoint);
     }
     zlist_destroy (&endpoints);
     return self;
@@ -118,12 +93,7 @@ bus_client_destroy (bus_client_t **self_p)
     if (self->loop)
         bus_client_detach (self, self->loop);
     for (size_t i = 0; i < self->count; i++) {
-        s_broker_t *broker = &self->brokers[i];
-        if (broker->monitor)
-            zmq_socket_monitor (zsock_resolve (broker->dealer), NULL, 0);
-        zsock_destroy (&broker->monitor);
-        zsock_destroy (&broker->dealer);
-        free (broker->endpoint);
+        bus_link_destroy (&self->brokers[i].link);
     }
     free (self->brokers);
     zhashx_destroy (&self->requests);
@@ -134,13 +104,7 @@ bus_client_destroy (bus_client_t **self_p)
 static int
 s_send (s_broker_t *broker, uint8_t command, zmsg_t **args_p)
 {
-    zmsg_t *msg = args_p && *args_p ? *args_p : zmsg_new ();
-    if (args_p)
-        *args_p = NULL;
-    zmsg_pushmem (msg, &command, 1);
-    zmsg_pushstr (msg, BUS_PROTO_CLIENT);
-    broker->last_sent = bus_proto_now ();
-    return bus_proto_send (&msg, broker->dealer);
+    return bus_link_send (broker->link, command, args_p);
 }
 
 //  Pick the next live broker in turn, or NULL.
@@ -293,7 +257,7 @@ s_retry (bus_client_t *self, s_request_t *request)
     broker->in_flight++;
     if (self->log)
         core_log_info (self->log, NULL, "request %" PRIu64 " resent to %s",
-                       request->handle, broker->endpoint);
+                       request->handle, bus_link_endpoint (broker->link));
     return s_send (broker, BUS_REQUEST, &args) == 0;
 }
 
@@ -303,7 +267,8 @@ static void
 s_broker_lost (bus_client_t *self, s_broker_t *broker, const char *why)
 {
     if (broker->alive && self->log)
-        core_log_warn (self->log, NULL, "broker %s lost: %s", broker->endpoint, why);
+        core_log_warn (self->log, NULL, "broker %s lost: %s",
+                       bus_link_endpoint (broker->link), why);
     broker->alive = false;
     zlistx_t *held = zlistx_new ();
     for (s_request_t *request = (s_request_t *) zhashx_first (self->requests); request;
@@ -376,30 +341,20 @@ s_handle_message (bus_client_t *self, s_broker_t *broker, zmsg_t *msg)
 }
 
 static void
-s_handle_monitor (bus_client_t *self, s_broker_t *broker)
+s_handle_events (bus_client_t *self, s_broker_t *broker)
 {
-    zmsg_t *msg;
-    while ((msg = bus_proto_recv (broker->monitor, NULL))) {
-        zframe_t *event = zmsg_first (msg);
-        if (event && zframe_size (event) == 6) {
-            uint16_t id;
-            memcpy (&id, zframe_data (event), 2);
+    bus_link_event_t event;
+    while ((event = bus_link_event (broker->link)) != BUS_LINK_NONE) {
+        if (event == BUS_LINK_UP) {
+            broker->connected = broker->alive = true;
             if (self->log)
-                core_log_debug (self->log, NULL, "broker %s monitor event %d",
-                                broker->endpoint, id);
-            if (id == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
-                broker->connected = broker->alive = true;
-                broker->last_recv = bus_proto_now ();
-                if (self->log)
-                    core_log_info (self->log, NULL, "broker %s connected",
-                                   broker->endpoint);
-            }
-            else if (id == ZMQ_EVENT_DISCONNECTED) {
-                broker->connected = false;
-                s_broker_lost (self, broker, "connection closed");
-            }
+                core_log_info (self->log, NULL, "broker %s connected",
+                               bus_link_endpoint (broker->link));
         }
-        zmsg_destroy (&msg);
+        else {
+            broker->connected = false;
+            s_broker_lost (self, broker, "connection closed");
+        }
     }
 }
 
@@ -408,16 +363,14 @@ bus_client_process (bus_client_t *self)
 {
     for (size_t i = 0; i < self->count; i++) {
         s_broker_t *broker = &self->brokers[i];
-        if (broker->monitor)
-            s_handle_monitor (self, broker);
+        s_handle_events (self, broker);
         zmsg_t *msg;
-        while ((msg = bus_proto_recv (broker->dealer, NULL))) {
-            broker->last_recv = bus_proto_now ();
+        while ((msg = bus_link_recv (broker->link))) {
             if (!broker->alive && broker->connected) {
                 broker->alive = true;
                 if (self->log)
                     core_log_info (self->log, NULL, "broker %s answers again",
-                                   broker->endpoint);
+                                   bus_link_endpoint (broker->link));
             }
             s_handle_message (self, broker, msg);
             zmsg_destroy (&msg);
@@ -436,12 +389,12 @@ bus_client_tick (bus_client_t *self)
     for (size_t i = 0; i < self->count; i++) {
         s_broker_t *broker = &self->brokers[i];
         if (stalled)
-            broker->last_recv = now;
+            bus_link_touch (broker->link);
         if (!broker->connected)
             continue;
-        if (broker->alive && now - broker->last_recv > window)
+        if (broker->alive && now - bus_link_last_recv (broker->link) > window)
             s_broker_lost (self, broker, "heartbeats stopped");
-        if (now - broker->last_sent >= self->heartbeat_ms)
+        if (now - bus_link_last_sent (broker->link) >= self->heartbeat_ms)
             s_send (broker, BUS_HEARTBEAT, NULL);
     }
     //  Safety net for deadlines a broker failed to enforce
@@ -495,12 +448,8 @@ size_t
 bus_client_sockets (bus_client_t *self, zsock_t **sockets, size_t max)
 {
     size_t n = 0;
-    for (size_t i = 0; i < self->count; i++) {
-        if (n < max)
-            sockets[n++] = self->brokers[i].dealer;
-        if (self->brokers[i].monitor && n < max)
-            sockets[n++] = self->brokers[i].monitor;
-    }
+    for (size_t i = 0; i < self->count; i++)
+        n += bus_link_sockets (self->brokers[i].link, sockets + n, max - n);
     return n;
 }
 

@@ -7,18 +7,15 @@
 #include <inttypes.h>
 #include <unistd.h>
 
+#include "bus_link.h"
 #include "bus_proto.h"
 #include "codec_msgpack.h"
 
 typedef struct {
-    zsock_t *dealer;     //  connection to this broker
-    zsock_t *monitor;    //  connect/disconnect events (tcp only)
-    char *endpoint;      //  broker request endpoint
+    bus_link_t *link;    //  connection to this broker
     bool connected;      //  transport is up
     bool registered;     //  READY sent since the transport came up
     uint32_t announced;  //  credit this broker was last told
-    int64_t last_recv;   //  last message from it (ms)
-    int64_t last_sent;   //  last message to it (ms)
 } s_broker_t;
 
 struct _bus_request_t {
@@ -84,30 +81,8 @@ bus_worker_new (const char *brokers, const char *service, uint32_t credit,
     for (char *endpoint = (char *) zlist_first (endpoints); endpoint;
          endpoint = (char *) zlist_next (endpoints), i++) {
         s_broker_t *broker = &self->brokers[i];
-        broker->endpoint = strdup (endpoint);
-        broker->dealer = zsock_new (ZMQ_DEALER);
-        assert (broker->dealer);
-        zsock_set_sndhwm (broker->dealer, 100000);
-        zsock_set_rcvhwm (broker->dealer, 100000);
-        zsock_set_linger (broker->dealer, 0);
-        zsock_set_immediate (broker->dealer, 1);
-        zsock_set_reconnect_ivl (broker->dealer, 100);
-        zsock_set_reconnect_ivl_max (broker->dealer, 2000);
-        if (strncmp (endpoint, "tcp://", 6) == 0) {
-            char monitor[80];
-            snprintf (monitor, sizeof monitor, "inproc://bus-worker-monitor-%p",
-                      (void *) broker);
-            int rc = zmq_socket_monitor (zsock_resolve (broker->dealer), monitor,
-                                         ZMQ_EVENT_HANDSHAKE_SUCCEEDED
-                                             | ZMQ_EVENT_DISCONNECTED);
-            assert (rc == 0);
-            broker->monitor = zsock_new_pair (monitor);
-            assert (broker->monitor);
-        }
-        else
-            broker->connected = true;
-        if (zsock_connect (broker->dealer, "%s", endpoint) < 0 && log)
-            core_log_error (log, NULL, "cannot connect to broker %s", endpoint);
+        broker->link = bus_link_new (endpoint, BUS_PROTO_WORKER, log);
+        broker->connected = bus_link_unmonitored (broker->link);
     }
     zlist_destroy (&endpoints);
     return self;
@@ -138,12 +113,7 @@ bus_worker_destroy (bus_worker_t **self_p)
         s_request_free (&request);
     zhashx_destroy (&self->requests);
     for (size_t i = 0; i < self->count; i++) {
-        s_broker_t *broker = &self->brokers[i];
-        if (broker->monitor)
-            zmq_socket_monitor (zsock_resolve (broker->dealer), NULL, 0);
-        zsock_destroy (&broker->monitor);
-        zsock_destroy (&broker->dealer);
-        free (broker->endpoint);
+        bus_link_destroy (&self->brokers[i].link);
     }
     free (self->brokers);
     free (self->service);
@@ -163,13 +133,7 @@ bus_worker_set_handlers (bus_worker_t *self, bus_worker_fn *on_request,
 static int
 s_send (s_broker_t *broker, uint8_t command, zmsg_t **args_p)
 {
-    zmsg_t *msg = args_p && *args_p ? *args_p : zmsg_new ();
-    if (args_p)
-        *args_p = NULL;
-    zmsg_pushmem (msg, &command, 1);
-    zmsg_pushstr (msg, BUS_PROTO_WORKER);
-    broker->last_sent = bus_proto_now ();
-    return bus_proto_send (&msg, broker->dealer);
+    return bus_link_send (broker->link, command, args_p);
 }
 
 //  Credit each broker should hold now: ours shared out, at least one each.
@@ -206,7 +170,7 @@ s_register (bus_worker_t *self, s_broker_t *broker)
     //  Not sent (the connection is not up yet): the next tick tries again
     broker->registered = s_send (broker, BUS_READY, &args) == 0;
     broker->announced = share;
-    broker->last_recv = bus_proto_now ();
+    bus_link_touch (broker->link);
 }
 
 //  Tell registered brokers about a changed share.
@@ -247,7 +211,8 @@ static void
 s_broker_lost (bus_worker_t *self, s_broker_t *broker, const char *why)
 {
     if (self->log && broker->registered)
-        core_log_warn (self->log, NULL, "broker %s lost: %s", broker->endpoint, why);
+        core_log_warn (self->log, NULL, "broker %s lost: %s",
+                       bus_link_endpoint (broker->link), why);
     broker->registered = false;
     zlistx_t *held = zlistx_new ();
     for (bus_request_t *request = (bus_request_t *) zhashx_first (self->requests);
@@ -333,27 +298,16 @@ s_handle_message (bus_worker_t *self, s_broker_t *broker, zmsg_t *msg)
 }
 
 static void
-s_handle_monitor (bus_worker_t *self, s_broker_t *broker)
+s_handle_events (bus_worker_t *self, s_broker_t *broker)
 {
-    zmsg_t *msg;
-    while ((msg = bus_proto_recv (broker->monitor, NULL))) {
-        zframe_t *event = zmsg_first (msg);
-        if (event && zframe_size (event) == 6) {
-            uint16_t id;
-            memcpy (&id, zframe_data (event), 2);
-            if (id == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
-                broker->connected = true;
-                if (!self->said_goodbye)
-                    s_register (self, broker);
-                s_announce (self);
-            }
-            else if (id == ZMQ_EVENT_DISCONNECTED) {
-                broker->connected = false;
-                s_broker_lost (self, broker, "connection closed");
-                s_announce (self);
-            }
-        }
-        zmsg_destroy (&msg);
+    bus_link_event_t event;
+    while ((event = bus_link_event (broker->link)) != BUS_LINK_NONE) {
+        broker->connected = event == BUS_LINK_UP;
+        if (event == BUS_LINK_UP && !self->said_goodbye)
+            s_register (self, broker);
+        else if (event == BUS_LINK_DOWN)
+            s_broker_lost (self, broker, "connection closed");
+        s_announce (self);
     }
 }
 
@@ -362,11 +316,9 @@ bus_worker_process (bus_worker_t *self)
 {
     for (size_t i = 0; i < self->count; i++) {
         s_broker_t *broker = &self->brokers[i];
-        if (broker->monitor)
-            s_handle_monitor (self, broker);
+        s_handle_events (self, broker);
         zmsg_t *msg;
-        while ((msg = bus_proto_recv (broker->dealer, NULL))) {
-            broker->last_recv = bus_proto_now ();
+        while ((msg = bus_link_recv (broker->link))) {
             s_handle_message (self, broker, msg);
             zmsg_destroy (&msg);
         }
@@ -384,19 +336,19 @@ bus_worker_tick (bus_worker_t *self)
     for (size_t i = 0; i < self->count; i++) {
         s_broker_t *broker = &self->brokers[i];
         if (stalled)
-            broker->last_recv = now;
+            bus_link_touch (broker->link);
         if (!broker->connected || self->said_goodbye)
             continue;
         if (!broker->registered) {
             s_register (self, broker);
             continue;
         }
-        if (now - broker->last_recv > window) {
+        if (now - bus_link_last_recv (broker->link) > window) {
             //  A silent broker: start over with it
             s_broker_lost (self, broker, "heartbeats stopped");
             s_register (self, broker);
         }
-        else if (now - broker->last_sent >= self->heartbeat_ms)
+        else if (now - bus_link_last_sent (broker->link) >= self->heartbeat_ms)
             s_send (broker, BUS_HEARTBEAT, NULL);
     }
     zlistx_t *late = zlistx_new ();
@@ -590,12 +542,8 @@ size_t
 bus_worker_sockets (bus_worker_t *self, zsock_t **sockets, size_t max)
 {
     size_t n = 0;
-    for (size_t i = 0; i < self->count; i++) {
-        if (n < max)
-            sockets[n++] = self->brokers[i].dealer;
-        if (self->brokers[i].monitor && n < max)
-            sockets[n++] = self->brokers[i].monitor;
-    }
+    for (size_t i = 0; i < self->count; i++)
+        n += bus_link_sockets (self->brokers[i].link, sockets + n, max - n);
     return n;
 }
 
