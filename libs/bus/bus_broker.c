@@ -234,28 +234,29 @@ s_trace (self_t *self, task_t *task, const char *phase, size_t size, const char 
 //  Send a message to the client of a task; a client that went away makes the
 //  broker stop the work (ROUTER_MANDATORY reports it).
 static int
-s_send_client (self_t *self, task_t *task, uint8_t command, zframe_t **body_p)
+s_send_client (self_t *self, task_t *task, uint8_t command, const void *body, size_t size)
 {
-    zmsg_t *msg = zmsg_new ();
-    zmsg_append (msg, &(zframe_t *){zframe_dup (task->client)});
-    zmsg_addstr (msg, BUS_PROTO_CLIENT);
-    zmsg_addmem (msg, &command, 1);
-    zmsg_addstr (msg, task->client_request);
-    zmsg_append (msg, body_p);
-    return bus_proto_send (&msg, self->router);
+    bus_part_t parts[] = {{zframe_data (task->client), zframe_size (task->client)},
+                          {BUS_PROTO_CLIENT, 4},
+                          {&command, 1},
+                          {task->client_request, strlen (task->client_request)},
+                          {body, size}};
+    return bus_proto_sendv (self->router, parts, 5);
 }
 
+//  Send [identity, CHW1, command, args...] to a worker.
 static void
-s_send_worker (self_t *self, worker_t *worker, uint8_t command, zmsg_t **args_p)
+s_send_worker (self_t *self, worker_t *worker, uint8_t command, const bus_part_t *args,
+               size_t count)
 {
-    zmsg_t *msg = args_p && *args_p ? *args_p : zmsg_new ();
-    if (args_p)
-        *args_p = NULL;
-    zmsg_pushmem (msg, &command, 1);
-    zmsg_pushstr (msg, BUS_PROTO_WORKER);
-    zmsg_push (msg, zframe_dup (worker->identity));
+    bus_part_t parts[3 + 4] = {
+        {zframe_data (worker->identity), zframe_size (worker->identity)},
+        {BUS_PROTO_WORKER, 4},
+        {&command, 1}};
+    for (size_t i = 0; i < count && i < 4; i++)
+        parts[3 + i] = args[i];
     worker->last_sent = bus_proto_now ();
-    bus_proto_send (&msg, self->router);
+    bus_proto_sendv (self->router, parts, 3 + (count < 4 ? count : 4));
 }
 
 //  End a task towards its client with an error (if the client is still waiting).
@@ -271,16 +272,16 @@ s_fail_client (self_t *self, task_t *task, const char *code, const char *message
     if (s_tracing (self))
         s_trace (self, task, "error", 0, code);
     zframe_t *frame = bus_proto_error_frame (code, message);
-    s_send_client (self, task, BUS_ERROR, &frame);
+    s_send_client (self, task, BUS_ERROR, zframe_data (frame), zframe_size (frame));
+    zframe_destroy (&frame);
 }
 
 //  Tell a worker to stop a task; it answers with an ERROR that frees the credit.
 static void
 s_cancel_worker (self_t *self, task_t *task)
 {
-    zmsg_t *args = zmsg_new ();
-    zmsg_addstr (args, task->key);
-    s_send_worker (self, task->worker, BUS_CANCEL, &args);
+    bus_part_t key = {task->key, strlen (task->key)};
+    s_send_worker (self, task->worker, BUS_CANCEL, &key, 1);
 }
 
 //  Forget a task entirely: off its queue or its worker, out of the table.
@@ -378,12 +379,13 @@ s_dispatch (self_t *self, service_t *service)
                 protobuf_c_message_free_unpacked (&headers->base, NULL);
             }
         }
-        zmsg_t *args = zmsg_new ();
-        zmsg_addstr (args, task->key);
-        zmsg_addstr (args, task->command);
-        zmsg_append (args, &headers_frame);
-        zmsg_append (args, &task->body);
-        s_send_worker (self, worker, BUS_REQUEST, &args);
+        bus_part_t args[] = {{task->key, strlen (task->key)},
+                             {task->command, strlen (task->command)},
+                             {zframe_data (headers_frame), zframe_size (headers_frame)},
+                             {zframe_data (task->body), zframe_size (task->body)}};
+        s_send_worker (self, worker, BUS_REQUEST, args, 4);
+        zframe_destroy (&headers_frame);
+        zframe_destroy (&task->body);
     }
 }
 
@@ -434,7 +436,8 @@ s_handle_own (self_t *self, task_t *task)
     if (reply) {
         if (s_tracing (self))
             s_trace (self, task, "final", zframe_size (reply), NULL);
-        s_send_client (self, task, BUS_FINAL, &reply);
+        s_send_client (self, task, BUS_FINAL, zframe_data (reply), zframe_size (reply));
+        zframe_destroy (&reply);
     }
     else
         s_fail_client (self, task, BUS_ERR_UNKNOWN_COMMAND,
@@ -691,7 +694,7 @@ s_handle_worker (self_t *self, bus_frames_t *frames, int fd)
                     s_task_end (self, task);
                 break;
             }
-            zframe_t *body = zframe_dup (frames->args[1]);
+            zframe_t *body = frames->args[1];
             if (frames->command == BUS_ERROR) {
                 self->errors_total++;
                 if (s_tracing (self)) {
@@ -704,7 +707,8 @@ s_handle_worker (self_t *self, bus_frames_t *frames, int fd)
             else if (s_tracing (self))
                 s_trace (self, task, frames->command == BUS_FINAL ? "final" : "partial",
                          zframe_size (body), NULL);
-            int rc = s_send_client (self, task, frames->command, &body);
+            int rc = s_send_client (self, task, frames->command, zframe_data (body),
+                                    zframe_size (body));
             if (frames->command != BUS_PARTIAL)
                 s_task_end (self, task);
             else if (rc != 0) {
@@ -833,7 +837,7 @@ s_on_timer (zloop_t *loop, int timer_id, void *arg)
         if (worker->expiry < now)
             zlistx_add_end (dead, worker);
         else if (now - worker->last_sent >= self->heartbeat_ms)
-            s_send_worker (self, worker, BUS_HEARTBEAT, NULL);
+            s_send_worker (self, worker, BUS_HEARTBEAT, NULL, 0);
     }
     for (worker_t *worker = (worker_t *) zlistx_first (dead); worker;
          worker = (worker_t *) zlistx_next (dead))

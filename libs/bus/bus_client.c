@@ -155,18 +155,27 @@ bus_client_request_ex (bus_client_t *self, const char *service, const char *comm
     zhashx_insert (self->requests, key, request);
     broker->in_flight++;
 
-    zmsg_t *args = zmsg_new ();
-    zmsg_addstr (args, key);
-    zmsg_addstr (args, service);
-    zmsg_addstr (args, command);
-    zmsg_append (args, &(zframe_t *){codec_encode_frame (&copy.base)});
-    if (body && size)
-        zmsg_addmem (args, body, size);
-    else
-        zmsg_addmem (args, "\x80", 1);  //  an empty msgpack map
-    if (flags & BUS_REQUEST_IDEMPOTENT)
-        request->retry = zmsg_dup (args);
-    if (s_send (broker, BUS_REQUEST, &args)) {
+    //  Sent from borrowed parts, without building a message
+    msgpack_sbuffer sbuf = {0};
+    if (codec_encode (&copy.base, &sbuf)) {
+        free (sbuf.data);
+        broker->in_flight--;
+        zhashx_delete (self->requests, key);
+        return 0;
+    }
+    bus_part_t args[] = {{key, strlen (key)},
+                         {service, strlen (service)},
+                         {command, strlen (command)},
+                         {sbuf.data, sbuf.size},
+                         {body && size ? body : "\x80", body && size ? size : 1}};
+    if (flags & BUS_REQUEST_IDEMPOTENT) {
+        request->retry = zmsg_new ();
+        for (size_t i = 0; i < 5; i++)
+            zmsg_addmem (request->retry, args[i].data, args[i].size);
+    }
+    int rc = bus_link_sendv (broker->link, BUS_REQUEST, args, 5);
+    free (sbuf.data);
+    if (rc) {
         //  The connection is full or gone: the caller hears it at once
         broker->in_flight--;
         zhashx_delete (self->requests, key);

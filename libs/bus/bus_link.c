@@ -73,6 +73,18 @@ bus_link_send (bus_link_t *self, uint8_t command, zmsg_t **args_p)
     return bus_proto_send (&msg, self->dealer);
 }
 
+int
+bus_link_sendv (bus_link_t *self, uint8_t command, const bus_part_t *args, size_t count)
+{
+    bus_part_t parts[2 + 6] = {{self->proto, 4}, {&command, 1}};
+    if (count > 6)
+        return -1;
+    for (size_t i = 0; i < count; i++)
+        parts[2 + i] = args[i];
+    self->last_sent = bus_proto_now ();
+    return bus_proto_sendv (self->dealer, parts, 2 + count);
+}
+
 zmsg_t *
 bus_link_recv (bus_link_t *self)
 {

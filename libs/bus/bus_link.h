@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "bus_proto.h"
 #include "core_log.h"
 
 typedef struct _bus_link_t bus_link_t;
@@ -29,6 +30,10 @@ void bus_link_destroy (bus_link_t **self_p);
 //  Send [proto, command, args...] without waiting; destroys args. -1 when the
 //  connection is not up or full (nothing is queued for later).
 int bus_link_send (bus_link_t *self, uint8_t command, zmsg_t **args_p);
+
+//  The same from borrowed parts, without building a message (hot paths).
+int bus_link_sendv (bus_link_t *self, uint8_t command, const bus_part_t *args,
+                    size_t count);
 
 //  Receive one message without waiting, NULL when none.
 zmsg_t *bus_link_recv (bus_link_t *self);

@@ -177,6 +177,19 @@ bus_proto_send (zmsg_t **msg_p, zsock_t *sock)
     return rc;
 }
 
+int
+bus_proto_sendv (zsock_t *sock, const bus_part_t *parts, size_t count)
+{
+    void *handle = zsock_resolve (sock);
+    for (size_t i = 0; i < count; i++) {
+        int flags = ZMQ_DONTWAIT | (i + 1 < count ? ZMQ_SNDMORE : 0);
+        //  Parts after the first are always taken once the first was
+        if (zmq_send (handle, parts[i].data, parts[i].size, flags) == -1)
+            return -1;
+    }
+    return 0;
+}
+
 int64_t
 bus_proto_now (void)
 {

@@ -75,6 +75,16 @@ zmsg_t *bus_proto_recv (zsock_t *sock, int *fd);
 //  when the peer is unknown or full (the message is dropped).
 int bus_proto_send (zmsg_t **msg_p, zsock_t *sock);
 
+//  One part of a message sent with bus_proto_sendv (borrowed).
+typedef struct {
+    const void *data;  //  bytes
+    size_t size;       //  how many
+} bus_part_t;
+
+//  Send count parts as one message without waiting and without building a zmsg
+//  (the hot paths use it). -1 when the peer is unknown or full (nothing is sent).
+int bus_proto_sendv (zsock_t *sock, const bus_part_t *parts, size_t count);
+
 //  Monotonic clock in milliseconds.
 int64_t bus_proto_now (void);
 

@@ -385,10 +385,10 @@ s_reply (bus_worker_t *self, bus_request_t *request, uint8_t command, zframe_t *
         zframe_destroy (body_p);
         return;
     }
-    zmsg_t *args = zmsg_new ();
-    zmsg_addstr (args, request->task);
-    zmsg_append (args, body_p);
-    s_send (request->broker, command, &args);
+    bus_part_t args[] = {{request->task, strlen (request->task)},
+                         {zframe_data (*body_p), zframe_size (*body_p)}};
+    bus_link_sendv (request->broker->link, command, args, 2);
+    zframe_destroy (body_p);
 }
 
 int
