@@ -173,11 +173,11 @@ s_self_destroy (self_t **self_p)
 }
 
 static void
-s_identity_key (zframe_t *identity, char *key, size_t size)
+s_identity_key (const bus_part_t *identity, char *key, size_t size)
 {
     static const char hex[] = "0123456789abcdef";
-    size_t len = zframe_size (identity);
-    const uint8_t *data = zframe_data (identity);
+    size_t len = identity->size;
+    const uint8_t *data = (const uint8_t *) identity->data;
     size_t n = 0;
     for (size_t i = 0; i < len && n + 2 < size; i++) {
         key[n++] = hex[data[i] >> 4];
@@ -446,48 +446,55 @@ s_handle_own (self_t *self, task_t *task)
 }
 
 static void
-s_refuse (self_t *self, zframe_t *client, zframe_t *id, const char *code,
+s_refuse (self_t *self, const bus_part_t *client, const bus_part_t *id, const char *code,
           const char *message)
 {
     self->errors_total++;
     uint8_t command = BUS_ERROR;
-    zmsg_t *msg = zmsg_new ();
-    zmsg_append (msg, &(zframe_t *){zframe_dup (client)});
-    zmsg_addstr (msg, BUS_PROTO_CLIENT);
-    zmsg_addmem (msg, &command, 1);
-    if (id)
-        zmsg_append (msg, &(zframe_t *){zframe_dup (id)});
-    else
-        zmsg_addstr (msg, "");
-    zmsg_append (msg, &(zframe_t *){bus_proto_error_frame (code, message)});
-    bus_proto_send (&msg, self->router);
+    zframe_t *error = bus_proto_error_frame (code, message);
+    bus_part_t parts[] = {*client,
+                          {BUS_PROTO_CLIENT, 4},
+                          {&command, 1},
+                          id ? *id : (bus_part_t){"", 0},
+                          {zframe_data (error), zframe_size (error)}};
+    bus_proto_sendv (self->router, parts, 5);
+    zframe_destroy (&error);
+}
+
+//  Tell a worker we do not know it (or refused it) to announce itself again.
+static void
+s_send_disconnect (self_t *self, const bus_part_t *identity)
+{
+    uint8_t command = BUS_DISCONNECT;
+    bus_part_t parts[] = {*identity, {BUS_PROTO_WORKER, 4}, {&command, 1}};
+    bus_proto_sendv (self->router, parts, 3);
 }
 
 static void
 s_handle_client_request (self_t *self, bus_frames_t *frames)
 {
     char service_name[BUS_NAME_MAX], command[BUS_NAME_MAX], client_id[BUS_ID_MAX];
-    if (bus_proto_name (frames->args[0], client_id, sizeof client_id)) {
+    if (bus_proto_name (&frames->args[0], client_id, sizeof client_id)) {
         self->bad_frames++;
-        s_refuse (self, frames->identity, NULL, BUS_ERR_BAD_FRAME, "bad request id");
+        s_refuse (self, &frames->identity, NULL, BUS_ERR_BAD_FRAME, "bad request id");
         return;
     }
-    if (bus_proto_name (frames->args[1], service_name, sizeof service_name)
-        || bus_proto_name (frames->args[2], command, sizeof command)) {
+    if (bus_proto_name (&frames->args[1], service_name, sizeof service_name)
+        || bus_proto_name (&frames->args[2], command, sizeof command)) {
         self->bad_frames++;
-        s_refuse (self, frames->identity, frames->args[0], BUS_ERR_BAD_FRAME,
+        s_refuse (self, &frames->identity, &frames->args[0], BUS_ERR_BAD_FRAME,
                   "service and command must be short printable names");
         return;
     }
     char why[128];
     ChorusBus__Headers *headers = (ChorusBus__Headers *) codec_decode (
-        &chorus_bus__headers__descriptor, zframe_data (frames->args[3]),
-        zframe_size (frames->args[3]), why, sizeof why);
+        &chorus_bus__headers__descriptor, frames->args[3].data, frames->args[3].size, why,
+        sizeof why);
     if (!headers) {
         self->bad_frames++;
         char message[200];
         snprintf (message, sizeof message, "bad headers: %s", why);
-        s_refuse (self, frames->identity, frames->args[0], BUS_ERR_BAD_FRAME, message);
+        s_refuse (self, &frames->identity, &frames->args[0], BUS_ERR_BAD_FRAME, message);
         return;
     }
     int64_t timeout = headers->timeout_ms;
@@ -498,7 +505,7 @@ s_handle_client_request (self_t *self, bus_frames_t *frames)
     protobuf_c_message_free_unpacked (&headers->base, NULL);
     if (timeout <= 0) {
         free (task);
-        s_refuse (self, frames->identity, frames->args[0], BUS_ERR_BAD_REQUEST,
+        s_refuse (self, &frames->identity, &frames->args[0], BUS_ERR_BAD_REQUEST,
                   "headers.timeout_ms must be positive");
         return;
     }
@@ -512,12 +519,13 @@ s_handle_client_request (self_t *self, bus_frames_t *frames)
                   service_name);
         free (task);
         self->requests_total++;
-        s_refuse (self, frames->identity, frames->args[0], BUS_ERR_UNAVAILABLE, message);
+        s_refuse (self, &frames->identity, &frames->args[0], BUS_ERR_UNAVAILABLE,
+                  message);
         return;
     }
     task->id = self->next_task++;
     snprintf (task->key, sizeof task->key, "%" PRIu64, task->id);
-    task->client = zframe_dup (frames->identity);
+    task->client = zframe_new (frames->identity.data, frames->identity.size);
     task->client_request = strdup (client_id);
     snprintf (task->command, sizeof task->command, "%s", command);
     task->started = bus_proto_now ();
@@ -527,7 +535,7 @@ s_handle_client_request (self_t *self, bus_frames_t *frames)
     self->requests_total++;
     zhashx_insert (self->tasks, task->key, task);
     if (s_tracing (self))
-        s_trace (self, task, "request", zframe_size (frames->args[4]), NULL);
+        s_trace (self, task, "request", frames->args[4].size, NULL);
     if (own) {
         s_handle_own (self, task);
         return;
@@ -537,8 +545,8 @@ s_handle_client_request (self_t *self, bus_frames_t *frames)
         s_task_end (self, task);
         return;
     }
-    task->headers = zframe_dup (frames->args[3]);
-    task->body = zframe_dup (frames->args[4]);
+    task->headers = zframe_new (frames->args[3].data, frames->args[3].size);
+    task->body = zframe_new (frames->args[4].data, frames->args[4].size);
     task->queue_handle = zlistx_add_end (service->queue, task);
     s_dispatch (self, service);
 }
@@ -548,11 +556,14 @@ s_handle_client_cancel (self_t *self, bus_frames_t *frames)
 {
     //  Tasks are found by client routing id + client request id
     char client_id[BUS_ID_MAX];
-    if (bus_proto_name (frames->args[0], client_id, sizeof client_id))
+    if (bus_proto_name (&frames->args[0], client_id, sizeof client_id))
         return;
     for (task_t *task = (task_t *) zhashx_first (self->tasks); task;
          task = (task_t *) zhashx_next (self->tasks)) {
-        if (!task->orphaned && zframe_eq (task->client, frames->identity)
+        if (!task->orphaned && zframe_size (task->client) == frames->identity.size
+            && memcmp (zframe_data (task->client), frames->identity.data,
+                       frames->identity.size)
+                   == 0
             && streq (task->client_request, client_id)) {
             task->orphaned = true;
             if (s_tracing (self))
@@ -578,27 +589,23 @@ s_handle_client (self_t *self, bus_frames_t *frames)
             break;
         case BUS_HEARTBEAT: {
             uint8_t command = BUS_HEARTBEAT;
-            zmsg_t *msg = zmsg_new ();
-            zmsg_append (msg, &(zframe_t *){zframe_dup (frames->identity)});
-            zmsg_addstr (msg, BUS_PROTO_CLIENT);
-            zmsg_addmem (msg, &command, 1);
-            bus_proto_send (&msg, self->router);
+            bus_part_t parts[] = {frames->identity, {BUS_PROTO_CLIENT, 4}, {&command, 1}};
+            bus_proto_sendv (self->router, parts, 3);
             break;
         }
         default:
             self->bad_frames++;
-            s_refuse (self, frames->identity, NULL, BUS_ERR_BAD_FRAME,
+            s_refuse (self, &frames->identity, NULL, BUS_ERR_BAD_FRAME,
                       "command not valid from a client");
     }
 }
 
 static int
-s_decode_ready (zframe_t *frame, uint32_t *credit, char *replica, size_t size)
+s_decode_ready (const bus_part_t *frame, uint32_t *credit, char *replica, size_t size)
 {
     char why[64];
     ChorusBus__WorkerReady *ready = (ChorusBus__WorkerReady *) codec_decode (
-        &chorus_bus__worker_ready__descriptor, zframe_data (frame), zframe_size (frame),
-        why, sizeof why);
+        &chorus_bus__worker_ready__descriptor, frame->data, frame->size, why, sizeof why);
     if (!ready)
         return -1;
     *credit = ready->credit;
@@ -612,7 +619,7 @@ static void
 s_handle_worker (self_t *self, bus_frames_t *frames, int fd)
 {
     char key[32];
-    s_identity_key (frames->identity, key, sizeof key);
+    s_identity_key (&frames->identity, key, sizeof key);
     worker_t *worker = (worker_t *) zhashx_lookup (self->workers, key);
 
     if (frames->command == BUS_READY) {
@@ -620,22 +627,18 @@ s_handle_worker (self_t *self, bus_frames_t *frames, int fd)
         uint32_t credit;
         if (worker)
             s_worker_delete (self, worker, "announced itself again");
-        if (bus_proto_name (frames->args[0], service_name, sizeof service_name)
+        if (bus_proto_name (&frames->args[0], service_name, sizeof service_name)
             || streq (service_name, "broker")
-            || s_decode_ready (frames->args[1], &credit, replica, sizeof replica)) {
+            || s_decode_ready (&frames->args[1], &credit, replica, sizeof replica)) {
             self->bad_frames++;
             core_log_warn (self->log, NULL, "refused a malformed READY");
-            zmsg_t *msg = zmsg_new ();
-            zmsg_append (msg, &(zframe_t *){zframe_dup (frames->identity)});
-            zmsg_addstr (msg, BUS_PROTO_WORKER);
-            zmsg_addmem (msg, &(uint8_t){BUS_DISCONNECT}, 1);
-            bus_proto_send (&msg, self->router);
+            s_send_disconnect (self, &frames->identity);
             return;
         }
         worker = calloc (1, sizeof (worker_t));
         assert (worker);
         snprintf (worker->key, sizeof worker->key, "%s", key);
-        worker->identity = zframe_dup (frames->identity);
+        worker->identity = zframe_new (frames->identity.data, frames->identity.size);
         worker->service = s_service_require (self, service_name);
         snprintf (worker->replica, sizeof worker->replica, "%s", replica);
         worker->credit = credit;
@@ -650,13 +653,8 @@ s_handle_worker (self_t *self, bus_frames_t *frames, int fd)
     }
     if (!worker) {
         //  Unknown worker (we restarted, or it was purged): ask it to announce again
-        if (frames->command != BUS_DISCONNECT) {
-            zmsg_t *msg = zmsg_new ();
-            zmsg_append (msg, &(zframe_t *){zframe_dup (frames->identity)});
-            zmsg_addstr (msg, BUS_PROTO_WORKER);
-            zmsg_addmem (msg, &(uint8_t){BUS_DISCONNECT}, 1);
-            bus_proto_send (&msg, self->router);
-        }
+        if (frames->command != BUS_DISCONNECT)
+            s_send_disconnect (self, &frames->identity);
         return;
     }
     worker->expiry = bus_proto_now () + (int64_t) self->heartbeat_ms * self->liveness;
@@ -670,7 +668,7 @@ s_handle_worker (self_t *self, bus_frames_t *frames, int fd)
             break;
         case BUS_CREDIT: {
             uint32_t credit;
-            if (s_decode_ready (frames->args[0], &credit, NULL, 0) == 0) {
+            if (s_decode_ready (&frames->args[0], &credit, NULL, 0) == 0) {
                 worker->credit = credit;
                 s_dispatch (self, worker->service);
             }
@@ -683,7 +681,7 @@ s_handle_worker (self_t *self, bus_frames_t *frames, int fd)
         case BUS_ERROR: {
             char task_key[24];
             task_t *task = NULL;
-            if (bus_proto_name (frames->args[0], task_key, sizeof task_key) == 0)
+            if (bus_proto_name (&frames->args[0], task_key, sizeof task_key) == 0)
                 task = (task_t *) zhashx_lookup (self->tasks, task_key);
             if (!task || task->worker != worker) {
                 self->bad_frames++;
@@ -694,21 +692,20 @@ s_handle_worker (self_t *self, bus_frames_t *frames, int fd)
                     s_task_end (self, task);
                 break;
             }
-            zframe_t *body = frames->args[1];
+            const bus_part_t *body = &frames->args[1];
             if (frames->command == BUS_ERROR) {
                 self->errors_total++;
                 if (s_tracing (self)) {
                     char code[64], message[16];
-                    bus_proto_error_decode (body, code, sizeof code, message,
-                                            sizeof message);
+                    bus_proto_error_decode (body->data, body->size, code, sizeof code,
+                                            message, sizeof message);
                     s_trace (self, task, "error", 0, code);
                 }
             }
             else if (s_tracing (self))
                 s_trace (self, task, frames->command == BUS_FINAL ? "final" : "partial",
-                         zframe_size (body), NULL);
-            int rc = s_send_client (self, task, frames->command, zframe_data (body),
-                                    zframe_size (body));
+                         body->size, NULL);
+            int rc = s_send_client (self, task, frames->command, body->data, body->size);
             if (frames->command != BUS_PARTIAL)
                 s_task_end (self, task);
             else if (rc != 0) {
@@ -728,28 +725,35 @@ static int
 s_on_router (zloop_t *loop, zsock_t *reader, void *arg)
 {
     self_t *self = (self_t *) arg;
-    //  Drain what is there, bounded so the other sockets get their turn
+    //  Drain what is there, bounded so the other sockets get their turn. Frames
+    //  stay in ZeroMQ's own messages: the broker only looks at them
     for (int batch = 0; batch < 256; batch++) {
+        zmq_msg_t msgs[BUS_MAX_PARTS];
+        size_t count;
         int fd;
-        zmsg_t *msg = bus_proto_recv (self->router, &fd);
-        if (!msg)
+        if (bus_proto_recv_parts (self->router, msgs, BUS_MAX_PARTS, &count, &fd))
             break;
+        size_t held = count > BUS_MAX_PARTS ? BUS_MAX_PARTS : count;
+        bus_part_t parts[BUS_MAX_PARTS];
+        for (size_t i = 0; i < held; i++)
+            parts[i] = (bus_part_t){zmq_msg_data (&msgs[i]), zmq_msg_size (&msgs[i])};
         bus_frames_t frames;
-        char error[128];
-        if (bus_proto_parse (msg, true, &frames, error, sizeof error)) {
+        char error[128] = "too many frames";
+        if (count > BUS_MAX_PARTS
+            || bus_proto_parse_parts (parts, held, true, &frames, error, sizeof error)) {
             self->bad_frames++;
             core_log_debug (self->log, NULL, "bad frame: %s", error);
             //  Answer clients that can be answered; a broken worker is dropped
-            zframe_t *identity = zmsg_first (msg);
-            zframe_t *proto = zmsg_next (msg);
-            if (identity && proto && zframe_streq (proto, BUS_PROTO_CLIENT))
-                s_refuse (self, identity, NULL, BUS_ERR_BAD_FRAME, error);
+            if (held >= 2 && parts[1].size == 4
+                && memcmp (parts[1].data, BUS_PROTO_CLIENT, 4) == 0)
+                s_refuse (self, &parts[0], NULL, BUS_ERR_BAD_FRAME, error);
         }
         else if (frames.worker)
             s_handle_worker (self, &frames, fd);
         else
             s_handle_client (self, &frames);
-        zmsg_destroy (&msg);
+        for (size_t i = 0; i < held; i++)
+            zmq_msg_close (&msgs[i]);
     }
     return 0;
 }
@@ -1057,7 +1061,8 @@ bus_broker_test (bool verbose)
         assert (zframe_streq (proto, BUS_PROTO_CLIENT));
         assert (zframe_size (command) == 1 && zframe_data (command)[0] == BUS_ERROR);
         char code[64], message[200];
-        bus_proto_error_decode (body, code, sizeof code, message, sizeof message);
+        bus_proto_error_decode (zframe_data (body), zframe_size (body), code, sizeof code,
+                                message, sizeof message);
         assert (streq (code, BUS_ERR_BAD_FRAME));
         if (zframe_streq (id, "7"))
             headers_refused = true;
@@ -1107,7 +1112,8 @@ bus_broker_test (bool verbose)
     assert (msg);
     zframe_t *last = zmsg_last (msg);
     char code[64], message[200];
-    bus_proto_error_decode (last, code, sizeof code, message, sizeof message);
+    bus_proto_error_decode (zframe_data (last), zframe_size (last), code, sizeof code,
+                            message, sizeof message);
     assert (streq (code, BUS_ERR_BAD_REQUEST));
     zmsg_destroy (&msg);
 

@@ -311,10 +311,10 @@ s_handle_message (bus_client_t *self, s_broker_t *broker, zmsg_t *msg)
         && frames.command != BUS_ERROR)
         return;
     char key[24];
-    if (zframe_size (frames.args[0]) >= sizeof key)
+    if (frames.args[0].size >= sizeof key)
         return;
-    memcpy (key, zframe_data (frames.args[0]), zframe_size (frames.args[0]));
-    key[zframe_size (frames.args[0])] = 0;
+    memcpy (key, frames.args[0].data, frames.args[0].size);
+    key[frames.args[0].size] = 0;
     s_request_t *request = (s_request_t *) zhashx_lookup (self->requests, key);
     if (!request)
         return;  //  cancelled or already ended
@@ -323,8 +323,8 @@ s_handle_message (bus_client_t *self, s_broker_t *broker, zmsg_t *msg)
     bus_reply_fn *fn = request->fn;
     void *arg = request->arg;
     if (frames.command == BUS_ERROR) {
-        bus_proto_error_decode (frames.args[1], code, sizeof code, message,
-                                sizeof message);
+        bus_proto_error_decode (frames.args[1].data, frames.args[1].size, code,
+                                sizeof code, message, sizeof message);
         if (streq (code, BUS_ERR_BROKER_LOST)) {
             //  The broker is going away: use it no more, and resend if we may
             broker->alive = false;
@@ -339,8 +339,8 @@ s_handle_message (bus_client_t *self, s_broker_t *broker, zmsg_t *msg)
     else {
         reply.kind = frames.command == BUS_FINAL ? BUS_REPLY_FINAL : BUS_REPLY_PARTIAL;
         request->replied = true;
-        reply.body = zframe_data (frames.args[1]);
-        reply.size = zframe_size (frames.args[1]);
+        reply.body = (const uint8_t *) frames.args[1].data;
+        reply.size = frames.args[1].size;
     }
     if (reply.kind != BUS_REPLY_PARTIAL) {
         request->broker->in_flight--;

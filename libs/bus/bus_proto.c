@@ -25,41 +25,39 @@ static const s_shape_t s_shapes[] = {
 };
 
 int
-bus_proto_parse (zmsg_t *msg, bool routed, bus_frames_t *out, char *error,
-                 size_t error_size)
+bus_proto_parse_parts (const bus_part_t *parts, size_t count, bool routed,
+                       bus_frames_t *out, char *error, size_t error_size)
 {
     memset (out, 0, sizeof *out);
-    size_t frames = zmsg_size (msg);
-    zframe_t *frame = zmsg_first (msg);
+    size_t at = 0;
     if (routed) {
-        if (!frame) {
+        if (count == 0) {
             snprintf (error, error_size, "empty message");
             return -1;
         }
-        out->identity = frame;
-        frame = zmsg_next (msg);
-        frames--;
+        out->identity = parts[at++];
     }
-    if (frames < 2 || !frame) {
+    if (count - at < 2) {
         snprintf (error, error_size, "too few frames");
         return -1;
     }
-    if (zframe_size (frame) != 4) {
+    const bus_part_t *proto = &parts[at++];
+    if (proto->size != 4) {
         snprintf (error, error_size, "unknown protocol");
         return -1;
     }
-    if (memcmp (zframe_data (frame), BUS_PROTO_WORKER, 4) == 0)
+    if (memcmp (proto->data, BUS_PROTO_WORKER, 4) == 0)
         out->worker = true;
-    else if (memcmp (zframe_data (frame), BUS_PROTO_CLIENT, 4) != 0) {
+    else if (memcmp (proto->data, BUS_PROTO_CLIENT, 4) != 0) {
         snprintf (error, error_size, "unknown protocol");
         return -1;
     }
-    frame = zmsg_next (msg);
-    if (zframe_size (frame) != 1) {
+    const bus_part_t *command = &parts[at++];
+    if (command->size != 1) {
         snprintf (error, error_size, "command frame must be one byte");
         return -1;
     }
-    out->command = zframe_data (frame)[0];
+    out->command = ((const uint8_t *) command->data)[0];
     const s_shape_t *shape = NULL;
     for (size_t i = 0; i < sizeof s_shapes / sizeof s_shapes[0]; i++)
         if (s_shapes[i].command == out->command)
@@ -74,24 +72,68 @@ bus_proto_parse (zmsg_t *msg, bool routed, bus_frames_t *out, char *error,
                   out->command);
         return -1;
     }
-    if (frames - 2 != want) {
+    if (count - at != want) {
         snprintf (error, error_size, "command 0x%02x takes %zu frames, got %zu",
-                  out->command, want, frames - 2);
+                  out->command, want, count - at);
         return -1;
     }
     for (size_t i = 0; i < want; i++)
-        out->args[i] = zmsg_next (msg);
+        out->args[i] = parts[at + i];
     out->nargs = want;
     return 0;
 }
 
 int
-bus_proto_name (zframe_t *frame, char *buf, size_t size)
+bus_proto_parse (zmsg_t *msg, bool routed, bus_frames_t *out, char *error,
+                 size_t error_size)
 {
-    size_t len = frame ? zframe_size (frame) : 0;
+    bus_part_t parts[BUS_MAX_PARTS];
+    size_t count = 0;
+    for (zframe_t *frame = zmsg_first (msg); frame; frame = zmsg_next (msg)) {
+        if (count == BUS_MAX_PARTS) {
+            memset (out, 0, sizeof *out);
+            snprintf (error, error_size, "too many frames");
+            return -1;
+        }
+        parts[count++] = (bus_part_t){zframe_data (frame), zframe_size (frame)};
+    }
+    return bus_proto_parse_parts (parts, count, routed, out, error, error_size);
+}
+
+int
+bus_proto_recv_parts (zsock_t *sock, zmq_msg_t *parts, size_t max, size_t *count, int *fd)
+{
+    void *handle = zsock_resolve (sock);
+    *count = 0;
+    if (fd)
+        *fd = -1;
+    while (true) {
+        zmq_msg_t scratch;
+        zmq_msg_t *part = *count < max ? &parts[*count] : &scratch;
+        zmq_msg_init (part);
+        if (zmq_msg_recv (part, handle, ZMQ_DONTWAIT) == -1) {
+            zmq_msg_close (part);
+            return *count ? 0 : -1;  //  parts of a message come together
+        }
+        if (fd && *fd < 0)
+            *fd = zmq_msg_get (part, ZMQ_SRCFD);
+        int more = zmq_msg_more (part);
+        if (part == &scratch)
+            zmq_msg_close (&scratch);
+        if (*count <= max)
+            (*count)++;
+        if (!more)
+            return 0;
+    }
+}
+
+int
+bus_proto_name (const bus_part_t *part, char *buf, size_t size)
+{
+    size_t len = part ? part->size : 0;
     if (len == 0 || len >= size)
         return -1;
-    const uint8_t *data = zframe_data (frame);
+    const uint8_t *data = (const uint8_t *) part->data;
     for (size_t i = 0; i < len; i++)
         if (data[i] <= 0x20 || data[i] >= 0x7f)
             return -1;
@@ -112,13 +154,12 @@ bus_proto_error_frame (const char *code, const char *message)
 }
 
 void
-bus_proto_error_decode (zframe_t *frame, char *code, size_t code_size, char *message,
-                        size_t message_size)
+bus_proto_error_decode (const void *data, size_t size, char *code, size_t code_size,
+                        char *message, size_t message_size)
 {
     char why[128];
     ChorusBus__Error *error = (ChorusBus__Error *) codec_decode (
-        &chorus_bus__error__descriptor, zframe_data (frame), zframe_size (frame), why,
-        sizeof why);
+        &chorus_bus__error__descriptor, data, size, why, sizeof why);
     if (error && error->code && *error->code) {
         snprintf (code, code_size, "%s", error->code);
         snprintf (message, message_size, "%s", error->message ? error->message : "");
@@ -269,7 +310,7 @@ bus_proto_test (bool verbose)
     assert (bus_proto_parse (msg, true, &frames, error, sizeof error) == 0);
     assert (!frames.worker && frames.command == BUS_REQUEST && frames.nargs == 5);
     char name[BUS_NAME_MAX];
-    assert (bus_proto_name (frames.args[1], name, sizeof name) == 0);
+    assert (bus_proto_name (&frames.args[1], name, sizeof name) == 0);
     assert (streq (name, "auth"));
     //  The same without the routing frame is short of a frame
     zframe_t *first = zmsg_pop (msg);
@@ -298,24 +339,21 @@ bus_proto_test (bool verbose)
         zmsg_destroy (&msg);
     }
     //  Names: no spaces, no control bytes, not empty, bounded
-    zframe_t *frame = zframe_new ("a b", 3);
-    assert (bus_proto_name (frame, name, sizeof name) == -1);
-    zframe_destroy (&frame);
-    frame = zframe_new ("", 0);
-    assert (bus_proto_name (frame, name, sizeof name) == -1);
-    zframe_destroy (&frame);
-    frame = zframe_new ("abcd", 4);
-    assert (bus_proto_name (frame, name, 4) == -1);
-    zframe_destroy (&frame);
+    assert (bus_proto_name (&(bus_part_t){"a b", 3}, name, sizeof name) == -1);
+    assert (bus_proto_name (&(bus_part_t){"", 0}, name, sizeof name) == -1);
+    assert (bus_proto_name (&(bus_part_t){"abcd", 4}, name, 4) == -1);
+    zframe_t *frame;
 
     //  Errors round-trip; garbage decodes to internal
     frame = bus_proto_error_frame (BUS_ERR_DEADLINE, "too slow");
     char code[32], message[64];
-    bus_proto_error_decode (frame, code, sizeof code, message, sizeof message);
+    bus_proto_error_decode (zframe_data (frame), zframe_size (frame), code, sizeof code,
+                            message, sizeof message);
     assert (streq (code, BUS_ERR_DEADLINE) && streq (message, "too slow"));
     zframe_destroy (&frame);
     frame = zframe_new ("\xc1", 1);
-    bus_proto_error_decode (frame, code, sizeof code, message, sizeof message);
+    bus_proto_error_decode (zframe_data (frame), zframe_size (frame), code, sizeof code,
+                            message, sizeof message);
     assert (streq (code, BUS_ERR_INTERNAL));
     zframe_destroy (&frame);
 

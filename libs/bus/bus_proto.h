@@ -40,13 +40,21 @@
 #define BUS_ID_MAX 64    //  longest request id frame
 #define BUS_MAX_ARGS 5   //  most frames after the command frame
 
-//  A parsed message: borrowed views into the zmsg it came from.
+#define BUS_MAX_PARTS 16  //  most frames a valid message has, with room to spare
+
+//  A view of one frame: borrowed bytes (a frame of a message, or data to send).
 typedef struct {
-    zframe_t *identity;            //  routing id (messages read from a ROUTER)
-    bool worker;                   //  CHW1 (true) or CHC1 (false)
-    uint8_t command;               //  one of the commands above
-    zframe_t *args[BUS_MAX_ARGS];  //  frames after the command frame
-    size_t nargs;                  //  how many
+    const void *data;  //  bytes
+    size_t size;       //  how many
+} bus_part_t;
+
+//  A parsed message: borrowed views into the frames it came from.
+typedef struct {
+    bus_part_t identity;            //  routing id (messages read from a ROUTER)
+    bool worker;                    //  CHW1 (true) or CHC1 (false)
+    uint8_t command;                //  one of the commands above
+    bus_part_t args[BUS_MAX_ARGS];  //  frames after the command frame
+    size_t nargs;                   //  how many
 } bus_frames_t;
 
 //  Parse msg (which must stay alive while out is used). routed: msg was read from a
@@ -55,17 +63,29 @@ typedef struct {
 int bus_proto_parse (zmsg_t *msg, bool routed, bus_frames_t *out, char *error,
                      size_t error_size) __attribute__ ((warn_unused_result));
 
+//  The same over an array of frame views (the broker's receive path).
+int bus_proto_parse_parts (const bus_part_t *parts, size_t count, bool routed,
+                           bus_frames_t *out, char *error, size_t error_size)
+    __attribute__ ((warn_unused_result));
+
+//  Receive one whole message without waiting into parts (each initialised here;
+//  the caller closes the first *count of them). Returns 0, or -1 when no message
+//  is waiting. A message of more than max frames is drained and dropped, and
+//  *count is set to max + 1 (the caller closes max). fd as in bus_proto_recv.
+int bus_proto_recv_parts (zsock_t *sock, zmq_msg_t *parts, size_t max, size_t *count,
+                          int *fd);
+
 //  Copy a name-like frame (service, command, request id) into buf as a C string.
 //  Refuses empty, too long, or anything but printable ASCII without spaces.
-int bus_proto_name (zframe_t *frame, char *buf, size_t size)
+int bus_proto_name (const bus_part_t *part, char *buf, size_t size)
     __attribute__ ((warn_unused_result));
 
 //  Build an error body (msgpack of Error) as a frame.
 zframe_t *bus_proto_error_frame (const char *code, const char *message);
 
 //  Decode an error body; code/message get "internal"/"malformed error" when broken.
-void bus_proto_error_decode (zframe_t *frame, char *code, size_t code_size, char *message,
-                             size_t message_size);
+void bus_proto_error_decode (const void *data, size_t size, char *code, size_t code_size,
+                             char *message, size_t message_size);
 
 //  Receive one whole message without waiting; NULL when none is there. fd, when
 //  not NULL, gets the TCP connection's fd the message came from (-1 if unknown).
@@ -74,12 +94,6 @@ zmsg_t *bus_proto_recv (zsock_t *sock, int *fd);
 //  Send a whole message without ever waiting; destroys it either way. Returns -1
 //  when the peer is unknown or full (the message is dropped).
 int bus_proto_send (zmsg_t **msg_p, zsock_t *sock);
-
-//  One part of a message sent with bus_proto_sendv (borrowed).
-typedef struct {
-    const void *data;  //  bytes
-    size_t size;       //  how many
-} bus_part_t;
 
 //  Send count parts as one message without waiting and without building a zmsg
 //  (the hot paths use it). -1 when the peer is unknown or full (nothing is sent).

@@ -232,19 +232,19 @@ s_handle_request (bus_worker_t *self, s_broker_t *broker, bus_frames_t *frames)
     assert (request);
     request->broker = broker;
     char why[128] = "";
-    if (bus_proto_name (frames->args[0], request->task, sizeof request->task)
-        || bus_proto_name (frames->args[1], request->command, sizeof request->command)) {
+    if (bus_proto_name (&frames->args[0], request->task, sizeof request->task)
+        || bus_proto_name (&frames->args[1], request->command, sizeof request->command)) {
         free (request);
         return;  //  the broker sent junk; it will time the request out
     }
     snprintf (request->key, sizeof request->key, "%zu:%s",
               (size_t) (broker - self->brokers), request->task);
     request->headers = (ChorusBus__Headers *) codec_decode (
-        &chorus_bus__headers__descriptor, zframe_data (frames->args[2]),
-        zframe_size (frames->args[2]), why, sizeof why);
+        &chorus_bus__headers__descriptor, frames->args[2].data, frames->args[2].size, why,
+        sizeof why);
     int64_t timeout = request->headers ? request->headers->timeout_ms : 0;
     request->deadline = bus_proto_now () + (timeout > 0 ? timeout : 1);
-    request->body = zframe_dup (frames->args[3]);
+    request->body = zframe_new (frames->args[3].data, frames->args[3].size);
     zhashx_insert (self->requests, request->key, request);
     if (!request->headers) {
         char message[200];
@@ -277,7 +277,7 @@ s_handle_message (bus_worker_t *self, s_broker_t *broker, zmsg_t *msg)
             break;
         case BUS_CANCEL: {
             char task[24], key[40];
-            if (bus_proto_name (frames.args[0], task, sizeof task))
+            if (bus_proto_name (&frames.args[0], task, sizeof task))
                 break;
             snprintf (key, sizeof key, "%zu:%s", (size_t) (broker - self->brokers), task);
             bus_request_t *request = (bus_request_t *) zhashx_lookup (self->requests,

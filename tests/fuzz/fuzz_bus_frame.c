@@ -11,9 +11,9 @@
 #include "codec_msgpack.h"
 
 static void
-s_decode (const ProtobufCMessageDescriptor *desc, zframe_t *frame)
+s_decode (const ProtobufCMessageDescriptor *desc, const bus_part_t *frame)
 {
-    ProtobufCMessage *msg = codec_decode_frame (desc, frame, NULL, 0);
+    ProtobufCMessage *msg = codec_decode (desc, frame->data, frame->size, NULL, 0);
     if (msg)
         protobuf_c_message_free_unpacked (msg, NULL);
 }
@@ -27,18 +27,18 @@ s_walk (zmsg_t *msg, bool routed)
         return;
     char name[BUS_NAME_MAX];
     for (size_t i = 0; i < frames.nargs; i++)
-        (void) !bus_proto_name (frames.args[i], name, sizeof name);
+        (void) !bus_proto_name (&frames.args[i], name, sizeof name);
     if (frames.command == BUS_REQUEST)
-        s_decode (&chorus_bus__headers__descriptor, frames.args[frames.worker ? 2 : 3]);
+        s_decode (&chorus_bus__headers__descriptor, &frames.args[frames.worker ? 2 : 3]);
     else if (frames.command == BUS_ERROR) {
         char code[64], message[256];
-        bus_proto_error_decode (frames.args[1], code, sizeof code, message,
-                                sizeof message);
+        bus_proto_error_decode (frames.args[1].data, frames.args[1].size, code,
+                                sizeof code, message, sizeof message);
     }
     else if (frames.command == BUS_READY)
-        s_decode (&chorus_bus__worker_ready__descriptor, frames.args[1]);
+        s_decode (&chorus_bus__worker_ready__descriptor, &frames.args[1]);
     else if (frames.command == BUS_CREDIT)
-        s_decode (&chorus_bus__worker_ready__descriptor, frames.args[0]);
+        s_decode (&chorus_bus__worker_ready__descriptor, &frames.args[0]);
 }
 
 int
