@@ -363,8 +363,8 @@ s_dispatch (self_t *self, service_t *service)
         task->queue_handle = NULL;
         task->worker = worker;
         worker->in_flight++;
-        //  The worker gets the time left. A request that waited in the queue has
-        //  its headers re-encoded with it; one dispatched on arrival goes as is
+        //  The worker gets the time left: a request that waited in the queue has
+        //  its headers re-encoded with it (one dispatched on arrival goes as is)
         int64_t now = bus_proto_now ();
         zframe_t *headers_frame = task->headers;
         task->headers = NULL;
@@ -543,6 +543,19 @@ s_handle_client_request (self_t *self, bus_frames_t *frames)
     if (zlistx_size (service->queue) >= self->queue_max) {
         s_fail_client (self, task, BUS_ERR_OVERLOADED, "service queue is full");
         s_task_end (self, task);
+        return;
+    }
+    //  A replica with free credit and nobody queued ahead: straight through, the
+    //  frames go out from the received message without being stored
+    worker_t *worker = zlistx_size (service->queue) ? NULL : s_pick (service);
+    if (worker) {
+        task->worker = worker;
+        worker->in_flight++;
+        bus_part_t args[] = {{task->key, strlen (task->key)},
+                             {task->command, strlen (task->command)},
+                             frames->args[3],
+                             frames->args[4]};
+        s_send_worker (self, worker, BUS_REQUEST, args, 4);
         return;
     }
     task->headers = zframe_new (frames->args[3].data, frames->args[3].size);
