@@ -296,11 +296,13 @@ s_broker_lost (bus_client_t *self, s_broker_t *broker, const char *why)
 }
 
 static void
-s_handle_message (bus_client_t *self, s_broker_t *broker, zmsg_t *msg)
+s_handle_message (bus_client_t *self, s_broker_t *broker, const bus_part_t *parts,
+                  size_t count)
 {
     bus_frames_t frames;
     char error[128];
-    if (bus_proto_parse (msg, false, &frames, error, sizeof error) || frames.worker) {
+    if (bus_proto_parse_parts (parts, count, false, &frames, error, sizeof error)
+        || frames.worker) {
         if (self->log)
             core_log_warn (self->log, NULL, "bad frame from broker: %s", error);
         return;
@@ -373,16 +375,24 @@ bus_client_process (bus_client_t *self)
     for (size_t i = 0; i < self->count; i++) {
         s_broker_t *broker = &self->brokers[i];
         s_handle_events (self, broker);
-        zmsg_t *msg;
-        while ((msg = bus_link_recv (broker->link))) {
+        zmq_msg_t msgs[BUS_MAX_PARTS];
+        size_t count;
+        while (bus_link_recv_parts (broker->link, msgs, BUS_MAX_PARTS, &count) == 0) {
             if (!broker->alive && broker->connected) {
                 broker->alive = true;
                 if (self->log)
                     core_log_info (self->log, NULL, "broker %s answers again",
                                    bus_link_endpoint (broker->link));
             }
-            s_handle_message (self, broker, msg);
-            zmsg_destroy (&msg);
+            //  Replies are read in place: the callback borrows the body
+            size_t held = count > BUS_MAX_PARTS ? BUS_MAX_PARTS : count;
+            bus_part_t parts[BUS_MAX_PARTS];
+            for (size_t p = 0; p < held; p++)
+                parts[p] = (bus_part_t){zmq_msg_data (&msgs[p]), zmq_msg_size (&msgs[p])};
+            if (count <= BUS_MAX_PARTS)
+                s_handle_message (self, broker, parts, held);
+            for (size_t p = 0; p < held; p++)
+                zmq_msg_close (&msgs[p]);
         }
     }
 }

@@ -85,13 +85,13 @@ bus_link_sendv (bus_link_t *self, uint8_t command, const bus_part_t *args, size_
     return bus_proto_sendv (self->dealer, parts, 2 + count);
 }
 
-zmsg_t *
-bus_link_recv (bus_link_t *self)
+int
+bus_link_recv_parts (bus_link_t *self, zmq_msg_t *parts, size_t max, size_t *count)
 {
-    zmsg_t *msg = bus_proto_recv (self->dealer, NULL);
-    if (msg)
+    int rc = bus_proto_recv_parts (self->dealer, parts, max, count, NULL);
+    if (rc == 0)
         self->last_recv = bus_proto_now ();
-    return msg;
+    return rc;
 }
 
 bus_link_event_t

@@ -35,8 +35,9 @@ int bus_link_send (bus_link_t *self, uint8_t command, zmsg_t **args_p);
 int bus_link_sendv (bus_link_t *self, uint8_t command, const bus_part_t *args,
                     size_t count);
 
-//  Receive one message without waiting, NULL when none.
-zmsg_t *bus_link_recv (bus_link_t *self);
+//  Receive one message without waiting into ZeroMQ messages (see
+//  bus_proto_recv_parts): 0, or -1 when none is waiting.
+int bus_link_recv_parts (bus_link_t *self, zmq_msg_t *parts, size_t max, size_t *count);
 
 //  Next connection event, BUS_LINK_NONE when none is waiting.
 bus_link_event_t bus_link_event (bus_link_t *self);

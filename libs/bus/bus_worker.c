@@ -24,7 +24,7 @@ struct _bus_request_t {
     s_broker_t *broker;           //  broker it came through
     char command[BUS_NAME_MAX];   //  command name
     ChorusBus__Headers *headers;  //  decoded headers (never NULL)
-    zframe_t *body;               //  msgpack body
+    zmq_msg_t body;               //  msgpack body, as received
     int64_t deadline;             //  monotonic ms
     bool cancelled;               //  ended towards the broker already
     void *data;                   //  owner's data
@@ -96,7 +96,7 @@ s_request_free (bus_request_t **request_p)
         return;
     if (request->headers)
         protobuf_c_message_free_unpacked (&request->headers->base, NULL);
-    zframe_destroy (&request->body);
+    zmq_msg_close (&request->body);
     free (request);
     *request_p = NULL;
 }
@@ -226,14 +226,17 @@ s_broker_lost (bus_worker_t *self, s_broker_t *broker, const char *why)
 }
 
 static void
-s_handle_request (bus_worker_t *self, s_broker_t *broker, bus_frames_t *frames)
+s_handle_request (bus_worker_t *self, s_broker_t *broker, bus_frames_t *frames,
+                  zmq_msg_t *body)
 {
     bus_request_t *request = calloc (1, sizeof (bus_request_t));
     assert (request);
+    zmq_msg_init (&request->body);
     request->broker = broker;
     char why[128] = "";
     if (bus_proto_name (&frames->args[0], request->task, sizeof request->task)
         || bus_proto_name (&frames->args[1], request->command, sizeof request->command)) {
+        zmq_msg_close (&request->body);
         free (request);
         return;  //  the broker sent junk; it will time the request out
     }
@@ -244,7 +247,8 @@ s_handle_request (bus_worker_t *self, s_broker_t *broker, bus_frames_t *frames)
         sizeof why);
     int64_t timeout = request->headers ? request->headers->timeout_ms : 0;
     request->deadline = bus_proto_now () + (timeout > 0 ? timeout : 1);
-    request->body = zframe_new (frames->args[3].data, frames->args[3].size);
+    //  The body stays in ZeroMQ's message: moved, not copied
+    zmq_msg_move (&request->body, body);
     zhashx_insert (self->requests, request->key, request);
     if (!request->headers) {
         char message[200];
@@ -261,19 +265,24 @@ s_handle_request (bus_worker_t *self, s_broker_t *broker, bus_frames_t *frames)
         bus_worker_error (self, &request, BUS_ERR_UNKNOWN_COMMAND, "no handler");
 }
 
+//  One message from a broker: parts are views of msgs (the request body is moved
+//  out of msgs into the request).
 static void
-s_handle_message (bus_worker_t *self, s_broker_t *broker, zmsg_t *msg)
+s_handle_message (bus_worker_t *self, s_broker_t *broker, const bus_part_t *parts,
+                  size_t count, zmq_msg_t *msgs)
 {
     bus_frames_t frames;
     char error[128];
-    if (bus_proto_parse (msg, false, &frames, error, sizeof error) || !frames.worker) {
+    if (bus_proto_parse_parts (parts, count, false, &frames, error, sizeof error)
+        || !frames.worker) {
         if (self->log)
             core_log_warn (self->log, NULL, "bad frame from broker: %s", error);
         return;
     }
     switch (frames.command) {
         case BUS_REQUEST:
-            s_handle_request (self, broker, &frames);
+            //  [CHW1, REQUEST, task, command, headers, body]
+            s_handle_request (self, broker, &frames, &msgs[5]);
             break;
         case BUS_CANCEL: {
             char task[24], key[40];
@@ -317,10 +326,17 @@ bus_worker_process (bus_worker_t *self)
     for (size_t i = 0; i < self->count; i++) {
         s_broker_t *broker = &self->brokers[i];
         s_handle_events (self, broker);
-        zmsg_t *msg;
-        while ((msg = bus_link_recv (broker->link))) {
-            s_handle_message (self, broker, msg);
-            zmsg_destroy (&msg);
+        zmq_msg_t msgs[BUS_MAX_PARTS];
+        size_t count;
+        while (bus_link_recv_parts (broker->link, msgs, BUS_MAX_PARTS, &count) == 0) {
+            size_t held = count > BUS_MAX_PARTS ? BUS_MAX_PARTS : count;
+            bus_part_t parts[BUS_MAX_PARTS];
+            for (size_t p = 0; p < held; p++)
+                parts[p] = (bus_part_t){zmq_msg_data (&msgs[p]), zmq_msg_size (&msgs[p])};
+            if (count <= BUS_MAX_PARTS)
+                s_handle_message (self, broker, parts, held, msgs);
+            for (size_t p = 0; p < held; p++)
+                zmq_msg_close (&msgs[p]);
         }
     }
 }
@@ -505,13 +521,13 @@ bus_request_headers (bus_request_t *request)
 const uint8_t *
 bus_request_body (bus_request_t *request)
 {
-    return zframe_data (request->body);
+    return (const uint8_t *) zmq_msg_data (&request->body);
 }
 
 size_t
 bus_request_size (bus_request_t *request)
 {
-    return zframe_size (request->body);
+    return zmq_msg_size (&request->body);
 }
 
 int64_t
