@@ -92,6 +92,8 @@ service_main_drain (zactor_t *actor, int timeout_ms)
 {
     zstr_send (actor, "DRAIN");
     zpoller_t *poller = zpoller_new (actor, NULL);
+    //  We drain because a signal came: the poller must not give up because of it
+    zpoller_set_nonstop (poller, true);
     int status = -1;
     if (zpoller_wait (poller, timeout_ms + 1000) == actor)
         zsock_recv (actor, "i", &status);
