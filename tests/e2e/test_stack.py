@@ -187,7 +187,9 @@ def run_checks(port):
         status, _, body = request(port, "GET", "/metrics")
         text = body.decode()
         assert status == 200 and "chorus_http_requests_total" in text, text[:300]
-        assert 'chorus_service_replicas{service="auth"} 1' in text, text[:2000]
+        # replica counts come from the broker status the edge polls in the background
+        wait_for("replica counts in /metrics", lambda: 'chorus_service_replicas{service="auth"} 1'
+                 in request(port, "GET", "/metrics")[2].decode(), 10)
     check("Prometheus metrics", metrics)
 
     def openapi():
