@@ -10,6 +10,7 @@
     reopened (no backoff). The server notices the closed socket within a second, as
     every connection sets client_connection_check_interval, and rolls back.       */
 #include "db_pool.h"
+#include "core_waiter.h"
 #include "db_testing.h"
 
 #include <assert.h>
@@ -937,7 +938,7 @@ db_pool_test (bool verbose)
     core_log_t *log = core_log_new ("db_pool_test", verbose ? "debug" : "off");
     zloop_t *loop = zloop_new ();
     assert (loop);
-    db_testing_waiter_t *waiter = db_testing_waiter_new (loop);
+    core_waiter_t *waiter = core_waiter_new (loop);
 
     //  a private schema for this run
     char schema[64], app[64], sql[512];
@@ -968,7 +969,7 @@ db_pool_test (bool verbose)
             db_pool_query (pool, "SELECT $1::int * 2", 1, params, s_echo_fn, &echoes[i])
             == 0);
     }
-    assert (db_testing_wait_count (waiter, &done, 300, 10000));
+    assert (core_waiter_wait_count (waiter, &done, 300, 10000));
     assert (good == 300);
     assert (db_pool_healthy (pool));
     assert (db_pool_queued (pool) == 0);
@@ -976,7 +977,7 @@ db_pool_test (bool verbose)
     //  A syntax error comes back as an error with the server's SQLSTATE
     s_tally_t tally = {0};
     assert (db_pool_query (pool, "SELEC 1", 0, NULL, s_tally_fn, &tally) == 0);
-    assert (db_testing_wait_count (waiter, &tally.done, 1, 5000));
+    assert (core_waiter_wait_count (waiter, &tally.done, 1, 5000));
     assert (tally.failed == 1 && strcmp (tally.sqlstate, "42601") == 0);
     assert (strstr (tally.error, "syntax error"));
 
@@ -988,18 +989,18 @@ db_pool_test (bool verbose)
     db_stmt_t commit_tx[] = {{insert, 2, row1}, {insert, 2, row2}, {count_sql, 0, NULL}};
     memset (&tally, 0, sizeof tally);
     assert (db_pool_tx (pool, commit_tx, 3, s_tally_fn, &tally) == 0);
-    assert (db_testing_wait_count (waiter, &tally.done, 1, 5000));
+    assert (core_waiter_wait_count (waiter, &tally.done, 1, 5000));
     assert (tally.ok == 1 && strcmp (tally.value, "2") == 0);
 
     //  A failing statement rolls the whole transaction back
     db_stmt_t failing_tx[] = {{insert, 2, row3}, {insert, 2, row1}, {count_sql, 0, NULL}};
     memset (&tally, 0, sizeof tally);
     assert (db_pool_tx (pool, failing_tx, 3, s_tally_fn, &tally) == 0);
-    assert (db_testing_wait_count (waiter, &tally.done, 1, 5000));
+    assert (core_waiter_wait_count (waiter, &tally.done, 1, 5000));
     assert (tally.failed == 1 && strcmp (tally.sqlstate, "23505") == 0);
     memset (&tally, 0, sizeof tally);
     assert (db_pool_query (pool, count_sql, 0, NULL, s_tally_fn, &tally) == 0);
-    assert (db_testing_wait_count (waiter, &tally.done, 1, 5000));
+    assert (core_waiter_wait_count (waiter, &tally.done, 1, 5000));
     assert (tally.ok == 1 && strcmp (tally.value, "2") == 0);
 
     //  A transaction past its deadline fails; the server rolls it back
@@ -1007,7 +1008,7 @@ db_pool_test (bool verbose)
     db_stmt_t slow_tx[] = {{insert, 2, row9}, {"SELECT pg_sleep(10)", 0, NULL}};
     memset (&tally, 0, sizeof tally);
     assert (db_pool_tx_timeout (pool, 200, slow_tx, 2, s_tally_fn, &tally) == 0);
-    assert (db_testing_wait_count (waiter, &tally.done, 1, 5000));
+    assert (core_waiter_wait_count (waiter, &tally.done, 1, 5000));
     assert (tally.failed == 1 && strstr (tally.error, "timed out"));
 
     //  A query past its deadline fails fast; the connection is replaced
@@ -1016,16 +1017,16 @@ db_pool_test (bool verbose)
     assert (db_pool_query_timeout (pool, 200, "SELECT pg_sleep(10)", 0, NULL, s_tally_fn,
                                    &tally)
             == 0);
-    assert (db_testing_wait_count (waiter, &tally.done, 1, 5000));
+    assert (core_waiter_wait_count (waiter, &tally.done, 1, 5000));
     assert (tally.failed == 1 && strstr (tally.error, "timed out"));
     assert (s_now () - started < 2000);
     memset (&tally, 0, sizeof tally);
     assert (db_pool_query (pool, "SELECT 42", 0, NULL, s_tally_fn, &tally) == 0);
-    assert (db_testing_wait_count (waiter, &tally.done, 1, 5000));
+    assert (core_waiter_wait_count (waiter, &tally.done, 1, 5000));
     assert (tally.ok == 1 && strcmp (tally.value, "42") == 0);
 
     //  Kill every pool connection on the server: the pool reconnects by itself
-    assert (db_testing_wait (waiter, s_all_connected, pool, 5000));
+    assert (core_waiter_wait (waiter, s_all_connected, pool, 5000));
     const char *kill_params[] = {app};
     PGresult *killed = PQexecParams (
         admin,
@@ -1043,15 +1044,15 @@ db_pool_test (bool verbose)
         attempts++;
         int before = tally.done;
         if (db_pool_query (pool, "SELECT 7", 0, NULL, s_tally_fn, &tally) == 0)
-            assert (db_testing_wait_count (waiter, &tally.done, before + 1, 5000));
+            assert (core_waiter_wait_count (waiter, &tally.done, before + 1, 5000));
         else {
             //  every connection down: refused at once until one is back
             assert (strstr (db_pool_error (pool), "unreachable"));
-            db_testing_wait (waiter, s_all_connected, pool, 100);
+            core_waiter_wait (waiter, s_all_connected, pool, 100);
         }
     }
     assert (tally.ok == 1 && strcmp (tally.value, "7") == 0);
-    assert (db_testing_wait (waiter, s_all_connected, pool, 5000));
+    assert (core_waiter_wait (waiter, s_all_connected, pool, 5000));
     db_pool_destroy (&pool);
     assert (pool == NULL);
 
@@ -1061,7 +1062,7 @@ db_pool_test (bool verbose)
     pool = db_pool_new (&config, log);
     assert (pool);
     assert (db_pool_attach (pool, loop) == 0);
-    assert (db_testing_wait (waiter, s_all_connected, pool, 5000));
+    assert (core_waiter_wait (waiter, s_all_connected, pool, 5000));
     memset (&tally, 0, sizeof tally);
     assert (db_pool_query (pool, "SELECT pg_sleep(0.2)", 0, NULL, s_tally_fn, &tally)
             == 0);
@@ -1071,7 +1072,7 @@ db_pool_test (bool verbose)
     assert (db_pool_queued (pool) == 3);
     assert (db_pool_query (pool, "SELECT 1", 0, NULL, s_tally_fn, &tally) == -1);
     assert (strstr (db_pool_error (pool), "queue full"));
-    assert (db_testing_wait_count (waiter, &tally.done, 4, 5000));
+    assert (core_waiter_wait_count (waiter, &tally.done, 4, 5000));
     assert (tally.ok == 4);
     db_pool_destroy (&pool);
 
@@ -1102,7 +1103,7 @@ db_pool_test (bool verbose)
     assert (db_pool_attach (pool, loop) == 0);
     memset (&tally, 0, sizeof tally);
     if (db_pool_query (pool, "SELECT 1", 0, NULL, s_tally_fn, &tally) == 0) {
-        assert (db_testing_wait_count (waiter, &tally.done, 1, 5000));
+        assert (core_waiter_wait_count (waiter, &tally.done, 1, 5000));
         assert (tally.failed == 1 && strstr (tally.error, "unreachable"));
     }
     assert (!db_pool_healthy (pool));
@@ -1127,7 +1128,7 @@ db_pool_test (bool verbose)
     snprintf (sql, sizeof sql, "DROP SCHEMA %s CASCADE", schema);
     db_testing_exec (admin, sql);
     PQfinish (admin);
-    db_testing_waiter_destroy (&waiter);
+    core_waiter_destroy (&waiter);
     zloop_destroy (&loop);
     core_log_destroy (&log);
     printf ("OK\n");

@@ -9,6 +9,8 @@
     command fails, and the client reconnects at once.                              */
 #include "redis_client.h"
 
+#include "core_waiter.h"
+
 #include <assert.h>
 #include <czmq.h>
 #include <hiredis/async.h>
@@ -661,54 +663,6 @@ s_tally_fn (redisReply *reply, const char *error, void *arg)
         snprintf (tally->text, sizeof tally->text, "%.*s", (int) reply->len, reply->str);
 }
 
-typedef struct {
-    bool (*pred) (void *);  //  stop when true
-    void *arg;              //  its argument
-    int64_t deadline;       //  or at this time
-    bool armed;             //  a run is in progress
-} s_waiter_t;
-
-static int
-s_waiter_check (zloop_t *loop, int timer_id, void *arg)
-{
-    s_waiter_t *waiter = (s_waiter_t *) arg;
-    if (waiter->armed && (waiter->pred (waiter->arg) || s_now () >= waiter->deadline))
-        return -1;
-    return 0;
-}
-
-static bool
-s_run_until (zloop_t *loop, s_waiter_t *waiter, bool (*pred) (void *), void *arg,
-             int timeout_ms)
-{
-    waiter->pred = pred;
-    waiter->arg = arg;
-    waiter->deadline = s_now () + timeout_ms;
-    waiter->armed = true;
-    if (!pred (arg))
-        zloop_start (loop);
-    waiter->armed = false;
-    return pred (arg);
-}
-
-typedef struct {
-    int *counter;  //  watched value
-    int target;    //  stop at this value
-} s_count_t;
-
-static bool
-s_count_reached (void *arg)
-{
-    s_count_t *count = (s_count_t *) arg;
-    return *count->counter >= count->target;
-}
-
-static bool
-s_wait_count (zloop_t *loop, s_waiter_t *waiter, int *counter, int target, int timeout_ms)
-{
-    s_count_t count = {counter, target};
-    return s_run_until (loop, waiter, s_count_reached, &count, timeout_ms);
-}
 
 static bool
 s_is_healthy (void *arg)
@@ -745,9 +699,7 @@ redis_client_test (bool verbose)
     core_log_t *log = core_log_new ("redis_client_test", verbose ? "debug" : "off");
     zloop_t *loop = zloop_new ();
     assert (loop);
-    s_waiter_t waiter = {0};
-    int waiter_timer = zloop_timer (loop, 5, 0, s_waiter_check, &waiter);
-    assert (waiter_timer >= 0);
+    core_waiter_t *waiter = core_waiter_new (loop);
     char key[64];
     snprintf (key, sizeof key, "redis_client_test:%d", (int) getpid ());
 
@@ -768,16 +720,16 @@ redis_client_test (bool verbose)
     redis_client_t *client = redis_client_new (url, log);
     assert (client);
     assert (redis_client_attach (client, loop) == 0);
-    assert (s_run_until (loop, &waiter, s_is_healthy, client, 5000));
+    assert (core_waiter_wait (waiter, s_is_healthy, client, 5000));
     s_tally_t tally = {0};
     assert (redis_client_command (client, s_tally_fn, &tally, "SET %s %s", key, "hello")
             == 0);
     assert (redis_client_command (client, s_tally_fn, &tally, "GET %s", key) == 0);
-    assert (s_wait_count (loop, &waiter, &tally.done, 2, 5000));
+    assert (core_waiter_wait_count (waiter, &tally.done, 2, 5000));
     assert (tally.ok == 2 && streq (tally.text, "hello"));
     memset (&tally, 0, sizeof tally);
     assert (redis_client_command (client, s_tally_fn, &tally, "LPUSH %s x", key) == 0);
-    assert (s_wait_count (loop, &waiter, &tally.done, 1, 5000));
+    assert (core_waiter_wait_count (waiter, &tally.done, 1, 5000));
     assert (tally.failed == 1 && tally.no_reply == 0
             && strstr (tally.error, "WRONGTYPE"));
     const char *argv[] = {"SET", key, "a\0b"};
@@ -786,14 +738,14 @@ redis_client_test (bool verbose)
     assert (redis_client_command_argv (client, s_tally_fn, &tally, 3, argv, argvlen)
             == 0);
     assert (redis_client_command (client, s_tally_fn, &tally, "STRLEN %s", key) == 0);
-    assert (s_wait_count (loop, &waiter, &tally.done, 2, 5000));
+    assert (core_waiter_wait_count (waiter, &tally.done, 2, 5000));
     assert (tally.ok == 2 && tally.integer == 3);
 
     //  Pipelining: 5000 commands in flight at once, answered in order
     redis_client_set_pending_max (client, 5000);
     memset (&tally, 0, sizeof tally);
     assert (redis_client_command (client, s_tally_fn, &tally, "DEL %s", key) == 0);
-    assert (s_wait_count (loop, &waiter, &tally.done, 1, 5000));
+    assert (core_waiter_wait_count (waiter, &tally.done, 1, 5000));
     memset (&tally, 0, sizeof tally);
     for (int i = 0; i < 5000; i++)
         assert (redis_client_command (client, s_tally_fn, &tally, "INCR %s", key) == 0);
@@ -801,7 +753,7 @@ redis_client_test (bool verbose)
     //  one more is refused at once
     assert (redis_client_command (client, s_tally_fn, &tally, "PING") == -1);
     assert (strstr (redis_client_error (client), "too many pending"));
-    assert (s_wait_count (loop, &waiter, &tally.done, 5000, 10000));
+    assert (core_waiter_wait_count (waiter, &tally.done, 5000, 10000));
     assert (tally.ok == 5000 && tally.integer == 5000 && tally.out_of_order == 0);
     assert (redis_client_pending (client) == 0);
 
@@ -809,7 +761,7 @@ redis_client_test (bool verbose)
     //  (CLIENT KILL ID, not TYPE normal: other tests may share this server.)
     memset (&tally, 0, sizeof tally);
     assert (redis_client_command (client, s_tally_fn, &tally, "CLIENT ID") == 0);
-    assert (s_wait_count (loop, &waiter, &tally.done, 1, 5000));
+    assert (core_waiter_wait_count (waiter, &tally.done, 1, 5000));
     assert (tally.ok == 1 && tally.integer > 0);
     redisContext *side = s_side_connect (url);
     redisReply *killed = redisCommand (side, "CLIENT KILL ID %lld", tally.integer);
@@ -822,10 +774,10 @@ redis_client_test (bool verbose)
         attempts++;
         int before = tally.done;
         if (redis_client_command (client, s_tally_fn, &tally, "PING") == 0)
-            assert (s_wait_count (loop, &waiter, &tally.done, before + 1, 5000));
+            assert (core_waiter_wait_count (waiter, &tally.done, before + 1, 5000));
         else {
             //  down: refused at once; let the loop reconnect
-            s_run_until (loop, &waiter, s_is_healthy, client, 1000);
+            core_waiter_wait (waiter, s_is_healthy, client, 1000);
         }
     }
     assert (tally.ok == 1 && streq (tally.text, "PONG"));
@@ -837,15 +789,15 @@ redis_client_test (bool verbose)
     int64_t started = s_now ();
     assert (redis_client_command (client, s_tally_fn, &tally, "BLPOP %s:empty 5", key)
             == 0);
-    assert (s_wait_count (loop, &waiter, &tally.done, 1, 5000));
+    assert (core_waiter_wait_count (waiter, &tally.done, 1, 5000));
     assert (tally.failed == 1 && tally.no_reply == 1
             && strstr (tally.error, "timed out"));
     assert (s_now () - started < 2000);
-    assert (s_run_until (loop, &waiter, s_is_healthy, client, 5000));
+    assert (core_waiter_wait (waiter, s_is_healthy, client, 5000));
     redis_client_set_command_timeout (client, 5000);
     memset (&tally, 0, sizeof tally);
     assert (redis_client_command (client, s_tally_fn, &tally, "DEL %s", key) == 0);
-    assert (s_wait_count (loop, &waiter, &tally.done, 1, 5000));
+    assert (core_waiter_wait_count (waiter, &tally.done, 1, 5000));
     assert (tally.ok == 1);
     redis_client_destroy (&client);
     assert (client == NULL);
@@ -877,7 +829,7 @@ redis_client_test (bool verbose)
     assert (redis_client_attach (client, loop) == 0);
     memset (&tally, 0, sizeof tally);
     if (redis_client_command (client, s_tally_fn, &tally, "PING") == 0)
-        assert (s_wait_count (loop, &waiter, &tally.done, 1, 5000));
+        assert (core_waiter_wait_count (waiter, &tally.done, 1, 5000));
     else
         tally.failed = 1;  //  refused at once: connect failed immediately
     assert (tally.failed == 1 && tally.ok == 0);
@@ -889,14 +841,14 @@ redis_client_test (bool verbose)
         assert (strstr (redis_client_error (client), "unavailable"));
     else {
         //  caught between attempts: the reconnect attempt fails it
-        assert (s_wait_count (loop, &waiter, &tally.done, tally.done + 1, 5000));
+        assert (core_waiter_wait_count (waiter, &tally.done, tally.done + 1, 5000));
         assert (tally.ok == 0);
     }
     redis_client_destroy (&client);
     //  @end
 
     redisFree (side);
-    zloop_timer_end (loop, waiter_timer);
+    core_waiter_destroy (&waiter);
     zloop_destroy (&loop);
     core_log_destroy (&log);
     printf ("OK\n");
