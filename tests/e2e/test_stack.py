@@ -123,12 +123,14 @@ def run_checks(port):
     wait_for("/readyz", ready)
 
     def services():
-        status, headers, body = request(port, "GET", "/api/v1/services")
-        assert status == 200, status
-        assert "x-request-id" in {k.lower() for k in headers}, headers
-        seen = {s["name"]: s["replicas"] for s in json.loads(body)["services"]}
-        for name in SERVICES:
-            assert seen.get(name) == 1, seen
+        # each service registers when its start-up (migrations) is done: wait for all
+        def registered():
+            status, headers, body = request(port, "GET", "/api/v1/services")
+            assert status == 200, status
+            assert "x-request-id" in {k.lower() for k in headers}, headers
+            seen = {s["name"]: s["replicas"] for s in json.loads(body)["services"]}
+            return all(seen.get(name) == 1 for name in SERVICES)
+        wait_for("all eight services at the broker", registered)
     check("every service registered with the broker", services)
 
     def ping_all():
