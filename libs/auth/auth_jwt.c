@@ -230,6 +230,12 @@ auth_jwt_issue (auth_jwt_t *self, const auth_jwt_claims_t *claims, int64_t now,
         s_error (error, error_size, "sub, tid and role are required");
         return NULL;
     }
+    //  sid is optional; a buffer without its NUL is a caller's bug, refused
+    bool has_sid = claims->sid[0] != '\0';
+    if (has_sid && !s_claim_valid (claims->sid)) {
+        s_error (error, error_size, "sid is too long");
+        return NULL;
+    }
     s_key_t *key = &self->keys[self->current];
     unsigned char raw_jti[16];
     char jti[sodium_base64_ENCODED_LEN (16, sodium_base64_VARIANT_URLSAFE_NO_PADDING)];
@@ -254,6 +260,8 @@ auth_jwt_issue (auth_jwt_t *self, const auth_jwt_claims_t *claims, int64_t now,
     rc = rc ? rc : jwt_add_grant_int (jwt, "iat", (long) now);
     rc = rc ? rc : jwt_add_grant_int (jwt, "exp", (long) (now + self->ttl));
     rc = rc ? rc : jwt_add_grant (jwt, "jti", jti);
+    if (has_sid)
+        rc = rc ? rc : jwt_add_grant (jwt, "sid", claims->sid);
     char *encoded = rc ? NULL : jwt_encode_str (jwt);
     if (encoded) {
         //  Hand back memory from our allocator, whatever libjwt was built with
@@ -435,6 +443,7 @@ s_verify (auth_jwt_t *self, const char *token, size_t len, int64_t now,
     const char *sub = s_json_string (payload, "sub");
     const char *tid = s_json_string (payload, "tid");
     const char *jti = s_json_string (payload, "jti");
+    const char *sid = s_json_string (payload, "sid");
     auth_role_t role = auth_role_parse (s_json_string (payload, "role"));
     if (!iss || strcmp (iss, self->issuer) != 0) {
         s_error (error, error_size, "iss is not ours");
@@ -459,14 +468,16 @@ s_verify (auth_jwt_t *self, const char *token, size_t len, int64_t now,
         code = AUTH_JWT_NOT_YET_VALID;
     }
     else if (!s_claim_valid (sub) || !s_claim_valid (tid) || role == AUTH_ROLE_NONE
-             || (json_object_get (payload, "jti") && !s_claim_valid (jti))) {
-        s_error (error, error_size, "sub, tid or role missing or invalid");
+             || (json_object_get (payload, "jti") && !s_claim_valid (jti))
+             || (json_object_get (payload, "sid") && !s_claim_valid (sid))) {
+        s_error (error, error_size, "sub, tid, role, jti or sid missing or invalid");
         code = AUTH_JWT_INVALID_CLAIMS;
     }
     else {
         snprintf (claims->sub, sizeof claims->sub, "%s", sub);
         snprintf (claims->tid, sizeof claims->tid, "%s", tid);
         snprintf (claims->jti, sizeof claims->jti, "%s", jti ? jti : "");
+        snprintf (claims->sid, sizeof claims->sid, "%s", sid ? sid : "");
         snprintf (claims->kid, sizeof claims->kid, "%s", key->kid);
         claims->role = role;
         claims->exp = json_integer_value (exp);
@@ -841,6 +852,59 @@ auth_jwt_test (bool verbose)
     assert (auth_jwt_verify (jwt, token, S_NOW, &got, NULL, 0) == AUTH_JWT_UNKNOWN_KEY);
     assert (auth_jwt_verify (jwt, rotated, S_NOW, &got, NULL, 0) == AUTH_JWT_OK);
     free (rotated);
+
+    //  Session id: absent unless given; issued, verified and returned when given
+    char *no_sid = auth_jwt_issue (jwt, &claims, S_NOW, error, sizeof error);
+    assert (no_sid);
+    assert (auth_jwt_verify (jwt, no_sid, S_NOW, &got, NULL, 0) == AUTH_JWT_OK);
+    assert (got.sid[0] == '\0' && strcmp (got.kid, "k2") == 0);
+    free (no_sid);
+    auth_jwt_claims_t session = {
+        .sub = "u1", .tid = "t1", .role = AUTH_ROLE_MEMBER, .sid = "family-42"};
+    char *with_sid = auth_jwt_issue (jwt, &session, S_NOW, error, sizeof error);
+    assert (with_sid);
+    assert (auth_jwt_verify (jwt, with_sid, S_NOW, &got, NULL, 0) == AUTH_JWT_OK);
+    assert (strcmp (got.sid, "family-42") == 0 && strcmp (got.sub, "u1") == 0);
+    free (with_sid);
+    memset (session.sid, 's', AUTH_JWT_CLAIM_MAX);  //  the longest sid
+    session.sid[AUTH_JWT_CLAIM_MAX] = '\0';
+    with_sid = auth_jwt_issue (jwt, &session, S_NOW, error, sizeof error);
+    assert (with_sid);
+    assert (auth_jwt_verify (jwt, with_sid, S_NOW, &got, NULL, 0) == AUTH_JWT_OK);
+    assert (strlen (got.sid) == AUTH_JWT_CLAIM_MAX);
+    free (with_sid);
+    memset (session.sid, 's', sizeof session.sid);  //  no NUL: refused
+    assert (auth_jwt_issue (jwt, &session, S_NOW, error, sizeof error) == NULL);
+    assert (strcmp (error, "sid is too long") == 0);
+    //  Forged sid claims, signed with the right key: a string of 1..255 bytes only
+    char long_sid[AUTH_JWT_CLAIM_MAX + 2];
+    memset (long_sid, 'x', AUTH_JWT_CLAIM_MAX + 1);
+    long_sid[AUTH_JWT_CLAIM_MAX + 1] = '\0';
+    char sid_payload[1024];
+    struct {
+        const char *sid;
+        auth_jwt_error_t expected;
+    } sids[] = {
+        {"\"fam-1\"", AUTH_JWT_OK},           {"\"\"", AUTH_JWT_INVALID_CLAIMS},
+        {"7", AUTH_JWT_INVALID_CLAIMS},       {"null", AUTH_JWT_INVALID_CLAIMS},
+        {"[\"a\"]", AUTH_JWT_INVALID_CLAIMS}, {"\"a\\u0000b\"", AUTH_JWT_MALFORMED},
+        {NULL, AUTH_JWT_INVALID_CLAIMS},  //  long_sid
+    };
+    for (size_t i = 0; i < sizeof sids / sizeof sids[0]; i++) {
+        if (sids[i].sid)
+            snprintf (sid_payload, sizeof sid_payload,
+                      "{" S_CLAIMS ",\"exp\":1764000900,\"sid\":%s}", sids[i].sid);
+        else
+            snprintf (sid_payload, sizeof sid_payload,
+                      "{" S_CLAIMS ",\"exp\":1764000900,\"sid\":\"%s\"}", long_sid);
+        char *forged = s_forge ("{\"alg\":\"HS256\",\"kid\":\"k2\"}", sid_payload, 256,
+                                S_SECRET2, NULL);
+        if (sids[i].expected == AUTH_JWT_OK) {
+            assert (auth_jwt_verify (jwt, forged, S_NOW, &got, NULL, 0) == AUTH_JWT_OK);
+            assert (strcmp (got.sid, "fam-1") == 0);
+        }
+        s_expect (jwt, forged, S_NOW, sids[i].expected, verbose);
+    }
 
     //  Issuing refuses incomplete claims
     auth_jwt_claims_t bad = {.sub = "u1", .tid = "", .role = AUTH_ROLE_MEMBER};

@@ -4,7 +4,7 @@
     keys rotate: one current key signs, every key in the set verifies.
     Verification pins the algorithm by parsing the header itself before libjwt
     sees the token, and checks signature, iss, aud, exp, iat (and nbf if present)
-    and the Chorus claims sub, tid (tenant) and role.                          */
+    and the Chorus claims sub, tid (tenant), role and the optional sid (session).                          */
 #ifndef AUTH_JWT_H_INCLUDED
 #define AUTH_JWT_H_INCLUDED
 
@@ -19,7 +19,7 @@
 #define AUTH_JWT_KID_MAX 64
 #define AUTH_JWT_SECRET_MIN 32
 #define AUTH_JWT_SECRET_MAX 512
-//  Longest sub, tid and jti claim (bytes, without the NUL)
+//  Longest sub, tid, jti and sid claim (bytes, without the NUL)
 #define AUTH_JWT_CLAIM_MAX 255
 //  Default lifetime of an access token, and default clock leeway, in seconds
 #define AUTH_JWT_DEFAULT_TTL 900
@@ -50,8 +50,9 @@ typedef enum {
     AUTH_JWT_BAD_TYPE         //  "bad_type": typ header present and not "JWT"
 } auth_jwt_error_t;
 
-//  The claims of a token: filled in by the caller to issue one (sub, tid, role;
-//  the rest is set by auth_jwt_issue), returned by auth_jwt_verify.
+//  The claims of a token: filled in by the caller to issue one (sub, tid, role,
+//  and sid when the token belongs to a session; the rest is set by
+//  auth_jwt_issue), returned by auth_jwt_verify.
 typedef struct {
     char sub[AUTH_JWT_CLAIM_MAX + 1];  //  user id
     char tid[AUTH_JWT_CLAIM_MAX + 1];  //  tenant id
@@ -59,6 +60,7 @@ typedef struct {
     int64_t iat;                       //  issued at (seconds since the epoch)
     int64_t exp;                       //  expires at
     char jti[AUTH_JWT_CLAIM_MAX + 1];  //  token id ("" when the token has none)
+    char sid[AUTH_JWT_CLAIM_MAX + 1];  //  session id: issued when not "", "" when absent
     char kid[AUTH_JWT_KID_MAX + 1];    //  key that signed it
 } auth_jwt_claims_t;
 
@@ -90,8 +92,8 @@ void auth_jwt_set_ttl (auth_jwt_t *self, int64_t seconds);
 //  Set the clock leeway used for exp, iat and nbf (0 .. 300 s; default 30 s).
 void auth_jwt_set_leeway (auth_jwt_t *self, int64_t seconds);
 
-//  Issue a token for claims->sub, claims->tid and claims->role at time now,
-//  signed with the current key, with a random jti. Returns a fresh string the
+//  Issue a token for claims->sub, claims->tid, claims->role (and claims->sid
+//  when not empty) at time now, signed with the current key, with a random jti. Returns a fresh string the
 //  caller frees, or NULL with a reason in error (no key, bad claims).
 char *auth_jwt_issue (auth_jwt_t *self, const auth_jwt_claims_t *claims, int64_t now,
                       char *error, size_t error_size)

@@ -94,6 +94,11 @@ try:
 except jwt.InvalidSignatureError:
     check("PyJWT refuses the C token under another secret", "refused", "refused")
 check("C verifies its own token", c_verify(token)[0], "ok")
+check("no sid unless asked for", "sid" in decoded, False)
+run = tool("issue", ISS, AUD, "user-42", "tenant-7", "member", "family-9")
+decoded = jwt.decode(run.stdout.strip(), SECRET, algorithms=["HS256"], audience=AUD,
+                     issuer=ISS)
+check("PyJWT reads the sid claim", decoded.get("sid"), "family-9")
 
 # 2. PyJWT issues a correct token, C verifies it
 code, got = c_verify(pyjwt(claims(sub="py-user", role="platform_admin")))
@@ -101,6 +106,10 @@ check("C verifies a PyJWT token", (code, got and got["sub"], got and got["role"]
       ("ok", "py-user", "platform_admin"))
 check("C accepts aud as a list", c_verify(pyjwt(claims(aud=["x", AUD])))[0], "ok")
 check("C accepts no typ header", c_verify(pyjwt(claims(), typ=None))[0], "ok")
+code, got = c_verify(pyjwt(claims(sid="session-1")))
+check("C returns the sid claim", (code, got and got["sid"]), ("ok", "session-1"))
+code, got = c_verify(pyjwt(claims()))
+check("C returns no sid when absent", (code, got and got["sid"]), ("ok", ""))
 
 # 3. Forgeries the C verifier must refuse
 good = pyjwt(claims())
@@ -133,6 +142,9 @@ cases = [
     ("wrong iss", pyjwt(claims(iss="https://evil.test")), "bad_issuer"),
     ("no tid", pyjwt(claims(tid=None)), "invalid_claims"),
     ("unknown role", pyjwt(claims(role="owner")), "invalid_claims"),
+    ("sid not a string", pyjwt(claims(sid=7)), "invalid_claims"),
+    ("sid empty", pyjwt(claims(sid="")), "invalid_claims"),
+    ("sid too long", pyjwt(claims(sid="s" * 256)), "invalid_claims"),
     ("typ at+jwt", pyjwt(claims(), typ="at+jwt"), "bad_type"),
     ("oversized", pyjwt(claims(pad="x" * 9000)), "malformed"),
     ("not a JWT", "not-a-token", "malformed"),

@@ -1,12 +1,19 @@
 /*  auth_jwt_tool: issue and verify Chorus access JWTs from the command line, for
-    tests against other JWT libraries and for debugging. The key comes from the
-    environment: AUTH_JWT_KID (default "k1") and AUTH_JWT_SECRET (32+ bytes).
+    tests against other JWT libraries and for debugging. With issue/verify the key
+    comes from AUTH_JWT_KID (default "k1") and AUTH_JWT_SECRET (32+ bytes); with
+    the config-* commands it is the configured key set (auth_keys: CHORUS_JWT_SECRET
+    or CHORUS_SECRET_KEY, CHORUS_JWT_PREVIOUS_SECRETS, CHORUS_JWT_ISSUER/AUDIENCE).
 
-      auth_jwt_tool issue ISS AUD SUB TID ROLE   prints a token
-      auth_jwt_tool verify ISS AUD                reads a token on stdin, prints
-                                                  the claims as JSON (exit 0) or
-                                                  the error name (exit 1)      */
+      auth_jwt_tool issue ISS AUD SUB TID ROLE [SID]   prints a token
+      auth_jwt_tool verify ISS AUD               reads a token on stdin, prints
+                                                 the claims as JSON (exit 0) or
+                                                 the error name (exit 1)
+      auth_jwt_tool config-issue SUB TID ROLE [SID]
+      auth_jwt_tool config-verify < token
+      auth_jwt_tool config-secret                prints the secret text that signs
+                                                                                 */
 #include "auth_jwt.h"
+#include "auth_keys.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -34,15 +41,110 @@ s_read_token (void)
 static int
 s_usage (void)
 {
-    fprintf (stderr, "usage: auth_jwt_tool issue ISS AUD SUB TID ROLE\n"
+    fprintf (stderr, "usage: auth_jwt_tool issue ISS AUD SUB TID ROLE [SID]\n"
                      "       auth_jwt_tool verify ISS AUD < token\n"
-                     "environment: AUTH_JWT_SECRET (32+ bytes), AUTH_JWT_KID\n");
+                     "       auth_jwt_tool config-issue SUB TID ROLE [SID]\n"
+                     "       auth_jwt_tool config-verify < token\n"
+                     "       auth_jwt_tool config-secret\n"
+                     "environment: AUTH_JWT_SECRET (32+ bytes), AUTH_JWT_KID for "
+                     "issue/verify; CHORUS_JWT_* and CHORUS_SECRET_KEY for config-*\n");
     return 2;
+}
+
+//  Issue a token for sub, tid, role and sid (may be NULL); prints it. Exit code.
+static int
+s_issue (auth_jwt_t *jwt, char **args, int count)
+{
+    auth_jwt_claims_t claims = {.role = auth_role_parse (args[2])};
+    snprintf (claims.sub, sizeof claims.sub, "%s", args[0]);
+    snprintf (claims.tid, sizeof claims.tid, "%s", args[1]);
+    if (count == 4)
+        snprintf (claims.sid, sizeof claims.sid, "%s", args[3]);
+    char error[128];
+    char *token = auth_jwt_issue (jwt, &claims, (int64_t) time (NULL), error,
+                                  sizeof error);
+    if (!token) {
+        fprintf (stderr, "auth_jwt_tool: %s\n", error);
+        return 1;
+    }
+    printf ("%s\n", token);
+    free (token);
+    return 0;
+}
+
+//  Verify the token on stdin; prints the claims or the error name. Exit code.
+static int
+s_verify (auth_jwt_t *jwt)
+{
+    char *token = s_read_token ();
+    auth_jwt_claims_t claims;
+    char error[128];
+    auth_jwt_error_t code = auth_jwt_verify (jwt, token, (int64_t) time (NULL), &claims,
+                                             error, sizeof error);
+    free (token);
+    if (code != AUTH_JWT_OK) {
+        printf ("%s\n", auth_jwt_error_name (code));
+        fprintf (stderr, "auth_jwt_tool: %s\n", error);
+        return 1;
+    }
+    json_t *json = json_pack (
+        "{s:s, s:s, s:s, s:I, s:I, s:s, s:s, s:s}", "sub", claims.sub, "tid", claims.tid,
+        "role", auth_role_name (claims.role), "exp", (json_int_t) claims.exp, "iat",
+        (json_int_t) claims.iat, "jti", claims.jti, "kid", claims.kid, "sid", claims.sid);
+    char *text = json ? json_dumps (json, JSON_SORT_KEYS) : NULL;
+    printf ("%s\n", text ? text : "{}");
+    free (text);
+    json_decref (json);
+    return 0;
+}
+
+//  The config-* commands: the key set from the CHORUS_* environment.
+static int
+s_config_command (int argc, char **argv)
+{
+    const char *command = argv[1];
+    bool issue = strcmp (command, "config-issue") == 0;
+    bool verify = strcmp (command, "config-verify") == 0;
+    bool secret = strcmp (command, "config-secret") == 0;
+    if ((issue && argc != 5 && argc != 6) || ((verify || secret) && argc != 2)
+        || !(issue || verify || secret))
+        return s_usage ();
+    char *error = NULL;
+    core_config_t *config = core_config_new (NULL, 0, &error);
+    if (!config) {
+        fprintf (stderr, "auth_jwt_tool: %s\n", error);
+        free (error);
+        return 2;
+    }
+    int rc = 0;
+    if (secret) {
+        char text[AUTH_JWT_SECRET_MAX + 1];
+        rc = auth_keys_secret (config, text, sizeof text, &error) ? 2 : 0;
+        if (rc == 0)
+            printf ("%s\n", text);
+    }
+    else {
+        auth_jwt_t *jwt = auth_keys_jwt_new (config, &error);
+        if (!jwt)
+            rc = 2;
+        else if (issue)
+            rc = s_issue (jwt, argv + 2, argc - 2);
+        else
+            rc = s_verify (jwt);
+        auth_jwt_destroy (&jwt);
+    }
+    if (error)
+        fprintf (stderr, "auth_jwt_tool: %s\n", error);
+    free (error);
+    core_config_destroy (&config);
+    return rc;
 }
 
 int
 main (int argc, char **argv)
 {
+    if (argc >= 2 && strncmp (argv[1], "config-", 7) == 0)
+        return s_config_command (argc, argv);
     const char *secret = getenv ("AUTH_JWT_SECRET");
     const char *kid = getenv ("AUTH_JWT_KID");
     if (!kid)
@@ -50,7 +152,7 @@ main (int argc, char **argv)
     if (argc < 4 || !secret)
         return s_usage ();
     bool issue = strcmp (argv[1], "issue") == 0;
-    if ((issue && argc != 7)
+    if ((issue && argc != 7 && argc != 8)
         || (!issue && (strcmp (argv[1], "verify") != 0 || argc != 4)))
         return s_usage ();
     auth_jwt_t *jwt = auth_jwt_new (argv[2], argv[3]);
@@ -59,45 +161,7 @@ main (int argc, char **argv)
         auth_jwt_destroy (&jwt);
         return 2;
     }
-    int rc = 0;
-    char error[128];
-    if (issue) {
-        auth_jwt_claims_t claims = {.role = auth_role_parse (argv[6])};
-        snprintf (claims.sub, sizeof claims.sub, "%s", argv[4]);
-        snprintf (claims.tid, sizeof claims.tid, "%s", argv[5]);
-        char *token = auth_jwt_issue (jwt, &claims, (int64_t) time (NULL), error,
-                                      sizeof error);
-        if (token)
-            printf ("%s\n", token);
-        else {
-            fprintf (stderr, "auth_jwt_tool: %s\n", error);
-            rc = 1;
-        }
-        free (token);
-    }
-    else {
-        char *token = s_read_token ();
-        auth_jwt_claims_t claims;
-        auth_jwt_error_t code = auth_jwt_verify (jwt, token, (int64_t) time (NULL),
-                                                 &claims, error, sizeof error);
-        if (code == AUTH_JWT_OK) {
-            json_t *json = json_pack (
-                "{s:s, s:s, s:s, s:I, s:I, s:s, s:s}", "sub", claims.sub, "tid",
-                claims.tid, "role", auth_role_name (claims.role), "exp",
-                (json_int_t) claims.exp, "iat", (json_int_t) claims.iat, "jti",
-                claims.jti, "kid", claims.kid);
-            char *text = json ? json_dumps (json, JSON_SORT_KEYS) : NULL;
-            printf ("%s\n", text ? text : "{}");
-            free (text);
-            json_decref (json);
-        }
-        else {
-            printf ("%s\n", auth_jwt_error_name (code));
-            fprintf (stderr, "auth_jwt_tool: %s\n", error);
-            rc = 1;
-        }
-        free (token);
-    }
+    int rc = issue ? s_issue (jwt, argv + 4, argc - 4) : s_verify (jwt);
     auth_jwt_destroy (&jwt);
     return rc;
 }

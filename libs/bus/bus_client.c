@@ -325,8 +325,9 @@ s_handle_message (bus_client_t *self, s_broker_t *broker, const bus_part_t *part
     bus_reply_fn *fn = request->fn;
     void *arg = request->arg;
     if (frames.command == BUS_ERROR) {
-        bus_proto_error_decode (frames.args[1].data, frames.args[1].size, code,
-                                sizeof code, message, sizeof message);
+        bus_proto_error_decode_retry (frames.args[1].data, frames.args[1].size, code,
+                                      sizeof code, message, sizeof message,
+                                      &reply.retry_after_s);
         if (streq (code, BUS_ERR_BROKER_LOST)) {
             //  The broker is going away: use it no more, and resend if we may
             broker->alive = false;

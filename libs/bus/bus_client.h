@@ -23,15 +23,17 @@ typedef enum {
 } bus_reply_kind_t;
 
 //  A reply to a request. body/size hold the msgpack payload (PARTIAL, FINAL); for
-//  ERROR, code and message are set (codes in schemas/bus.md) and body is NULL.
+//  ERROR, code, message and retry_after_s are set (codes in schemas/bus.md) and
+//  body is NULL.
 //  After FINAL or ERROR no further callback comes for this handle.
 typedef struct {
-    uint64_t handle;        //  the handle bus_client_request returned
-    bus_reply_kind_t kind;  //  partial, final or error
-    const uint8_t *body;    //  msgpack payload (borrowed for the call)
-    size_t size;            //  payload size
-    const char *code;       //  error code (ERROR only)
-    const char *message;    //  error message (ERROR only)
+    uint64_t handle;         //  the handle bus_client_request returned
+    bus_reply_kind_t kind;   //  partial, final or error
+    const uint8_t *body;     //  msgpack payload (borrowed for the call)
+    size_t size;             //  payload size
+    const char *code;        //  error code (ERROR only)
+    const char *message;     //  error message (ERROR only)
+    uint32_t retry_after_s;  //  ERROR only: seconds to wait before retrying (0: none)
 } bus_reply_t;
 
 typedef void (bus_reply_fn) (bus_client_t *client, const bus_reply_t *reply, void *arg);

@@ -145,9 +145,21 @@ bus_proto_name (const bus_part_t *part, char *buf, size_t size)
 zframe_t *
 bus_proto_error_frame (const char *code, const char *message)
 {
+    return bus_proto_error_frame_retry (code, message, 0);
+}
+
+zframe_t *
+bus_proto_error_frame_retry (const char *code, const char *message,
+                             uint32_t retry_after_s)
+{
     ChorusBus__Error error = CHORUS_BUS__ERROR__INIT;
     error.code = (char *) code;
     error.message = (char *) (message ? message : "");
+    //  Written only when there is advice: error bodies stay as they were
+    if (retry_after_s > 0) {
+        error.retry_case = CHORUS_BUS__ERROR__RETRY_RETRY_AFTER_S;
+        error.retry_after_s = retry_after_s;
+    }
     zframe_t *frame = codec_encode_frame (&error.base);
     assert (frame);
     return frame;
@@ -157,12 +169,24 @@ void
 bus_proto_error_decode (const void *data, size_t size, char *code, size_t code_size,
                         char *message, size_t message_size)
 {
+    bus_proto_error_decode_retry (data, size, code, code_size, message, message_size,
+                                  NULL);
+}
+
+void
+bus_proto_error_decode_retry (const void *data, size_t size, char *code, size_t code_size,
+                              char *message, size_t message_size, uint32_t *retry_after_s)
+{
     char why[128];
     ChorusBus__Error *error = (ChorusBus__Error *) codec_decode (
         &chorus_bus__error__descriptor, data, size, why, sizeof why);
+    if (retry_after_s)
+        *retry_after_s = 0;
     if (error && error->code && *error->code) {
         snprintf (code, code_size, "%s", error->code);
         snprintf (message, message_size, "%s", error->message ? error->message : "");
+        if (retry_after_s && error->retry_case == CHORUS_BUS__ERROR__RETRY_RETRY_AFTER_S)
+            *retry_after_s = error->retry_after_s;
     }
     else {
         snprintf (code, code_size, "%s", BUS_ERR_INTERNAL);
@@ -350,6 +374,15 @@ bus_proto_test (bool verbose)
     bus_proto_error_decode (zframe_data (frame), zframe_size (frame), code, sizeof code,
                             message, sizeof message);
     assert (streq (code, BUS_ERR_DEADLINE) && streq (message, "too slow"));
+    uint32_t retry_after_s = 7;
+    bus_proto_error_decode_retry (zframe_data (frame), zframe_size (frame), code,
+                                  sizeof code, message, sizeof message, &retry_after_s);
+    assert (retry_after_s == 0);
+    zframe_destroy (&frame);
+    frame = bus_proto_error_frame_retry ("rate_limited", "slow down", 42);
+    bus_proto_error_decode_retry (zframe_data (frame), zframe_size (frame), code,
+                                  sizeof code, message, sizeof message, &retry_after_s);
+    assert (streq (code, "rate_limited") && retry_after_s == 42);
     zframe_destroy (&frame);
     frame = zframe_new ("\xc1", 1);
     bus_proto_error_decode (zframe_data (frame), zframe_size (frame), code, sizeof code,

@@ -83,9 +83,18 @@ int bus_proto_name (const bus_part_t *part, char *buf, size_t size)
 //  Build an error body (msgpack of Error) as a frame.
 zframe_t *bus_proto_error_frame (const char *code, const char *message);
 
+//  The same with retry_after_s: seconds the caller should wait (0: none).
+zframe_t *bus_proto_error_frame_retry (const char *code, const char *message,
+                                       uint32_t retry_after_s);
+
 //  Decode an error body; code/message get "internal"/"malformed error" when broken.
 void bus_proto_error_decode (const void *data, size_t size, char *code, size_t code_size,
                              char *message, size_t message_size);
+
+//  The same, also returning retry_after_s (0 when absent or broken; may be NULL).
+void bus_proto_error_decode_retry (const void *data, size_t size, char *code,
+                                   size_t code_size, char *message, size_t message_size,
+                                   uint32_t *retry_after_s);
 
 //  Receive one whole message without waiting; NULL when none is there. fd, when
 //  not NULL, gets the TCP connection's fd the message came from (-1 if unknown).

@@ -459,7 +459,14 @@ void
 bus_worker_error (bus_worker_t *self, bus_request_t **request_p, const char *code,
                   const char *message)
 {
-    zframe_t *frame = bus_proto_error_frame (code, message);
+    bus_worker_error_retry (self, request_p, code, message, 0);
+}
+
+void
+bus_worker_error_retry (bus_worker_t *self, bus_request_t **request_p, const char *code,
+                        const char *message, uint32_t retry_after_s)
+{
+    zframe_t *frame = bus_proto_error_frame_retry (code, message, retry_after_s);
     s_end (self, request_p, BUS_ERROR, &frame);
 }
 
@@ -625,6 +632,26 @@ s_hold (bus_worker_t *worker, bus_request_t *request, void *arg)
     zlistx_add_end ((zlistx_t *) arg, request);
 }
 
+//  Records the error code and retry_after_s of a reply.
+static void
+s_retry_reply (bus_client_t *client, const bus_reply_t *reply, void *arg)
+{
+    char *seen = (char *) arg;
+    if (reply->kind == BUS_REPLY_ERROR)
+        snprintf (seen, 64, "%s %u", reply->code, reply->retry_after_s);
+}
+
+//  Pump worker and client until held has more than n requests or the time is up.
+static void
+s_pump (bus_worker_t *worker, bus_client_t *client, zlistx_t *held, size_t n)
+{
+    for (int i = 0; i < 200 && zlistx_size (held) <= n; i++) {
+        zclock_sleep (5);
+        bus_worker_process (worker);
+        bus_client_process (client);
+    }
+}
+
 void
 bus_worker_test (bool verbose)
 {
@@ -659,6 +686,32 @@ bus_worker_test (bool verbose)
     }
     assert (zlistx_size (held) >= 1);
     assert (streq (bus_request_command ((bus_request_t *) zlistx_first (held)), "x"));
+    //  Identity headers reach the worker; an error with retry advice reaches the
+    //  client with it
+    ChorusBus__Headers identity = CHORUS_BUS__HEADERS__INIT;
+    identity.timeout_ms = 5000;
+    identity.tenant_id = "t1";
+    identity.session_id = "s1";
+    identity.api_key_id = "k1";
+    identity.client_ip = "192.0.2.7";
+    char seen[64] = "";
+    size_t before = zlistx_size (held);
+    assert (bus_client_request (client, "held", "limited", &identity, NULL, 0,
+                                s_retry_reply, seen));
+    s_pump (worker, client, held, before);
+    bus_request_t *limited = (bus_request_t *) zlistx_last (held);
+    zlistx_detach_cur (held);
+    assert (limited && streq (bus_request_command (limited), "limited"));
+    const ChorusBus__Headers *got = bus_request_headers (limited);
+    assert (streq (got->session_id, "s1") && streq (got->api_key_id, "k1"));
+    assert (streq (got->client_ip, "192.0.2.7") && streq (got->tenant_id, "t1"));
+    bus_worker_error_retry (worker, &limited, "rate_limited", "slow down", 17);
+    assert (limited == NULL);
+    for (int i = 0; i < 200 && !*seen; i++) {
+        zclock_sleep (5);
+        bus_client_process (client);
+    }
+    assert (streq (seen, "rate_limited 17"));
     bus_worker_drain (worker);
     assert (!bus_worker_drained (worker));
     //  Answer what we hold: the client gets finals

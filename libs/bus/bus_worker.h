@@ -63,6 +63,11 @@ void bus_worker_final_msg (bus_worker_t *self, bus_request_t **request_p,
                            const ProtobufCMessage *body);
 void bus_worker_error (bus_worker_t *self, bus_request_t **request_p, const char *code,
                        const char *message);
+//  bus_worker_error that also tells the client when to try again: retry_after_s
+//  seconds (0: no advice), e.g. with "rate_limited" (the edge sends Retry-After).
+void bus_worker_error_retry (bus_worker_t *self, bus_request_t **request_p,
+                             const char *code, const char *message,
+                             uint32_t retry_after_s);
 
 //  Stop taking work (credit 0 to every broker); in-flight requests go on. When the
 //  last one ends the worker says goodbye to the brokers. drained() tells.

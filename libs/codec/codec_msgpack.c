@@ -112,23 +112,38 @@ s_path_pop (s_ctx_t *ctx, size_t old)
 static int s_encode_message (msgpack_packer *pk, const ProtobufCMessage *msg,
                              size_t depth);
 
-//  True when a non-repeated field is written: plain proto3 fields always, oneof
-//  members when selected, optional ones when set, sub-messages when not NULL.
-static bool
-s_field_present (const ProtobufCMessage *msg, const ProtobufCFieldDescriptor *field)
+//  How a non-repeated field is written: its value, nil, or not at all.
+typedef enum {
+    S_WRITE_OMIT,   //  left out of the map
+    S_WRITE_NIL,    //  written as nil (an absent proto2 optional field)
+    S_WRITE_VALUE,  //  written with its value
+} s_write_t;
+
+//  How a non-repeated field is written: plain proto3 fields always; oneof members
+//  only when selected; proto2 optional fields (label OPTIONAL, which proto3 files
+//  never use since protoc-c 1.4 has no proto3 "optional") when set, else as nil;
+//  other sub-messages when not NULL.
+static s_write_t
+s_field_write (const ProtobufCMessage *msg, const ProtobufCFieldDescriptor *field)
 {
     if (field->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
-        return s_member (uint32_t, msg, field->quantifier_offset) == field->id;
+        return s_member (uint32_t, msg, field->quantifier_offset) == field->id
+                   ? S_WRITE_VALUE
+                   : S_WRITE_OMIT;
+    bool present;
     if (field->type == PROTOBUF_C_TYPE_MESSAGE)
-        return s_member (const void *, msg, field->offset) != NULL;
-    if (field->label == PROTOBUF_C_LABEL_OPTIONAL) {
-        if (field->type == PROTOBUF_C_TYPE_STRING) {
-            const char *s = s_member (const char *, msg, field->offset);
-            return s && s != field->default_value;
-        }
-        return s_member (protobuf_c_boolean, msg, field->quantifier_offset) != 0;
+        present = s_member (const void *, msg, field->offset) != NULL;
+    else if (field->label != PROTOBUF_C_LABEL_OPTIONAL)
+        present = true;
+    else if (field->type == PROTOBUF_C_TYPE_STRING) {
+        const char *s = s_member (const char *, msg, field->offset);
+        present = s && s != field->default_value;
     }
-    return true;
+    else
+        present = s_member (protobuf_c_boolean, msg, field->quantifier_offset) != 0;
+    if (present)
+        return S_WRITE_VALUE;
+    return field->label == PROTOBUF_C_LABEL_OPTIONAL ? S_WRITE_NIL : S_WRITE_OMIT;
 }
 
 //  Size of one element of a field's type in memory (repeated arrays).
@@ -238,7 +253,8 @@ s_encode_message (msgpack_packer *pk, const ProtobufCMessage *msg, size_t depth)
     size_t count = 0;
     for (unsigned f = 0; f < desc->n_fields; f++) {
         const ProtobufCFieldDescriptor *field = &desc->fields[f];
-        if (field->label == PROTOBUF_C_LABEL_REPEATED || s_field_present (msg, field))
+        if (field->label == PROTOBUF_C_LABEL_REPEATED
+            || s_field_write (msg, field) != S_WRITE_OMIT)
             count++;
     }
     if (msgpack_pack_map (pk, count))
@@ -246,11 +262,17 @@ s_encode_message (msgpack_packer *pk, const ProtobufCMessage *msg, size_t depth)
     for (unsigned f = 0; f < desc->n_fields; f++) {
         const ProtobufCFieldDescriptor *field = &desc->fields[f];
         bool repeated = field->label == PROTOBUF_C_LABEL_REPEATED;
-        if (!repeated && !s_field_present (msg, field))
+        s_write_t write = repeated ? S_WRITE_VALUE : s_field_write (msg, field);
+        if (write == S_WRITE_OMIT)
             continue;
         size_t len = strlen (field->name);
         if (msgpack_pack_str (pk, len) || msgpack_pack_str_body (pk, field->name, len))
             return -1;
+        if (write == S_WRITE_NIL) {
+            if (msgpack_pack_nil (pk))
+                return -1;
+            continue;
+        }
         const char *member = (const char *) msg + field->offset;
         if (!repeated) {
             if (s_encode_value (pk, field, member, depth + 1))

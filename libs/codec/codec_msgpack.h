@@ -7,7 +7,9 @@
     Mapping: integers, floats and bools as msgpack numbers and booleans; strings as
     str (valid UTF-8 without NUL); bytes as bin; enums as the value name; messages as
     maps; repeated fields as arrays. Plain proto3 fields are always written; oneof
-    members, proto2-style optional fields and absent sub-messages only when present.
+    members and proto3 sub-messages only when present. A proto2 `optional` field
+    (schemas/auth.proto) is always written: as nil when absent (string NULL or its
+    default, has_ flag 0, sub-message NULL), so JSON shows null.
     Decoding ignores unknown keys, treats nil as "absent", checks integer ranges and
     UTF-8, and never trusts its input (limits: CODEC_MAX_DEPTH, CODEC_MAX_SIZE).   */
 #ifndef CODEC_MSGPACK_H_INCLUDED

@@ -170,7 +170,8 @@ codec_msgpack_test (bool verbose)
     ChorusBus__Headers headers = CHORUS_BUS__HEADERS__INIT;
     char *json = s_to_json (&headers.base);
     assert (streq (json, "{\"tenant_id\":\"\",\"user_id\":\"\",\"role\":\"\","
-                         "\"request_id\":\"\",\"timeout_ms\":0}"));
+                         "\"request_id\":\"\",\"timeout_ms\":0,\"session_id\":\"\","
+                         "\"api_key_id\":\"\",\"client_ip\":\"\"}"));
     free (json);
     headers.tenant_id = "t-1";
     headers.user_id = "u-\xc3\xa9";

@@ -29,6 +29,20 @@ const core_config_option_t core_config_common[] = {
      "Largest bus message in bytes (ZMQ_MAXMSGSIZE)"},
     {"hwm", "CHORUS_HWM", CORE_CONFIG_INT, 100, 10000000, "10000",
      "High-water mark of every bus socket, in messages"},
+    {"secret_key", "CHORUS_SECRET_KEY", CORE_CONFIG_STRING, 0, 0, "",
+     "Master key: base64 of 32 random bytes; encrypts secrets at rest and, when "
+     "CHORUS_JWT_SECRET is empty, derives the access-token secret"},
+    {"jwt_secret", "CHORUS_JWT_SECRET", CORE_CONFIG_STRING, 0, 0, "",
+     "HS256 secret of access tokens, 32..512 bytes of text (empty: derived from "
+     "CHORUS_SECRET_KEY)"},
+    {"jwt_previous_secrets", "CHORUS_JWT_PREVIOUS_SECRETS", CORE_CONFIG_STRING, 0, 0, "",
+     "Comma-separated former JWT secrets: tokens they signed still verify (rotation)"},
+    {"jwt_issuer", "CHORUS_JWT_ISSUER", CORE_CONFIG_STRING, 0, 0, "chorus",
+     "iss claim of access tokens, issued and required"},
+    {"jwt_audience", "CHORUS_JWT_AUDIENCE", CORE_CONFIG_STRING, 0, 0, "chorus-api",
+     "aud claim of access tokens, issued and required"},
+    {"jwt_ttl_s", "CHORUS_JWT_TTL_S", CORE_CONFIG_INT, 60, 86400, "900",
+     "Lifetime of an access token in seconds"},
 };
 const size_t core_config_common_count = sizeof core_config_common
                                         / sizeof core_config_common[0];

@@ -135,8 +135,10 @@ edge_call_test (bool verbose)
     msgpack_pack_map (&pk, 1);
     msgpack_pack_str_with_body (&pk, "index", 5);
     msgpack_pack_int (&pk, 2);
-    bus_reply_t reply = {
-        1, BUS_REPLY_FINAL, (const uint8_t *) sbuf.data, sbuf.size, NULL, NULL};
+    bus_reply_t reply = {.handle = 1,
+                         .kind = BUS_REPLY_FINAL,
+                         .body = (const uint8_t *) sbuf.data,
+                         .size = sbuf.size};
     text = edge_call_reply_json (&reply);
     assert (text && strcmp (text, "{\"index\":2}") == 0);
     free (text);
