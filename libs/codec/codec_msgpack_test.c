@@ -13,6 +13,7 @@
 
 #include "codec_check.h"
 
+#include "auth.pb-c.h"
 #include "bus.pb-c.h"
 #include "codec_json.h"
 #include "codec_test.pb-c.h"
@@ -581,19 +582,22 @@ codec_msgpack_test (bool verbose)
             && strstr (error, "too large when decoded"));
     msgpack_sbuffer_destroy (&buf);
 
-    //  Fields with has_ flags (proto2 style): written only when set
+    //  Fields with has_ flags (proto2 style): written as nil when absent
     s_legacy_t legacy;
     s_legacy_init (&legacy.base);
     json = s_to_json (&legacy.base);
-    assert (streq (json, "{}"));
+    assert (streq (json, "{\"count\":null,\"label\":null,\"blob\":null}"));
     free (json);
+    s_legacy_t *l = (s_legacy_t *) s_round_trip (&legacy.base);
+    assert (!l->has_count && l->label == s_legacy_label_default && !l->has_blob);
+    protobuf_c_message_free_unpacked (&l->base, NULL);
     legacy.has_count = 1;
     legacy.count = 0;
     legacy.label = "set";
     json = s_to_json (&legacy.base);
-    assert (streq (json, "{\"count\":0,\"label\":\"set\"}"));
+    assert (streq (json, "{\"count\":0,\"label\":\"set\",\"blob\":null}"));
     free (json);
-    s_legacy_t *l = (s_legacy_t *) s_round_trip (&legacy.base);
+    l = (s_legacy_t *) s_round_trip (&legacy.base);
     assert (l->has_count && l->count == 0 && streq (l->label, "set") && !l->has_blob);
     protobuf_c_message_free_unpacked (&l->base, NULL);
     l = (s_legacy_t *) s_decode_json (&s_legacy_descriptor, "{\"blob\":\"zz\"}", error,
@@ -601,6 +605,85 @@ codec_msgpack_test (bool verbose)
     assert (l && !l->has_count && l->has_blob && l->blob.len == 2);
     assert (l->label == s_legacy_label_default);
     protobuf_c_message_free_unpacked (&l->base, NULL);
+
+    //  A generated proto2 schema (auth.proto): absent optional strings, scalars and
+    //  sub-messages are written as nil (JSON null) and come back absent
+    ChorusAuth__InviteList list = CHORUS_AUTH__INVITE_LIST__INIT;
+    json = s_to_json (&list.base);
+    assert (streq (json, "{\"data\":[],\"next_cursor\":null}"));
+    free (json);
+    ChorusAuth__InviteList *il = (ChorusAuth__InviteList *) s_round_trip (&list.base);
+    assert (il->n_data == 0 && il->next_cursor == NULL);
+    protobuf_c_message_free_unpacked (&il->base, NULL);
+    ChorusAuth__Invite invites[2] = {CHORUS_AUTH__INVITE__INIT,
+                                     CHORUS_AUTH__INVITE__INIT};
+    ChorusAuth__Invite *invite_ptrs[2] = {&invites[0], &invites[1]};
+    invites[0].id = "i1";
+    invites[0].email = "a@example.com";
+    invites[0].role = "member";
+    invites[0].accepted_at = "";  //  empty is present, unlike NULL
+    invites[1].id = "i2";
+    list.n_data = 2;
+    list.data = invite_ptrs;
+    list.next_cursor = "c2";
+    json = s_to_json (&list.base);
+    assert (streq (json, "{\"data\":[{\"id\":\"i1\",\"email\":\"a@example.com\","
+                         "\"role\":\"member\",\"token\":null,\"created_at\":null,"
+                         "\"expires_at\":null,\"accepted_at\":\"\",\"invited_by\":null},"
+                         "{\"id\":\"i2\",\"email\":null,\"role\":null,\"token\":null,"
+                         "\"created_at\":null,\"expires_at\":null,\"accepted_at\":null,"
+                         "\"invited_by\":null}],\"next_cursor\":\"c2\"}"));
+    free (json);
+    il = (ChorusAuth__InviteList *) s_round_trip (&list.base);
+    assert (il->n_data == 2 && streq (il->next_cursor, "c2"));
+    assert (streq (il->data[0]->email, "a@example.com") && il->data[0]->token == NULL);
+    assert (streq (il->data[0]->accepted_at, "") && il->data[1]->accepted_at == NULL);
+    assert (streq (il->data[1]->id, "i2") && il->data[1]->email == NULL);
+    protobuf_c_message_free_unpacked (&il->base, NULL);
+
+    ChorusAuth__TokenReply reply = CHORUS_AUTH__TOKEN_REPLY__INIT;
+    reply.access_token = "jwt";
+    json = s_to_json (&reply.base);
+    assert (streq (json, "{\"access_token\":\"jwt\",\"token_type\":null,"
+                         "\"expires_in\":null,\"refresh_token\":null,"
+                         "\"refresh_expires_in\":null,\"user\":null,\"tenant\":null}"));
+    free (json);
+    ChorusAuth__TokenReply *tr = (ChorusAuth__TokenReply *) s_round_trip (&reply.base);
+    assert (streq (tr->access_token, "jwt") && tr->token_type == NULL);
+    assert (!tr->has_expires_in && !tr->has_refresh_expires_in);
+    assert (tr->user == NULL && tr->tenant == NULL);
+    protobuf_c_message_free_unpacked (&tr->base, NULL);
+    ChorusAuth__User user = CHORUS_AUTH__USER__INIT;
+    user.id = "u1";
+    user.has_platform_admin = 1;  //  false, but set
+    reply.has_expires_in = 1;
+    reply.expires_in = 0;  //  zero, but set
+    reply.user = &user;
+    json = s_to_json (&reply.base);
+    assert (strstr (json, "\"expires_in\":0,"));
+    assert (strstr (json, "\"user\":{\"id\":\"u1\",\"email\":null,\"name\":null,"
+                          "\"created_at\":null,\"platform_admin\":false},"
+                          "\"tenant\":null}"));
+    if (verbose)
+        printf ("\n   %s\n", json);
+    free (json);
+    tr = (ChorusAuth__TokenReply *) s_round_trip (&reply.base);
+    assert (tr->has_expires_in && tr->expires_in == 0 && !tr->has_refresh_expires_in);
+    assert (tr->user && streq (tr->user->id, "u1") && tr->user->email == NULL);
+    assert (tr->user->has_platform_admin && !tr->user->platform_admin);
+    assert (tr->tenant == NULL);
+    protobuf_c_message_free_unpacked (&tr->base, NULL);
+    //  Reading: null and a missing key both mean absent
+    tr = (ChorusAuth__TokenReply *) s_decode_json (
+        &chorus_auth__token_reply__descriptor,
+        "{\"token_type\":null,\"expires_in\":null,\"user\":null,"
+        "\"refresh_expires_in\":7,\"tenant\":{\"id\":null,\"name\":\"T\"}}",
+        error, sizeof error);
+    assert (tr && tr->access_token == NULL && tr->token_type == NULL);
+    assert (!tr->has_expires_in && tr->has_refresh_expires_in);
+    assert (tr->refresh_expires_in == 7 && tr->user == NULL);
+    assert (tr->tenant && tr->tenant->id == NULL && streq (tr->tenant->name, "T"));
+    protobuf_c_message_free_unpacked (&tr->base, NULL);
 
     printf ("OK\n");
 }
