@@ -584,6 +584,11 @@ s_plan_new (const ProtobufCMessageDescriptor *desc, const PGresult *result, char
         column->name = PQfname (result, c);
         if (!column->name)
             column->name = "?";
+        //  Columns named "_..." are for the caller (list cursors): not fields
+        if (column->name[0] == '_') {
+            column->depth = 0;
+            continue;
+        }
         int rc = s_resolve (desc, column, error, error_size);
         if (rc == 0 && PQfformat (result, c) != 0) {
             s_fail (error, error_size, "column '%s': not in text format", column->name);
@@ -646,7 +651,7 @@ s_from_row (const ProtobufCMessageDescriptor *desc, const s_column_t *columns,
     ProtobufCMessage *msg = db_message_new (desc);
     int count = PQnfields (result);
     for (int c = 0; c < count; c++) {
-        if (PQgetisnull (result, row, c))
+        if (columns[c].depth == 0 || PQgetisnull (result, row, c))
             continue;
         const char *text = PQgetvalue (result, row, c);
         int len = PQgetlength (result, row, c);

@@ -23,7 +23,8 @@ ProtobufCMessage *db_message_new (const ProtobufCMessageDescriptor *desc)
     __attribute__ ((warn_unused_result));
 
 //  New message of type desc from row `row` of result: each column whose name is a
-//  field name sets that field; "user.id" sets field id of sub-message field user
+//  field name sets that field (columns named "_..." are skipped: they carry what
+//  the caller reads itself, such as a list cursor); "user.id" sets field id of sub-message field user
 //  (created on demand, one level or more). SQL NULL leaves the field absent (a
 //  sub-message whose columns are all NULL is not created).
 //  Text is parsed by the field's type: string; bool ("t"/"f"/"true"/"false");

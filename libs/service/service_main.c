@@ -104,23 +104,39 @@ service_main_drain (zactor_t *actor, int timeout_ms)
 int
 service_main (int argc, char **argv, const char *name, zactor_fn *actor_fn)
 {
+    return service_main_ex (argc, argv, name, actor_fn, NULL, 0);
+}
+
+int
+service_main_ex (int argc, char **argv, const char *name, zactor_fn *actor_fn,
+                 const core_config_option_t *own, size_t own_count)
+{
     char program[64];
     snprintf (program, sizeof program, "chorus-%s", name);
-    if (core_config_handle_args (argc, argv, program, service_main_options,
-                                 service_main_option_count))
+    //  One table: the options of every service, then the service's own
+    size_t count = service_main_option_count + own_count;
+    core_config_option_t *table = calloc (count, sizeof *table);
+    assert (table);
+    memcpy (table, service_main_options, service_main_option_count * sizeof *table);
+    if (own_count)
+        memcpy (table + service_main_option_count, own, own_count * sizeof *table);
+    if (core_config_handle_args (argc, argv, program, table, count)) {
+        free (table);
         return 0;
+    }
     char *error = NULL;
-    core_config_t *config = core_config_new (service_main_options,
-                                             service_main_option_count, &error);
+    core_config_t *config = core_config_new (table, count, &error);
     if (!config) {
         fprintf (stderr, "%s: %s\n", program, error);
         free (error);
+        free (table);
         return 2;
     }
     for (int i = 1; i < argc; i++)
         if (streq (argv[i], "--probe")) {
             int rc = service_main_probe (config, name, 3000);
             core_config_destroy (&config);
+            free (table);
             return rc;
         }
     zsys_init ();
@@ -142,5 +158,6 @@ service_main (int argc, char **argv, const char *name, zactor_fn *actor_fn)
     }
     zactor_destroy (&actor);
     core_config_destroy (&config);
+    free (table);
     return rc == 0 ? 0 : 1;
 }

@@ -18,6 +18,11 @@ extern const size_t service_main_option_count;
 //  Run a service process; returns the exit code.
 int service_main (int argc, char **argv, const char *name, zactor_fn *actor);
 
+//  The same for a service with options of its own (own_count entries of own,
+//  read after the shared ones; the table must outlive the process's actor).
+int service_main_ex (int argc, char **argv, const char *name, zactor_fn *actor,
+                     const core_config_option_t *own, size_t own_count);
+
 //  Ask a service for its health over the bus; 0 when it answers "ok".
 int service_main_probe (core_config_t *config, const char *name, int timeout_ms);
 

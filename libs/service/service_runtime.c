@@ -392,8 +392,6 @@ service_runtime_actor (zsock_t *pipe, void *args, const service_definition_t *de
         char *command = zstr_recv (pipe);
         zstr_free (&command);
     }
-    if (self->def->state_destroy && self->state)
-        self->def->state_destroy (&self->state);
     while (zlistx_size (self->pings)) {
         s_ping_t *ping = (s_ping_t *) zlistx_first (self->pings);
         if (ping->request)
@@ -405,6 +403,10 @@ service_runtime_actor (zsock_t *pipe, void *args, const service_definition_t *de
     //  The pool first: its pending queries fail into handlers that are still there
     db_pool_destroy (&self->db);
     service_events_destroy (&self->events);
+    //  The service's state last: its own pending work (threads, timers) fails into
+    //  handlers that may still answer through the worker
+    if (self->def->state_destroy && self->state)
+        self->def->state_destroy (&self->state);
     bus_worker_destroy (&self->worker);
     redis_client_destroy (&self->redis);
     zloop_destroy (&self->loop);

@@ -5,5 +5,6 @@
 int
 main (int argc, char **argv)
 {
-    return service_main (argc, argv, "auth", auth_server_actor);
+    return service_main_ex (argc, argv, "auth", auth_server_actor, auth_server_options,
+                            auth_server_option_count);
 }
