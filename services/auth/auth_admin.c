@@ -10,9 +10,8 @@
 #include "db_message.h"
 
 //  Seconds a revoked API key stays in the revocation feed (edges cache keys for
-//  seconds), and past an access token's expiry for the other kinds.
+//  seconds).
 #define S_KEY_REVOCATION_TTL 3600
-#define S_REVOCATION_MARGIN 60
 
 //  The page condition of every list: rows after the cursor ($2, "" for the start).
 #define S_AFTER(ts, id)                                                                  \
@@ -149,17 +148,6 @@ s_done_empty (auth_call_t *call, PGresult *result)
 {
     (void) result;
     auth_call_reply (call, NULL);
-}
-
-//  Statement adding a revocation row; params: kind, ref, tenant, until seconds.
-static db_stmt_t
-s_revocation_stmt (const char *const *params)
-{
-    return (db_stmt_t){
-        "INSERT INTO auth.revocations (kind, ref, tenant_id, at, until) VALUES ($1, $2, "
-        "$3, date_trunc ('second', clock_timestamp ()), clock_timestamp () + "
-        "make_interval (secs => $4::bigint))",
-        4, params};
 }
 
 //  ---------------------------------------------------------------------------------
@@ -425,7 +413,7 @@ auth_admin_members_update (service_runtime_t *runtime, bus_request_t *request,
         return;
     char until[24];
     snprintf (until, sizeof until, "%lld",
-              (long long) (call->state->access_ttl_s + S_REVOCATION_MARGIN));
+              (long long) (call->state->access_ttl_s + AUTH_REVOCATION_MARGIN));
     const char *params[] = {call->tenant_id, call->other_id, args->role};
     const char *revocation[] = {"member", call->other_id, call->tenant_id, until};
     db_stmt_t stmts[4];
@@ -433,7 +421,7 @@ auth_admin_members_update (service_runtime_t *runtime, bus_request_t *request,
     stmts[2] = (db_stmt_t){
         "UPDATE auth.memberships SET role = $3 WHERE tenant_id = $1 AND user_id = $2", 3,
         params};
-    stmts[3] = s_revocation_stmt (revocation);
+    stmts[3] = auth_sessions_revocation_stmt (revocation);
     json_t *details = json_pack ("{s:s}", "role", args->role);
     char *text = json_dumps (details, JSON_COMPACT);
     json_decref (details);
@@ -453,7 +441,7 @@ auth_admin_members_delete (service_runtime_t *runtime, bus_request_t *request,
         return;
     char until[24];
     snprintf (until, sizeof until, "%lld",
-              (long long) (call->state->access_ttl_s + S_REVOCATION_MARGIN));
+              (long long) (call->state->access_ttl_s + AUTH_REVOCATION_MARGIN));
     const char *params[] = {call->tenant_id, call->other_id, ""};
     const char *revocation[] = {"member", call->other_id, call->tenant_id, until};
     db_stmt_t stmts[5];
@@ -464,7 +452,7 @@ auth_admin_members_delete (service_runtime_t *runtime, bus_request_t *request,
         "UPDATE auth.sessions SET revoked_at = clock_timestamp (), revoked_reason = "
         "'removed' WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL",
         2, params};
-    stmts[4] = s_revocation_stmt (revocation);
+    stmts[4] = auth_sessions_revocation_stmt (revocation);
     auth_call_record (call, s_done_empty, call->tenant_id, "member.removed",
                       call->user_id, call->other_id, NULL, stmts, 5);
 }
@@ -600,7 +588,7 @@ auth_admin_tenants_delete (service_runtime_t *runtime, bus_request_t *request,
         return;
     char until[24];
     snprintf (until, sizeof until, "%lld",
-              (long long) (call->state->access_ttl_s + S_REVOCATION_MARGIN));
+              (long long) (call->state->access_ttl_s + AUTH_REVOCATION_MARGIN));
     const char *tenant[] = {call->other_id};
     const char *revoke[] = {call->other_id, until};
     db_stmt_t stmts[] = {
@@ -737,7 +725,7 @@ auth_admin_api_keys_delete (service_runtime_t *runtime, bus_request_t *request,
          "id = $1 AND tenant_id = $2 AND revoked_at IS NULL RETURNING 1) SELECT "
          "auth.require (count (*) = 1, 'not_found', 'no such API key') FROM revoked",
          2, params},
-        s_revocation_stmt (revocation)};
+        auth_sessions_revocation_stmt (revocation)};
     auth_call_record (call, s_done_empty, call->tenant_id, "api_key.revoked",
                       call->user_id, call->other_id, NULL, stmts, 2);
 }

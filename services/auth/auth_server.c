@@ -9,6 +9,7 @@
 
 #include "auth_admin.h"
 #include "auth_keys.h"
+#include "auth_passwords.h"
 #include "auth_sessions.h"
 #include "auth_token.h"
 
@@ -47,9 +48,9 @@ static const service_command_t s_commands[] = {
     {"logout", auth_sessions_logout},
     {"me", auth_sessions_me},
     {"switch", auth_sessions_switch},
-    {"password.change", auth_sessions_password_change},
-    {"password.forgot", auth_sessions_password_forgot},
-    {"password.reset", auth_sessions_password_reset},
+    {"password.change", auth_passwords_change},
+    {"password.forgot", auth_passwords_forgot},
+    {"password.reset", auth_passwords_reset},
     {"invites.list", auth_admin_invites_list},
     {"invites.create", auth_admin_invites_create},
     {"invites.delete", auth_admin_invites_delete},

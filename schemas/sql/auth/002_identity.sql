@@ -27,7 +27,7 @@ $$ SELECT (extract (epoch FROM ts) * 1000000)::bigint $$;
 -- after a cursor holds the rows with (ts_us (created_at), id) below both parts.
 CREATE FUNCTION cursor_of (ts timestamptz, id uuid) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
-$$ SELECT encode (convert_to (ts_us (ts)::text || '/' || id::text, 'UTF8'), 'hex') $$;
+$$ SELECT encode (convert_to (auth.ts_us (ts)::text || '/' || id::text, 'UTF8'), 'hex') $$;
 
 CREATE FUNCTION cursor_ts (cursor text) RETURNS bigint
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
