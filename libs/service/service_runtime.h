@@ -64,6 +64,5 @@ redis_client_t *service_runtime_redis (service_runtime_t *self);     //  NULL wi
 service_events_t *service_runtime_events (service_runtime_t *self);  //  NULL without db
 const char *service_runtime_name (service_runtime_t *self);
 
-void service_runtime_test (bool verbose);
 
 #endif

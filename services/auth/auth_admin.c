@@ -69,12 +69,12 @@ static void s_reply_audit (auth_call_t *c, PGresult *r);
 static void
 s_list (auth_call_t *call, const char *sql, auth_step_fn *next)
 {
-    ChorusAuth__ListRequest *args = (ChorusAuth__ListRequest *) call->args;
+    ChorusAuth__ListRequest *args = (ChorusAuth__ListRequest *) call->base.args;
     char limit[16];
     uint32_t n = auth_list_limit (args);
     snprintf (limit, sizeof limit, "%u", n + 1);
     const char *params[] = {call->tenant_id, args->cursor ? args->cursor : "", limit};
-    call->limit = n;
+    call->base.limit = n;
     auth_call_query (call, next, sql, 3, params);
 }
 
@@ -82,7 +82,7 @@ s_list (auth_call_t *call, const char *sql, auth_step_fn *next)
 static uint32_t
 s_list_limit (auth_call_t *call)
 {
-    return call->limit;
+    return call->base.limit;
 }
 
 static void
@@ -182,7 +182,7 @@ s_invite_created (auth_call_t *call, PGresult *result)
 {
     (void) result;
     ChorusAuth__InviteCreateRequest *args = (ChorusAuth__InviteCreateRequest *)
-                                                call->args;
+                                                call->base.args;
     char text[1024];
     snprintf (text, sizeof text,
               "You are invited to a team on Chorus. Register or sign in with this "
@@ -206,7 +206,7 @@ auth_admin_invites_create (service_runtime_t *runtime, bus_request_t *request,
     if (!call)
         return;
     ChorusAuth__InviteCreateRequest *args = (ChorusAuth__InviteCreateRequest *)
-                                                call->args;
+                                                call->base.args;
     const char *problem = auth_email_problem (args->email);
     const char *role = args->role && *args->role ? args->role : "member";
     if (problem) {
@@ -261,7 +261,8 @@ auth_admin_invites_delete (service_runtime_t *runtime, bus_request_t *request,
     (void) runtime;
     auth_call_t *call = s_admin_call (state, request,
                                       &chorus_auth__id_request__descriptor, false);
-    if (!call || !s_take_id (call, ((ChorusAuth__IdRequest *) call->args)->id, "invite"))
+    if (!call
+        || !s_take_id (call, ((ChorusAuth__IdRequest *) call->base.args)->id, "invite"))
         return;
     const char *params[] = {call->other_id, call->tenant_id};
     auth_call_query (call, s_invite_deleted,
@@ -298,7 +299,7 @@ s_accept_read (auth_call_t *call, PGresult *result)
          2, member},
         session.stmts[0],
         session.stmts[1]};
-    call->conflict = "you are already a member of this tenant";
+    call->base.conflict = "you are already a member of this tenant";
     auth_call_record (call, auth_sessions_answer, call->tenant_id, "invite.accepted",
                       call->user_id, call->other_id, NULL, stmts, 4);
 }
@@ -313,7 +314,7 @@ auth_admin_invites_accept (service_runtime_t *runtime, bus_request_t *request,
     if (!call)
         return;
     ChorusAuth__InviteAcceptRequest *args = (ChorusAuth__InviteAcceptRequest *)
-                                                call->args;
+                                                call->base.args;
     if (!auth_uuid_valid (auth_call_user (call))) {
         auth_call_fail (call, "unauthorized", "authentication is required");
         return;
@@ -403,7 +404,7 @@ auth_admin_members_update (service_runtime_t *runtime, bus_request_t *request,
     if (!call)
         return;
     ChorusAuth__MemberUpdateRequest *args = (ChorusAuth__MemberUpdateRequest *)
-                                                call->args;
+                                                call->base.args;
     if (!args->role
         || (!streq (args->role, "member") && !streq (args->role, "tenant_admin"))) {
         auth_call_fail (call, "bad_request", "role must be member or tenant_admin");
@@ -437,7 +438,8 @@ auth_admin_members_delete (service_runtime_t *runtime, bus_request_t *request,
     (void) runtime;
     auth_call_t *call = s_admin_call (state, request,
                                       &chorus_auth__id_request__descriptor, false);
-    if (!call || !s_take_id (call, ((ChorusAuth__IdRequest *) call->args)->id, "member"))
+    if (!call
+        || !s_take_id (call, ((ChorusAuth__IdRequest *) call->base.args)->id, "member"))
         return;
     char until[24];
     snprintf (until, sizeof until, "%lld",
@@ -515,7 +517,7 @@ auth_admin_tenants_create (service_runtime_t *runtime, bus_request_t *request,
     if (!call)
         return;
     ChorusAuth__TenantCreateRequest *args = (ChorusAuth__TenantCreateRequest *)
-                                                call->args;
+                                                call->base.args;
     const char *problem = s_tenant_name_problem (args->name);
     if (problem) {
         auth_call_fail (call, "bad_request", problem);
@@ -540,7 +542,8 @@ auth_admin_tenants_get (service_runtime_t *runtime, bus_request_t *request, void
     (void) runtime;
     auth_call_t *call = s_admin_call (state, request,
                                       &chorus_auth__id_request__descriptor, true);
-    if (call && s_take_id (call, ((ChorusAuth__IdRequest *) call->args)->id, "tenant"))
+    if (call
+        && s_take_id (call, ((ChorusAuth__IdRequest *) call->base.args)->id, "tenant"))
         s_tenant_get (call, NULL);
 }
 
@@ -563,7 +566,7 @@ auth_admin_tenants_update (service_runtime_t *runtime, bus_request_t *request,
     if (!call)
         return;
     ChorusAuth__TenantUpdateRequest *args = (ChorusAuth__TenantUpdateRequest *)
-                                                call->args;
+                                                call->base.args;
     if (!s_take_id (call, args->id, "tenant"))
         return;
     const char *problem = s_tenant_name_problem (args->name);
@@ -584,7 +587,8 @@ auth_admin_tenants_delete (service_runtime_t *runtime, bus_request_t *request,
     (void) runtime;
     auth_call_t *call = s_admin_call (state, request,
                                       &chorus_auth__id_request__descriptor, true);
-    if (!call || !s_take_id (call, ((ChorusAuth__IdRequest *) call->args)->id, "tenant"))
+    if (!call
+        || !s_take_id (call, ((ChorusAuth__IdRequest *) call->base.args)->id, "tenant"))
         return;
     char until[24];
     snprintf (until, sizeof until, "%lld",
@@ -655,7 +659,7 @@ auth_admin_api_keys_create (service_runtime_t *runtime, bus_request_t *request,
     if (!call)
         return;
     ChorusAuth__ApiKeyCreateRequest *args = (ChorusAuth__ApiKeyCreateRequest *)
-                                                call->args;
+                                                call->base.args;
     if (!args->name || !*args->name || strlen (args->name) > 100) {
         auth_call_fail (call, "bad_request", "name is required (at most 100 characters)");
         return;
@@ -713,7 +717,8 @@ auth_admin_api_keys_delete (service_runtime_t *runtime, bus_request_t *request,
     (void) runtime;
     auth_call_t *call = s_admin_call (state, request,
                                       &chorus_auth__id_request__descriptor, false);
-    if (!call || !s_take_id (call, ((ChorusAuth__IdRequest *) call->args)->id, "API key"))
+    if (!call
+        || !s_take_id (call, ((ChorusAuth__IdRequest *) call->base.args)->id, "API key"))
         return;
     char until[24];
     snprintf (until, sizeof until, "%d", S_KEY_REVOCATION_TTL);
@@ -771,7 +776,7 @@ auth_admin_api_keys_verify (service_runtime_t *runtime, bus_request_t *request,
     if (!call)
         return;
     ChorusAuth__ApiKeyVerifyRequest *args = (ChorusAuth__ApiKeyVerifyRequest *)
-                                                call->args;
+                                                call->base.args;
     if (!args->key_hash || strlen (args->key_hash) != 64) {
         auth_call_fail (call, "bad_request", "key_hash must be 64 hex digits");
         return;
@@ -813,7 +818,8 @@ auth_admin_audit_list (service_runtime_t *runtime, bus_request_t *request, void 
 static void
 s_revocations_read (auth_call_t *call, PGresult *result)
 {
-    ChorusAuth__RevocationsRequest *args = (ChorusAuth__RevocationsRequest *) call->args;
+    ChorusAuth__RevocationsRequest *args = (ChorusAuth__RevocationsRequest *)
+                                               call->base.args;
     ChorusAuth__RevocationList *list = (ChorusAuth__RevocationList *) calloc (
         1, sizeof (ChorusAuth__RevocationList));
     assert (list);
@@ -844,7 +850,8 @@ auth_admin_revocations_list (service_runtime_t *runtime, bus_request_t *request,
                                        &chorus_auth__revocations_request__descriptor);
     if (!call)
         return;
-    ChorusAuth__RevocationsRequest *args = (ChorusAuth__RevocationsRequest *) call->args;
+    ChorusAuth__RevocationsRequest *args = (ChorusAuth__RevocationsRequest *)
+                                               call->base.args;
     char after[24];
     snprintf (after, sizeof after, "%llu",
               (unsigned long long) (args->has_after_seq ? args->after_seq : 0));

@@ -1,11 +1,9 @@
-/*  auth_call: one auth request in progress, and the small continuation-passing
-    toolkit every auth handler is written with. A handler decodes the request
-    into a call, then chains steps: a query, a transaction, an audited change
-    (audit row + outbox event in one transaction), a password job; each names the
-    step that runs with its outcome. Every failure along the way answers the
-    request with the right error code and frees the call, so a step only ever
-    sees success. After handing a call to any auth_call_* function the caller
-    must not touch it again.                                                   */
+/*  auth_call: one auth request in progress: a service_call (libs/service) with
+    what auth's steps carry between them (ids, a token to hand out, a password
+    hash), plus the two steps only auth has: an audited change (audit row and
+    outbox event in one transaction) and a password job on the argon2id
+    threads. After handing a call to any auth_call_* function the caller must
+    not touch it again.                                                        */
 #ifndef AUTH_CALL_H_INCLUDED
 #define AUTH_CALL_H_INCLUDED
 
@@ -18,7 +16,7 @@
 #include "auth_jwt.h"
 #include "auth_mail.h"
 #include "auth_password.h"
-#include "service_runtime.h"
+#include "service_call.h"
 
 //  The auth service's state, shared by its handlers.
 typedef struct {
@@ -45,13 +43,12 @@ typedef struct _auth_call_t auth_call_t;
 typedef void (auth_step_fn) (auth_call_t *call, PGresult *result);
 
 //  Scratch identifiers a call carries between steps.
-#define AUTH_ID_SIZE 37
+#define AUTH_ID_SIZE SERVICE_ID_SIZE
 
+//  An auth request in progress: a service_call with what auth's steps carry.
 struct _auth_call_t {
+    service_call_t base;                 //  request, args, reply (first member)
     auth_state_t *state;                 //  the service
-    bus_request_t *request;              //  the request being answered
-    const ChorusBus__Headers *headers;   //  its headers (borrowed from request)
-    ProtobufCMessage *args;              //  its decoded arguments
     auth_step_fn *next;                  //  step after the pending action
     char user_id[AUTH_ID_SIZE];          //  user concerned
     char tenant_id[AUTH_ID_SIZE];        //  tenant concerned
@@ -59,17 +56,17 @@ struct _auth_call_t {
     char other_id[AUTH_ID_SIZE];         //  invite, key or member concerned
     char *token;                         //  plain token to hand out, wiped
     char hash[AUTH_PASSWORD_HASH_SIZE];  //  a password hash made for the call
-    const char *conflict;                //  message for a unique violation
     bool matched;                        //  outcome of a password check
-    uint32_t limit;                      //  page size of a list
     char *text;                          //  any other string a step keeps
-    ProtobufCMessage *reply;             //  an answer being built across steps
 };
 
 //  Start a call for request (taking it), decoding its body as args_desc. On a
 //  bad body answers bad_request and returns NULL.
 auth_call_t *auth_call_new (auth_state_t *state, bus_request_t **request_p,
                             const ProtobufCMessageDescriptor *args_desc);
+
+//  The call's decoded arguments.
+#define auth_call_args(call) ((call)->base.args)
 
 //  Answer with reply (NULL: an empty body) and free the call.
 void auth_call_reply (auth_call_t *call, const ProtobufCMessage *reply);
@@ -81,9 +78,7 @@ void auth_call_fail (auth_call_t *call, const char *code, const char *message);
 void auth_call_fail_retry (auth_call_t *call, const char *code, const char *message,
                            uint32_t retry_after_s);
 
-//  Answer a page of a list: list_desc is a message with "repeated data" and
-//  "next_cursor"; result holds up to limit + 1 rows whose columns are the
-//  element's fields plus "_cursor" (auth.cursor_of). Frees the call.
+//  Answer a page of a list (service_call_reply_list). Frees the call.
 void auth_call_reply_list (auth_call_t *call, const ProtobufCMessageDescriptor *list_desc,
                            PGresult *result, uint32_t limit);
 
@@ -113,22 +108,16 @@ void auth_call_hash (auth_call_t *call, auth_step_fn *next, const char *password
 void auth_call_verify (auth_call_t *call, auth_step_fn *next, const char *hash,
                        const char *password);
 
-//  Header values, "" when absent.
-const char *auth_call_tenant (auth_call_t *call);
-const char *auth_call_user (auth_call_t *call);
-const char *auth_call_role (auth_call_t *call);
-const char *auth_call_ip (auth_call_t *call);
-const char *auth_call_request_id (auth_call_t *call);
-
-//  True when the headers carry a tenant admin (or a platform admin).
-bool auth_call_is_tenant_admin (auth_call_t *call);
-//  True when the headers carry a platform admin.
-bool auth_call_is_platform_admin (auth_call_t *call);
-
-//  True when s is a UUID in its canonical text form.
-bool auth_uuid_valid (const char *s);
-//  A new random UUID into out (AUTH_ID_SIZE bytes).
-void auth_uuid_new (char *out);
+//  Header values, "" when absent, and role checks (service_call's).
+#define auth_call_tenant(call) service_call_tenant (&(call)->base)
+#define auth_call_user(call) service_call_user (&(call)->base)
+#define auth_call_role(call) service_call_role (&(call)->base)
+#define auth_call_ip(call) service_call_ip (&(call)->base)
+#define auth_call_request_id(call) service_call_request_id (&(call)->base)
+#define auth_call_is_tenant_admin(call) service_call_is_tenant_admin (&(call)->base)
+#define auth_call_is_platform_admin(call) service_call_is_platform_admin (&(call)->base)
+#define auth_uuid_valid service_uuid_valid
+#define auth_uuid_new service_uuid_new
 
 //  Refuse with the message: password rules. NULL when password is acceptable.
 const char *auth_password_problem (const char *password);

@@ -16,7 +16,7 @@ static void
 s_change_read (auth_call_t *call, PGresult *result)
 {
     ChorusAuth__PasswordChangeRequest *args = (ChorusAuth__PasswordChangeRequest *)
-                                                  call->args;
+                                                  call->base.args;
     if (PQntuples (result) != 1) {
         auth_call_fail (call, "unauthorized", "the account no longer exists");
         return;
@@ -30,7 +30,7 @@ s_change_verified (auth_call_t *call, PGresult *result)
 {
     (void) result;
     ChorusAuth__PasswordChangeRequest *args = (ChorusAuth__PasswordChangeRequest *)
-                                                  call->args;
+                                                  call->base.args;
     if (!call->matched) {
         auth_call_fail (call, "invalid_credentials", "the current password is wrong");
         return;
@@ -93,7 +93,7 @@ auth_passwords_change (service_runtime_t *runtime, bus_request_t *request, void 
     if (!call)
         return;
     ChorusAuth__PasswordChangeRequest *args = (ChorusAuth__PasswordChangeRequest *)
-                                                  call->args;
+                                                  call->base.args;
     if (!auth_uuid_valid (auth_call_user (call))
         || !auth_uuid_valid (auth_call_tenant (call))) {
         auth_call_fail (call, "unauthorized", "authentication is required");
@@ -173,7 +173,7 @@ auth_passwords_forgot (service_runtime_t *runtime, bus_request_t *request, void 
     if (!call)
         return;
     ChorusAuth__PasswordForgotRequest *args = (ChorusAuth__PasswordForgotRequest *)
-                                                  call->args;
+                                                  call->base.args;
     const char *problem = auth_email_problem (args->email);
     if (problem) {
         auth_call_fail (call, "bad_request", problem);
@@ -203,7 +203,7 @@ static void
 s_reset_read (auth_call_t *call, PGresult *result)
 {
     ChorusAuth__PasswordResetRequest *args = (ChorusAuth__PasswordResetRequest *)
-                                                 call->args;
+                                                 call->base.args;
     if (PQntuples (result) != 1) {
         auth_call_fail (call, "invalid_token",
                         "the reset token is unknown, expired or used");
@@ -241,7 +241,7 @@ auth_passwords_reset (service_runtime_t *runtime, bus_request_t *request, void *
     if (!call)
         return;
     ChorusAuth__PasswordResetRequest *args = (ChorusAuth__PasswordResetRequest *)
-                                                 call->args;
+                                                 call->base.args;
     char hash[65];
     if (!args->token || !*args->token) {
         auth_call_fail (call, "bad_request", "token is required");

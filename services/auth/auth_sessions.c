@@ -121,7 +121,7 @@ static void s_register_hashed (auth_call_t *call, PGresult *result);
 static void
 s_register_invite (auth_call_t *call, PGresult *result)
 {
-    ChorusAuth__RegisterRequest *args = (ChorusAuth__RegisterRequest *) call->args;
+    ChorusAuth__RegisterRequest *args = (ChorusAuth__RegisterRequest *) call->base.args;
     if (PQntuples (result) != 1 || !streq (PQgetvalue (result, 0, 3), "t")) {
         auth_call_fail (call, "invalid_token", "the invite is unknown, expired or used");
         return;
@@ -143,7 +143,7 @@ static void
 s_register_hashed (auth_call_t *call, PGresult *result)
 {
     (void) result;
-    ChorusAuth__RegisterRequest *args = (ChorusAuth__RegisterRequest *) call->args;
+    ChorusAuth__RegisterRequest *args = (ChorusAuth__RegisterRequest *) call->base.args;
     bool invited = call->other_id[0] != 0;
     auth_uuid_new (call->user_id);
     if (!invited)
@@ -201,7 +201,7 @@ s_register_hashed (auth_call_t *call, PGresult *result)
     }
     stmts[count++] = session.stmts[0];
     stmts[count++] = session.stmts[1];
-    call->conflict = "this email is already registered";
+    call->base.conflict = "this email is already registered";
     json_t *details = json_pack ("{s:s, s:b}", "email", args->email, "invited", invited);
     char *text = json_dumps (details, JSON_COMPACT);
     json_decref (details);
@@ -218,7 +218,7 @@ auth_sessions_register (service_runtime_t *runtime, bus_request_t *request, void
                                        &chorus_auth__register_request__descriptor);
     if (!call)
         return;
-    ChorusAuth__RegisterRequest *args = (ChorusAuth__RegisterRequest *) call->args;
+    ChorusAuth__RegisterRequest *args = (ChorusAuth__RegisterRequest *) call->base.args;
     const char *problem = auth_email_problem (args->email);
     if (!problem)
         problem = auth_password_problem (args->password);
@@ -256,7 +256,7 @@ static void
 s_login_keys (auth_call_t *call, char *ip_key, size_t ip_size, char *account_key,
               size_t account_size)
 {
-    ChorusAuth__LoginRequest *args = (ChorusAuth__LoginRequest *) call->args;
+    ChorusAuth__LoginRequest *args = (ChorusAuth__LoginRequest *) call->base.args;
     char lower[256], hash[65];
     snprintf (lower, sizeof lower, "%s", args->email);
     for (char *p = lower; *p; p++)
@@ -306,7 +306,7 @@ static void s_login_failed (auth_call_t *call, PGresult *result);
 static void
 s_login_lookup (auth_call_t *call)
 {
-    ChorusAuth__LoginRequest *args = (ChorusAuth__LoginRequest *) call->args;
+    ChorusAuth__LoginRequest *args = (ChorusAuth__LoginRequest *) call->base.args;
     const char *params[] = {args->email, args->tenant_id ? args->tenant_id : ""};
     auth_call_query (call, s_login_read,
                      "SELECT u.id, u.password_hash, m.tenant_id FROM auth.users u LEFT "
@@ -366,7 +366,7 @@ s_login_counters (redisReply *reply, const char *error, void *arg)
 static void
 s_login_read (auth_call_t *call, PGresult *result)
 {
-    ChorusAuth__LoginRequest *args = (ChorusAuth__LoginRequest *) call->args;
+    ChorusAuth__LoginRequest *args = (ChorusAuth__LoginRequest *) call->base.args;
     if (PQntuples (result) != 1) {
         //  No such user: spend the same time on a dummy hash, then fail alike
         auth_call_verify (call, s_login_checked, NULL, args->password);
@@ -383,7 +383,7 @@ static void
 s_login_checked (auth_call_t *call, PGresult *result)
 {
     (void) result;
-    ChorusAuth__LoginRequest *args = (ChorusAuth__LoginRequest *) call->args;
+    ChorusAuth__LoginRequest *args = (ChorusAuth__LoginRequest *) call->base.args;
     if (!call->matched || !call->user_id[0]) {
         s_login_count_failure (call);
         json_t *details = json_pack ("{s:s}", "email", args->email);
@@ -430,7 +430,7 @@ auth_sessions_login (service_runtime_t *runtime, bus_request_t *request, void *s
                                        &chorus_auth__login_request__descriptor);
     if (!call)
         return;
-    ChorusAuth__LoginRequest *args = (ChorusAuth__LoginRequest *) call->args;
+    ChorusAuth__LoginRequest *args = (ChorusAuth__LoginRequest *) call->base.args;
     if (!args->email || !*args->email || strlen (args->email) > 254) {
         auth_call_fail (call, "bad_request", "email is required");
         return;
@@ -540,7 +540,7 @@ auth_sessions_refresh (service_runtime_t *runtime, bus_request_t *request, void 
                                        &chorus_auth__refresh_request__descriptor);
     if (!call)
         return;
-    ChorusAuth__RefreshRequest *args = (ChorusAuth__RefreshRequest *) call->args;
+    ChorusAuth__RefreshRequest *args = (ChorusAuth__RefreshRequest *) call->base.args;
     char hash[65];
     if (!args->refresh_token || !*args->refresh_token) {
         auth_call_fail (call, "bad_request", "refresh_token is required");
@@ -611,7 +611,7 @@ auth_sessions_logout (service_runtime_t *runtime, bus_request_t *request, void *
                                        &chorus_auth__refresh_request__descriptor);
     if (!call)
         return;
-    ChorusAuth__RefreshRequest *args = (ChorusAuth__RefreshRequest *) call->args;
+    ChorusAuth__RefreshRequest *args = (ChorusAuth__RefreshRequest *) call->base.args;
     char hash[65];
     if (args->refresh_token && *args->refresh_token
         && auth_token_hash (args->refresh_token, hash, sizeof hash) == 0) {
@@ -624,7 +624,7 @@ auth_sessions_logout (service_runtime_t *runtime, bus_request_t *request, void *
             1, params);
         return;
     }
-    const char *sid = call->headers ? call->headers->session_id : NULL;
+    const char *sid = call->base.headers ? call->base.headers->session_id : NULL;
     if (sid && auth_uuid_valid (sid) && auth_uuid_valid (auth_call_user (call))) {
         snprintf (call->session_id, sizeof call->session_id, "%s", sid);
         snprintf (call->user_id, sizeof call->user_id, "%s", auth_call_user (call));
@@ -641,7 +641,7 @@ auth_sessions_logout (service_runtime_t *runtime, bus_request_t *request, void *
 static void
 s_me_key (auth_call_t *call, PGresult *result)
 {
-    ChorusAuth__MeReply *me = (ChorusAuth__MeReply *) call->reply;
+    ChorusAuth__MeReply *me = (ChorusAuth__MeReply *) call->base.reply;
     char error[200] = "";
     if (PQntuples (result) != 1) {
         auth_call_fail (call, "unauthorized", "the API key was revoked");
@@ -654,19 +654,20 @@ s_me_key (auth_call_t *call, PGresult *result)
         auth_call_fail (call, "internal", "the API key could not be read");
         return;
     }
-    auth_call_reply (call, call->reply);
+    auth_call_reply (call, call->base.reply);
 }
 
 static void
 s_me_tenants (auth_call_t *call, PGresult *result)
 {
     char error[200] = "";
-    if (db_message_append_rows (call->reply, "tenants", result, error, sizeof error)) {
+    if (db_message_append_rows (call->base.reply, "tenants", result, error,
+                                sizeof error)) {
         core_log_error (call->state->log, auth_call_request_id (call), "me: %s", error);
         auth_call_fail (call, "internal", "the tenants could not be read");
         return;
     }
-    const char *key_id = call->headers ? call->headers->api_key_id : NULL;
+    const char *key_id = call->base.headers ? call->base.headers->api_key_id : NULL;
     if (key_id && *key_id) {
         const char *params[] = {key_id, auth_call_tenant (call)};
         auth_call_query (
@@ -679,7 +680,7 @@ s_me_tenants (auth_call_t *call, PGresult *result)
             2, params);
         return;
     }
-    auth_call_reply (call, call->reply);
+    auth_call_reply (call, call->base.reply);
 }
 
 static void
@@ -691,9 +692,9 @@ s_me_read (auth_call_t *call, PGresult *result)
         return;
     }
     char error[200] = "";
-    call->reply = db_message_from_row (&chorus_auth__me_reply__descriptor, result, 0,
-                                       error, sizeof error);
-    if (!call->reply) {
+    call->base.reply = db_message_from_row (&chorus_auth__me_reply__descriptor, result, 0,
+                                            error, sizeof error);
+    if (!call->base.reply) {
         core_log_error (call->state->log, auth_call_request_id (call), "me: %s", error);
         auth_call_fail (call, "internal", "the account could not be read");
         return;
@@ -722,7 +723,7 @@ auth_sessions_me (service_runtime_t *runtime, bus_request_t *request, void *stat
     }
     snprintf (call->user_id, sizeof call->user_id, "%s", auth_call_user (call));
     snprintf (call->tenant_id, sizeof call->tenant_id, "%s", auth_call_tenant (call));
-    const char *key_id = call->headers ? call->headers->api_key_id : NULL;
+    const char *key_id = call->base.headers ? call->base.headers->api_key_id : NULL;
     const char *params[] = {call->user_id, call->tenant_id,
                             key_id && *key_id ? "api_key" : "jwt"};
     auth_call_query (call, s_me_read, "SELECT $3::text AS auth, " S_USER_TENANT_COLUMNS,
@@ -752,7 +753,7 @@ auth_sessions_switch (service_runtime_t *runtime, bus_request_t *request, void *
                                        &chorus_auth__switch_request__descriptor);
     if (!call)
         return;
-    ChorusAuth__SwitchRequest *args = (ChorusAuth__SwitchRequest *) call->args;
+    ChorusAuth__SwitchRequest *args = (ChorusAuth__SwitchRequest *) call->base.args;
     if (!auth_uuid_valid (auth_call_user (call))) {
         auth_call_fail (call, "unauthorized", "authentication is required");
         return;
