@@ -29,6 +29,7 @@ struct _service_runtime_t {
     core_config_t *config;            //  process configuration (borrowed)
     core_log_t *log;                  //  our logger
     bus_worker_t *worker;             //  our bus replica
+    bus_client_t *client;             //  our requests to other services
     db_pool_t *db;                    //  database pool, or NULL
     redis_client_t *redis;            //  Redis client, or NULL
     service_events_t *events;         //  our event outbox, or NULL
@@ -68,6 +69,12 @@ db_pool_t *
 service_runtime_db (service_runtime_t *self)
 {
     return self->db;
+}
+
+bus_client_t *
+service_runtime_client (service_runtime_t *self)
+{
+    return self->client;
 }
 
 redis_client_t *
@@ -356,6 +363,14 @@ s_start (service_runtime_t *self)
     bus_worker_set_handlers (self->worker, s_on_request, s_on_cancel, self);
     if (bus_worker_attach (self->worker, self->loop))
         return -1;
+    //  Requests this service makes to others go through the same brokers
+    self->client = bus_client_new (
+        brokers, (int) core_config_int (self->config, "heartbeat_ms"),
+        (int) core_config_int (self->config, "heartbeat_liveness"), self->log);
+    if (!self->client || bus_client_attach (self->client, self->loop))
+        return -1;
+    bus_client_set_default_timeout (self->client,
+                                    core_config_int (self->config, "request_timeout_ms"));
     if (self->def->state_new)
         self->state = self->def->state_new (self);
     return 0;
@@ -407,6 +422,7 @@ service_runtime_actor (zsock_t *pipe, void *args, const service_definition_t *de
     //  handlers that may still answer through the worker
     if (self->def->state_destroy && self->state)
         self->def->state_destroy (&self->state);
+    bus_client_destroy (&self->client);
     bus_worker_destroy (&self->worker);
     redis_client_destroy (&self->redis);
     zloop_destroy (&self->loop);

@@ -19,6 +19,7 @@
 #include <czmq.h>
 #include <stdbool.h>
 
+#include "bus_client.h"
 #include "bus_worker.h"
 #include "core_config.h"
 #include "core_log.h"
@@ -60,6 +61,8 @@ core_log_t *service_runtime_log (service_runtime_t *self);
 core_config_t *service_runtime_config (service_runtime_t *self);
 zloop_t *service_runtime_loop (service_runtime_t *self);
 db_pool_t *service_runtime_db (service_runtime_t *self);             //  NULL without one
+//  A bus client in the service's loop, for requests to other services.
+bus_client_t *service_runtime_client (service_runtime_t *self);
 redis_client_t *service_runtime_redis (service_runtime_t *self);     //  NULL without one
 service_events_t *service_runtime_events (service_runtime_t *self);  //  NULL without db
 const char *service_runtime_name (service_runtime_t *self);
