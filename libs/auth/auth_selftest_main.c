@@ -1,6 +1,7 @@
 /*  Selftest runner of libs/auth.                                                  */
 #include "auth_jwt.h"
 #include "auth_keys.h"
+#include "auth_secretbox.h"
 #include "auth_password.h"
 #include "auth_pkce.h"
 #include "auth_token.h"
@@ -9,7 +10,7 @@
 static const core_selftest_t s_tests[] = {
     {"auth_password", auth_password_test}, {"auth_token", auth_token_test},
     {"auth_pkce", auth_pkce_test},         {"auth_jwt", auth_jwt_test},
-    {"auth_keys", auth_keys_test},
+    {"auth_keys", auth_keys_test},         {"auth_secretbox", auth_secretbox_test},
 };
 
 int
