@@ -5,5 +5,6 @@
 int
 main (int argc, char **argv)
 {
-    return service_main (argc, argv, "agents", agents_server_actor);
+    return service_main_ex (argc, argv, "agents", agents_server_actor,
+                            agents_server_options, agents_server_option_count);
 }

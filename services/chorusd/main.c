@@ -41,7 +41,7 @@ main (int argc, char **argv)
 {
     //  One table: the edge's options, the services' options, ours
     size_t count = edge_server_option_count + service_main_option_count
-                   + auth_server_option_count + 1;
+                   + auth_server_option_count + agents_server_option_count + 1;
     core_config_option_t *table = calloc (count, sizeof *table);
     size_t at = 0;
     memcpy (table, edge_server_options, edge_server_option_count * sizeof *table);
@@ -49,6 +49,9 @@ main (int argc, char **argv)
     memcpy (table + at, service_main_options, service_main_option_count * sizeof *table);
     at += service_main_option_count;
     memcpy (table + at, auth_server_options, auth_server_option_count * sizeof *table);
+    at += auth_server_option_count;
+    memcpy (table + at, agents_server_options,
+            agents_server_option_count * sizeof *table);
     table[count - 1] = s_own[0];
     int rc = 0;
     if (core_config_handle_args (argc, argv, "chorusd", table, count)) {

@@ -1,0 +1,13 @@
+/*  Selftest runner of services/agents: `agents_selftest [module] [-v]`.          */
+#include "agents_store.h"
+#include "core_selftest.h"
+
+static const core_selftest_t s_tests[] = {
+    {"agents_store", agents_store_test},
+};
+
+int
+main (int argc, char **argv)
+{
+    return core_selftest_main (argc, argv, s_tests, sizeof s_tests / sizeof s_tests[0]);
+}
