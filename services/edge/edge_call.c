@@ -11,6 +11,7 @@
 
 uint64_t
 edge_call_send (bus_client_t *bus, const edge_match_t *match, json_t *body,
+                const edge_identity_t *identity, const char *client_ip,
                 const char *request_id, int64_t timeout_ms, bus_reply_fn *fn, void *arg,
                 edge_call_error_t *error)
 {
@@ -38,6 +39,7 @@ edge_call_send (bus_client_t *bus, const edge_match_t *match, json_t *body,
         return 0;
     }
     ChorusBus__Headers headers = CHORUS_BUS__HEADERS__INIT;
+    edge_auth_headers (identity, client_ip, &headers);
     headers.request_id = (char *) request_id;
     headers.timeout_ms = timeout_ms;
     //  Reads may be resent through another broker when theirs dies

@@ -1,7 +1,8 @@
 /*  edge_call: turns one matched edge request into one bus request and bus replies
     back into JSON. Shared by edge_http (plain JSON and SSE) and edge_ws: arguments
     are the route's path, query and body merged (edge_routes_args) and packed as
-    msgpack (codec_json); headers carry the request id and the deadline.          */
+    msgpack (codec_json); headers carry the identity the edge verified, the
+    client's address, the request id and the deadline.                          */
 #ifndef EDGE_CALL_H_INCLUDED
 #define EDGE_CALL_H_INCLUDED
 
@@ -11,6 +12,7 @@
 #include <stdint.h>
 
 #include "bus_client.h"
+#include "edge_auth.h"
 #include "edge_routes.h"
 
 //  Why a call could not be sent: HTTP status, error code and message.
@@ -20,10 +22,13 @@ typedef struct {
     char message[256];  //  human readable
 } edge_call_error_t;
 
-//  Send the bus request of a matched route with body (a JSON object or NULL).
-//  Returns the handle (> 0), or 0 with error filled. The caller stores the handle,
-//  then calls bus_client_process (replies may come from inside it).
+//  Send the bus request of a matched route with body (a JSON object or NULL), on
+//  behalf of identity (NULL: anonymous) from client_ip (may be NULL): the bus
+//  headers carry both (edge_auth_headers). Returns the handle (> 0), or 0 with
+//  error filled. The caller stores the handle, then calls bus_client_process
+//  (replies may come from inside it).
 uint64_t edge_call_send (bus_client_t *bus, const edge_match_t *match, json_t *body,
+                         const edge_identity_t *identity, const char *client_ip,
                          const char *request_id, int64_t timeout_ms, bus_reply_fn *fn,
                          void *arg, edge_call_error_t *error);
 

@@ -13,6 +13,7 @@
 #include "bus_client.h"
 #include "core_config.h"
 #include "core_log.h"
+#include "edge_guard.h"
 #include "edge_metrics.h"
 
 typedef struct _edge_ready_t edge_ready_t;
@@ -25,20 +26,34 @@ typedef struct {
     int64_t timeout_ms;     //  bus deadline of HTTP requests
     int64_t keepalive_ms;   //  SSE heartbeat comment interval
     int max_connections;    //  most client connections at once
+    bool trust_proxy;       //  the client address is X-Forwarded-For's last hop
+    bool cookie_secure;     //  token cookies carry Secure
 
-    core_log_t *log;          //  logger (owned by the server)
-    struct lws_context *lws;  //  libwebsockets context
-    bus_client_t *bus;        //  bus client
-    edge_metrics_t *metrics;  //  Prometheus metrics
-    edge_ready_t *ready;      //  cached readiness checks
-    char *openapi;            //  OpenAPI document text
-    size_t openapi_size;      //  its length
-    zlistx_t *streams;        //  SSE requests (edge_request_t *), for heartbeats
-    size_t sse_open;          //  SSE streams whose headers went out
-    size_t ws_open;           //  WebSocket connections open
-    size_t connections;       //  client connections open
-    bool draining;            //  stopping: refuse new work
+    core_log_t *log;                   //  logger (owned by the server)
+    struct lws_context *lws;           //  libwebsockets context
+    bus_client_t *bus;                 //  bus client
+    edge_metrics_t *metrics;           //  Prometheus metrics
+    edge_ready_t *ready;               //  cached readiness checks
+    edge_guard_t *guard;               //  credentials, revocations, budgets
+    lws_sorted_usec_list_t sul_guard;  //  edge_guard_tick timer
+    sul_cb_t guard_timer;              //  its callback (edge_server's)
+    char *openapi;                     //  OpenAPI document text
+    size_t openapi_size;               //  its length
+    zlistx_t *streams;                 //  SSE requests (edge_request_t *), for heartbeats
+    size_t sse_open;                   //  SSE streams whose headers went out
+    size_t ws_open;                    //  WebSocket connections open
+    size_t connections;                //  client connections open
+    bool draining;                     //  stopping: refuse new work
 } edge_t;
+
+//  Run the guard's timer at the next turn of the loop: a request was parked and
+//  its Redis command waits to be sent (edge_http, edge_ws, edge_server).
+static inline void
+edge_wake_guard (edge_t *edge)
+{
+    if (edge->lws && edge->guard_timer)
+        lws_sul_schedule (edge->lws, 0, &edge->sul_guard, edge->guard_timer, 1);
+}
 
 //  Monotonic time in microseconds.
 static inline int64_t

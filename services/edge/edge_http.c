@@ -6,40 +6,47 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "edge_auth.h"
 #include "edge_call.h"
 #include "edge_queue.h"
 #include "edge_ready.h"
 #include "edge_routes.h"
 
-#define S_HEADER_ROOM 1024   //  bytes reserved for response headers
+#define S_HEADER_ROOM 1024   //  bytes reserved for our own response headers
 #define S_WRITE_CHUNK 65536  //  most bytes handed to one lws_write
 
 struct _edge_request_t {
-    edge_t *edge;             //  the edge (borrowed)
-    struct lws *wsi;          //  the connection
-    edge_session_t *session;  //  its per-connection data
-    char method[8];           //  request method
-    const char *route_label;  //  route pattern for metrics, or "unmatched"
-    char request_id[65];      //  X-Request-Id
-    int64_t start_us;         //  when the headers arrived
-    edge_match_t match;       //  matched route and parameters
-    bool expect_body;         //  a body follows (Content-Length > 0)
-    bool head;                //  HEAD: headers only
-    bool sse;                 //  client accepts text/event-stream
-    char *body;               //  body received so far
-    size_t body_size;         //  its length
-    uint64_t handle;          //  bus request in flight (0: none)
-    int status;               //  response status, once known
-    unsigned char *out;       //  LWS_PRE + headers + body of a JSON answer
-    size_t out_size;          //  bytes to send after LWS_PRE
-    size_t out_off;           //  bytes sent
-    bool close_after;         //  close the connection after the answer
-    edge_queue_t *queue;      //  SSE: events waiting for the socket
-    bool sse_open;            //  SSE: headers queued, stream counted
-    bool sse_end;             //  SSE: close after the queue drains
-    uint64_t event_id;        //  SSE: last event id
-    int64_t last_write_us;    //  SSE: last time something was queued
-    void *stream_cursor;      //  SSE: handle in edge->streams
+    edge_t *edge;                      //  the edge (borrowed)
+    struct lws *wsi;                   //  the connection
+    edge_session_t *session;           //  its per-connection data
+    char method[8];                    //  request method
+    const char *route_label;           //  route pattern for metrics, or "unmatched"
+    char request_id[65];               //  X-Request-Id
+    int64_t start_us;                  //  when the headers arrived
+    edge_match_t match;                //  matched route and parameters
+    bool expect_body;                  //  a body follows (Content-Length > 0)
+    bool head;                         //  HEAD: headers only
+    bool sse;                          //  client accepts text/event-stream
+    char *body;                        //  body received so far
+    size_t body_size;                  //  its length
+    uint64_t handle;                   //  bus request in flight (0: none)
+    uint64_t ticket;                   //  admission waiting in the guard (0: none)
+    bool detached;                     //  the lws header table was given back
+    edge_credential_t credential;      //  Authorization header or access cookie
+    char refresh[512];                 //  chorus_refresh cookie ("" when none)
+    char client_ip[EDGE_AUTH_IP_MAX];  //  the client's address
+    edge_identity_t identity;          //  who the request acts for, once admitted
+    int status;                        //  response status, once known
+    unsigned char *out;                //  LWS_PRE + headers + body of a JSON answer
+    size_t out_size;                   //  bytes to send after LWS_PRE
+    size_t out_off;                    //  bytes sent
+    bool close_after;                  //  close the connection after the answer
+    edge_queue_t *queue;               //  SSE: events waiting for the socket
+    bool sse_open;                     //  SSE: headers queued, stream counted
+    bool sse_end;                      //  SSE: close after the queue drains
+    uint64_t event_id;                 //  SSE: last event id
+    int64_t last_write_us;             //  SSE: last time something was queued
+    void *stream_cursor;               //  SSE: handle in edge->streams
 };
 
 static void s_reply_fn (bus_client_t *client, const bus_reply_t *reply, void *arg);
@@ -55,6 +62,8 @@ s_request_destroy (edge_request_t **self_p)
         bus_client_cancel (self->edge->bus, self->handle);
         bus_client_process (self->edge->bus);
     }
+    if (self->ticket)
+        edge_guard_cancel (self->edge->guard, self->ticket);
     if (self->stream_cursor)
         zlistx_delete (self->edge->streams, self->stream_cursor);
     if (self->sse_open)
@@ -87,60 +96,167 @@ s_add_header (struct lws *wsi, const char *name, const char *value, unsigned cha
                                         (int) strlen (value), p, end);
 }
 
+//  Headers some answers add.
+typedef struct {
+    const char *allow;             //  Allow (405)
+    int retry_after;               //  Retry-After seconds (0: none)
+    const char *www_authenticate;  //  WWW-Authenticate (401 from the guard)
+    char *cookies[2];              //  Set-Cookie values (owned by the caller)
+} s_extra_t;
+
 //  Prepare a complete answer (headers and body) and ask for a writable callback.
+//  A 204 answer has neither body nor Content-Type/Length.
 static void
 s_respond (edge_request_t *self, int status, const char *content_type, const char *body,
-           size_t size, const char *allow, int retry_after)
+           size_t size, const s_extra_t *extra)
 {
     assert (!self->out);
     self->status = status;
-    size_t send_size = self->head ? 0 : size;
-    self->out = malloc (LWS_PRE + S_HEADER_ROOM + send_size);
+    bool empty = status == 204;
+    size_t send_size = self->head || empty ? 0 : size;
+    size_t room = S_HEADER_ROOM;
+    for (int i = 0; extra && i < 2; i++)
+        room += extra->cookies[i] ? strlen (extra->cookies[i]) + 32 : 0;
+    self->out = malloc (LWS_PRE + room + send_size);
     assert (self->out);
-    unsigned char *start = self->out + LWS_PRE, *p = start, *end = start + S_HEADER_ROOM;
+    unsigned char *start = self->out + LWS_PRE, *p = start, *end = start + room;
     char length[24];
     snprintf (length, sizeof length, "%zu", size);
     int rc = lws_add_http_header_status (self->wsi, (unsigned) status, &p, end);
-    rc |= lws_add_http_header_by_token (self->wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
-                                        (const unsigned char *) content_type,
-                                        (int) strlen (content_type), &p, end);
-    rc |= lws_add_http_header_by_token (self->wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH,
-                                        (const unsigned char *) length,
-                                        (int) strlen (length), &p, end);
+    if (!empty) {
+        rc |= lws_add_http_header_by_token (self->wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
+                                            (const unsigned char *) content_type,
+                                            (int) strlen (content_type), &p, end);
+        rc |= lws_add_http_header_by_token (self->wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH,
+                                            (const unsigned char *) length,
+                                            (int) strlen (length), &p, end);
+    }
     rc |= s_add_header (self->wsi, "x-request-id:", self->request_id, &p, end);
     rc |= s_add_header (self->wsi, "cache-control:", "no-store", &p, end);
-    if (allow)
-        rc |= s_add_header (self->wsi, "allow:", allow, &p, end);
-    if (retry_after > 0) {
+    if (extra && extra->allow)
+        rc |= s_add_header (self->wsi, "allow:", extra->allow, &p, end);
+    if (extra && extra->retry_after > 0) {
         char seconds[16];
-        snprintf (seconds, sizeof seconds, "%d", retry_after);
+        snprintf (seconds, sizeof seconds, "%d", extra->retry_after);
         rc |= s_add_header (self->wsi, "retry-after:", seconds, &p, end);
     }
+    if (extra && extra->www_authenticate)
+        rc |= s_add_header (self->wsi, "www-authenticate:", extra->www_authenticate, &p,
+                            end);
+    for (int i = 0; extra && i < 2; i++)
+        if (extra->cookies[i])
+            rc |= s_add_header (self->wsi, "set-cookie:", extra->cookies[i], &p, end);
     if (self->close_after)
         rc |= s_add_header (self->wsi, "connection:", "close", &p, end);
     rc |= lws_finalize_http_header (self->wsi, &p, end);
-    assert (rc == 0);  //  our own headers always fit S_HEADER_ROOM
+    assert (rc == 0);  //  room was counted for every header above
     memcpy (p, body, send_size);
     self->out_size = (size_t) (p - start) + send_size;
     self->out_off = 0;
     lws_callback_on_writable (self->wsi);
 }
 
+//  Answer with a JSON error body; retry_after (seconds, 0: none) becomes
+//  Retry-After ("overloaded" always has one). A service's "unauthorized" is a
+//  refused credential too: it gets the same WWW-Authenticate as the guard's.
+static void
+s_respond_error_retry (edge_request_t *self, int status, const char *code,
+                       const char *message, int retry_after)
+{
+    char *body = edge_call_error_json (code, message);
+    s_extra_t extra = {.retry_after = retry_after};
+    if (strcmp (code, "overloaded") == 0 && retry_after <= 0)
+        extra.retry_after = 1;
+    if (strcmp (code, "unauthorized") == 0)
+        extra.www_authenticate = self->identity.kind != EDGE_CRED_NONE
+                                     ? "Bearer realm=\"chorus\", error=\"invalid_token\""
+                                     : "Bearer realm=\"chorus\"";
+    s_respond (self, status, "application/json", body, strlen (body), &extra);
+    free (body);
+}
+
 //  Answer with a JSON error body.
 static void
 s_respond_error (edge_request_t *self, int status, const char *code, const char *message)
 {
-    char *body = edge_call_error_json (code, message);
-    int retry_after = strcmp (code, "overloaded") == 0 ? 1 : 0;
-    s_respond (self, status, "application/json", body, strlen (body), NULL, retry_after);
-    free (body);
+    s_respond_error_retry (self, status, code, message, 0);
 }
 
 //  Answer with a JSON text we own.
 static void
 s_respond_json (edge_request_t *self, int status, const char *json)
 {
-    s_respond (self, status, "application/json", json, strlen (json), NULL, 0);
+    s_respond (self, status, "application/json", json, strlen (json), NULL);
+}
+
+//  Answer a refusal of the guard: 401 with WWW-Authenticate, 403, 429 or 503
+//  with Retry-After.
+static void
+s_respond_refusal (edge_request_t *self, const edge_verdict_t *verdict)
+{
+    char *body = edge_call_error_json (verdict->code, verdict->message);
+    s_extra_t extra = {.retry_after = verdict->retry_after};
+    if (verdict->status == 401)
+        extra.www_authenticate = verdict->invalid_token
+                                     ? "Bearer realm=\"chorus\", error=\"invalid_token\""
+                                     : "Bearer realm=\"chorus\"";
+    s_respond (self, verdict->status, "application/json", body, strlen (body), &extra);
+    free (body);
+}
+
+//  The Set-Cookie values a successful answer of the route calls for (tokens from
+//  a JSON reply, or clearing them); extra->cookies are left NULL when none.
+static void
+s_token_cookies (edge_request_t *self, const char *json, s_extra_t *extra)
+{
+    int flags = self->match.route->flags;
+    bool secure = self->edge->cookie_secure;
+    if (flags & EDGE_ROUTE_LOGOUT) {
+        extra->cookies[0] = edge_auth_set_cookie (EDGE_AUTH_ACCESS_COOKIE, "", "/", 0,
+                                                  secure);
+        extra->cookies[1] = edge_auth_set_cookie (EDGE_AUTH_REFRESH_COOKIE, "",
+                                                  "/api/v1/auth", 0, secure);
+        return;
+    }
+    if (!(flags & EDGE_ROUTE_TOKENS) || !json)
+        return;
+    json_t *reply = json_loads (json, 0, NULL);
+    const char *access = json_string_value (json_object_get (reply, "access_token"));
+    const char *refresh = json_string_value (json_object_get (reply, "refresh_token"));
+    json_t *expires = json_object_get (reply, "expires_in");
+    json_t *refresh_expires = json_object_get (reply, "refresh_expires_in");
+    if (access && refresh) {
+        extra->cookies[0] = edge_auth_set_cookie (
+            EDGE_AUTH_ACCESS_COOKIE, access, "/",
+            json_is_integer (expires) ? json_integer_value (expires) : 0, secure);
+        extra->cookies[1] = edge_auth_set_cookie (
+            EDGE_AUTH_REFRESH_COOKIE, refresh, "/api/v1/auth",
+            json_is_integer (refresh_expires) ? json_integer_value (refresh_expires) : 0,
+            secure);
+        if (!extra->cookies[0] || !extra->cookies[1])
+            core_log_warn (self->edge->log, self->request_id,
+                           "token reply holds characters a cookie cannot: no cookies");
+    }
+    json_decref (reply);
+}
+
+//  The final answer of a plain (not SSE) bus request: the route's status, the
+//  body (none for 204), and the token cookies it calls for.
+static void
+s_respond_final (edge_request_t *self, const char *json)
+{
+    s_extra_t extra = {0};
+    int status = self->match.route->status;
+    if (status >= 200 && status < 300)
+        s_token_cookies (self, json, &extra);
+    if (!extra.cookies[0] || !extra.cookies[1]) {
+        free (extra.cookies[0]);
+        free (extra.cookies[1]);
+        extra.cookies[0] = extra.cookies[1] = NULL;
+    }
+    s_respond (self, status, "application/json", json, strlen (json), &extra);
+    free (extra.cookies[0]);
+    free (extra.cookies[1]);
 }
 
 //  Queue one SSE block; on a full queue drop the stream: cancel the bus request,
@@ -241,7 +357,8 @@ s_reply_fn (bus_client_t *client, const bus_reply_t *reply, void *arg)
             self->sse_end = true;
         }
         else
-            s_respond_error (self, status, code, reply->message);
+            s_respond_error_retry (self, status, code, reply->message,
+                                   (int) reply->retry_after_s);
         return;
     }
     char *json = edge_call_reply_json (reply);
@@ -269,8 +386,7 @@ s_reply_fn (bus_client_t *client, const bus_reply_t *reply, void *arg)
             self->sse_end = true;
     }
     else if (last)
-        s_respond (self, self->match.route->status, "application/json", json,
-                   strlen (json), NULL, 0);
+        s_respond_final (self, json);
     //  A plain JSON client receives the final reply only; partials are dropped.
     free (json);
 }
@@ -313,13 +429,13 @@ s_builtin (edge_request_t *self)
             size_t size = 0;
             char *text = edge_metrics_render (edge->metrics, &gauges, &size);
             s_respond (self, 200, "text/plain; version=0.0.4; charset=utf-8", text, size,
-                       NULL, 0);
+                       NULL);
             free (text);
             break;
         }
         case EDGE_ROUTE_OPENAPI:
             s_respond (self, 200, "application/json", edge->openapi, edge->openapi_size,
-                       NULL, 0);
+                       NULL);
             break;
         case EDGE_ROUTE_WS:
             s_respond_error (self, 426, "upgrade_required",
@@ -330,7 +446,48 @@ s_builtin (edge_request_t *self)
     }
 }
 
-//  Headers and body are in: answer or send the bus request.
+//  Give the lws header table back: everything needed from the headers is copied,
+//  and lws would close a connection holding it idle past timeout_secs_ah_idle.
+//  lws's own timeout (timeout_secs) must not cut a long answer either: the bus
+//  deadline bounds it, with a backstop a little later.
+static void
+s_detach (edge_request_t *self)
+{
+    if (self->detached)
+        return;
+    self->detached = true;
+    lws_http_headers_detach (self->wsi);
+    lws_set_timeout (self->wsi, PENDING_TIMEOUT_USER_OK,
+                     (int) (self->edge->timeout_ms / 1000) + 5);
+}
+
+//  Without refresh_token in the body, the chorus_refresh cookie's value (refresh
+//  and logout, auth.md "Cookies"). Returns the body to send (a new reference).
+static json_t *
+s_refresh_from_cookie (edge_request_t *self, json_t *body)
+{
+    if (!(self->match.route->flags & EDGE_ROUTE_REFRESH_COOKIE) || !*self->refresh
+        || (body && json_object_get (body, "refresh_token")))
+        return body;
+    if (!body)
+        body = json_object ();
+    json_object_set_new (body, "refresh_token", json_string (self->refresh));
+    return body;
+}
+
+static void s_admitted (edge_request_t *self, const edge_verdict_t *verdict);
+
+//  The guard's later verdict on a parked request.
+static void
+s_admitted_fn (const edge_verdict_t *verdict, void *arg)
+{
+    edge_request_t *self = (edge_request_t *) arg;
+    self->ticket = 0;
+    s_admitted (self, verdict);
+}
+
+//  Headers and body are in: answer a built-in route, or ask the guard whether
+//  the request may pass (it may park it), then send the bus request.
 static void
 s_dispatch (edge_request_t *self)
 {
@@ -344,6 +501,29 @@ s_dispatch (edge_request_t *self)
         s_respond_error (self, 503, "shutting_down", "the edge is shutting down");
         return;
     }
+    edge_verdict_t verdict;
+    self->ticket = edge_guard_admit (edge->guard, self->match.route->need, self->method,
+                                     &self->credential, self->client_ip, true,
+                                     s_admitted_fn, self, &verdict);
+    if (self->ticket) {
+        s_detach (self);
+        edge_wake_guard (edge);
+        bus_client_process (edge->bus);  //  the answer may be there already
+        return;
+    }
+    s_admitted (self, &verdict);
+}
+
+//  The guard's verdict: refuse, or send the bus request as the identity.
+static void
+s_admitted (edge_request_t *self, const edge_verdict_t *verdict)
+{
+    edge_t *edge = self->edge;
+    if (verdict->status) {
+        s_respond_refusal (self, verdict);
+        return;
+    }
+    self->identity = verdict->identity;
     char message[256];
     bool ok = true;
     json_t *body = edge_call_parse_body (self->body, self->body_size, &ok, message,
@@ -352,9 +532,11 @@ s_dispatch (edge_request_t *self)
         s_respond_error (self, 400, "invalid_json", message);
         return;
     }
+    body = s_refresh_from_cookie (self, body);
     edge_call_error_t error;
-    self->handle = edge_call_send (edge->bus, &self->match, body, self->request_id,
-                                   edge->timeout_ms, s_reply_fn, self, &error);
+    self->handle = edge_call_send (edge->bus, &self->match, body, &self->identity,
+                                   self->client_ip, self->request_id, edge->timeout_ms,
+                                   s_reply_fn, self, &error);
     json_decref (body);
     if (self->handle && self->sse) {
         //  Heartbeats start the stream if no reply comes within keepalive_ms.
@@ -362,17 +544,58 @@ s_dispatch (edge_request_t *self)
         self->stream_cursor = zlistx_add_end (edge->streams, self);
     }
     if (self->handle) {
-        //  Everything needed from the headers is copied: give the header table back,
-        //  or lws would close a connection holding it idle past timeout_secs_ah_idle.
-        lws_http_headers_detach (self->wsi);
-        //  lws's own timeout (timeout_secs) must not cut a long answer: the bus
-        //  deadline bounds it, with a backstop a little later.
-        lws_set_timeout (self->wsi, PENDING_TIMEOUT_USER_OK,
-                         (int) (edge->timeout_ms / 1000) + 5);
+        s_detach (self);
         bus_client_process (edge->bus);
     }
     if (!self->handle && !self->out && !self->sse_open)
         s_respond_error (self, error.status, error.code, error.message);
+}
+
+//  A request header's value as a new string (its length in *len), or NULL.
+static char *
+s_header (struct lws *wsi, enum lws_token_indexes token, int *len)
+{
+    int total = lws_hdr_total_length (wsi, token);
+    if (total <= 0)
+        return NULL;
+    char *value = malloc ((size_t) total + 1);
+    assert (value);
+    *len = lws_hdr_copy (wsi, value, total + 1, token);
+    if (*len < 0) {
+        free (value);
+        return NULL;
+    }
+    return value;
+}
+
+void
+edge_http_credentials (edge_t *edge, struct lws *wsi, edge_credential_t *credential,
+                       char *refresh, size_t refresh_size, char *client_ip,
+                       size_t client_ip_size)
+{
+    int auth_len = 0, cookie_len = 0, xff_len = 0;
+    char *authorization = s_header (wsi, WSI_TOKEN_HTTP_AUTHORIZATION, &auth_len);
+    char *cookie = s_header (wsi, WSI_TOKEN_HTTP_COOKIE, &cookie_len);
+    edge_auth_credential (authorization, (size_t) auth_len, cookie, (size_t) cookie_len,
+                          credential);
+    refresh[0] = '\0';
+    if (cookie
+        && edge_auth_cookie (cookie, (size_t) cookie_len, EDGE_AUTH_REFRESH_COOKIE,
+                             refresh, refresh_size)
+               < 0)
+        refresh[0] = '\0';
+    char peer[EDGE_AUTH_IP_MAX] = "";
+    lws_get_peer_simple (wsi, peer, sizeof peer);
+    const char *address = peer;
+    if (strncmp (address, "::ffff:", 7) == 0 && strchr (address, '.'))
+        address += 7;  //  an IPv4 client on a dual-stack socket
+    char *xff = edge->trust_proxy ? s_header (wsi, WSI_TOKEN_X_FORWARDED_FOR, &xff_len)
+                                  : NULL;
+    (void) edge_auth_client_ip (address, xff, (size_t) xff_len, edge->trust_proxy,
+                                client_ip, client_ip_size);
+    free (xff);
+    free (cookie);
+    free (authorization);
 }
 
 //  Detect the method of the request.
@@ -419,6 +642,8 @@ s_on_http (edge_t *edge, struct lws *wsi, edge_session_t *session, const char *p
         edge_request_id_generate (self->request_id, sizeof self->request_id);
     n = lws_hdr_copy (wsi, value, sizeof value, WSI_TOKEN_HTTP_ACCEPT);
     self->sse = n > 0 && edge_accepts_event_stream (value, (size_t) n);
+    edge_http_credentials (edge, wsi, &self->credential, self->refresh,
+                           sizeof self->refresh, self->client_ip, sizeof self->client_ip);
 
     //  Body size, checked before any of it is read.
     long long content_length = 0;
@@ -474,7 +699,8 @@ s_on_http (edge_t *edge, struct lws *wsi, edge_session_t *session, const char *p
     else if (result == EDGE_MATCH_BAD_METHOD) {
         char *body = edge_call_error_json ("method_not_allowed",
                                            "the route does not take this method");
-        s_respond (self, 405, "application/json", body, strlen (body), allow, 0);
+        s_extra_t extra = {.allow = allow};
+        s_respond (self, 405, "application/json", body, strlen (body), &extra);
         free (body);
     }
     else

@@ -25,13 +25,23 @@ typedef struct {
     double sum;                   //  sum of observed seconds
 } s_histogram_t;
 
+//  Label values of the authentication and budget counters
+static const char *s_refusal_reasons[] = {"missing", "invalid", "forbidden",
+                                          "unavailable"};
+static const char *s_limit_scopes[] = {"user", "key", "ip"};
+#define S_REASONS (sizeof s_refusal_reasons / sizeof s_refusal_reasons[0])
+#define S_SCOPES (sizeof s_limit_scopes / sizeof s_limit_scopes[0])
+
 struct _edge_metrics_t {
-    s_counter_t *counters;      //  request counters
-    size_t counter_count;       //  used entries
-    s_histogram_t *histograms;  //  per-route latency
-    size_t histogram_count;     //  used entries
-    uint64_t sse_dropped;       //  SSE streams dropped for a full queue
-    uint64_t ws_dropped;        //  WebSocket connections dropped for a full queue
+    s_counter_t *counters;        //  request counters
+    size_t counter_count;         //  used entries
+    s_histogram_t *histograms;    //  per-route latency
+    size_t histogram_count;       //  used entries
+    uint64_t sse_dropped;         //  SSE streams dropped for a full queue
+    uint64_t ws_dropped;          //  WebSocket connections dropped for a full queue
+    uint64_t refused[S_REASONS];  //  requests refused by authentication, by reason
+    uint64_t limited[S_SCOPES];   //  requests over their budget, by scope
+    uint64_t rate_errors;         //  budget checks Redis did not answer in time
 };
 
 edge_metrics_t *
@@ -113,6 +123,28 @@ void
 edge_metrics_ws_dropped (edge_metrics_t *self)
 {
     self->ws_dropped++;
+}
+
+void
+edge_metrics_auth_refused (edge_metrics_t *self, const char *reason)
+{
+    for (size_t i = 0; i < S_REASONS; i++)
+        if (strcmp (s_refusal_reasons[i], reason) == 0)
+            self->refused[i]++;
+}
+
+void
+edge_metrics_rate_limited (edge_metrics_t *self, const char *scope)
+{
+    for (size_t i = 0; i < S_SCOPES; i++)
+        if (strcmp (s_limit_scopes[i], scope) == 0)
+            self->limited[i]++;
+}
+
+void
+edge_metrics_rate_error (edge_metrics_t *self)
+{
+    self->rate_errors++;
 }
 
 size_t
@@ -228,6 +260,23 @@ edge_metrics_render (edge_metrics_t *self, const edge_gauges_t *g, size_t *size)
              "a slow client let the queue fill.\n"
              "# TYPE chorus_ws_dropped_total counter\nchorus_ws_dropped_total %llu\n",
              (unsigned long long) self->ws_dropped);
+    fprintf (out, "# HELP chorus_auth_refusals_total Requests refused by authentication: "
+                  "missing or invalid credential (401), forbidden (403), API key not "
+                  "checkable (503).\n# TYPE chorus_auth_refusals_total counter\n");
+    for (size_t i = 0; i < S_REASONS; i++)
+        fprintf (out, "chorus_auth_refusals_total{reason=\"%s\"} %llu\n",
+                 s_refusal_reasons[i], (unsigned long long) self->refused[i]);
+    fprintf (out, "# HELP chorus_rate_limited_total Requests over their budget (429), by "
+                  "user, API key or client address.\n"
+                  "# TYPE chorus_rate_limited_total counter\n");
+    for (size_t i = 0; i < S_SCOPES; i++)
+        fprintf (out, "chorus_rate_limited_total{scope=\"%s\"} %llu\n", s_limit_scopes[i],
+                 (unsigned long long) self->limited[i]);
+    fprintf (out,
+             "# HELP chorus_rate_limit_errors_total Budget checks Redis did not answer "
+             "in time.\n# TYPE chorus_rate_limit_errors_total counter\n"
+             "chorus_rate_limit_errors_total %llu\n",
+             (unsigned long long) self->rate_errors);
     fclose (out);
     *size = len;
     return text;
@@ -249,6 +298,12 @@ edge_metrics_test (bool verbose)
     edge_metrics_request (metrics, "/healthz", "GET", 200, 20);
     edge_metrics_request (metrics, "/we\"ird", "GET", 404, 0.01);
     edge_metrics_sse_dropped (metrics);
+    edge_metrics_auth_refused (metrics, "invalid");
+    edge_metrics_auth_refused (metrics, "invalid");
+    edge_metrics_auth_refused (metrics, "forbidden");
+    edge_metrics_auth_refused (metrics, "bogus");
+    edge_metrics_rate_limited (metrics, "ip");
+    edge_metrics_rate_error (metrics);
     const char *names[] = {"auth", "chat"};
     uint32_t replicas[] = {2, 1};
     edge_gauges_t gauges = {3, 1, 4, 5, 2, names, replicas};
@@ -283,6 +338,12 @@ edge_metrics_test (bool verbose)
     assert (strstr (text, "chorus_sse_streams_open 4\n"));
     assert (strstr (text, "chorus_ws_connections_open 5\n"));
     assert (strstr (text, "chorus_sse_dropped_total 1\n"));
+    assert (strstr (text, "chorus_auth_refusals_total{reason=\"invalid\"} 2\n"));
+    assert (strstr (text, "chorus_auth_refusals_total{reason=\"forbidden\"} 1\n"));
+    assert (strstr (text, "chorus_auth_refusals_total{reason=\"missing\"} 0\n"));
+    assert (strstr (text, "chorus_rate_limited_total{scope=\"ip\"} 1\n"));
+    assert (strstr (text, "chorus_rate_limited_total{scope=\"user\"} 0\n"));
+    assert (strstr (text, "chorus_rate_limit_errors_total 1\n"));
     //  Every line is a comment or "name{labels} value" ending in a newline.
     for (char *line = text; *line;) {
         char *nl = strchr (line, '\n');

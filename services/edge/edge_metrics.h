@@ -1,7 +1,8 @@
 /*  edge_metrics: the edge's Prometheus metrics: request counters and latency
     histograms per route, stream drop counters, and gauges sampled at render time
-    (bus in flight, brokers alive, replicas per service, open streams). Renders
-    the text exposition format (version 0.0.4). Used by edge_http.               */
+    (bus in flight, brokers alive, replicas per service, open streams), and the
+    requests authentication and the request budget refused. Renders
+    the text exposition format (version 0.0.4). Used by edge_http and edge_guard.               */
 #ifndef EDGE_METRICS_H_INCLUDED
 #define EDGE_METRICS_H_INCLUDED
 
@@ -33,6 +34,17 @@ void edge_metrics_request (edge_metrics_t *self, const char *route, const char *
 //  Count one SSE stream or WebSocket connection closed because its queue was full.
 void edge_metrics_sse_dropped (edge_metrics_t *self);
 void edge_metrics_ws_dropped (edge_metrics_t *self);
+
+//  Count one request refused by authentication: reason is "missing" (no
+//  credential, 401), "invalid" (a bad, expired or revoked one, 401), "forbidden"
+//  (403) or "unavailable" (an API key could not be checked, 503).
+void edge_metrics_auth_refused (edge_metrics_t *self, const char *reason);
+
+//  Count one request over its budget (429): scope "user", "key" or "ip".
+void edge_metrics_rate_limited (edge_metrics_t *self, const char *scope);
+
+//  Count one budget check Redis did not answer in time (passed or refused).
+void edge_metrics_rate_error (edge_metrics_t *self);
 
 //  Render every metric as Prometheus text; returns a new string (caller frees)
 //  and its length in *size.

@@ -2,6 +2,9 @@
 #include "edge_openapi.h"
 #include "edge_routes.h"
 
+#include "auth.pb-c.h"
+#include "bus.pb-c.h"
+
 #include <assert.h>
 #include <ctype.h>
 #include <stdio.h>
@@ -9,7 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
-//  Schemas of the bodies the routes answer, mirroring schemas/bus.proto.
+//  The edge's own bodies; the rest are generated from the protobuf descriptors.
 static const char s_components[] =
     "{\"schemas\":{"
     "\"Error\":{\"type\":\"object\",\"required\":[\"error\"],\"properties\":{\"error\":"
@@ -18,25 +21,111 @@ static const char s_components[] =
     "\"Status\":{\"type\":\"object\",\"properties\":{\"status\":{\"type\":\"string\"}}},"
     "\"Ready\":{\"type\":\"object\",\"properties\":{\"status\":{\"type\":\"string\"},"
     "\"checks\":{\"type\":\"object\",\"properties\":{\"broker\":{\"type\":\"boolean\"},"
-    "\"database\":{\"type\":\"boolean\"},\"redis\":{\"type\":\"boolean\"}}}}},"
-    "\"ServiceInfo\":{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\"},"
-    "\"replicas\":{\"type\":\"integer\"},\"credit\":{\"type\":\"integer\"},"
-    "\"in_flight\":{\"type\":\"integer\"},\"queued\":{\"type\":\"integer\"}}},"
-    "\"BrokerStatus\":{\"type\":\"object\",\"properties\":{\"broker\":{\"type\":"
-    "\"string\"},"
-    "\"services\":{\"type\":\"array\",\"items\":{\"$ref\":\"#/components/schemas/"
-    "ServiceInfo\"}},"
-    "\"requests_total\":{\"type\":\"integer\"},\"errors_total\":{\"type\":\"integer\"}}},"
-    "\"PingReply\":{\"type\":\"object\",\"properties\":{\"service\":{\"type\":\"string\"}"
-    ","
-    "\"replica\":{\"type\":\"string\"},\"time_ms\":{\"type\":\"integer\"},"
-    "\"index\":{\"type\":\"integer\"}}},"
-    "\"HealthReply\":{\"type\":\"object\",\"properties\":{\"service\":{\"type\":"
-    "\"string\"},"
-    "\"replica\":{\"type\":\"string\"},\"status\":{\"type\":\"string\"},"
-    "\"database\":{\"type\":\"boolean\"},\"redis\":{\"type\":\"boolean\"},"
-    "\"in_flight\":{\"type\":\"integer\"},\"credit\":{\"type\":\"integer\"},"
-    "\"uptime_ms\":{\"type\":\"integer\"},\"version\":{\"type\":\"string\"}}}}}";
+    "\"database\":{\"type\":\"boolean\"},\"redis\":{\"type\":\"boolean\"}}}}}},"
+    "\"securitySchemes\":{"
+    "\"bearerAuth\":{\"type\":\"http\",\"scheme\":\"bearer\",\"bearerFormat\":\"JWT\","
+    "\"description\":\"Authorization: Bearer <access token> (a JWT from a token answer), "
+    "or an API key chr_...\"},"
+    "\"cookieAuth\":{\"type\":\"apiKey\",\"in\":\"cookie\",\"name\":\"chorus_access\","
+    "\"description\":\"The access token in the chorus_access cookie (set by token "
+    "answers); the Authorization header wins over it\"}}}";
+
+//  Message types the routes name, by schema name: the bus's replies and the auth
+//  service's requests and replies. Nested messages are added under their own name.
+static const ProtobufCMessageDescriptor *const s_messages[] = {
+    &chorus_bus__broker_status__descriptor,
+    &chorus_bus__ping_reply__descriptor,
+    &chorus_bus__health_reply__descriptor,
+    &chorus_auth__token_reply__descriptor,
+    &chorus_auth__register_request__descriptor,
+    &chorus_auth__login_request__descriptor,
+    &chorus_auth__refresh_request__descriptor,
+    &chorus_auth__switch_request__descriptor,
+    &chorus_auth__me_reply__descriptor,
+    &chorus_auth__password_change_request__descriptor,
+    &chorus_auth__password_forgot_request__descriptor,
+    &chorus_auth__password_reset_request__descriptor,
+    &chorus_auth__status_reply__descriptor,
+    &chorus_auth__invite__descriptor,
+    &chorus_auth__invite_create_request__descriptor,
+    &chorus_auth__invite_accept_request__descriptor,
+    &chorus_auth__invite_list__descriptor,
+    &chorus_auth__member__descriptor,
+    &chorus_auth__member_list__descriptor,
+    &chorus_auth__member_update_request__descriptor,
+    &chorus_auth__tenant__descriptor,
+    &chorus_auth__tenant_create_request__descriptor,
+    &chorus_auth__tenant_update_request__descriptor,
+    &chorus_auth__tenant_list__descriptor,
+    &chorus_auth__api_key__descriptor,
+    &chorus_auth__api_key_create_request__descriptor,
+    &chorus_auth__api_key_list__descriptor,
+    &chorus_auth__audit_list__descriptor,
+};
+
+static void s_add_message (json_t *schemas, const ProtobufCMessageDescriptor *desc);
+static json_t *s_ref (const char *name);
+
+//  The JSON schema of one field's value (without repetition).
+static json_t *
+s_field_value (json_t *schemas, const ProtobufCFieldDescriptor *field)
+{
+    switch (field->type) {
+        case PROTOBUF_C_TYPE_BOOL:
+            return json_pack ("{s:s}", "type", "boolean");
+        case PROTOBUF_C_TYPE_FLOAT:
+        case PROTOBUF_C_TYPE_DOUBLE:
+            return json_pack ("{s:s}", "type", "number");
+        case PROTOBUF_C_TYPE_STRING:
+            return json_pack ("{s:s}", "type", "string");
+        case PROTOBUF_C_TYPE_BYTES:
+            return json_pack ("{s:s, s:s}", "type", "string", "contentEncoding",
+                              "base64");
+        case PROTOBUF_C_TYPE_ENUM: {
+            const ProtobufCEnumDescriptor *e = field->descriptor;
+            json_t *names = json_array ();
+            for (unsigned i = 0; i < e->n_values; i++)
+                json_array_append_new (names, json_string (e->values[i].name));
+            return json_pack ("{s:s, s:o}", "type", "string", "enum", names);
+        }
+        case PROTOBUF_C_TYPE_MESSAGE: {
+            const ProtobufCMessageDescriptor *m = field->descriptor;
+            s_add_message (schemas, m);
+            return s_ref (m->short_name);
+        }
+        default:  //  every integer type
+            return json_pack ("{s:s}", "type", "integer");
+    }
+}
+
+//  Add the schema of a message (and of the messages it holds) to schemas, under
+//  its short name. proto2 optional fields may be null: the codec writes an absent
+//  one as nil.
+static void
+s_add_message (json_t *schemas, const ProtobufCMessageDescriptor *desc)
+{
+    if (json_object_get (schemas, desc->short_name))
+        return;
+    json_t *properties = json_object ();
+    json_t *schema = json_pack ("{s:s, s:o}", "type", "object", "properties", properties);
+    json_object_set_new (schemas, desc->short_name, schema);
+    for (unsigned i = 0; i < desc->n_fields; i++) {
+        const ProtobufCFieldDescriptor *field = &desc->fields[i];
+        json_t *value = s_field_value (schemas, field);
+        if (field->label == PROTOBUF_C_LABEL_REPEATED)
+            value = json_pack ("{s:s, s:o}", "type", "array", "items", value);
+        else if (field->label == PROTOBUF_C_LABEL_OPTIONAL) {
+            json_t *type = json_object_get (value, "type");
+            if (json_is_string (type) && !json_object_get (value, "enum"))
+                json_object_set_new (
+                    value, "type",
+                    json_pack ("[s, s]", json_string_value (type), "null"));
+            else
+                value = json_pack ("{s:[o, {s:s}]}", "anyOf", value, "type", "null");
+        }
+        json_object_set_new (properties, field->name, value);
+    }
+}
 
 //  A JSON reference to a component schema.
 static json_t *
@@ -86,7 +175,7 @@ s_operation (const edge_route_t *route)
     json_t *op = json_pack ("{s:s, s:s}", "summary", route->summary, "operationId", id);
     json_t *params = json_array ();
     size_t service_count = 0;
-    const char *const *services = edge_routes_services (&service_count);
+    const char *const *services = edge_table_services (&service_count);
     for (const char *p = strchr (route->pattern, '{'); p; p = strchr (p + 1, '{')) {
         const char *close = strchr (p, '}');
         char name[64];
@@ -121,11 +210,30 @@ s_operation (const edge_route_t *route)
                            "generated when absent, echoed in the response",
                            "schema", "type", "string", "maxLength", 64));
     json_object_set_new (op, "parameters", params);
+    if (route->request_schema) {
+        bool optional = route->flags & EDGE_ROUTE_REFRESH_COOKIE;
+        json_object_set_new (op, "requestBody",
+                             json_pack ("{s:b, s:{s:{s:o}}}", "required", !optional,
+                                        "content", "application/json", "schema",
+                                        s_ref (route->request_schema)));
+    }
+    //  Who may call it: public (no security), optional ({} allows anonymous)
+    json_t *security = json_array ();
+    if (route->need == EDGE_NEED_OPTIONAL)
+        json_array_append_new (security, json_object ());
+    if (route->need != EDGE_NEED_PUBLIC) {
+        json_array_append_new (security, json_pack ("{s:[]}", "bearerAuth"));
+        json_array_append_new (security, json_pack ("{s:[]}", "cookieAuth"));
+    }
+    json_object_set_new (op, "security", security);
+    json_object_set_new (op, "x-chorus-auth",
+                         json_string (edge_auth_need_name (route->need)));
 
     json_t *responses = json_object ();
     char status[8];
     snprintf (status, sizeof status, "%d", route->status);
-    json_t *ok = json_pack ("{s:s}", "description", "Success");
+    json_t *ok = json_pack ("{s:s}", "description",
+                            route->status == 204 ? "Done: no content" : "Success");
     json_t *content = json_object ();
     if (route->kind == EDGE_ROUTE_METRICS)
         json_object_set_new (content, "text/plain; version=0.0.4",
@@ -133,7 +241,7 @@ s_operation (const edge_route_t *route)
     else if (route->kind == EDGE_ROUTE_OPENAPI)
         json_object_set_new (content, "application/json",
                              json_pack ("{s:{s:s}}", "schema", "type", "object"));
-    else if (route->reply_schema)
+    else if (route->reply_schema && route->status != 204)
         json_object_set_new (content, "application/json",
                              json_pack ("{s:o}", "schema", s_ref (route->reply_schema)));
     if (route->streams && route->kind == EDGE_ROUTE_BUS)
@@ -161,6 +269,26 @@ s_operation (const edge_route_t *route)
             responses, "503",
             s_error_response ("No live replica, no broker, or overloaded (Retry-After)"));
         json_object_set_new (responses, "504", s_error_response ("Deadline exceeded"));
+        json_object_set_new (
+            responses, "429",
+            s_error_response ("rate_limited: over the request budget (Retry-After)"));
+        bool auth = route->service && strcmp (route->service, "auth") == 0;
+        if (route->need != EDGE_NEED_PUBLIC || auth)
+            json_object_set_new (
+                responses, "401",
+                s_error_response (
+                    "unauthorized: no valid credential (WWW-Authenticate: Bearer, "
+                    "error=\"invalid_token\" for a bad one); invalid_credentials, "
+                    "invalid_token, token_reused from the auth service"));
+        if (route->need != EDGE_NEED_PUBLIC)
+            json_object_set_new (
+                responses, "403",
+                s_error_response ("forbidden: the role or the API key's scopes are too "
+                                  "low, or an API key on a route for user sessions"));
+        if (auth)
+            json_object_set_new (
+                responses, "409",
+                s_error_response ("conflict: taken email, existing member, last admin"));
     }
     else if (route->kind == EDGE_ROUTE_READYZ)
         json_object_set_new (responses, "503",
@@ -180,6 +308,9 @@ edge_openapi_document (void)
 {
     json_t *components = json_loads (s_components, 0, NULL);
     assert (components);
+    json_t *schemas = json_object_get (components, "schemas");
+    for (size_t i = 0; i < sizeof s_messages / sizeof s_messages[0]; i++)
+        s_add_message (schemas, s_messages[i]);
     json_t *doc = json_pack (
         "{s:s, s:{s:s, s:s, s:s}, s:[{s:s}], s:o}", "openapi", "3.1.0", "info", "title",
         "Chorus edge API", "version", "0.1.0", "description",
@@ -189,7 +320,7 @@ edge_openapi_document (void)
     assert (doc);
     json_t *paths = json_object ();
     size_t count = 0;
-    const edge_route_t *routes = edge_routes_table (&count);
+    const edge_route_t *routes = edge_table_routes (&count);
     for (size_t i = 0; i < count; i++) {
         json_t *item = json_object_get (paths, routes[i].pattern);
         if (!item) {
@@ -221,7 +352,7 @@ int
 edge_openapi_check (json_t *document, char *error, size_t error_size)
 {
     size_t count = 0;
-    const edge_route_t *routes = edge_routes_table (&count);
+    const edge_route_t *routes = edge_table_routes (&count);
     json_t *paths = json_object_get (document, "paths");
     if (!json_is_object (paths)) {
         snprintf (error, error_size, "document has no paths");
@@ -275,6 +406,48 @@ edge_openapi_test (bool verbose)
     assert (ping);
     assert (json_array_size (json_object_get (ping, "parameters")) == 4);
     assert (json_object_get (json_object_get (ping, "responses"), "504"));
+    assert (json_array_size (json_object_get (ping, "security")) == 0);
+
+    //  Auth routes: bodies and replies from auth.proto, security, lists, 204
+    json_t *paths = json_object_get (doc, "paths");
+    json_t *schemes = json_object_get (json_object_get (doc, "components"),
+                                       "securitySchemes");
+    assert (json_object_get (schemes, "bearerAuth")
+            && json_object_get (schemes, "cookieAuth"));
+    json_t *login = json_object_get (json_object_get (paths, "/api/v1/auth/login"),
+                                     "post");
+    json_t *body_schema = json_object_get (
+        json_object_get (
+            json_object_get (json_object_get (login, "requestBody"), "content"),
+            "application/json"),
+        "schema");
+    assert (strcmp (json_string_value (json_object_get (body_schema, "$ref")),
+                    "#/components/schemas/LoginRequest")
+            == 0);
+    json_t *schemas = json_object_get (json_object_get (doc, "components"), "schemas");
+    json_t *token_reply = json_object_get (schemas, "TokenReply");
+    json_t *expires = json_object_get (json_object_get (token_reply, "properties"),
+                                       "expires_in");
+    json_t *nullable = json_pack ("[s, s]", "integer", "null");
+    assert (json_equal (json_object_get (expires, "type"), nullable));
+    json_decref (nullable);
+    assert (json_object_get (schemas, "User") && json_object_get (schemas, "TenantRef"));
+    json_t *members = json_object_get (json_object_get (paths, "/api/v1/auth/members"),
+                                       "get");
+    assert (json_array_size (json_object_get (members, "parameters")) == 3);
+    assert (json_array_size (json_object_get (members, "security")) == 2);
+    assert (strcmp (json_string_value (json_object_get (members, "x-chorus-auth")),
+                    "tenant_admin")
+            == 0);
+    assert (json_object_get (json_object_get (members, "responses"), "403"));
+    json_t *removal = json_object_get (
+        json_object_get (paths, "/api/v1/auth/members/{id}"), "delete");
+    json_t *done = json_object_get (json_object_get (removal, "responses"), "204");
+    assert (done && !json_object_get (done, "content"));
+    json_t *logout = json_object_get (json_object_get (paths, "/api/v1/auth/logout"),
+                                      "post");
+    assert (json_object_size (json_array_get (json_object_get (logout, "security"), 0))
+            == 0);  //  {}: anonymous allowed
 
     //  A stray operation, and a missing one, are both found.
     json_t *copy = json_deep_copy (doc);

@@ -1,7 +1,9 @@
 /*  edge_openapi: the OpenAPI 3.1 document of the edge, generated from the route
-    table (edge_routes) so it cannot drift; schemas/openapi.json is its checked-in
-    copy (`chorus-edge --openapi` writes it) and the selftest proves both agree
-    with the table route for route.                                               */
+    table (edge_table) so it cannot drift: paths, parameters, who may call each
+    route (security, x-chorus-auth), and the request and reply schemas, which come
+    from the protobuf-c descriptors of schemas/bus.proto and schemas/auth.proto.
+    schemas/openapi.json is its checked-in copy (`chorus-edge --openapi` writes
+    it) and the selftest proves both agree with the table route for route.      */
 #ifndef EDGE_OPENAPI_H_INCLUDED
 #define EDGE_OPENAPI_H_INCLUDED
 

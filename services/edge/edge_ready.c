@@ -52,7 +52,7 @@ edge_ready_new (bus_client_t *bus, core_log_t *log, const char *redis_url,
     if (redis_url && *redis_url)
         self->redis = redis_client_new (redis_url, log);
     size_t count = 0;
-    const char *const *names = edge_routes_services (&count);
+    const char *const *names = edge_table_services (&count);
     self->health = calloc (count, sizeof *self->health);
     assert (self->health);
     self->health_count = count;

@@ -10,115 +10,15 @@
 #include <sys/random.h>
 #include <uuid/uuid.h>
 
-static const char *const s_services[] = {"auth",     "chat",         "agents",
-                                         "rag",      "integrations", "workflows",
-                                         "channels", "analytics"};
-
-static const edge_route_t s_routes[] = {
-    {"GET",
-     "/healthz",
-     EDGE_ROUTE_HEALTHZ,
-     NULL,
-     NULL,
-     200,
-     false,
-     "Liveness: 200 whenever the edge serves",
-     "Status",
-     {{0}}},
-    {"GET",
-     "/readyz",
-     EDGE_ROUTE_READYZ,
-     NULL,
-     NULL,
-     200,
-     false,
-     "Readiness: broker, database and Redis checks (503 when one fails)",
-     "Ready",
-     {{0}}},
-    {"GET",
-     "/metrics",
-     EDGE_ROUTE_METRICS,
-     NULL,
-     NULL,
-     200,
-     false,
-     "Prometheus text exposition of the edge's metrics",
-     NULL,
-     {{0}}},
-    {"GET",
-     "/openapi.json",
-     EDGE_ROUTE_OPENAPI,
-     NULL,
-     NULL,
-     200,
-     false,
-     "This OpenAPI document",
-     NULL,
-     {{0}}},
-    {"GET",
-     "/api/v1/ws",
-     EDGE_ROUTE_WS,
-     NULL,
-     NULL,
-     101,
-     true,
-     "WebSocket: JSON messages ping/request/cancel, streamed partial/final/error",
-     NULL,
-     {{0}}},
-    {"GET",
-     "/api/v1/services",
-     EDGE_ROUTE_BUS,
-     "broker",
-     "status",
-     200,
-     false,
-     "The broker's view of every service: replicas, credit, load",
-     "BrokerStatus",
-     {{0}}},
-    {"GET",
-     "/api/v1/services/{name}/ping",
-     EDGE_ROUTE_BUS,
-     "{name}",
-     "ping",
-     200,
-     true,
-     "Ping a service over the bus; count > 1 streams count replies",
-     "PingReply",
-     {{"count", "integer", 1, 1000, "Replies to send (count-1 partials, then final)"},
-      {"interval_ms", "integer", 0, 60000, "Milliseconds between replies"}}},
-    {"GET",
-     "/api/v1/services/{name}/health",
-     EDGE_ROUTE_BUS,
-     "{name}",
-     "health",
-     200,
-     false,
-     "Health of one replica of a service",
-     "HealthReply",
-     {{0}}},
-};
-
-const edge_route_t *
-edge_routes_table (size_t *count)
-{
-    *count = sizeof s_routes / sizeof s_routes[0];
-    return s_routes;
-}
-
-const char *const *
-edge_routes_services (size_t *count)
-{
-    *count = sizeof s_services / sizeof s_services[0];
-    return s_services;
-}
-
 //  True when value is allowed for path parameter name.
 static bool
 s_param_valid (const char *name, const char *value)
 {
     if (strcmp (name, "name") == 0) {
-        for (size_t i = 0; i < sizeof s_services / sizeof s_services[0]; i++)
-            if (strcmp (s_services[i], value) == 0)
+        size_t count = 0;
+        const char *const *services = edge_table_services (&count);
+        for (size_t i = 0; i < count; i++)
+            if (strcmp (services[i], value) == 0)
                 return true;
         return false;
     }
@@ -166,19 +66,20 @@ edge_routes_match (const char *method, const char *path, edge_match_t *match, ch
     size_t allow_len = 0;
     if (allow && allow_size)
         *allow = 0;
-    for (size_t i = 0; i < sizeof s_routes / sizeof s_routes[0]; i++) {
-        if (!s_pattern_match (s_routes[i].pattern, path, match))
+    size_t count = 0;
+    const edge_route_t *routes = edge_table_routes (&count);
+    for (size_t i = 0; i < count; i++) {
+        if (!s_pattern_match (routes[i].pattern, path, match))
             continue;
-        if (strcmp (s_routes[i].method, method) == 0
-            || (strcmp (method, "HEAD") == 0
-                && strcmp (s_routes[i].method, "GET") == 0)) {
-            match->route = &s_routes[i];
+        if (strcmp (routes[i].method, method) == 0
+            || (strcmp (method, "HEAD") == 0 && strcmp (routes[i].method, "GET") == 0)) {
+            match->route = &routes[i];
             return EDGE_MATCH_OK;
         }
         path_known = true;
         if (allow && allow_size) {
             int n = snprintf (allow + allow_len, allow_size - allow_len, "%s%s",
-                              allow_len ? ", " : "", s_routes[i].method);
+                              allow_len ? ", " : "", routes[i].method);
             if (n > 0 && (size_t) n < allow_size - allow_len)
                 allow_len += (size_t) n;
         }
@@ -445,12 +346,26 @@ edge_error_status (const char *bus_code, const char **http_code)
         const char *code;
         int status;
     } map[] = {
-        {"deadline_exceeded", 504}, {"unavailable", 503},   {"broker_unavailable", 503},
-        {"worker_lost", 502},       {"broker_lost", 503},   {"cancelled", 499},
-        {"bad_request", 400},       {"not_found", 404},     {"unknown_command", 404},
-        {"overloaded", 503},        {"forbidden", 403},     {"unauthorized", 401},
-        {"conflict", 409},          {"shutting_down", 503}, {"invalid_json", 400},
+        {"deadline_exceeded", 504},
+        {"unavailable", 503},
+        {"broker_unavailable", 503},
+        {"worker_lost", 502},
+        {"broker_lost", 503},
+        {"cancelled", 499},
+        {"bad_request", 400},
+        {"not_found", 404},
+        {"unknown_command", 404},
+        {"overloaded", 503},
+        {"forbidden", 403},
+        {"unauthorized", 401},
+        {"conflict", 409},
+        {"shutting_down", 503},
+        {"invalid_json", 400},
         {"payload_too_large", 413},
+        {"invalid_credentials", 401},
+        {"invalid_token", 401},
+        {"token_reused", 401},
+        {"rate_limited", 429},
     };
     for (size_t i = 0; bus_code && i < sizeof map / sizeof map[0]; i++)
         if (strcmp (map[i].code, bus_code) == 0) {
@@ -471,6 +386,10 @@ edge_status_text (int status)
             return "OK";
         case 201:
             return "Created";
+        case 202:
+            return "Accepted";
+        case 204:
+            return "No Content";
         case 400:
             return "Bad Request";
         case 401:
@@ -489,6 +408,8 @@ edge_status_text (int status)
             return "Payload Too Large";
         case 426:
             return "Upgrade Required";
+        case 429:
+            return "Too Many Requests";
         case 499:
             return "Client Closed Request";
         case 500:
@@ -510,6 +431,7 @@ edge_routes_test (bool verbose)
     printf (" * edge_routes: ");
     edge_match_t m;
     char allow[64];
+    json_t *body = NULL;
     memset (&m, 0, sizeof m);
 
     //  Matching, with parameters restricted to the service names.
@@ -536,13 +458,43 @@ edge_routes_test (bool verbose)
     assert (strcmp (allow, "GET") == 0);
     assert (m.route == NULL);
 
+    //  Auth routes: a literal path beside a {id} one, cursor and limit typed
+    assert (edge_routes_match ("POST", "/api/v1/auth/invites/accept", &m, NULL, 0)
+            == EDGE_MATCH_OK);
+    assert (strcmp (m.route->command, "invites.accept") == 0);
+    assert (edge_routes_match ("DELETE", "/api/v1/auth/invites/i-1", &m, NULL, 0)
+            == EDGE_MATCH_OK);
+    assert (strcmp (m.route->command, "invites.delete") == 0 && m.route->status == 204);
+    assert (m.param_count == 1 && strcmp (m.params[0].value, "i-1") == 0);
+    assert (edge_routes_match ("PUT", "/api/v1/auth/members/u1", &m, allow, sizeof allow)
+            == EDGE_MATCH_BAD_METHOD);
+    assert (strcmp (allow, "PATCH, DELETE") == 0);
+    const char *list = "/api/v1/auth/members?limit=20&cursor=abc";
+    assert (edge_routes_parse_target ("GET", list, strlen (list), &m) == EDGE_MATCH_OK);
+    assert (m.route->need == EDGE_NEED_TENANT_ADMIN);
+    char why[128];
+    json_t *page = edge_routes_args (&m, NULL, why, sizeof why);
+    assert (page && json_integer_value (json_object_get (page, "limit")) == 20);
+    assert (strcmp (json_string_value (json_object_get (page, "cursor")), "abc") == 0);
+    json_decref (page);
+    list = "/api/v1/auth/members?limit=101";
+    assert (edge_routes_parse_target ("GET", list, strlen (list), &m) == EDGE_MATCH_OK);
+    assert (edge_routes_args (&m, NULL, why, sizeof why) == NULL);
+    list = "/api/v1/auth/tenants/t-9";
+    assert (edge_routes_parse_target ("PATCH", list, strlen (list), &m) == EDGE_MATCH_OK);
+    body = json_pack ("{s:s, s:s}", "id", "other", "name", "n");
+    page = edge_routes_args (&m, body, why, sizeof why);
+    assert (strcmp (json_string_value (json_object_get (page, "id")), "t-9") == 0);
+    json_decref (page);
+    json_decref (body);
+
     //  Targets with queries; percent-decoding; typed arguments.
     const char *t = "/api/v1/services/chat/ping?count=3&interval_ms=10&x=%41&bad=%zz";
     assert (edge_routes_parse_target ("GET", t, strlen (t), &m) == EDGE_MATCH_OK);
     assert (m.query_count == 3);
     assert (strcmp (m.query[2].value, "A") == 0);
     char error[128];
-    json_t *body = json_pack ("{s:s, s:i}", "note", "hi", "count", 99);
+    body = json_pack ("{s:s, s:i}", "note", "hi", "count", 99);
     json_t *args = edge_routes_args (&m, body, error, sizeof error);
     assert (args);
     assert (json_integer_value (json_object_get (args, "count")) == 3);
@@ -615,10 +567,19 @@ edge_routes_test (bool verbose)
     assert (edge_error_status ("unauthorized", &code) == 401);
     assert (edge_error_status ("conflict", &code) == 409);
     assert (strcmp (code, "conflict") == 0);
+    assert (edge_error_status ("invalid_credentials", &code) == 401);
+    assert (edge_error_status ("invalid_token", &code) == 401);
+    assert (edge_error_status ("token_reused", &code) == 401);
+    assert (strcmp (code, "token_reused") == 0);
+    assert (edge_error_status ("rate_limited", &code) == 429);
+    assert (strcmp (edge_status_text (429), "Too Many Requests") == 0);
     assert (edge_error_status ("weird", &code) == 500);
     assert (strcmp (code, "internal") == 0);
     assert (edge_error_status (NULL, &code) == 500);
-    if (verbose)
-        printf ("(routes %zu) ", sizeof s_routes / sizeof s_routes[0]);
+    if (verbose) {
+        size_t count = 0;
+        edge_table_routes (&count);
+        printf ("(routes %zu) ", count);
+    }
     printf ("OK\n");
 }

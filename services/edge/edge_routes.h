@@ -1,4 +1,4 @@
-/*  edge_routes: the edge's route table and the pure HTTP-level parsing around it:
+/*  edge_routes: the pure HTTP-level parsing around the route table (edge_table):
     matching a method and path against patterns with {params}, query strings,
     X-Request-Id and Accept headers, merging path, query and body into the bus
     request's arguments, and mapping bus error codes to HTTP statuses. No sockets
@@ -10,40 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-//  What the edge does with a matched route.
-typedef enum {
-    EDGE_ROUTE_BUS = 0,  //  one bus request to service/command
-    EDGE_ROUTE_HEALTHZ,  //  liveness
-    EDGE_ROUTE_READYZ,   //  readiness from cached checks
-    EDGE_ROUTE_METRICS,  //  Prometheus text
-    EDGE_ROUTE_OPENAPI,  //  the OpenAPI document
-    EDGE_ROUTE_WS        //  WebSocket upgrade
-} edge_route_kind_t;
-
-//  A declared query parameter: name and JSON type ("integer", "string", "boolean").
-typedef struct {
-    const char *name;         //  query parameter name
-    const char *type;         //  "integer", "string" or "boolean"
-    long long min;            //  lowest integer accepted
-    long long max;            //  highest integer accepted
-    const char *description;  //  one line for the OpenAPI document
-} edge_query_param_t;
-
-#define EDGE_ROUTE_MAX_QUERY 4
-
-//  One route of the table.
-typedef struct {
-    const char *method;        //  "GET", "POST", ...
-    const char *pattern;       //  "/api/v1/services/{name}/ping"
-    edge_route_kind_t kind;    //  bus request or built-in handler
-    const char *service;       //  bus service, or "{param}" to take it from the path
-    const char *command;       //  bus command
-    int status;                //  HTTP status on success
-    bool streams;              //  may answer in several parts (SSE / WS partials)
-    const char *summary;       //  one line for the OpenAPI document
-    const char *reply_schema;  //  components/schemas name of the reply, or NULL
-    edge_query_param_t query[EDGE_ROUTE_MAX_QUERY];  //  declared query parameters
-} edge_route_t;
+#include "edge_table.h"
 
 #define EDGE_MAX_PARAMS 4
 #define EDGE_MAX_QUERY 16
@@ -70,12 +37,6 @@ typedef enum {
     EDGE_MATCH_NOT_FOUND = 404,  //  no route has this path
     EDGE_MATCH_BAD_METHOD = 405  //  the path exists under another method
 } edge_match_result_t;
-
-//  The route table and its size.
-const edge_route_t *edge_routes_table (size_t *count);
-
-//  The service names {name} may take.
-const char *const *edge_routes_services (size_t *count);
 
 //  Match method and a decoded path (no query) against the table. On 405, allow
 //  (when not NULL) receives the methods of that path, comma-separated.

@@ -13,6 +13,8 @@
 #include "edge_ready.h"
 #include "edge_ws.h"
 
+#include "auth_keys.h"
+
 const core_config_option_t edge_server_options[] = {
     {"edge_host", "CHORUS_EDGE_HOST", CORE_CONFIG_STRING, 0, 0, "127.0.0.1",
      "Address the edge listens on (an IP address)"},
@@ -39,6 +41,24 @@ const core_config_option_t edge_server_options[] = {
      60000, "2000", "How often readiness is polled over the bus and Redis (ms)"},
     {"edge_drain_ms", "CHORUS_EDGE_DRAIN_MS", CORE_CONFIG_INT, 0, 600000, "10000",
      "On stop, how long requests in flight may take to finish (ms)"},
+    {"edge_api_key_cache_ms", "CHORUS_EDGE_API_KEY_CACHE_MS", CORE_CONFIG_INT, 0, 3600000,
+     "2000",
+     "How long an API key's api_keys.verify answer is used (ms; 0: ask each time)"},
+    {"edge_revocation_poll_ms", "CHORUS_EDGE_REVOCATION_POLL_MS", CORE_CONFIG_INT, 50,
+     600000, "1000", "How often revoked sessions, users and keys are asked for (ms)"},
+    {"edge_trust_proxy", "CHORUS_EDGE_TRUST_PROXY", CORE_CONFIG_BOOL, 0, 0, "false",
+     "The client address is X-Forwarded-For's last hop (behind a reverse proxy only)"},
+    {"edge_cookie_secure", "CHORUS_EDGE_COOKIE_SECURE", CORE_CONFIG_BOOL, 0, 0, "false",
+     "Token cookies (chorus_access, chorus_refresh) carry Secure (HTTPS sites)"},
+    {"edge_rate_user_per_min", "CHORUS_EDGE_RATE_USER_PER_MIN", CORE_CONFIG_INT, 0,
+     100000000, "1200", "Requests per minute per user or API key (0: no limit)"},
+    {"edge_rate_ip_per_min", "CHORUS_EDGE_RATE_IP_PER_MIN", CORE_CONFIG_INT, 0, 100000000,
+     "300", "Requests per minute per client address without credentials (0: no limit)"},
+    {"edge_rate_fail_open", "CHORUS_EDGE_RATE_FAIL_OPEN", CORE_CONFIG_BOOL, 0, 0, "true",
+     "When Redis is down or slow, requests pass (false: 503)"},
+    {"edge_rate_timeout_ms", "CHORUS_EDGE_RATE_TIMEOUT_MS", CORE_CONFIG_INT, 1, 10000,
+     "100",
+     "Longest wait for Redis on a request's budget before failing open/closed (ms)"},
 };
 const size_t edge_server_option_count = sizeof edge_server_options
                                         / sizeof edge_server_options[0];
@@ -130,6 +150,9 @@ s_callback_zmq (struct lws *wsi, enum lws_callback_reasons reason, void *user, v
     if (reason == LWS_CALLBACK_RAW_RX_FILE && self) {
         s_handle_pipe (self);
         bus_client_process (self->edge.bus);
+        //  An API key's answer may have parked requests for their budget
+        if (self->edge.guard && edge_guard_busy (self->edge.guard))
+            edge_wake_guard (&self->edge);
         if (self->terminated)
             lws_cancel_service (self->edge.lws);
     }
@@ -187,6 +210,51 @@ s_on_redis_timer (lws_sorted_usec_list_t *sul)
     edge_ready_tick (self->edge.ready);
     lws_sul_schedule (self->edge.lws, 0, &self->sul_redis, s_on_redis_timer,
                       50 * LWS_US_PER_MS);
+}
+
+//  Timer: revocation polls, budget checks waiting for Redis, cache pruning.
+static void
+s_on_guard_timer (lws_sorted_usec_list_t *sul)
+{
+    self_t *self = lws_container_of (sul, self_t, edge.sul_guard);
+    int ms = edge_guard_tick (self->edge.guard);
+    bus_client_process (self->edge.bus);
+    lws_sul_schedule (self->edge.lws, 0, &self->edge.sul_guard, s_on_guard_timer,
+                      (lws_usec_t) (ms > 0 ? ms : 1) * LWS_US_PER_MS);
+}
+
+//  The guard from the configuration: the JWT key set (auth_keys) and the budgets.
+//  Returns -1 (logged) when the keys are misconfigured; with no key at all the
+//  edge runs and refuses every access token.
+static int
+s_guard_new (edge_t *edge, core_config_t *config)
+{
+    char *error = NULL;
+    auth_jwt_t *jwt = auth_keys_jwt_new (config, &error);
+    if (!jwt
+        && (*core_config_str (config, "jwt_secret")
+            || *core_config_str (config, "secret_key"))) {
+        core_log_error (edge->log, NULL, "%s", error ? error : "bad JWT keys");
+        free (error);
+        return -1;
+    }
+    if (!jwt)
+        core_log_warn (edge->log, NULL,
+                       "neither CHORUS_JWT_SECRET nor CHORUS_SECRET_KEY is set: every "
+                       "access token is refused");
+    free (error);
+    edge_guard_config_t guard = {
+        .jwt = jwt,
+        .api_key_cache_ms = core_config_int (config, "edge_api_key_cache_ms"),
+        .revocation_poll_ms = core_config_int (config, "edge_revocation_poll_ms"),
+        .redis_url = core_config_str (config, "redis_url"),
+        .rate_user_per_min = core_config_int (config, "edge_rate_user_per_min"),
+        .rate_ip_per_min = core_config_int (config, "edge_rate_ip_per_min"),
+        .rate_fail_open = core_config_bool (config, "edge_rate_fail_open"),
+        .rate_timeout_ms = (int) core_config_int (config, "edge_rate_timeout_ms"),
+        .timeout_ms = edge->timeout_ms};
+    edge->guard = edge_guard_new (edge->bus, edge->metrics, edge->log, &guard);
+    return 0;
 }
 
 //  Adopt a ZeroMQ socket's ZMQ_FD into lws. lws closes what it adopts, and libzmq
@@ -257,6 +325,8 @@ s_self_new (zsock_t *pipe, core_config_t *config)
     edge->max_connections = (int) core_config_int (config, "edge_max_connections");
     self->ready_interval_ms = (int) core_config_int (config, "edge_ready_interval_ms");
     self->drain_ms = core_config_int (config, "edge_drain_ms");
+    edge->trust_proxy = core_config_bool (config, "edge_trust_proxy");
+    edge->cookie_secure = core_config_bool (config, "edge_cookie_secure");
     self->host = strdup (core_config_str (config, "edge_host"));
     edge->metrics = edge_metrics_new ();
     edge->streams = zlistx_new ();
@@ -276,6 +346,8 @@ s_self_new (zsock_t *pipe, core_config_t *config)
     edge->ready = edge_ready_new (edge->bus, edge->log,
                                   core_config_str (config, "redis_url"),
                                   self->ready_interval_ms);
+    if (s_guard_new (edge, config))
+        return self;
     self->port = s_listen (self, config);
     if (self->port < 0) {
         core_log_error (edge->log, NULL, "cannot listen on %s:%d", self->host,
@@ -299,6 +371,8 @@ s_self_new (zsock_t *pipe, core_config_t *config)
     }
     lws_sul_schedule (edge->lws, 0, &self->sul_bus, s_on_bus_timer, 1);
     lws_sul_schedule (edge->lws, 0, &self->sul_house, s_on_house_timer, 1);
+    edge->guard_timer = s_on_guard_timer;
+    lws_sul_schedule (edge->lws, 0, &edge->sul_guard, s_on_guard_timer, 1);
     if (*core_config_str (config, "redis_url"))
         lws_sul_schedule (edge->lws, 0, &self->sul_redis, s_on_redis_timer, 1);
     core_log_info (edge->log, NULL, "edge listening on %s:%d, brokers %s", self->host,
@@ -318,9 +392,11 @@ s_self_destroy (self_t **self_p)
         lws_sul_cancel (&self->sul_bus);
         lws_sul_cancel (&self->sul_house);
         lws_sul_cancel (&self->sul_redis);
+        lws_sul_cancel (&edge->sul_guard);
         lws_context_destroy (edge->lws);
         edge->lws = NULL;
     }
+    edge_guard_destroy (&edge->guard);
     edge_ready_destroy (&edge->ready);
     bus_client_destroy (&edge->bus);
     zlistx_destroy (&edge->streams);
@@ -382,194 +458,9 @@ edge_server_actor (zsock_t *pipe, void *args)
 //  port, and real HTTP / SSE / WebSocket clients.
 
 #include "bus_broker.h"
-#include "bus_worker.h"
-#include "codec_msgpack.h"
 #include "edge_testclient.h"
-#include <msgpack.h>
-
-typedef enum { S_NORMAL, S_HOLD, S_BIG } s_mode_t;
-
-typedef struct {
-    const char *brokers;  //  broker endpoint
-    const char *service;  //  service name
-    s_mode_t mode;        //  how ping behaves
-} s_svc_config_t;
-
-typedef struct {
-    bus_worker_t *worker;  //  the replica
-    zloop_t *loop;         //  its loop
-    s_mode_t mode;         //  ping behaviour
-    const char *service;   //  service name
-    int cancels;           //  cancellations seen
-    zlistx_t *streams;     //  s_stream_t * in progress
-} s_svc_t;
-
-typedef struct {
-    s_svc_t *svc;            //  owner
-    bus_request_t *request;  //  the request being answered
-    uint32_t index;          //  next reply index
-    uint32_t count;          //  replies to send
-    int timer;               //  zloop timer (-1: none)
-} s_stream_t;
-
-//  A reply body: {service, replica, time_ms, index[, pad]}.
-static void
-s_svc_reply (s_svc_t *svc, s_stream_t *stream, bool final)
-{
-    msgpack_sbuffer sbuf;
-    msgpack_sbuffer_init (&sbuf);
-    msgpack_packer pk;
-    msgpack_packer_init (&pk, &sbuf, msgpack_sbuffer_write);
-    msgpack_pack_map (&pk, svc->mode == S_BIG ? 5 : 4);
-    msgpack_pack_str_with_body (&pk, "service", 7);
-    msgpack_pack_str_with_body (&pk, svc->service, strlen (svc->service));
-    msgpack_pack_str_with_body (&pk, "replica", 7);
-    msgpack_pack_str_with_body (&pk, "test", 4);
-    msgpack_pack_str_with_body (&pk, "time_ms", 7);
-    msgpack_pack_int64 (&pk, zclock_time ());
-    msgpack_pack_str_with_body (&pk, "index", 5);
-    msgpack_pack_uint32 (&pk, stream->index++);
-    if (svc->mode == S_BIG) {
-        char pad[16384];
-        memset (pad, 'x', sizeof pad);
-        msgpack_pack_str_with_body (&pk, "pad", 3);
-        msgpack_pack_str_with_body (&pk, pad, sizeof pad);
-    }
-    if (final)
-        bus_worker_final (svc->worker, &stream->request, sbuf.data, sbuf.size);
-    else
-        (void) bus_worker_partial (svc->worker, stream->request, sbuf.data, sbuf.size);
-    msgpack_sbuffer_destroy (&sbuf);
-}
-
-static void
-s_stream_end (s_stream_t *stream)
-{
-    s_svc_t *svc = stream->svc;
-    if (stream->timer >= 0)
-        zloop_timer_end (svc->loop, stream->timer);
-    void *cursor = zlistx_find (svc->streams, stream);
-    if (cursor)
-        zlistx_delete (svc->streams, cursor);
-    free (stream);
-}
-
-static int
-s_stream_tick (zloop_t *loop, int timer_id, void *arg)
-{
-    s_stream_t *stream = (s_stream_t *) arg;
-    s_svc_t *svc = stream->svc;
-    for (int burst = svc->mode == S_BIG ? 8 : 1; burst > 0 && stream->request; burst--) {
-        bool final = stream->index + 1 >= stream->count;
-        s_svc_reply (svc, stream, final);
-        if (final) {
-            s_stream_end (stream);
-            break;
-        }
-    }
-    return 0;
-}
-
-static void
-s_svc_request (bus_worker_t *worker, bus_request_t *request, void *arg)
-{
-    s_svc_t *svc = (s_svc_t *) arg;
-    const char *command = bus_request_command (request);
-    if (streq (command, "health")) {
-        ChorusBus__HealthReply health = CHORUS_BUS__HEALTH_REPLY__INIT;
-        health.service = (char *) svc->service;
-        health.status = "ok";
-        health.database = true;
-        health.redis = true;
-        bus_worker_final_msg (worker, &request, &health.base);
-        return;
-    }
-    if (!streq (command, "ping")) {
-        bus_worker_error (worker, &request, "unknown_command", "test service");
-        return;
-    }
-    char error[128];
-    ChorusBus__PingRequest *ping = (ChorusBus__PingRequest *) codec_decode (
-        &chorus_bus__ping_request__descriptor, bus_request_body (request),
-        bus_request_size (request), error, sizeof error);
-    if (!ping) {
-        bus_worker_error (worker, &request, "bad_request", error);
-        return;
-    }
-    s_stream_t *stream = calloc (1, sizeof *stream);
-    assert (stream);
-    stream->svc = svc;
-    stream->request = request;
-    stream->count = ping->count ? ping->count : 1;
-    stream->timer = -1;
-    bus_request_set_data (request, stream);
-    zlistx_add_end (svc->streams, stream);
-    if (svc->mode == S_HOLD)
-        ;  //  never answered: waits for a cancel or the deadline
-    else if (stream->count == 1) {
-        s_svc_reply (svc, stream, true);
-        s_stream_end (stream);
-    }
-    else
-        stream->timer = zloop_timer (svc->loop, ping->interval_ms ? ping->interval_ms : 1,
-                                     0, s_stream_tick, stream);
-    protobuf_c_message_free_unpacked (&ping->base, NULL);
-}
-
-static void
-s_svc_cancel (bus_worker_t *worker, bus_request_t *request, void *arg)
-{
-    s_svc_t *svc = (s_svc_t *) arg;
-    svc->cancels++;
-    s_stream_t *stream = (s_stream_t *) bus_request_data (request);
-    bus_worker_error (worker, &request, "cancelled", "cancelled");
-    if (stream)
-        s_stream_end (stream);
-}
-
-static int
-s_svc_pipe (zloop_t *loop, zsock_t *pipe, void *arg)
-{
-    s_svc_t *svc = (s_svc_t *) arg;
-    char *command = zstr_recv (pipe);
-    int rc = 0;
-    if (!command || streq (command, "$TERM"))
-        rc = -1;
-    else if (streq (command, "CANCELS"))
-        zsock_send (pipe, "i", svc->cancels);
-    free (command);
-    return rc;
-}
-
-//  A test service replica as an actor.
-static void
-s_svc_actor (zsock_t *pipe, void *args)
-{
-    s_svc_config_t *config = (s_svc_config_t *) args;
-    s_svc_t svc = {0};
-    svc.mode = config->mode;
-    svc.service = config->service;
-    svc.streams = zlistx_new ();
-    svc.loop = zloop_new ();
-    svc.worker = bus_worker_new (config->brokers, config->service, 16, NULL, 100, 3,
-                                 NULL);
-    assert (svc.worker);
-    bus_worker_set_handlers (svc.worker, s_svc_request, s_svc_cancel, &svc);
-    int rc = bus_worker_attach (svc.worker, svc.loop);
-    assert (rc == 0);
-    zloop_reader (svc.loop, pipe, s_svc_pipe, &svc);
-    zsock_signal (pipe, 0);
-    zloop_start (svc.loop);
-    while (zlistx_size (svc.streams)) {
-        s_stream_t *stream = (s_stream_t *) zlistx_first (svc.streams);
-        bus_worker_error (svc.worker, &stream->request, "shutting_down", "test ends");
-        s_stream_end (stream);
-    }
-    bus_worker_detach (svc.worker, svc.loop);
-    bus_worker_destroy (&svc.worker);
-    zloop_destroy (&svc.loop);
-    zlistx_destroy (&svc.streams);
-}
+#include "edge_testservice.h"
+#include <time.h>
 
 //  One request on a new connection; returns the status.
 static int
@@ -596,25 +487,201 @@ s_error_is (edge_response_t *response, const char *code)
     return same;
 }
 
-static int
-s_cancels (zactor_t *svc)
-{
-    zstr_send (svc, "CANCELS");
-    int cancels = -1;
-    zsock_recv (svc, "i", &cancels);
-    return cancels;
-}
-
 //  Wait until a service's cancel count passes n; true when it did.
 static bool
 s_wait_cancels (zactor_t *svc, int n)
 {
     for (int i = 0; i < 200; i++) {
-        if (s_cancels (svc) > n)
+        if (edge_testservice_cancels (svc) > n)
             return true;
         zclock_sleep (10);
     }
     return false;
+}
+
+#define S_JWT_SECRET "edge-server-test-secret-0123456789abcdef"
+
+//  An access token of the test secret for user in tenant-1 with role.
+static char *
+s_access_token (const char *user, auth_role_t role)
+{
+    auth_jwt_t *jwt = auth_jwt_new ("chorus", "chorus-api");
+    char kid[AUTH_KEYS_KID_LEN + 1];
+    assert (auth_keys_kid (S_JWT_SECRET, kid, sizeof kid) == 0);
+    assert (auth_jwt_add_key (jwt, kid, S_JWT_SECRET, strlen (S_JWT_SECRET)) == 0);
+    auth_jwt_claims_t claims = {.tid = "tenant-1", .role = role, .sid = "session-1"};
+    snprintf (claims.sub, sizeof claims.sub, "%s", user);
+    char *token = auth_jwt_issue (jwt, &claims, (int64_t) time (NULL), NULL, 0);
+    assert (token);
+    auth_jwt_destroy (&jwt);
+    return token;
+}
+
+//  The authentication of bus routes over HTTP and WebSocket (edge_guard decides;
+//  here: the answers, headers and identity that reach the service).
+static void
+s_test_auth (int port, bool verbose)
+{
+    edge_response_t r;
+    char value[256], headers[1024];
+    //  No credential: 401 with a bare challenge; a bad one: invalid_token
+    assert (s_get (port, "/api/v1/auth/me", NULL, &r) == 401);
+    assert (s_error_is (&r, "unauthorized"));
+    assert (streq (edge_response_header (&r, "www-authenticate", value, sizeof value),
+                   "Bearer realm=\"chorus\""));
+    edge_response_free (&r);
+    const char *bad[] = {"Authorization: Bearer garbage\r\n",
+                         "Authorization: Basic YTpi\r\n",
+                         "Cookie: a=1; chorus_access=x.y.z\r\n"};
+    for (size_t i = 0; i < 3; i++) {
+        assert (s_get (port, "/api/v1/auth/me", bad[i], &r) == 401);
+        assert (s_error_is (&r, "unauthorized"));
+        assert (
+            strstr (edge_response_header (&r, "www-authenticate", value, sizeof value),
+                    "error=\"invalid_token\""));
+        edge_response_free (&r);
+    }
+    //  A valid token passes: the service sees its identity (and answers with the
+    //  generic unknown_command); the role decides, the header wins over the cookie
+    char *member = s_access_token ("user-1", AUTH_ROLE_MEMBER);
+    snprintf (headers, sizeof headers,
+              "Authorization: Bearer %s\r\nCookie: chorus_access=garbage\r\n", member);
+    assert (s_get (port, "/api/v1/auth/me", headers, &r) == 404);
+    assert (s_error_is (&r, "unknown_command"));
+    if (verbose)
+        printf ("\n   %s", r.body);
+    assert (strstr (r.body, "user=user-1 tenant=tenant-1 role=member session=session-1 "
+                            "key= ip=127.0.0.1"));
+    edge_response_free (&r);
+    snprintf (headers, sizeof headers, "Cookie: chorus_access=%s\r\n", member);
+    assert (s_get (port, "/api/v1/auth/members", headers, &r) == 403);
+    assert (s_error_is (&r, "forbidden"));
+    edge_response_free (&r);
+    //  Public routes do not look at credentials
+    assert (
+        s_get (port, "/api/v1/services/auth/health", "Authorization: Bearer x\r\n", &r)
+        == 200);
+    edge_response_free (&r);
+    //  An API key waits for api_keys.verify: the generic answer is no answer (503)
+    snprintf (headers, sizeof headers, "Authorization: Bearer chr_%043d\r\n", 7);
+    assert (s_get (port, "/api/v1/auth/me", headers, &r) == 503);
+    assert (s_error_is (&r, "unavailable"));
+    edge_response_free (&r);
+
+    //  WebSocket: anonymous requests are refused, an auth message sets the
+    //  credential, a bad one clears it
+    edge_testclient_t *client = edge_testclient_new (port);
+    assert (edge_testclient_ws_open (client, "/api/v1/ws") == 101);
+    const char *me = "{\"type\":\"request\",\"id\":\"m1\",\"path\":\"/api/v1/auth/me\"}";
+    assert (edge_testclient_ws_send (client, me, strlen (me)) == 0);
+    int opcode = 0;
+    char *frame = edge_testclient_ws_recv (client, &opcode, NULL, 5000);
+    assert (frame && strstr (frame, "\"id\":\"m1\"") && strstr (frame, "unauthorized"));
+    free (frame);
+    char *auth = NULL;
+    assert (asprintf (&auth, "{\"type\":\"auth\",\"id\":\"a1\",\"token\":\"%s\"}", member)
+            > 0);
+    assert (edge_testclient_ws_send (client, auth, strlen (auth)) == 0);
+    free (auth);
+    frame = edge_testclient_ws_recv (client, &opcode, NULL, 5000);
+    assert (frame && strstr (frame, "\"type\":\"authenticated\""));
+    assert (strstr (frame, "\"user_id\":\"user-1\"") && strstr (frame, "\"id\":\"a1\""));
+    free (frame);
+    assert (edge_testclient_ws_send (client, me, strlen (me)) == 0);
+    frame = edge_testclient_ws_recv (client, &opcode, NULL, 5000);
+    assert (frame && strstr (frame, "unknown_command") && strstr (frame, "user=user-1"));
+    free (frame);
+    const char *wrong = "{\"type\":\"auth\",\"token\":\"a.b.c\"}";
+    assert (edge_testclient_ws_send (client, wrong, strlen (wrong)) == 0);
+    frame = edge_testclient_ws_recv (client, &opcode, NULL, 5000);
+    assert (frame && strstr (frame, "\"type\":\"error\"")
+            && strstr (frame, "unauthorized"));
+    free (frame);
+    assert (edge_testclient_ws_send (client, me, strlen (me)) == 0);
+    frame = edge_testclient_ws_recv (client, &opcode, NULL, 5000);
+    assert (frame && strstr (frame, "unauthorized"));
+    free (frame);
+    edge_testclient_destroy (&client);
+    //  Credentials of the upgrade request: the access cookie
+    client = edge_testclient_new (port);
+    snprintf (headers, sizeof headers, "Cookie: chorus_access=%s\r\n", member);
+    assert (edge_testclient_ws_open_with (client, "/api/v1/ws", headers) == 101);
+    assert (edge_testclient_ws_send (client, me, strlen (me)) == 0);
+    frame = edge_testclient_ws_recv (client, &opcode, NULL, 5000);
+    assert (frame && strstr (frame, "unknown_command") && strstr (frame, "user=user-1"));
+    free (frame);
+    edge_testclient_destroy (&client);
+    free (member);
+
+    //  Refusals are counted
+    assert (s_get (port, "/metrics", NULL, &r) == 200);
+    assert (strstr (r.body, "chorus_auth_refusals_total{reason=\"forbidden\"} 1\n"));
+    assert (!strstr (r.body, "chorus_auth_refusals_total{reason=\"invalid\"} 0\n"));
+    edge_response_free (&r);
+}
+
+//  A second edge with a budget of 2 requests per minute and user: the third
+//  answers 429 with Retry-After (needs Redis). The user is new each run, so that
+//  runs within one minute do not share a window.
+static void
+s_test_budget (const char *brokers, const char *redis)
+{
+    char *error = NULL;
+    core_config_t *config = core_config_new (edge_server_options,
+                                             edge_server_option_count, &error);
+    const char *settings[][2] = {{"edge_port", "0"},
+                                 {"brokers", brokers},
+                                 {"log_level", "off"},
+                                 {"redis_url", redis},
+                                 {"jwt_secret", S_JWT_SECRET},
+                                 {"edge_rate_user_per_min", "2"},
+                                 {"edge_rate_fail_open", "false"},
+                                 {"edge_rate_timeout_ms", "2000"},
+                                 {"edge_drain_ms", "0"}};
+    for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++)
+        if (core_config_set (config, settings[i][0], settings[i][1], &error))
+            assert (false);
+    zactor_t *edge = zactor_new (edge_server_actor, config);
+    core_config_destroy (&config);
+    zstr_send (edge, "PORT");
+    int port = -1;
+    zsock_recv (edge, "i", &port);
+    assert (port > 0);
+    char user[64], headers[1024];
+    snprintf (user, sizeof user, "budget-%d-%lld", getpid (),
+              (long long) zclock_usecs ());
+    char *token = s_access_token (user, AUTH_ROLE_MEMBER);
+    snprintf (headers, sizeof headers, "Authorization: Bearer %s\r\n", token);
+    free (token);
+    edge_response_t r;
+    int passed = 0, status = 0;
+    //  Until Redis is connected the budget fails closed (503); passing requests
+    //  get the service's generic answer (404)
+    for (int i = 0; i < 200 && status != 429; i++) {
+        status = s_get (port, "/api/v1/auth/me", headers, &r);
+        if (status == 404)
+            passed++;
+        else if (status == 503 && s_error_is (&r, "unavailable"))
+            zclock_sleep (10);
+        else
+            assert (status == 429);
+        if (status != 429)
+            edge_response_free (&r);
+    }
+    assert (status == 429 && passed >= 1 && passed <= 4);  //  4: the minute turned
+    assert (s_error_is (&r, "rate_limited"));
+    char value[16];
+    long seconds = strtol (edge_response_header (&r, "retry-after", value, sizeof value),
+                           NULL, 10);
+    assert (seconds >= 1 && seconds <= 60);
+    edge_response_free (&r);
+    //  Built-in routes have no budget
+    assert (s_get (port, "/healthz", NULL, &r) == 200);
+    edge_response_free (&r);
+    assert (s_get (port, "/metrics", NULL, &r) == 200);
+    assert (strstr (r.body, "chorus_rate_limited_total{scope=\"user\"} 1\n"));
+    edge_response_free (&r);
+    zactor_destroy (&edge);
 }
 
 void
@@ -631,12 +698,12 @@ edge_server_test (bool verbose)
     assert (broker_port > 0);
     char brokers[64];
     snprintf (brokers, sizeof brokers, "tcp://127.0.0.1:%d", broker_port);
-    s_svc_config_t auth_config = {brokers, "auth", S_NORMAL};
-    s_svc_config_t hold_config = {brokers, "workflows", S_HOLD};
-    s_svc_config_t big_config = {brokers, "rag", S_BIG};
-    zactor_t *auth = zactor_new (s_svc_actor, &auth_config);
-    zactor_t *hold = zactor_new (s_svc_actor, &hold_config);
-    zactor_t *big = zactor_new (s_svc_actor, &big_config);
+    edge_testservice_config_t auth_config = {brokers, "auth", EDGE_TESTSERVICE_NORMAL};
+    edge_testservice_config_t hold_config = {brokers, "workflows", EDGE_TESTSERVICE_HOLD};
+    edge_testservice_config_t big_config = {brokers, "rag", EDGE_TESTSERVICE_BIG};
+    zactor_t *auth = zactor_new (edge_testservice_actor, &auth_config);
+    zactor_t *hold = zactor_new (edge_testservice_actor, &hold_config);
+    zactor_t *big = zactor_new (edge_testservice_actor, &big_config);
 
     //  The edge on port 0, with small limits so the tests reach them.
     char *error = NULL;
@@ -657,6 +724,12 @@ edge_server_test (bool verbose)
         {"edge_ws_max_message", "4096"},
         {"redis_url", redis ? redis : ""},
         {"edge_drain_ms", "2000"},
+        {"jwt_secret", S_JWT_SECRET},
+        {"secret_key", ""},
+        {"jwt_previous_secrets", ""},
+        {"edge_rate_ip_per_min", "100000"},
+        {"edge_rate_user_per_min", "100000"},
+        {"edge_revocation_poll_ms", "200"},
     };
     for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++)
         if (core_config_set (config, settings[i][0], settings[i][1], &error))
@@ -799,7 +872,7 @@ edge_server_test (bool verbose)
     assert (strstr (r.body, "\"index\":2"));
     edge_response_free (&r);
     //  A quiet stream gets keepalive comments; the client leaving cancels the request.
-    int cancels = s_cancels (hold);
+    int cancels = edge_testservice_cancels (hold);
     client = edge_testclient_new (port);
     assert (edge_testclient_request (client, "GET", "/api/v1/services/workflows/ping",
                                      "Accept: text/event-stream\r\n", NULL)
@@ -821,7 +894,7 @@ edge_server_test (bool verbose)
 
     //  A slow SSE client: the bounded queue overflows, the stream is dropped and
     //  counted, and the bus request is cancelled at the service.
-    cancels = s_cancels (big);
+    cancels = edge_testservice_cancels (big);
     client = edge_testclient_new (port);
     int small = 4096;
     setsockopt (edge_testclient_fd (client), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
@@ -895,7 +968,7 @@ edge_server_test (bool verbose)
     frame = edge_testclient_ws_recv (client, &opcode, NULL, 5000);
     assert (frame && strstr (frame, "\"id\":\"c2\"") && strstr (frame, "not_found"));
     free (frame);
-    cancels = s_cancels (hold);
+    cancels = edge_testservice_cancels (hold);
     req = "{\"type\":\"request\",\"id\":\"c3\",\"path\":\"/api/v1/services/workflows/"
           "ping\"}";
     assert (edge_testclient_ws_send (client, req, strlen (req)) == 0);
@@ -925,6 +998,11 @@ edge_server_test (bool verbose)
     //  The WebSocket route without an upgrade: 426.
     assert (s_get (port, "/api/v1/ws", NULL, &r) == 426);
     edge_response_free (&r);
+
+    //  Authentication, and the budget on a second edge.
+    s_test_auth (port, verbose);
+    if (redis && *redis)
+        s_test_budget (brokers, redis);
 
     //  Stop: the actor drains and ends.
     int64_t start = zclock_mono ();

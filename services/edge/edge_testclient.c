@@ -243,13 +243,24 @@ edge_testclient_closed (edge_testclient_t *self, int timeout_ms)
 int
 edge_testclient_ws_open (edge_testclient_t *self, const char *path)
 {
-    char request[512];
-    snprintf (request, sizeof request,
-              "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-              "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-              "Sec-WebSocket-Version: 13\r\n\r\n",
-              path);
-    if (edge_testclient_send (self, request, strlen (request)))
+    return edge_testclient_ws_open_with (self, path, NULL);
+}
+
+int
+edge_testclient_ws_open_with (edge_testclient_t *self, const char *path,
+                              const char *headers)
+{
+    char *request = NULL;
+    if (asprintf (&request,
+                  "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                  "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                  "Sec-WebSocket-Version: 13\r\n%s\r\n",
+                  path, headers ? headers : "")
+        < 0)
+        return -1;
+    int rc = edge_testclient_send (self, request, strlen (request));
+    free (request);
+    if (rc)
         return -1;
     int64_t deadline = s_now_ms () + 2000;
     char *end = NULL;

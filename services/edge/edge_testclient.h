@@ -52,6 +52,9 @@ bool edge_testclient_closed (edge_testclient_t *self, int timeout_ms);
 //  frame (masked), receive one frame (text payload, caller frees; *opcode gets
 //  the opcode; close frames give their payload). NULL on timeout or close.
 int edge_testclient_ws_open (edge_testclient_t *self, const char *path);
+//  The same with extra request header lines ("Name: value\r\n"...; may be NULL).
+int edge_testclient_ws_open_with (edge_testclient_t *self, const char *path,
+                                  const char *headers);
 int edge_testclient_ws_send (edge_testclient_t *self, const char *text, size_t size);
 char *edge_testclient_ws_recv (edge_testclient_t *self, int *opcode, size_t *size,
                                int timeout_ms);

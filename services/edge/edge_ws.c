@@ -13,22 +13,42 @@
 #define S_MAX_CALLS 64  //  requests one connection may have in flight
 
 typedef struct {
-    edge_ws_t *conn;  //  the connection it belongs to
-    char id[65];      //  the client's id for it
-    uint64_t handle;  //  bus handle
-    void *cursor;     //  its place in conn->calls
+    edge_ws_t *conn;     //  the connection it belongs to
+    char id[65];         //  the client's id for it
+    uint64_t handle;     //  bus handle
+    uint64_t ticket;     //  admission waiting in the guard (0: none)
+    bool auth;           //  an "auth" message, not a request
+    edge_match_t match;  //  the route and its parameters (requests)
+    json_t *body;        //  the request body, until sent
+    void *cursor;        //  its place in conn->calls
 } s_call_t;
 
 struct _edge_ws_t {
-    edge_t *edge;           //  the edge (borrowed)
-    struct lws *wsi;        //  the connection
-    edge_queue_t *queue;    //  messages waiting for the socket
-    char *rx;               //  message being received
-    size_t rx_size;         //  its length so far
-    int close_code;         //  close with this status when writable (0: open)
-    const char *close_why;  //  and this reason
-    zlistx_t *calls;        //  s_call_t * in flight
+    edge_t *edge;                      //  the edge (borrowed)
+    struct lws *wsi;                   //  the connection
+    edge_queue_t *queue;               //  messages waiting for the socket
+    char *rx;                          //  message being received
+    size_t rx_size;                    //  its length so far
+    int close_code;                    //  close with this status when writable (0: open)
+    const char *close_why;             //  and this reason
+    zlistx_t *calls;                   //  s_call_t * in flight
+    edge_credential_t credential;      //  from the upgrade request or an auth message
+    char client_ip[EDGE_AUTH_IP_MAX];  //  the client's address
 };
+
+//  Stop a call's work: its admission and its bus request; free it (the caller
+//  takes it off conn->calls).
+static void
+s_call_free (s_call_t *call)
+{
+    edge_t *edge = call->conn->edge;
+    if (call->ticket)
+        edge_guard_cancel (edge->guard, call->ticket);
+    if (call->handle)
+        bus_client_cancel (edge->bus, call->handle);
+    json_decref (call->body);
+    free (call);
+}
 
 //  Close the connection soon with a status: cancel every call, stop reading.
 static void
@@ -39,10 +59,8 @@ s_close (edge_ws_t *self, int code, const char *why)
     self->close_code = code;
     self->close_why = why;
     for (s_call_t *call = (s_call_t *) zlistx_first (self->calls); call;
-         call = (s_call_t *) zlistx_next (self->calls)) {
-        bus_client_cancel (self->edge->bus, call->handle);
-        free (call);
-    }
+         call = (s_call_t *) zlistx_next (self->calls))
+        s_call_free (call);
     zlistx_purge (self->calls);
     bus_client_process (self->edge->bus);
     lws_callback_on_writable (self->wsi);
@@ -105,11 +123,12 @@ s_call_find (edge_ws_t *self, const char *id)
     return NULL;
 }
 
+//  End a call: forget it and stop what it still waits for.
 static void
 s_call_end (s_call_t *call)
 {
     zlistx_delete (call->conn->calls, call->cursor);
-    free (call);
+    s_call_free (call);
 }
 
 //  A bus reply for a WebSocket request.
@@ -118,6 +137,8 @@ s_reply_fn (bus_client_t *client, const bus_reply_t *reply, void *arg)
 {
     s_call_t *call = (s_call_t *) arg;
     edge_ws_t *self = call->conn;
+    if (reply->kind != BUS_REPLY_PARTIAL)
+        call->handle = 0;
     if (reply->kind == BUS_REPLY_ERROR) {
         const char *code = NULL;
         edge_error_status (reply->code, &code);
@@ -134,6 +155,109 @@ s_reply_fn (bus_client_t *client, const bus_reply_t *reply, void *arg)
     }
     if (reply->kind != BUS_REPLY_PARTIAL && !self->close_code)
         s_call_end (call);
+}
+
+//  A new call with the client's id (may be NULL), on conn->calls.
+static s_call_t *
+s_call_new (edge_ws_t *self, const char *id)
+{
+    s_call_t *call = calloc (1, sizeof *call);
+    assert (call);
+    call->conn = self;
+    snprintf (call->id, sizeof call->id, "%s", id ? id : "");
+    call->cursor = zlistx_add_end (self->calls, call);
+    return call;
+}
+
+//  The guard's verdict on a request or an auth message: refuse, answer the auth
+//  message, or send the bus request as the identity.
+static void
+s_admitted (s_call_t *call, const edge_verdict_t *verdict)
+{
+    edge_ws_t *self = call->conn;
+    edge_t *edge = self->edge;
+    const char *id = call->auth && !*call->id ? NULL : call->id;
+    if (verdict->status) {
+        if (call->auth)
+            self->credential.kind = EDGE_CRED_NONE;  //  later requests are anonymous
+        s_send_error (self, id, verdict->code, verdict->message);
+        s_call_end (call);
+        return;
+    }
+    if (call->auth) {
+        json_t *who = json_pack (
+            "{s:s, s:s, s:s, s:s}", "kind",
+            verdict->identity.kind == EDGE_CRED_API_KEY ? "api_key" : "jwt", "user_id",
+            verdict->identity.user_id, "tenant_id", verdict->identity.tenant_id, "role",
+            auth_role_name (verdict->identity.role));
+        char *json = who ? json_dumps (who, JSON_COMPACT) : NULL;
+        s_send_typed (self, "authenticated", id, "data", json ? json : "{}");
+        free (json);
+        json_decref (who);
+        s_call_end (call);
+        return;
+    }
+    char request_id[37];
+    edge_request_id_generate (request_id, sizeof request_id);
+    edge_call_error_t error;
+    call->handle = edge_call_send (edge->bus, &call->match, call->body,
+                                   &verdict->identity, self->client_ip, request_id,
+                                   edge->timeout_ms, s_reply_fn, call, &error);
+    json_decref (call->body);
+    call->body = NULL;
+    if (!call->handle) {
+        s_send_error (self, call->id, error.code, error.message);
+        s_call_end (call);
+    }
+    else
+        bus_client_process (edge->bus);  //  may end the call at once
+}
+
+//  The guard's later verdict on a parked call.
+static void
+s_admitted_fn (const edge_verdict_t *verdict, void *arg)
+{
+    s_call_t *call = (s_call_t *) arg;
+    call->ticket = 0;
+    s_admitted (call, verdict);
+}
+
+//  {"type":"auth","token":...}: the connection's credential from now on, checked
+//  at once (answered "authenticated" or with an error).
+static void
+s_handle_auth (edge_ws_t *self, json_t *msg, const char *id)
+{
+    edge_t *edge = self->edge;
+    const char *token = json_string_value (json_object_get (msg, "token"));
+    if (!token || !*token) {
+        s_send_error (self, id, "bad_request", "an auth message needs a token");
+        return;
+    }
+    if (zlistx_size (self->calls) >= S_MAX_CALLS) {
+        s_send_error (self, id, "overloaded", "too many requests in flight");
+        return;
+    }
+    size_t len = strlen (token);
+    self->credential.from_cookie = false;
+    self->credential.kind = len < sizeof self->credential.token
+                                ? edge_auth_classify (token, len)
+                                : EDGE_CRED_MALFORMED;
+    if (self->credential.kind == EDGE_CRED_MALFORMED)
+        self->credential.token[0] = '\0';
+    else
+        memcpy (self->credential.token, token, len + 1);
+    s_call_t *call = s_call_new (self, id);
+    call->auth = true;
+    edge_verdict_t verdict;
+    call->ticket = edge_guard_admit (edge->guard, EDGE_NEED_USER, "GET",
+                                     &self->credential, self->client_ip, false,
+                                     s_admitted_fn, call, &verdict);
+    if (call->ticket) {
+        edge_wake_guard (edge);
+        bus_client_process (edge->bus);
+    }
+    else
+        s_admitted (call, &verdict);
 }
 
 //  {"type":"request",...}
@@ -183,23 +307,19 @@ s_handle_request (edge_ws_t *self, json_t *msg, const char *id)
         s_send_error (self, id, "not_found", "no such route");
         return;
     }
-    s_call_t *call = calloc (1, sizeof *call);
-    assert (call);
-    call->conn = self;
-    snprintf (call->id, sizeof call->id, "%s", id);
-    call->cursor = zlistx_add_end (self->calls, call);
-    char request_id[37];
-    edge_request_id_generate (request_id, sizeof request_id);
-    edge_call_error_t error;
-    call->handle = edge_call_send (edge->bus, &match, json_is_object (body) ? body : NULL,
-                                   request_id, edge->timeout_ms, s_reply_fn, call,
-                                   &error);
-    if (!call->handle) {
-        s_call_end (call);
-        s_send_error (self, id, error.code, error.message);
+    s_call_t *call = s_call_new (self, id);
+    call->match = match;
+    call->body = json_is_object (body) ? json_incref (body) : NULL;
+    edge_verdict_t verdict;
+    call->ticket = edge_guard_admit (edge->guard, match.route->need, match.route->method,
+                                     &self->credential, self->client_ip, true,
+                                     s_admitted_fn, call, &verdict);
+    if (call->ticket) {
+        edge_wake_guard (edge);
+        bus_client_process (edge->bus);  //  the verdict may be there already
     }
     else
-        bus_client_process (edge->bus);  //  may end the call at once
+        s_admitted (call, &verdict);
 }
 
 //  One complete text message.
@@ -222,14 +342,15 @@ s_handle_message (edge_ws_t *self)
         id = NULL;
     if (type && strcmp (type, "ping") == 0)
         s_send_typed (self, "pong", id, NULL, NULL);
+    else if (type && strcmp (type, "auth") == 0)
+        s_handle_auth (self, msg, id);
     else if (type && strcmp (type, "request") == 0)
         s_handle_request (self, msg, id);
     else if (type && strcmp (type, "cancel") == 0) {
         s_call_t *call = id ? s_call_find (self, id) : NULL;
-        if (call) {
-            bus_client_cancel (self->edge->bus, call->handle);
-            bus_client_process (self->edge->bus);
+        if (call && !call->auth) {
             s_call_end (call);
+            bus_client_process (self->edge->bus);
             s_send_typed (self, "cancelled", id, NULL, NULL);
         }
         else
@@ -247,10 +368,8 @@ s_destroy (edge_ws_t **self_p)
     if (!self)
         return;
     for (s_call_t *call = (s_call_t *) zlistx_first (self->calls); call;
-         call = (s_call_t *) zlistx_next (self->calls)) {
-        bus_client_cancel (self->edge->bus, call->handle);
-        free (call);
-    }
+         call = (s_call_t *) zlistx_next (self->calls))
+        s_call_free (call);
     bus_client_process (self->edge->bus);
     zlistx_destroy (&self->calls);
     edge_queue_destroy (&self->queue);
@@ -280,6 +399,9 @@ edge_ws_callback (edge_t *edge, struct lws *wsi, enum lws_callback_reasons reaso
             self->wsi = wsi;
             self->queue = edge_queue_new (edge->stream_queue, LWS_PRE);
             self->calls = zlistx_new ();
+            char refresh[8];
+            edge_http_credentials (edge, wsi, &self->credential, refresh, sizeof refresh,
+                                   self->client_ip, sizeof self->client_ip);
             session->ws = self;
             edge->ws_open++;
             return 0;

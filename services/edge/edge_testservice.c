@@ -1,0 +1,257 @@
+/*  edge_testservice: the edge selftests' replica (see the header).              */
+#include "edge_testservice.h"
+
+#include <assert.h>
+#include <msgpack.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus_worker.h"
+#include "codec_msgpack.h"
+
+typedef struct {
+    bus_worker_t *worker;          //  the replica
+    zloop_t *loop;                 //  its loop
+    edge_testservice_mode_t mode;  //  ping behaviour
+    const char *service;           //  service name
+    int cancels;                   //  cancellations seen
+    zlistx_t *streams;             //  s_stream_t * in progress
+} s_svc_t;
+
+typedef struct {
+    s_svc_t *svc;            //  owner
+    bus_request_t *request;  //  the request being answered
+    uint32_t index;          //  next reply index
+    uint32_t count;          //  replies to send
+    int timer;               //  zloop timer (-1: none)
+} s_stream_t;
+
+//  A reply body: {service, replica, time_ms, index[, pad]}.
+static void
+s_svc_reply (s_svc_t *svc, s_stream_t *stream, bool final)
+{
+    msgpack_sbuffer sbuf;
+    msgpack_sbuffer_init (&sbuf);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &sbuf, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, svc->mode == EDGE_TESTSERVICE_BIG ? 5 : 4);
+    msgpack_pack_str_with_body (&pk, "service", 7);
+    msgpack_pack_str_with_body (&pk, svc->service, strlen (svc->service));
+    msgpack_pack_str_with_body (&pk, "replica", 7);
+    msgpack_pack_str_with_body (&pk, "test", 4);
+    msgpack_pack_str_with_body (&pk, "time_ms", 7);
+    msgpack_pack_int64 (&pk, zclock_time ());
+    msgpack_pack_str_with_body (&pk, "index", 5);
+    msgpack_pack_uint32 (&pk, stream->index++);
+    if (svc->mode == EDGE_TESTSERVICE_BIG) {
+        char pad[16384];
+        memset (pad, 'x', sizeof pad);
+        msgpack_pack_str_with_body (&pk, "pad", 3);
+        msgpack_pack_str_with_body (&pk, pad, sizeof pad);
+    }
+    if (final)
+        bus_worker_final (svc->worker, &stream->request, sbuf.data, sbuf.size);
+    else
+        (void) bus_worker_partial (svc->worker, stream->request, sbuf.data, sbuf.size);
+    msgpack_sbuffer_destroy (&sbuf);
+}
+
+static void
+s_stream_end (s_stream_t *stream)
+{
+    s_svc_t *svc = stream->svc;
+    if (stream->timer >= 0)
+        zloop_timer_end (svc->loop, stream->timer);
+    void *cursor = zlistx_find (svc->streams, stream);
+    if (cursor)
+        zlistx_delete (svc->streams, cursor);
+    free (stream);
+}
+
+static int
+s_stream_tick (zloop_t *loop, int timer_id, void *arg)
+{
+    s_stream_t *stream = (s_stream_t *) arg;
+    s_svc_t *svc = stream->svc;
+    for (int burst = svc->mode == EDGE_TESTSERVICE_BIG ? 8 : 1;
+         burst > 0 && stream->request; burst--) {
+        bool final = stream->index + 1 >= stream->count;
+        s_svc_reply (svc, stream, final);
+        if (final) {
+            s_stream_end (stream);
+            break;
+        }
+    }
+    return 0;
+}
+
+static void
+s_svc_request (bus_worker_t *worker, bus_request_t *request, void *arg)
+{
+    s_svc_t *svc = (s_svc_t *) arg;
+    const char *command = bus_request_command (request);
+    if (streq (command, "health")) {
+        ChorusBus__HealthReply health = CHORUS_BUS__HEALTH_REPLY__INIT;
+        health.service = (char *) svc->service;
+        health.status = "ok";
+        health.database = true;
+        health.redis = true;
+        bus_worker_final_msg (worker, &request, &health.base);
+        return;
+    }
+    if (!streq (command, "ping")) {
+        //  The generic answer, telling which identity headers came with it
+        const ChorusBus__Headers *h = bus_request_headers (request);
+        char message[512];
+        snprintf (message, sizeof message,
+                  "test service: user=%s tenant=%s role=%s session=%s key=%s ip=%s",
+                  h->user_id, h->tenant_id, h->role, h->session_id, h->api_key_id,
+                  h->client_ip);
+        bus_worker_error (worker, &request, "unknown_command", message);
+        return;
+    }
+    char error[128];
+    ChorusBus__PingRequest *ping = (ChorusBus__PingRequest *) codec_decode (
+        &chorus_bus__ping_request__descriptor, bus_request_body (request),
+        bus_request_size (request), error, sizeof error);
+    if (!ping) {
+        bus_worker_error (worker, &request, "bad_request", error);
+        return;
+    }
+    s_stream_t *stream = calloc (1, sizeof *stream);
+    assert (stream);
+    stream->svc = svc;
+    stream->request = request;
+    stream->count = ping->count ? ping->count : 1;
+    stream->timer = -1;
+    bus_request_set_data (request, stream);
+    zlistx_add_end (svc->streams, stream);
+    if (svc->mode == EDGE_TESTSERVICE_HOLD)
+        ;  //  never answered: waits for a cancel or the deadline
+    else if (stream->count == 1) {
+        s_svc_reply (svc, stream, true);
+        s_stream_end (stream);
+    }
+    else
+        stream->timer = zloop_timer (svc->loop, ping->interval_ms ? ping->interval_ms : 1,
+                                     0, s_stream_tick, stream);
+    protobuf_c_message_free_unpacked (&ping->base, NULL);
+}
+
+static void
+s_svc_cancel (bus_worker_t *worker, bus_request_t *request, void *arg)
+{
+    s_svc_t *svc = (s_svc_t *) arg;
+    svc->cancels++;
+    s_stream_t *stream = (s_stream_t *) bus_request_data (request);
+    bus_worker_error (worker, &request, "cancelled", "cancelled");
+    if (stream)
+        s_stream_end (stream);
+}
+
+static int
+s_svc_pipe (zloop_t *loop, zsock_t *pipe, void *arg)
+{
+    s_svc_t *svc = (s_svc_t *) arg;
+    char *command = zstr_recv (pipe);
+    int rc = 0;
+    if (!command || streq (command, "$TERM"))
+        rc = -1;
+    else if (streq (command, "CANCELS"))
+        zsock_send (pipe, "i", svc->cancels);
+    free (command);
+    return rc;
+}
+
+void
+edge_testservice_actor (zsock_t *pipe, void *args)
+{
+    edge_testservice_config_t *config = (edge_testservice_config_t *) args;
+    s_svc_t svc = {0};
+    svc.mode = config->mode;
+    svc.service = config->service;
+    svc.streams = zlistx_new ();
+    svc.loop = zloop_new ();
+    svc.worker = bus_worker_new (config->brokers, config->service, 16, NULL, 100, 3,
+                                 NULL);
+    assert (svc.worker);
+    bus_worker_set_handlers (svc.worker, s_svc_request, s_svc_cancel, &svc);
+    int rc = bus_worker_attach (svc.worker, svc.loop);
+    assert (rc == 0);
+    zloop_reader (svc.loop, pipe, s_svc_pipe, &svc);
+    zsock_signal (pipe, 0);
+    zloop_start (svc.loop);
+    while (zlistx_size (svc.streams)) {
+        s_stream_t *stream = (s_stream_t *) zlistx_first (svc.streams);
+        bus_worker_error (svc.worker, &stream->request, "shutting_down", "test ends");
+        s_stream_end (stream);
+    }
+    bus_worker_detach (svc.worker, svc.loop);
+    bus_worker_destroy (&svc.worker);
+    zloop_destroy (&svc.loop);
+    zlistx_destroy (&svc.streams);
+}
+
+int
+edge_testservice_cancels (zactor_t *service)
+{
+    zstr_send (service, "CANCELS");
+    int cancels = -1;
+    zsock_recv (service, "i", &cancels);
+    return cancels;
+}
+
+//  --------------------------------------------------------------------------
+//  Selftest
+
+#include "bus_broker.h"
+#include "bus_client.h"
+
+//  Records the kind, code and message of the last reply.
+static void
+s_reply_fn (bus_client_t *client, const bus_reply_t *reply, void *arg)
+{
+    char *seen = (char *) arg;
+    snprintf (seen, 256, "%d %s %s", reply->kind, reply->code ? reply->code : "-",
+              reply->message ? reply->message : "-");
+}
+
+void
+edge_testservice_test (bool verbose)
+{
+    printf (" * edge_testservice: ");
+    bus_broker_config_t broker_config = {
+        .id = "testservice", .log_level = "error", .heartbeat_ms = 100};
+    zactor_t *broker = zactor_new (bus_broker_actor, &broker_config);
+    zstr_sendx (broker, "BIND", "inproc://edge-testservice", NULL);
+    int port = -1;
+    zsock_recv (broker, "i", &port);
+    edge_testservice_config_t config = {"inproc://edge-testservice", "chat",
+                                        EDGE_TESTSERVICE_NORMAL};
+    zactor_t *service = zactor_new (edge_testservice_actor, &config);
+    bus_client_t *client = bus_client_new ("inproc://edge-testservice", 100, 3, NULL);
+    ChorusBus__Headers headers = CHORUS_BUS__HEADERS__INIT;
+    headers.timeout_ms = 2000;
+    headers.user_id = "u1";
+    headers.client_ip = "192.0.2.1";
+    char seen[256] = "";
+    //  Until the replica is registered the broker answers unavailable
+    for (int i = 0; i < 200 && !strstr (seen, "unknown_command"); i++) {
+        *seen = 0;
+        bus_client_request (client, "chat", "nope", &headers, NULL, 0, s_reply_fn, seen);
+        for (int j = 0; j < 100 && !*seen; j++) {
+            zclock_sleep (2);
+            bus_client_process (client);
+        }
+    }
+    if (verbose)
+        printf ("(%s) ", seen);
+    assert (strstr (seen, "unknown_command test service: user=u1 tenant= role= "));
+    assert (strstr (seen, "ip=192.0.2.1"));
+    assert (edge_testservice_cancels (service) == 0);
+    bus_client_destroy (&client);
+    zactor_destroy (&service);
+    zactor_destroy (&broker);
+    printf ("OK\n");
+}

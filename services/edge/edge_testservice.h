@@ -1,0 +1,39 @@
+/*  edge_testservice: a replica for the edge's selftests. It answers "ping" (count
+    replies interval_ms apart, or never in HOLD mode, or with 16 KB bodies in BIG
+    mode) and "health", counts cancellations, and answers every other command with
+    the generic "unknown_command" whose message lists the identity headers the
+    edge sent (user, tenant, role, session, key, ip), so tests see them arrive.
+    It is no auth service: it answers no auth command.
+
+        edge_testservice_config_t config = {brokers, "chat", EDGE_TESTSERVICE_NORMAL};
+        zactor_t *chat = zactor_new (edge_testservice_actor, &config);
+        int cancels = edge_testservice_cancels (chat);                          */
+#ifndef EDGE_TESTSERVICE_H_INCLUDED
+#define EDGE_TESTSERVICE_H_INCLUDED
+
+#include <czmq.h>
+#include <stdbool.h>
+
+//  How ping behaves.
+typedef enum {
+    EDGE_TESTSERVICE_NORMAL,  //  answers
+    EDGE_TESTSERVICE_HOLD,    //  never answers: waits for a cancel or the deadline
+    EDGE_TESTSERVICE_BIG      //  answers with 16 KB bodies, eight at a time
+} edge_testservice_mode_t;
+
+//  What the actor is started with (borrowed while it runs).
+typedef struct {
+    const char *brokers;           //  broker endpoint
+    const char *service;           //  service name
+    edge_testservice_mode_t mode;  //  how ping behaves
+} edge_testservice_config_t;
+
+//  The replica as an actor; args is an edge_testservice_config_t *.
+void edge_testservice_actor (zsock_t *pipe, void *args);
+
+//  Cancellations the replica has seen.
+int edge_testservice_cancels (zactor_t *service);
+
+void edge_testservice_test (bool verbose);
+
+#endif
