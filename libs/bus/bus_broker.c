@@ -996,8 +996,11 @@ bus_broker_actor (zsock_t *pipe, void *args)
     zsock_set_linger (self->xsub, 0);
 
     //  Disconnects of the router's peers, to notice dead replicas at once
-    char monitor[64];
-    snprintf (monitor, sizeof monitor, "inproc://broker-monitor-%p", (void *) self);
+    //  A unique name: an address can be reused while the last monitor still closes
+    char monitor[80];
+    zuuid_t *unique = zuuid_new ();
+    snprintf (monitor, sizeof monitor, "inproc://broker-monitor-%s", zuuid_str (unique));
+    zuuid_destroy (&unique);
     int rc = zmq_socket_monitor (zsock_resolve (self->router), monitor,
                                  ZMQ_EVENT_DISCONNECTED);
     assert (rc == 0);

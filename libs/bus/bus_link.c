@@ -31,8 +31,12 @@ bus_link_new (const char *endpoint, const char *proto, core_log_t *log)
     zsock_set_reconnect_ivl (self->dealer, 100);
     zsock_set_reconnect_ivl_max (self->dealer, 2000);
     if (strncmp (endpoint, "tcp://", 6) == 0) {
+        //  A unique name: an address can be reused while an old monitor still closes
         char monitor[80];
-        snprintf (monitor, sizeof monitor, "inproc://bus-link-monitor-%p", (void *) self);
+        zuuid_t *unique = zuuid_new ();
+        snprintf (monitor, sizeof monitor, "inproc://bus-link-monitor-%s",
+                  zuuid_str (unique));
+        zuuid_destroy (&unique);
         int rc = zmq_socket_monitor (zsock_resolve (self->dealer), monitor,
                                      ZMQ_EVENT_HANDSHAKE_SUCCEEDED
                                          | ZMQ_EVENT_DISCONNECTED);

@@ -602,10 +602,9 @@ auth_admin_tenants_delete (service_runtime_t *runtime, bus_request_t *request,
         //  Every member's tokens for it stop working
         {"INSERT INTO auth.revocations (kind, ref, tenant_id, at, until) SELECT "
          "'member', "
-         "user_id::text, $1, date_trunc ('second', clock_timestamp ()), clock_timestamp "
-         "() "
-         "+ make_interval (secs => $2::bigint) FROM auth.memberships WHERE tenant_id = "
-         "$1",
+         "user_id::text, $1::text, date_trunc ('second', clock_timestamp ()), "
+         "clock_timestamp () + make_interval (secs => $2::bigint) FROM auth.memberships "
+         "WHERE tenant_id = $1::uuid",
          2, revoke},
         {"DELETE FROM auth.tenants WHERE id = $1", 1, tenant}};
     auth_call_record (call, s_done_empty, NULL, "tenant.deleted", call->user_id,

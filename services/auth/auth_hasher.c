@@ -50,7 +50,7 @@ static void
 s_thread (zsock_t *pipe, void *args)
 {
     const char *endpoints = (const char *) args;
-    char jobs_endpoint[80], results_endpoint[80];
+    char jobs_endpoint[96], results_endpoint[96];
     snprintf (jobs_endpoint, sizeof jobs_endpoint, ">%s-jobs", endpoints);
     snprintf (results_endpoint, sizeof results_endpoint, ">%s-results", endpoints);
     zsock_t *jobs = zsock_new_pull (jobs_endpoint);
@@ -89,9 +89,11 @@ auth_hasher_new (int threads, size_t queue_max)
         return NULL;
     auth_hasher_t *self = calloc (1, sizeof (auth_hasher_t));
     assert (self);
-    //  The endpoints are unique per hasher: the address of self names them
-    char endpoints[48], endpoint[80];
-    snprintf (endpoints, sizeof endpoints, "inproc://auth-hasher-%p", (void *) self);
+    //  The endpoints are unique per hasher (an address could be reused too soon)
+    char endpoints[64], endpoint[96];
+    zuuid_t *unique = zuuid_new ();
+    snprintf (endpoints, sizeof endpoints, "inproc://auth-hasher-%s", zuuid_str (unique));
+    zuuid_destroy (&unique);
     snprintf (endpoint, sizeof endpoint, "@%s-jobs", endpoints);
     self->jobs = zsock_new_push (endpoint);
     snprintf (endpoint, sizeof endpoint, "@%s-results", endpoints);

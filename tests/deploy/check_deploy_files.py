@@ -41,9 +41,10 @@ def check(ok, what):
     return ok
 
 
-def run(cmd, cwd):
+def run(cmd, cwd, env=None):
     try:
-        return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=90)
+        return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=90,
+                              env=env)
     except (OSError, subprocess.TimeoutExpired) as e:
         return subprocess.CompletedProcess(cmd, 127, "", str(e))
 
@@ -99,9 +100,15 @@ def main(root):
     compose = None
     tool = shutil.which("docker-compose")
     if check(tool is not None, "docker-compose is installed (apt-get install docker-compose)"):
-        r = run([tool, "-f", "docker-compose.yml", "config", "-q"], root)
+        # The secret key has no default: compose refuses to run without one
+        bare = {k: v for k, v in os.environ.items() if k != "CHORUS_SECRET_KEY"}
+        r = run([tool, "-f", "docker-compose.yml", "config", "-q"], root, bare)
+        check(r.returncode != 0 and "CHORUS_SECRET_KEY" in r.stderr,
+              "docker-compose refuses to start without CHORUS_SECRET_KEY")
+        keyed = dict(bare, CHORUS_SECRET_KEY="MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
+        r = run([tool, "-f", "docker-compose.yml", "config", "-q"], root, keyed)
         if check(r.returncode == 0, "docker-compose -f docker-compose.yml config -q"):
-            r = run([tool, "-f", "docker-compose.yml", "config"], root)
+            r = run([tool, "-f", "docker-compose.yml", "config"], root, keyed)
             compose = yaml.safe_load(r.stdout) or {}
         else:
             print(r.stderr.strip())
