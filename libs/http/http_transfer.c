@@ -276,9 +276,15 @@ http_transfer_error (http_transfer_t *t, CURLcode code)
         case CURLE_COULDNT_RESOLVE_PROXY:
             return HTTP_ERR_RESOLVE;
         case CURLE_OPERATION_TIMEDOUT: {
+            //  A reused connection has no connect time: what was sent or
+            //  received tells a timeout from a connection that never came up
             curl_off_t connect_time = 0;
+            long sent = 0;
             curl_easy_getinfo (t->easy, CURLINFO_CONNECT_TIME_T, &connect_time);
-            return connect_time == 0 ? HTTP_ERR_CONNECT : HTTP_ERR_TIMEOUT;
+            curl_easy_getinfo (t->easy, CURLINFO_REQUEST_SIZE, &sent);
+            bool connected = connect_time > 0 || sent > 0 || t->response.status > 0
+                             || t->headers_done;
+            return connected ? HTTP_ERR_TIMEOUT : HTTP_ERR_CONNECT;
         }
         case CURLE_SSL_CONNECT_ERROR:
         case CURLE_PEER_FAILED_VERIFICATION:

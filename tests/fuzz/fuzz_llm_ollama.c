@@ -1,0 +1,14 @@
+/*  fuzz_llm_ollama: the stream parser of libs/llm for Ollama /api/chat NDJSON lines (content, object tool-call arguments, done line, error lines).
+    llm_parser_fuzz parses the input whole, byte by byte and in chunks, and
+    aborts when the events differ or the stream does not end in exactly one
+    DONE or ERROR.                                                              */
+#include <stdint.h>
+
+#include "llm_parser.h"
+
+int
+LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
+{
+    llm_parser_fuzz (LLM_PROVIDER_OLLAMA, data, size);
+    return 0;
+}
