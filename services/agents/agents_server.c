@@ -1,11 +1,12 @@
 /*  agents_server: the agents service on the shared runtime. Its state holds the
     box that seals provider keys and the platform's default provider; its
-    commands are agents_store's (configuration) and agents_turn's (turns).    */
+    commands are agents_store's (configuration) and agents_turn's (turns).     */
 #include "agents_server.h"
 
 #include <assert.h>
 
 #include "agents_store.h"
+#include "agents_turn.h"
 
 const core_config_option_t agents_server_options[] = {
     {"llm_provider", "CHORUS_LLM_PROVIDER", CORE_CONFIG_STRING, 0, 0, "offline",
@@ -31,6 +32,9 @@ static const service_command_t s_commands[] = {
     {"providers.put", agents_store_providers_put},
     {"providers.delete", agents_store_providers_delete},
     {"openai_models", agents_store_openai_models},
+    {"openai_chat", agents_turn_openai_chat},
+    {"turn.run", agents_turn_run},
+    {"agents.test", agents_turn_try},
 };
 
 static void *
@@ -58,6 +62,8 @@ s_state_new (service_runtime_t *runtime)
     state->default_model = core_config_str (config, "llm_model");
     state->default_api_key = core_config_str (config, "llm_api_key");
     state->default_base_url = core_config_str (config, "llm_base_url");
+    if (agents_turn_start (state))
+        core_log_error (state->log, NULL, "the LLM client did not start: no turns");
     return state;
 }
 
@@ -67,6 +73,8 @@ s_state_destroy (void **state_p)
     agents_state_t *state = (agents_state_t *) *state_p;
     if (!state)
         return;
+    //  Streams still running are cancelled with their requests
+    agents_turn_stop (state);
     auth_secretbox_destroy (&state->box);
     free (state);
     *state_p = NULL;
@@ -80,6 +88,7 @@ static const service_definition_t s_definition = {
     .command_count = sizeof s_commands / sizeof s_commands[0],
     .state_new = s_state_new,
     .state_destroy = s_state_destroy,
+    .on_cancel = agents_turn_cancel,
 };
 
 void

@@ -16,7 +16,8 @@ typedef struct {
     const char *default_model;     //  CHORUS_LLM_MODEL
     const char *default_api_key;   //  CHORUS_LLM_API_KEY
     const char *default_base_url;  //  CHORUS_LLM_BASE_URL
-    void *llm;                     //  the LLM client (agents_turn's)
+    void *http;                    //  the HTTP client (http_client_t *) under llm
+    void *llm;                     //  the LLM client (llm_client_t *), agents_turn's
 } agents_state_t;
 
 #endif
