@@ -557,7 +557,7 @@ def c_me():
 
 def c_bad_credentials():
     expect(call("GET", ME), 401, "unauthorized")
-    for bad in ("garbage", "a.b.c", W.ada.access[:-20], W.ada.access + "x", ""):
+    for bad in ("garbage", "a.b.c", W.ada.access[:-20], W.ada.access + "x"):
         expect_invalid_token(call("GET", ME, headers={"Authorization": "Bearer " + bad}))
     expect_invalid_token(call("GET", ME, cookies={"chorus_access": "garbage"}))
     expect(call("GET", ME, headers={"Authorization": "Basic YTpi"}), 401, "unauthorized")
@@ -1133,7 +1133,11 @@ def c_at_rest():
                           capture_output=True, text=True, timeout=60)
     assert dump.returncode == 0, dump.stderr[-500:]
     text = dump.stdout
-    assert text.count("$argon2id$") >= 5, "fewer than 5 argon2id hashes in the database"
+    hashes = re.findall(r"\$argon2id\$v=19\$m=(\d+),t=(\d+),p=(\d+)\$", text)
+    assert len(hashes) >= 5, "fewer than 5 argon2id hashes in the database"
+    # at least OWASP's weakest recommended cost (m=7 MiB, t=5 ~ m=19 MiB, t=2)
+    weak = [h for h in hashes if int(h[0]) * int(h[1]) < 7168 * 5]
+    assert not weak, "argon2id with low cost (m, t, p): %s" % weak[:3]
     secrets = {"a password": PASSWORD, "a refresh token": W.ada.refresh,
                "an API key": W.key_admin["key"], "an invite token": W.invite_a.get("token") or
                "-none-"}
@@ -1194,7 +1198,10 @@ def c_rotation():
     # a token signed before the restart with the now previous secret still verifies
     me = expect(call("GET", ME, token=W.bea.access), 200)
     assert me["user"]["id"] == W.bea.user_id, me
-    W.bea3 = login(email("bea"))
+    answer = call("POST", "/api/v1/auth/login", {"email": email("bea"), "password": PASSWORD})
+    W.bea3 = check_token_reply(answer, 200, email=email("bea"))
+    for name, (_, attrs) in answer.cookies().items():
+        assert "secure" in attrs, "%s without Secure (CHORUS_EDGE_COOKIE_SECURE=true)" % name
     header = jwt.get_unverified_header(W.bea3.access)
     assert header["kid"] == KID2, "kid %r after rotation, expected %r" % (header["kid"], KID2)
     claims_of(W.bea3.access, SECRET2)
@@ -1263,7 +1270,7 @@ def c_edge_ip_budget():
 
 
 LIMIT_CHECKS = [
-    ("restart with a rotated secret: old tokens verify, new kid", c_rotation),
+    ("rotated secret: old tokens verify, new kid; Secure cookies", c_rotation),
     ("login failures per account: 429 + Retry-After, locked", c_login_account_limit),
     ("login failures per IP: 429 + Retry-After", c_login_ip_limit),
     ("edge budget per user: 429 + Retry-After, others pass", c_edge_user_budget),
@@ -1403,7 +1410,7 @@ def main():
         "CHORUS_SQL_DIR": SRC + "/schemas/sql", "CHORUS_LOG_LEVEL": "warn",
         "CHORUS_EDGE_PORT": str(edge_port), "CHORUS_EDGE_READY_INTERVAL_MS": "200",
         "CHORUS_SECRET_KEY": base64.b64encode(b"e2e-auth-test-secret-key-0123456").decode(),
-        "CHORUS_JWT_SECRET": SECRET, "CHORUS_JWT_PREVIOUS_SECRETS": "",
+        "CHORUS_JWT_SECRET": SECRET,
         "CHORUS_MAIL_DIR": MAIL_DIR,
         "CHORUS_EDGE_REVOCATION_POLL_MS": str(POLL_MS),
         "CHORUS_EDGE_API_KEY_CACHE_MS": str(KEY_CACHE_MS),
@@ -1411,7 +1418,8 @@ def main():
         "CHORUS_LOGIN_IP_FAILURES": "1000", "CHORUS_LOGIN_ACCOUNT_FAILURES": "1000",
         "CHORUS_EDGE_RATE_USER_PER_MIN": "100000", "CHORUS_EDGE_RATE_IP_PER_MIN": "100000"})
     for name in ("CHORUS_MAIL_WEBHOOK_URL", "CHORUS_LOGIN_LIMIT_FAIL_OPEN",
-                 "CHORUS_EDGE_RATE_FAIL_OPEN"):
+                 "CHORUS_EDGE_RATE_FAIL_OPEN", "CHORUS_JWT_PREVIOUS_SECRETS",
+                 "CHORUS_JWT_ISSUER", "CHORUS_JWT_AUDIENCE", "CHORUS_JWT_TTL_S"):
         environment.pop(name, None)
     processes = [start("broker", [BIN + "/chorus-broker"], environment)]
     processes += [start(name, [BIN + "/chorus-" + name], environment) for name in SERVICES]
@@ -1438,6 +1446,7 @@ def main():
                 "CHORUS_EDGE_PORT": str(free_port()),
                 "CHORUS_REDIS_URL": redis_database(REDIS, 12),
                 "CHORUS_JWT_SECRET": SECRET2, "CHORUS_JWT_PREVIOUS_SECRETS": SECRET,
+                "CHORUS_EDGE_COOKIE_SECURE": "true",
                 "CHORUS_LOGIN_ACCOUNT_FAILURES": str(ACCOUNT_FAILURES),
                 "CHORUS_LOGIN_IP_FAILURES": str(IP_FAILURES),
                 "CHORUS_EDGE_RATE_USER_PER_MIN": str(USER_PER_MIN),
