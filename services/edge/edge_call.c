@@ -65,14 +65,91 @@ edge_call_reply_json (const bus_reply_t *reply)
 char *
 edge_call_error_json (const char *code, const char *message)
 {
-    json_t *body = json_pack ("{s:{s:s, s:s}}", "error", "code", code, "message",
-                              message ? message : "");
-    if (!body)  //  message was not valid UTF-8
-        body = json_pack ("{s:{s:s, s:s}}", "error", "code", code, "message", "");
+    return edge_call_error_body (code, message, 0, false);
+}
+
+const char *
+edge_call_openai_type (int status)
+{
+    if (status == 401)
+        return "authentication_error";
+    if (status == 403)
+        return "permission_error";
+    if (status == 429)
+        return "rate_limit_error";
+    if (status >= 400 && status < 500)
+        return "invalid_request_error";
+    return "api_error";
+}
+
+char *
+edge_call_error_body (const char *code, const char *message, int status, bool openai)
+{
+    json_t *message_value = json_string (message ? message : "");
+    if (!message_value)  //  message was not valid UTF-8
+        message_value = json_string ("");
+    json_t *error = NULL;
+    if (openai)
+        error = json_pack ("{s:o, s:s, s:n, s:s}", "message", message_value, "type",
+                           edge_call_openai_type (status), "param", "code", code);
+    else
+        error = json_pack ("{s:s, s:o}", "code", code, "message", message_value);
+    assert (error);
+    json_t *body = json_pack ("{s:o}", "error", error);
     char *text = json_dumps (body, JSON_COMPACT);
     json_decref (body);
     assert (text);
     return text;
+}
+
+bool
+edge_call_wants_sse (const edge_match_t *match, json_t *body, bool accepts_sse)
+{
+    const edge_route_t *route = match->route;
+    if (!route || !route->streams)
+        return false;
+    if (route->flags & EDGE_ROUTE_OPENAI)
+        return json_is_true (json_object_get (body, "stream"));
+    if (route->flags & EDGE_ROUTE_REPLAY)
+        return true;
+    return accepts_sse;
+}
+
+//  The value of path parameter name, or NULL.
+static const char *
+s_param (const edge_match_t *match, const char *name)
+{
+    for (size_t i = 0; i < match->param_count; i++)
+        if (strcmp (match->params[i].name, name) == 0)
+            return match->params[i].value;
+    return NULL;
+}
+
+json_t *
+edge_call_stream_body (const edge_match_t *match, json_t *body, bool sse,
+                       const char *last_event_id)
+{
+    const edge_route_t *route = match->route;
+    int flags = route ? route->flags : 0;
+    bool resume = (flags & EDGE_ROUTE_RESUME) && last_event_id && *last_event_id;
+    const char *message_id = s_param (match, "message_id");
+    bool replay = (flags & EDGE_ROUTE_REPLAY) && !resume && message_id
+                  && !json_object_get (body, "last_event_id");
+    bool stream = (flags & EDGE_ROUTE_EVENTS) && sse;
+    if (!resume && !replay && !stream)
+        return body;
+    if (!body)
+        body = json_object ();
+    if (stream)
+        json_object_set_new (body, "stream", json_true ());
+    if (resume)
+        json_object_set_new (body, "last_event_id", json_string (last_event_id));
+    else if (replay) {
+        char from[EDGE_PARAM_SIZE + 3];
+        snprintf (from, sizeof from, "%s:0", message_id);
+        json_object_set_new (body, "last_event_id", json_string (from));
+    }
+    return body;
 }
 
 json_t *
@@ -128,6 +205,74 @@ edge_call_test (bool verbose)
     text = edge_call_error_json ("x", "\xff\xfe");
     assert (strstr (text, "\"message\":\"\""));
     free (text);
+
+    //  OpenAI's shape on /v1/: message, type from the status, param, code
+    text = edge_call_error_body ("unauthorized", "no key", 401, true);
+    assert (strcmp (text, "{\"error\":{\"message\":\"no key\",\"type\":"
+                          "\"authentication_error\",\"param\":null,\"code\":"
+                          "\"unauthorized\"}}")
+            == 0);
+    free (text);
+    text = edge_call_error_body ("bad_request", NULL, 400, false);
+    assert (strcmp (text, "{\"error\":{\"code\":\"bad_request\",\"message\":\"\"}}")
+            == 0);
+    free (text);
+    assert (strcmp (edge_call_openai_type (400), "invalid_request_error") == 0);
+    assert (strcmp (edge_call_openai_type (404), "invalid_request_error") == 0);
+    assert (strcmp (edge_call_openai_type (403), "permission_error") == 0);
+    assert (strcmp (edge_call_openai_type (429), "rate_limit_error") == 0);
+    assert (strcmp (edge_call_openai_type (502), "api_error") == 0);
+    assert (strcmp (edge_call_openai_type (0), "api_error") == 0);
+
+    //  What the edge adds for streaming routes: stream, last_event_id
+    edge_match_t m;
+    const char *send = "/api/v1/conversations/c-1/messages";
+    assert (edge_routes_parse_target ("POST", send, strlen (send), &m) == EDGE_MATCH_OK);
+    assert (edge_call_wants_sse (&m, NULL, true)
+            && !edge_call_wants_sse (&m, NULL, false));
+    body = edge_call_stream_body (&m, json_pack ("{s:s}", "content", "hi"), true, NULL);
+    assert (json_is_true (json_object_get (body, "stream")));
+    assert (!json_object_get (body, "last_event_id"));
+    json_decref (body);
+    assert (edge_call_stream_body (&m, NULL, false, "") == NULL);
+    body = edge_call_stream_body (&m, NULL, false, "m-1:4");
+    assert (!json_object_get (body, "stream"));
+    assert (strcmp (json_string_value (json_object_get (body, "last_event_id")), "m-1:4")
+            == 0);
+    json_decref (body);
+    const char *events = "/api/v1/conversations/c-1/messages/m-2/events";
+    assert (edge_routes_parse_target ("GET", events, strlen (events), &m)
+            == EDGE_MATCH_OK);
+    assert (edge_call_wants_sse (&m, NULL, false));
+    body = edge_call_stream_body (&m, NULL, true, NULL);
+    assert (strcmp (json_string_value (json_object_get (body, "last_event_id")), "m-2:0")
+            == 0);
+    json_decref (body);
+    body = edge_call_stream_body (&m, NULL, true, "m-2:7");
+    char why[128];
+    json_t *sent = edge_routes_args (&m, body, why, sizeof why);
+    assert (strcmp (json_string_value (json_object_get (sent, "last_event_id")), "m-2:7")
+            == 0);
+    assert (strcmp (json_string_value (json_object_get (sent, "id")), "c-1") == 0);
+    assert (json_is_true (json_object_get (sent, "stream")));
+    json_decref (sent);
+    json_decref (body);
+    //  OpenAI: the body decides, whatever Accept says; nothing is added
+    const char *completions = "/v1/chat/completions";
+    assert (edge_routes_parse_target ("POST", completions, strlen (completions), &m)
+            == EDGE_MATCH_OK);
+    body = json_pack ("{s:s, s:b}", "model", "a", "stream", 1);
+    assert (edge_call_wants_sse (&m, body, false));
+    assert (edge_call_stream_body (&m, body, true, "x:1") == body);
+    assert (json_object_size (body) == 2);
+    json_object_set_new (body, "stream", json_false ());
+    assert (!edge_call_wants_sse (&m, body, true));
+    json_decref (body);
+    //  Routes that do not stream never answer SSE
+    const char *list = "/api/v1/agents";
+    assert (edge_routes_parse_target ("GET", list, strlen (list), &m) == EDGE_MATCH_OK);
+    assert (!edge_call_wants_sse (&m, NULL, true));
+    assert (edge_call_stream_body (&m, NULL, true, "x:1") == NULL);
 
     //  Reply bodies: msgpack to JSON, empty to {}, garbage refused.
     msgpack_sbuffer sbuf;

@@ -39,6 +39,30 @@ char *edge_call_reply_json (const bus_reply_t *reply);
 //  A new JSON error body {"error":{"code":...,"message":...}} (caller frees).
 char *edge_call_error_json (const char *code, const char *message);
 
+//  The same, and with openai in OpenAI's shape too, so that its SDKs report it:
+//  {"error":{"message","type","param":null,"code"}}, type from status
+//  (edge_call_openai_type). Caller frees.
+char *edge_call_error_body (const char *code, const char *message, int status,
+                            bool openai);
+
+//  OpenAI's error type for an HTTP status: authentication_error (401),
+//  permission_error (403), rate_limit_error (429), invalid_request_error (other
+//  4xx), api_error (5xx and anything else).
+const char *edge_call_openai_type (int status);
+
+//  Whether a request to the matched route is answered as SSE: OpenAI routes
+//  when body says "stream": true, replay routes always, other streaming routes
+//  when the client accepts text/event-stream (accepts_sse).
+bool edge_call_wants_sse (const edge_match_t *match, json_t *body, bool accepts_sse);
+
+//  The body to send with what the edge adds for a route (schemas/chat.md): on
+//  event routes answered as SSE "stream": true; on resumable routes the
+//  Last-Event-ID header (last_event_id, may be NULL or "") as "last_event_id",
+//  and on replay routes "<message_id>:0" when neither it nor the body names one.
+//  Takes body (a JSON object or NULL) and returns the body to send (may be NULL).
+json_t *edge_call_stream_body (const edge_match_t *match, json_t *body, bool sse,
+                               const char *last_event_id);
+
 //  Parse a request body as JSON. Empty is NULL with *ok set; anything but an
 //  object is refused (*ok false, message in error).
 json_t *edge_call_parse_body (const char *text, size_t size, bool *ok, char *error,

@@ -11,42 +11,48 @@
 #include "edge_queue.h"
 #include "edge_ready.h"
 #include "edge_routes.h"
+#include "edge_sse.h"
 
 #define S_HEADER_ROOM 1024   //  bytes reserved for our own response headers
 #define S_WRITE_CHUNK 65536  //  most bytes handed to one lws_write
 
 struct _edge_request_t {
-    edge_t *edge;                      //  the edge (borrowed)
-    struct lws *wsi;                   //  the connection
-    edge_session_t *session;           //  its per-connection data
-    char method[8];                    //  request method
-    const char *route_label;           //  route pattern for metrics, or "unmatched"
-    char request_id[65];               //  X-Request-Id
-    int64_t start_us;                  //  when the headers arrived
-    edge_match_t match;                //  matched route and parameters
-    bool expect_body;                  //  a body follows (Content-Length > 0)
-    bool head;                         //  HEAD: headers only
-    bool sse;                          //  client accepts text/event-stream
-    char *body;                        //  body received so far
-    size_t body_size;                  //  its length
-    uint64_t handle;                   //  bus request in flight (0: none)
-    uint64_t ticket;                   //  admission waiting in the guard (0: none)
-    bool detached;                     //  the lws header table was given back
-    edge_credential_t credential;      //  Authorization header or access cookie
-    char refresh[512];                 //  chorus_refresh cookie ("" when none)
-    char client_ip[EDGE_AUTH_IP_MAX];  //  the client's address
-    edge_identity_t identity;          //  who the request acts for, once admitted
-    int status;                        //  response status, once known
-    unsigned char *out;                //  LWS_PRE + headers + body of a JSON answer
-    size_t out_size;                   //  bytes to send after LWS_PRE
-    size_t out_off;                    //  bytes sent
-    bool close_after;                  //  close the connection after the answer
-    edge_queue_t *queue;               //  SSE: events waiting for the socket
-    bool sse_open;                     //  SSE: headers queued, stream counted
-    bool sse_end;                      //  SSE: close after the queue drains
-    uint64_t event_id;                 //  SSE: last event id
-    int64_t last_write_us;             //  SSE: last time something was queued
-    void *stream_cursor;               //  SSE: handle in edge->streams
+    edge_t *edge;              //  the edge (borrowed)
+    struct lws *wsi;           //  the connection
+    edge_session_t *session;   //  its per-connection data
+    char method[8];            //  request method
+    const char *route_label;   //  route pattern for metrics, or "unmatched"
+    char request_id[65];       //  X-Request-Id
+    int64_t start_us;          //  when the headers arrived
+    edge_match_t match;        //  matched route and parameters
+    bool expect_body;          //  a body follows (Content-Length > 0)
+    bool head;                 //  HEAD: headers only
+    bool accepts_sse;          //  client accepts text/event-stream
+    bool sse;                  //  answered as SSE (edge_call_wants_sse)
+    edge_sse_mode_t sse_mode;  //  how replies are framed as SSE
+    bool openai;               //  a /v1/ path: errors in OpenAI's shape too
+    char last_event_id[EDGE_SSE_ID_MAX + 1];  //  Last-Event-ID ("" when none)
+    bool bad_last_event_id;                   //  Last-Event-ID present but unusable
+    char *body;                               //  body received so far
+    size_t body_size;                         //  its length
+    uint64_t handle;                          //  bus request in flight (0: none)
+    uint64_t ticket;                          //  admission waiting in the guard (0: none)
+    bool detached;                            //  the lws header table was given back
+    edge_credential_t credential;             //  Authorization header or access cookie
+    char refresh[512];                        //  chorus_refresh cookie ("" when none)
+    char client_ip[EDGE_AUTH_IP_MAX];         //  the client's address
+    edge_identity_t identity;                 //  who the request acts for, once admitted
+    int status;                               //  response status, once known
+    unsigned char *out;     //  LWS_PRE + headers + body of a JSON answer
+    size_t out_size;        //  bytes to send after LWS_PRE
+    size_t out_off;         //  bytes sent
+    bool close_after;       //  close the connection after the answer
+    edge_queue_t *queue;    //  SSE: events waiting for the socket
+    bool sse_open;          //  SSE: headers queued, stream counted
+    bool sse_end;           //  SSE: close after the queue drains
+    uint64_t event_id;      //  SSE: last generic event id
+    int64_t last_write_us;  //  SSE: last time something was queued
+    void *stream_cursor;    //  SSE: handle in edge->streams
 };
 
 static void s_reply_fn (bus_client_t *client, const bus_reply_t *reply, void *arg);
@@ -156,16 +162,18 @@ s_respond (edge_request_t *self, int status, const char *content_type, const cha
     lws_callback_on_writable (self->wsi);
 }
 
-//  Answer with a JSON error body; retry_after (seconds, 0: none) becomes
-//  Retry-After ("overloaded" always has one). A service's "unauthorized" is a
+//  Answer with a JSON error body (on /v1/ in OpenAI's shape too); retry_after
+//  (seconds, 0: none) becomes Retry-After ("overloaded" and "rate_limited" always
+//  have one). A service's "unauthorized" is a
 //  refused credential too: it gets the same WWW-Authenticate as the guard's.
 static void
 s_respond_error_retry (edge_request_t *self, int status, const char *code,
                        const char *message, int retry_after)
 {
-    char *body = edge_call_error_json (code, message);
+    char *body = edge_call_error_body (code, message, status, self->openai);
     s_extra_t extra = {.retry_after = retry_after};
-    if (strcmp (code, "overloaded") == 0 && retry_after <= 0)
+    if ((strcmp (code, "overloaded") == 0 || strcmp (code, "rate_limited") == 0)
+        && retry_after <= 0)
         extra.retry_after = 1;
     if (strcmp (code, "unauthorized") == 0)
         extra.www_authenticate = self->identity.kind != EDGE_CRED_NONE
@@ -194,7 +202,8 @@ s_respond_json (edge_request_t *self, int status, const char *json)
 static void
 s_respond_refusal (edge_request_t *self, const edge_verdict_t *verdict)
 {
-    char *body = edge_call_error_json (verdict->code, verdict->message);
+    char *body = edge_call_error_body (verdict->code, verdict->message, verdict->status,
+                                       self->openai);
     s_extra_t extra = {.retry_after = verdict->retry_after};
     if (verdict->status == 401)
         extra.www_authenticate = verdict->invalid_token
@@ -278,11 +287,13 @@ s_sse_queue (edge_request_t *self, const char *text, size_t size)
         self->handle = 0;
         bus_client_process (edge->bus);
     }
-    static const char dropped[] =
-        "event: error\ndata: {\"code\":\"slow_consumer\",\"message\":\"the client did "
-        "not read fast enough; stream closed\"}\n\n";
-    if (edge_queue_push (self->queue, dropped, sizeof dropped - 1, true) != 0)
+    size_t dropped_size = 0;
+    char *dropped = edge_sse_error (self->sse_mode, "slow_consumer",
+                                    "the client did not read fast enough; stream closed",
+                                    503, &self->event_id, &dropped_size);
+    if (edge_queue_push (self->queue, dropped, dropped_size, true) != 0)
         assert (false);
+    free (dropped);
     self->sse_end = true;
     //  A client that reads nothing at all is cut off soon.
     lws_set_timeout (self->wsi, PENDING_TIMEOUT_USER_OK, 5);
@@ -320,16 +331,29 @@ s_sse_open (edge_request_t *self)
     lws_callback_on_writable (self->wsi);
 }
 
-//  Queue one SSE event with its id.
+//  Queue the SSE text of one reply body (JSON), in the route's framing.
 static void
-s_sse_event (edge_request_t *self, const char *event, const char *json)
+s_sse_reply (edge_request_t *self, const char *json, bool final)
 {
-    char *text = NULL;
-    int size = asprintf (&text, "id: %llu\nevent: %s\ndata: %s\n\n",
-                         (unsigned long long) ++self->event_id, event, json);
-    assert (size > 0);
-    s_sse_queue (self, text, (size_t) size);
+    if (!self->sse_open)
+        s_sse_open (self);
+    size_t size = 0;
+    char *text = edge_sse_reply (self->sse_mode, json, strlen (json), final,
+                                 &self->event_id, &size);
+    s_sse_queue (self, text, size);
     free (text);
+}
+
+//  Queue the error that ends an SSE stream, in the route's framing.
+static void
+s_sse_error (edge_request_t *self, const char *code, const char *message, int status)
+{
+    size_t size = 0;
+    char *text = edge_sse_error (self->sse_mode, code, message, status, &self->event_id,
+                                 &size);
+    s_sse_queue (self, text, size);
+    free (text);
+    self->sse_end = true;
 }
 
 //  A bus reply for an HTTP request (plain or SSE).
@@ -345,17 +369,8 @@ s_reply_fn (bus_client_t *client, const bus_reply_t *reply, void *arg)
     if (reply->kind == BUS_REPLY_ERROR) {
         const char *code = NULL;
         int status = edge_error_status (reply->code, &code);
-        if (self->sse_open) {
-            char *json = edge_call_error_json (code, reply->message);
-            //  The event's data is the inner error object.
-            json_t *parsed = json_loads (json, 0, NULL);
-            char *inner = json_dumps (json_object_get (parsed, "error"), JSON_COMPACT);
-            s_sse_event (self, "error", inner);
-            free (inner);
-            json_decref (parsed);
-            free (json);
-            self->sse_end = true;
-        }
+        if (self->sse_open)
+            s_sse_error (self, code, reply->message, status);
         else
             s_respond_error_retry (self, status, code, reply->message,
                                    (int) reply->retry_after_s);
@@ -364,12 +379,8 @@ s_reply_fn (bus_client_t *client, const bus_reply_t *reply, void *arg)
     char *json = edge_call_reply_json (reply);
     if (!json) {
         core_log_warn (self->edge->log, self->request_id, "reply is not valid msgpack");
-        if (self->sse_open) {
-            s_sse_event (
-                self, "error",
-                "{\"code\":\"internal\",\"message\":\"bad reply from service\"}");
-            self->sse_end = true;
-        }
+        if (self->sse_open)
+            s_sse_error (self, "internal", "bad reply from service", 502);
         else if (last)
             s_respond_error (self, 502, "internal", "bad reply from service");
         if (self->handle) {
@@ -379,9 +390,7 @@ s_reply_fn (bus_client_t *client, const bus_reply_t *reply, void *arg)
         return;
     }
     if (self->sse) {
-        if (!self->sse_open)
-            s_sse_open (self);
-        s_sse_event (self, last ? "final" : "partial", json);
+        s_sse_reply (self, json, last);
         if (last)
             self->sse_end = true;
     }
@@ -532,6 +541,19 @@ s_admitted (edge_request_t *self, const edge_verdict_t *verdict)
         s_respond_error (self, 400, "invalid_json", message);
         return;
     }
+    if (self->bad_last_event_id && (self->match.route->flags & EDGE_ROUTE_RESUME)) {
+        json_decref (body);
+        s_respond_error (self, 400, "bad_request",
+                         "Last-Event-ID must be 1-128 printable characters");
+        return;
+    }
+    //  SSE or JSON, and what the route's streaming adds to the arguments
+    int flags = self->match.route->flags;
+    self->sse = edge_call_wants_sse (&self->match, body, self->accepts_sse);
+    self->sse_mode = flags & EDGE_ROUTE_OPENAI   ? EDGE_SSE_OPENAI
+                     : flags & EDGE_ROUTE_EVENTS ? EDGE_SSE_EVENTS
+                                                 : EDGE_SSE_GENERIC;
+    body = edge_call_stream_body (&self->match, body, self->sse, self->last_event_id);
     body = s_refresh_from_cookie (self, body);
     edge_call_error_t error;
     self->handle = edge_call_send (edge->bus, &self->match, body, &self->identity,
@@ -641,7 +663,16 @@ s_on_http (edge_t *edge, struct lws *wsi, edge_session_t *session, const char *p
     else
         edge_request_id_generate (self->request_id, sizeof self->request_id);
     n = lws_hdr_copy (wsi, value, sizeof value, WSI_TOKEN_HTTP_ACCEPT);
-    self->sse = n > 0 && edge_accepts_event_stream (value, (size_t) n);
+    self->accepts_sse = n > 0 && edge_accepts_event_stream (value, (size_t) n);
+    //  EventSource sends the id of the last event it saw when it reconnects
+    if (lws_hdr_custom_length (wsi, "last-event-id:", 14) > 0) {
+        n = lws_hdr_custom_copy (wsi, value, sizeof value, "last-event-id:", 14);
+        if (n > 0 && edge_sse_id_valid (value, (size_t) n))
+            memcpy (self->last_event_id, value, (size_t) n + 1);  //  n <= 128
+        else
+            self->bad_last_event_id = true;
+    }
+    self->openai = strncmp (path, "/v1/", 4) == 0;
     edge_http_credentials (edge, wsi, &self->credential, self->refresh,
                            sizeof self->refresh, self->client_ip, sizeof self->client_ip);
 
@@ -697,8 +728,9 @@ s_on_http (edge_t *edge, struct lws *wsi, edge_session_t *session, const char *p
     if (result == EDGE_MATCH_NOT_FOUND)
         s_respond_error (self, 404, "not_found", "no such route");
     else if (result == EDGE_MATCH_BAD_METHOD) {
-        char *body = edge_call_error_json ("method_not_allowed",
-                                           "the route does not take this method");
+        char *body = edge_call_error_body ("method_not_allowed",
+                                           "the route does not take this method", 405,
+                                           self->openai);
         s_extra_t extra = {.allow = allow};
         s_respond (self, 405, "application/json", body, strlen (body), &extra);
         free (body);

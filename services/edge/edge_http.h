@@ -39,4 +39,7 @@ void edge_http_heartbeat (edge_t *edge);
 //  Open SSE streams.
 size_t edge_http_streams_open (edge_t *edge);
 
+//  Over real sockets: the agents, chat and OpenAI routes (edge_http_test.c).
+void edge_http_test (bool verbose);
+
 #endif

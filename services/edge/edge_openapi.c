@@ -1,9 +1,12 @@
 /*  edge_openapi: OpenAPI 3.1 document generated from the route table.             */
 #include "edge_openapi.h"
 #include "edge_routes.h"
+#include "edge_sse.h"
 
+#include "agents.pb-c.h"
 #include "auth.pb-c.h"
 #include "bus.pb-c.h"
+#include "chat.pb-c.h"
 
 #include <assert.h>
 #include <ctype.h>
@@ -18,6 +21,12 @@ static const char s_components[] =
     "\"Error\":{\"type\":\"object\",\"required\":[\"error\"],\"properties\":{\"error\":"
     "{\"type\":\"object\",\"required\":[\"code\",\"message\"],\"properties\":{"
     "\"code\":{\"type\":\"string\"},\"message\":{\"type\":\"string\"}}}}},"
+    "\"OpenAIError\":{\"type\":\"object\",\"required\":[\"error\"],\"properties\":{"
+    "\"error\":{\"type\":\"object\",\"required\":[\"message\",\"type\",\"code\"],"
+    "\"properties\":{\"message\":{\"type\":\"string\"},\"type\":{\"type\":\"string\","
+    "\"enum\":[\"invalid_request_error\",\"authentication_error\",\"permission_error\","
+    "\"rate_limit_error\",\"api_error\"]},\"param\":{\"type\":\"null\"},\"code\":"
+    "{\"type\":\"string\"}}}}},"
     "\"Status\":{\"type\":\"object\",\"properties\":{\"status\":{\"type\":\"string\"}}},"
     "\"Ready\":{\"type\":\"object\",\"properties\":{\"status\":{\"type\":\"string\"},"
     "\"checks\":{\"type\":\"object\",\"properties\":{\"broker\":{\"type\":\"boolean\"},"
@@ -30,8 +39,62 @@ static const char s_components[] =
     "\"description\":\"The access token in the chorus_access cookie (set by token "
     "answers); the Authorization header wins over it\"}}}";
 
-//  Message types the routes name, by schema name: the bus's replies and the auth
-//  service's requests and replies. Nested messages are added under their own name.
+//  OpenAI's chat completion bodies (schemas/chat.md "The OpenAI-compatible API"):
+//  what /v1/chat/completions takes and answers, as OpenAI documents them.
+static const char s_openai_schemas[] =
+    "{\"OpenAIChatRequest\":{\"type\":\"object\",\"required\":[\"model\",\"messages\"],"
+    "\"description\":\"OpenAI's chat completion request; the agent's system prompt comes "
+    "first, then messages. Other OpenAI fields are ignored.\",\"properties\":{"
+    "\"model\":{\"type\":\"string\",\"description\":\"An agent's name (or id)\"},"
+    "\"messages\":{\"type\":\"array\",\"items\":{\"type\":\"object\",\"required\":"
+    "[\"role\"],\"properties\":{\"role\":{\"type\":\"string\",\"enum\":[\"system\","
+    "\"developer\",\"user\",\"assistant\",\"tool\"]},\"content\":{\"anyOf\":[{\"type\":"
+    "\"string\"},{\"type\":\"array\",\"items\":{\"type\":\"object\"}},{\"type\":"
+    "\"null\"}]},\"name\":{\"type\":\"string\"},\"tool_call_id\":{\"type\":\"string\"},"
+    "\"tool_calls\":{\"type\":\"array\",\"items\":{\"$ref\":"
+    "\"#/components/schemas/OpenAIToolCall\"}}}}},"
+    "\"stream\":{\"type\":\"boolean\",\"description\":\"Answer with "
+    "chat.completion.chunk "
+    "events (SSE) and data: [DONE]\"},"
+    "\"stream_options\":{\"type\":\"object\",\"properties\":{\"include_usage\":{"
+    "\"type\":\"boolean\"}}},"
+    "\"temperature\":{\"type\":\"number\",\"minimum\":0,\"maximum\":2},"
+    "\"max_tokens\":{\"type\":\"integer\",\"minimum\":1},"
+    "\"max_completion_tokens\":{\"type\":\"integer\",\"minimum\":1},"
+    "\"tools\":{\"type\":\"array\",\"items\":{\"type\":\"object\",\"properties\":{"
+    "\"type\":{\"type\":\"string\",\"enum\":[\"function\"]},\"function\":{\"type\":"
+    "\"object\",\"required\":[\"name\"],\"properties\":{\"name\":{\"type\":\"string\"},"
+    "\"description\":{\"type\":\"string\"},\"parameters\":{\"type\":\"object\"}}}}}}}},"
+    "\"OpenAIToolCall\":{\"type\":\"object\",\"properties\":{\"index\":{\"type\":"
+    "\"integer\"},\"id\":{\"type\":\"string\"},\"type\":{\"type\":\"string\",\"enum\":"
+    "[\"function\"]},\"function\":{\"type\":\"object\",\"properties\":{\"name\":{"
+    "\"type\":\"string\"},\"arguments\":{\"type\":\"string\"}}}}},"
+    "\"OpenAIUsage\":{\"type\":\"object\",\"properties\":{\"prompt_tokens\":{\"type\":"
+    "\"integer\"},\"completion_tokens\":{\"type\":\"integer\"},\"total_tokens\":{"
+    "\"type\":\"integer\"}}},"
+    "\"OpenAIChatCompletion\":{\"type\":\"object\",\"properties\":{\"id\":{\"type\":"
+    "\"string\"},\"object\":{\"type\":\"string\",\"enum\":[\"chat.completion\"]},"
+    "\"created\":{\"type\":\"integer\"},\"model\":{\"type\":\"string\"},\"choices\":{"
+    "\"type\":\"array\",\"items\":{\"type\":\"object\",\"properties\":{\"index\":{"
+    "\"type\":\"integer\"},\"message\":{\"type\":\"object\",\"properties\":{\"role\":{"
+    "\"type\":\"string\"},\"content\":{\"type\":[\"string\",\"null\"]},\"tool_calls\":"
+    "{\"type\":\"array\",\"items\":{\"$ref\":\"#/components/schemas/OpenAIToolCall\"}}}},"
+    "\"finish_reason\":{\"type\":\"string\",\"enum\":[\"stop\",\"length\",\"tool_calls\","
+    "\"content_filter\"]}}}},\"usage\":{\"$ref\":\"#/components/schemas/OpenAIUsage\"}}},"
+    "\"OpenAIChatCompletionChunk\":{\"type\":\"object\",\"description\":\"The data of "
+    "each SSE event of a streamed completion\",\"properties\":{\"id\":{\"type\":"
+    "\"string\"},\"object\":{\"type\":\"string\",\"enum\":[\"chat.completion.chunk\"]},"
+    "\"created\":{\"type\":\"integer\"},\"model\":{\"type\":\"string\"},\"choices\":{"
+    "\"type\":\"array\",\"items\":{\"type\":\"object\",\"properties\":{\"index\":{"
+    "\"type\":\"integer\"},\"delta\":{\"type\":\"object\",\"properties\":{\"role\":{"
+    "\"type\":\"string\"},\"content\":{\"type\":[\"string\",\"null\"]},\"tool_calls\":"
+    "{\"type\":\"array\",\"items\":{\"$ref\":\"#/components/schemas/OpenAIToolCall\"}}}},"
+    "\"finish_reason\":{\"type\":[\"string\",\"null\"]}}}},\"usage\":{\"anyOf\":[{"
+    "\"$ref\":\"#/components/schemas/OpenAIUsage\"},{\"type\":\"null\"}]}}}}";
+
+//  Message types the routes name, by schema name: the bus's replies, the auth,
+//  agents and chat services' requests and replies. Nested messages are added
+//  under their own name (agents.proto and chat.proto spell ToolCall alike).
 static const ProtobufCMessageDescriptor *const s_messages[] = {
     &chorus_bus__broker_status__descriptor,
     &chorus_bus__ping_reply__descriptor,
@@ -61,6 +124,22 @@ static const ProtobufCMessageDescriptor *const s_messages[] = {
     &chorus_auth__api_key_create_request__descriptor,
     &chorus_auth__api_key_list__descriptor,
     &chorus_auth__audit_list__descriptor,
+    &chorus_agents__agent__descriptor,
+    &chorus_agents__agent_list__descriptor,
+    &chorus_agents__turn_request__descriptor,
+    &chorus_agents__turn_result__descriptor,
+    &chorus_agents__provider_setting__descriptor,
+    &chorus_agents__provider_list__descriptor,
+    &chorus_agents__open_aimodel_list__descriptor,
+    &chorus_chat__conversation__descriptor,
+    &chorus_chat__conversation_list__descriptor,
+    &chorus_chat__conversation_detail__descriptor,
+    &chorus_chat__conversation_create_request__descriptor,
+    &chorus_chat__conversation_update_request__descriptor,
+    &chorus_chat__message__descriptor,
+    &chorus_chat__message_list__descriptor,
+    &chorus_chat__send_request__descriptor,
+    &chorus_chat__cancel_reply__descriptor,
 };
 
 static void s_add_message (json_t *schemas, const ProtobufCMessageDescriptor *desc);
@@ -136,12 +215,41 @@ s_ref (const char *name)
     return json_pack ("{s:s}", "$ref", ref);
 }
 
-//  An error response object.
+//  An error response object with the body schema named schema.
+static json_t *
+s_error_response_of (const char *description, const char *schema)
+{
+    return json_pack ("{s:s, s:{s:{s:o}}}", "description", description, "content",
+                      "application/json", "schema", s_ref (schema));
+}
+
+//  An error response object: {"error":{"code","message"}}.
 static json_t *
 s_error_response (const char *description)
 {
-    return json_pack ("{s:s, s:{s:{s:o}}}", "description", description, "content",
-                      "application/json", "schema", s_ref ("Error"));
+    return s_error_response_of (description, "Error");
+}
+
+//  What a streaming route's text/event-stream answer holds, by its framing.
+static const char *
+s_stream_description (const edge_route_t *route)
+{
+    if (route->flags & EDGE_ROUTE_OPENAI)
+        return "With \"stream\": true in the body (whatever Accept says): one "
+               "'data: <OpenAIChatCompletionChunk JSON>' per chunk (a usage chunk with "
+               "choices [] last when stream_options.include_usage), then "
+               "'data: [DONE]'; an error mid-stream is 'data: {\"error\":{...}}' (the "
+               "OpenAIError object) and ends the stream";
+    if (route->flags & EDGE_ROUTE_REPLAY)
+        return "Always an event stream (EventSource): the events of the message after "
+               "Last-Event-ID, then the live ones, as POST .../messages streams them";
+    if (route->flags & EDGE_ROUTE_EVENTS)
+        return "With Accept: text/event-stream: events 'id: <message id>:<n>', "
+               "'event: <name>', 'data: <JSON>' (schemas/chat.md: message.created, "
+               "message.delta {message_id, delta}, tool.call, message.completed); an "
+               "error is 'event: error' with {\"error\":{\"code\",\"message\"}}";
+    return "With Accept: text/event-stream: events 'partial', 'final' or 'error' "
+           "(data {\"error\":{\"code\",\"message\"}}), each with an id, data JSON";
 }
 
 //  operationId from method and pattern: get_api_v1_services_name_ping.
@@ -209,6 +317,14 @@ s_operation (const edge_route_t *route)
                            "Request id to use (1-64 of A-Za-z0-9-_.:); "
                            "generated when absent, echoed in the response",
                            "schema", "type", "string", "maxLength", 64));
+    if (route->flags & EDGE_ROUTE_RESUME)
+        json_array_append_new (
+            params,
+            json_pack ("{s:s, s:s, s:b, s:s, s:{s:s, s:i}}", "name", "Last-Event-ID",
+                       "in", "header", "required", 0, "description",
+                       "The id of the last event received (<message id>:<n>): no new "
+                       "message; the events after it are sent again, then the live ones",
+                       "schema", "type", "string", "maxLength", EDGE_SSE_ID_MAX));
     json_object_set_new (op, "parameters", params);
     if (route->request_schema) {
         bool optional = route->flags & EDGE_ROUTE_REFRESH_COOKIE;
@@ -247,48 +363,73 @@ s_operation (const edge_route_t *route)
     if (route->streams && route->kind == EDGE_ROUTE_BUS)
         json_object_set_new (content, "text/event-stream",
                              json_pack ("{s:{s:s}, s:s}", "schema", "type", "string",
-                                        "description",
-                                        "With Accept: text/event-stream: events "
-                                        "'partial', 'final' or 'error', data JSON"));
+                                        "description", s_stream_description (route)));
     if (json_object_size (content))
         json_object_set_new (ok, "content", content);
     else
         json_decref (content);
     json_object_set_new (responses, status, ok);
     if (route->kind == EDGE_ROUTE_BUS) {
+        //  OpenAI's routes answer errors in OpenAI's shape as well
+        const char *error = route->flags & EDGE_ROUTE_OPENAI ? "OpenAIError" : "Error";
         json_object_set_new (responses, "400",
-                             s_error_response ("Bad request or invalid JSON"));
-        json_object_set_new (responses, "404",
-                             s_error_response ("Unknown route, service or command"));
+                             s_error_response_of ("Bad request or invalid JSON", error));
+        json_object_set_new (
+            responses, "404",
+            s_error_response_of ("Unknown route, service, command or id", error));
         json_object_set_new (responses, "413",
-                             s_error_response ("Body larger than the limit"));
-        json_object_set_new (responses, "500", s_error_response ("Internal error"));
-        json_object_set_new (responses, "502",
-                             s_error_response ("The replica handling it was lost"));
+                             s_error_response_of ("Body larger than the limit", error));
+        json_object_set_new (responses, "500",
+                             s_error_response_of ("Internal error", error));
+        //  Routes that run an agent turn meet the LLM provider's errors
+        bool llm = route->streams && route->service
+                   && (strcmp (route->service, "chat") == 0
+                       || strcmp (route->service, "agents") == 0);
+        json_object_set_new (
+            responses, "502",
+            s_error_response_of (llm ? "upstream_error, upstream_unauthorized: the LLM "
+                                       "provider failed or refused its key; or the "
+                                       "replica handling it was lost"
+                                     : "The replica handling it was lost",
+                                 error));
         json_object_set_new (
             responses, "503",
-            s_error_response ("No live replica, no broker, or overloaded (Retry-After)"));
-        json_object_set_new (responses, "504", s_error_response ("Deadline exceeded"));
+            s_error_response_of (
+                "No live replica, no broker, or overloaded (Retry-After)", error));
+        json_object_set_new (responses, "504",
+                             s_error_response_of ("Deadline exceeded", error));
         json_object_set_new (
             responses, "429",
-            s_error_response ("rate_limited: over the request budget (Retry-After)"));
+            s_error_response_of (
+                llm ? "rate_limited: over the request budget or the "
+                      "provider's rate limit (Retry-After)"
+                    : "rate_limited: over the request budget (Retry-After)",
+                error));
         bool auth = route->service && strcmp (route->service, "auth") == 0;
         if (route->need != EDGE_NEED_PUBLIC || auth)
             json_object_set_new (
                 responses, "401",
-                s_error_response (
+                s_error_response_of (
                     "unauthorized: no valid credential (WWW-Authenticate: Bearer, "
                     "error=\"invalid_token\" for a bad one); invalid_credentials, "
-                    "invalid_token, token_reused from the auth service"));
+                    "invalid_token, token_reused from the auth service",
+                    error));
         if (route->need != EDGE_NEED_PUBLIC)
             json_object_set_new (
                 responses, "403",
-                s_error_response ("forbidden: the role or the API key's scopes are too "
-                                  "low, or an API key on a route for user sessions"));
+                s_error_response_of (
+                    "forbidden: the role or the API key's scopes are "
+                    "too low, or an API key on a route for user sessions",
+                    error));
         if (auth)
             json_object_set_new (
                 responses, "409",
                 s_error_response ("conflict: taken email, existing member, last admin"));
+        else if (route->request_schema && !route->streams && route->service
+                 && strcmp (route->service, "agents") == 0)
+            json_object_set_new (
+                responses, "409",
+                s_error_response ("conflict: an agent of that name exists already"));
     }
     else if (route->kind == EDGE_ROUTE_READYZ)
         json_object_set_new (responses, "503",
@@ -309,13 +450,19 @@ edge_openapi_document (void)
     json_t *components = json_loads (s_components, 0, NULL);
     assert (components);
     json_t *schemas = json_object_get (components, "schemas");
+    json_t *openai = json_loads (s_openai_schemas, 0, NULL);
+    assert (openai);
+    json_object_update (schemas, openai);
+    json_decref (openai);
     for (size_t i = 0; i < sizeof s_messages / sizeof s_messages[0]; i++)
         s_add_message (schemas, s_messages[i]);
     json_t *doc = json_pack (
         "{s:s, s:{s:s, s:s, s:s}, s:[{s:s}], s:o}", "openapi", "3.1.0", "info", "title",
         "Chorus edge API", "version", "0.1.0", "description",
         "HTTP/SSE/WebSocket front door of Chorus. Errors are "
-        "{\"error\":{\"code\",\"message\"}}; every response carries X-Request-Id.",
+        "{\"error\":{\"code\",\"message\"}} (under /v1/ also OpenAI's type and "
+        "param); every response carries X-Request-Id. Agents, conversations and the "
+        "OpenAI-compatible API: schemas/chat.md.",
         "servers", "url", "/", "components", components);
     assert (doc);
     json_t *paths = json_object ();
@@ -448,6 +595,84 @@ edge_openapi_test (bool verbose)
                                       "post");
     assert (json_object_size (json_array_get (json_object_get (logout, "security"), 0))
             == 0);  //  {}: anonymous allowed
+
+    //  Agents, chat and OpenAI routes: schemas from agents.proto and chat.proto,
+    //  OpenAI's bodies and error shape, Last-Event-ID, filters, and every $ref
+    //  resolves
+    json_t *completions = json_object_get (
+        json_object_get (paths, "/v1/chat/completions"), "post");
+    assert (completions);
+    assert (
+        strstr (json_string_value (json_object_get (
+                    json_object_get (
+                        json_object_get (
+                            json_object_get (json_object_get (completions, "requestBody"),
+                                             "content"),
+                            "application/json"),
+                        "schema"),
+                    "$ref")),
+                "OpenAIChatRequest"));
+    json_t *responses = json_object_get (completions, "responses");
+    assert (
+        json_object_get (json_object_get (json_object_get (responses, "200"), "content"),
+                         "text/event-stream"));
+    json_t *refused = json_object_get (
+        json_object_get (json_object_get (json_object_get (responses, "401"), "content"),
+                         "application/json"),
+        "schema");
+    assert (
+        strstr (json_string_value (json_object_get (refused, "$ref")), "OpenAIError"));
+    json_t *send = json_object_get (
+        json_object_get (paths, "/api/v1/conversations/{id}/messages"), "post");
+    json_t *params = json_object_get (send, "parameters");
+    assert (json_array_size (params) == 3);  //  id, X-Request-Id, Last-Event-ID
+    assert (
+        strcmp (json_string_value (json_object_get (json_array_get (params, 2), "name")),
+                "Last-Event-ID")
+        == 0);
+    json_t *conversations = json_object_get (
+        json_object_get (paths, "/api/v1/conversations"), "get");
+    assert (json_array_size (json_object_get (conversations, "parameters")) == 5);
+    json_t *created = json_object_get (
+        json_object_get (json_object_get (paths, "/api/v1/agents"), "post"), "responses");
+    assert (json_object_get (created, "201") && json_object_get (created, "409"));
+    json_t *replay = json_object_get (
+        json_object_get (paths,
+                         "/api/v1/conversations/{id}/messages/{message_id}/events"),
+        "get");
+    json_t *replay_ok = json_object_get (
+        json_object_get (json_object_get (replay, "responses"), "200"), "content");
+    assert (json_object_size (replay_ok) == 1
+            && json_object_get (replay_ok, "text/event-stream"));
+    const char *names[] = {"Agent",
+                           "AgentList",
+                           "TurnRequest",
+                           "TurnResult",
+                           "ProviderList",
+                           "OpenAIModelList",
+                           "Conversation",
+                           "ConversationDetail",
+                           "MessageList",
+                           "SendRequest",
+                           "CancelReply",
+                           "OpenAIChatCompletion",
+                           "OpenAIChatCompletionChunk"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        assert (json_object_get (schemas, names[i]));
+    char *all = json_dumps (doc, JSON_COMPACT);
+    for (const char *ref = strstr (all, "\"$ref\":\""); ref;
+         ref = strstr (ref + 1, "\"$ref\":\"")) {
+        const char *name = ref + strlen ("\"$ref\":\"#/components/schemas/");
+        char wanted[128];
+        size_t len = strcspn (name, "\"");
+        assert (len < sizeof wanted);
+        memcpy (wanted, name, len);
+        wanted[len] = 0;
+        if (!json_object_get (schemas, wanted))
+            fprintf (stderr, "edge_openapi: $ref %s does not resolve\n", wanted);
+        assert (json_object_get (schemas, wanted));
+    }
+    free (all);
 
     //  A stray operation, and a missing one, are both found.
     json_t *copy = json_deep_copy (doc);

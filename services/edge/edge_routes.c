@@ -366,6 +366,8 @@ edge_error_status (const char *bus_code, const char **http_code)
         {"invalid_token", 401},
         {"token_reused", 401},
         {"rate_limited", 429},
+        {"upstream_error", 502},
+        {"upstream_unauthorized", 502},
     };
     for (size_t i = 0; bus_code && i < sizeof map / sizeof map[0]; i++)
         if (strcmp (map[i].code, bus_code) == 0) {
@@ -488,6 +490,62 @@ edge_routes_test (bool verbose)
     json_decref (page);
     json_decref (body);
 
+    //  Agents, chat and OpenAI routes: nested parameters, 405s, typed filters
+    assert (edge_routes_match ("POST", "/api/v1/agents/a-1/test", &m, NULL, 0)
+            == EDGE_MATCH_OK);
+    assert (strcmp (m.route->command, "agents.test") == 0);
+    assert (strcmp (edge_routes_service (&m), "agents") == 0);
+    assert (edge_routes_match ("PUT", "/api/v1/providers/openai", &m, NULL, 0)
+            == EDGE_MATCH_OK);
+    assert (m.param_count == 1 && strcmp (m.params[0].name, "provider") == 0);
+    assert (
+        edge_routes_match ("POST", "/api/v1/providers/openai", &m, allow, sizeof allow)
+        == EDGE_MATCH_BAD_METHOD);
+    assert (strcmp (allow, "PUT, DELETE") == 0);
+    assert (edge_routes_match ("GET", "/api/v1/conversations/c-1/messages", &m, NULL, 0)
+            == EDGE_MATCH_OK);
+    assert (strcmp (m.route->command, "messages.list") == 0);
+    assert (edge_routes_match ("POST", "/api/v1/conversations/c-1/messages", &m, NULL, 0)
+            == EDGE_MATCH_OK);
+    assert (strcmp (m.route->command, "messages.send") == 0);
+    assert (m.route->flags & EDGE_ROUTE_RESUME);
+    assert (edge_routes_match ("GET", "/api/v1/conversations/c-1/messages/m-2/events", &m,
+                               NULL, 0)
+            == EDGE_MATCH_OK);
+    assert (strcmp (edge_routes_service (&m), "chat") == 0);
+    assert (strcmp (m.route->command, "messages.send") == 0 && m.param_count == 2);
+    assert (strcmp (m.params[0].value, "c-1") == 0);
+    assert (strcmp (m.params[1].name, "message_id") == 0);
+    assert (strcmp (m.params[1].value, "m-2") == 0);
+    assert (
+        edge_routes_match ("GET", "/api/v1/conversations/c-1/messages/m-2", &m, NULL, 0)
+        == EDGE_MATCH_NOT_FOUND);
+    assert (edge_routes_match ("POST", "/api/v1/conversations/c-1/cancel", &m, NULL, 0)
+            == EDGE_MATCH_OK);
+    assert (edge_routes_match ("GET", "/api/v1/conversations/c-1/cancel", &m, allow,
+                               sizeof allow)
+            == EDGE_MATCH_BAD_METHOD);
+    assert (strcmp (allow, "POST") == 0);
+    assert (edge_routes_match ("GET", "/v1/models", &m, NULL, 0) == EDGE_MATCH_OK);
+    assert (strcmp (m.route->command, "openai_models") == 0);
+    assert (edge_routes_match ("POST", "/v1/chat/completions", &m, NULL, 0)
+            == EDGE_MATCH_OK);
+    assert (m.route->flags & EDGE_ROUTE_OPENAI && m.route->streams);
+    assert (edge_routes_match ("GET", "/v1/chat/completions", &m, allow, sizeof allow)
+            == EDGE_MATCH_BAD_METHOD);
+    list = "/api/v1/conversations?archived=true&agent_id=a-1&limit=5&other=1";
+    assert (edge_routes_parse_target ("GET", list, strlen (list), &m) == EDGE_MATCH_OK);
+    page = edge_routes_args (&m, NULL, why, sizeof why);
+    assert (page && json_is_true (json_object_get (page, "archived")));
+    assert (strcmp (json_string_value (json_object_get (page, "agent_id")), "a-1") == 0);
+    assert (json_integer_value (json_object_get (page, "limit")) == 5);
+    assert (json_object_size (page) == 3);
+    json_decref (page);
+    list = "/api/v1/conversations?archived=maybe";
+    assert (edge_routes_parse_target ("GET", list, strlen (list), &m) == EDGE_MATCH_OK);
+    assert (edge_routes_args (&m, NULL, why, sizeof why) == NULL);
+    assert (strstr (why, "archived"));
+
     //  Targets with queries; percent-decoding; typed arguments.
     const char *t = "/api/v1/services/chat/ping?count=3&interval_ms=10&x=%41&bad=%zz";
     assert (edge_routes_parse_target ("GET", t, strlen (t), &m) == EDGE_MATCH_OK);
@@ -573,6 +631,11 @@ edge_routes_test (bool verbose)
     assert (strcmp (code, "token_reused") == 0);
     assert (edge_error_status ("rate_limited", &code) == 429);
     assert (strcmp (edge_status_text (429), "Too Many Requests") == 0);
+    //  The LLM provider failed or refused the key: a bad gateway, not our 401
+    assert (edge_error_status ("upstream_error", &code) == 502);
+    assert (strcmp (code, "upstream_error") == 0);
+    assert (edge_error_status ("upstream_unauthorized", &code) == 502);
+    assert (strcmp (code, "upstream_unauthorized") == 0);
     assert (edge_error_status ("weird", &code) == 500);
     assert (strcmp (code, "internal") == 0);
     assert (edge_error_status (NULL, &code) == 500);

@@ -3,6 +3,7 @@
 #include "edge_auth.h"
 #include "edge_call.h"
 #include "edge_guard.h"
+#include "edge_http.h"
 #include "edge_keycache.h"
 #include "edge_limit.h"
 #include "edge_metrics.h"
@@ -12,6 +13,7 @@
 #include "edge_revocations.h"
 #include "edge_routes.h"
 #include "edge_server.h"
+#include "edge_sse.h"
 #include "edge_table.h"
 #include "edge_testservice.h"
 
@@ -26,10 +28,12 @@ static const core_selftest_t s_tests[] = {
     {"edge_metrics", edge_metrics_test},
     {"edge_openapi", edge_openapi_test},
     {"edge_queue", edge_queue_test},
+    {"edge_sse", edge_sse_test},
     {"edge_call", edge_call_test},
     {"edge_ready", edge_ready_test},
     {"edge_testservice", edge_testservice_test},
     {"edge_server", edge_server_test},
+    {"edge_http", edge_http_test},
 };
 
 int

@@ -460,62 +460,8 @@ edge_server_actor (zsock_t *pipe, void *args)
 #include "bus_broker.h"
 #include "edge_testclient.h"
 #include "edge_testservice.h"
-#include <time.h>
-
-//  One request on a new connection; returns the status.
-static int
-s_get (int port, const char *path, const char *headers, edge_response_t *response)
-{
-    edge_testclient_t *client = edge_testclient_new (port);
-    assert (client);
-    int rc = edge_testclient_request (client, "GET", path, headers, NULL);
-    assert (rc == 0);
-    int status = edge_testclient_response (client, response, 5000);
-    edge_testclient_destroy (&client);
-    return status;
-}
-
-//  True when a JSON error body carries code.
-static bool
-s_error_is (edge_response_t *response, const char *code)
-{
-    json_t *body = json_loads (response->body, 0, NULL);
-    const char *got = json_string_value (
-        json_object_get (json_object_get (body, "error"), "code"));
-    bool same = got && streq (got, code);
-    json_decref (body);
-    return same;
-}
-
-//  Wait until a service's cancel count passes n; true when it did.
-static bool
-s_wait_cancels (zactor_t *svc, int n)
-{
-    for (int i = 0; i < 200; i++) {
-        if (edge_testservice_cancels (svc) > n)
-            return true;
-        zclock_sleep (10);
-    }
-    return false;
-}
 
 #define S_JWT_SECRET "edge-server-test-secret-0123456789abcdef"
-
-//  An access token of the test secret for user in tenant-1 with role.
-static char *
-s_access_token (const char *user, auth_role_t role)
-{
-    auth_jwt_t *jwt = auth_jwt_new ("chorus", "chorus-api");
-    char kid[AUTH_KEYS_KID_LEN + 1];
-    assert (auth_keys_kid (S_JWT_SECRET, kid, sizeof kid) == 0);
-    assert (auth_jwt_add_key (jwt, kid, S_JWT_SECRET, strlen (S_JWT_SECRET)) == 0);
-    auth_jwt_claims_t claims = {.tid = "tenant-1", .role = role, .sid = "session-1"};
-    snprintf (claims.sub, sizeof claims.sub, "%s", user);
-    char *token = auth_jwt_issue (jwt, &claims, (int64_t) time (NULL), NULL, 0);
-    assert (token);
-    auth_jwt_destroy (&jwt);
-    return token;
-}
 
 //  The authentication of bus routes over HTTP and WebSocket (edge_guard decides;
 //  here: the answers, headers and identity that reach the service).
@@ -525,8 +471,8 @@ s_test_auth (int port, bool verbose)
     edge_response_t r;
     char value[256], headers[1024];
     //  No credential: 401 with a bare challenge; a bad one: invalid_token
-    assert (s_get (port, "/api/v1/auth/me", NULL, &r) == 401);
-    assert (s_error_is (&r, "unauthorized"));
+    assert (edge_testclient_get (port, "/api/v1/auth/me", NULL, &r) == 401);
+    assert (edge_response_error_is (&r, "unauthorized"));
     assert (streq (edge_response_header (&r, "www-authenticate", value, sizeof value),
                    "Bearer realm=\"chorus\""));
     edge_response_free (&r);
@@ -534,8 +480,8 @@ s_test_auth (int port, bool verbose)
                          "Authorization: Basic YTpi\r\n",
                          "Cookie: a=1; chorus_access=x.y.z\r\n"};
     for (size_t i = 0; i < 3; i++) {
-        assert (s_get (port, "/api/v1/auth/me", bad[i], &r) == 401);
-        assert (s_error_is (&r, "unauthorized"));
+        assert (edge_testclient_get (port, "/api/v1/auth/me", bad[i], &r) == 401);
+        assert (edge_response_error_is (&r, "unauthorized"));
         assert (
             strstr (edge_response_header (&r, "www-authenticate", value, sizeof value),
                     "error=\"invalid_token\""));
@@ -543,29 +489,29 @@ s_test_auth (int port, bool verbose)
     }
     //  A valid token passes: the service sees its identity (and answers with the
     //  generic unknown_command); the role decides, the header wins over the cookie
-    char *member = s_access_token ("user-1", AUTH_ROLE_MEMBER);
+    char *member = edge_testclient_token (S_JWT_SECRET, "user-1", AUTH_ROLE_MEMBER);
     snprintf (headers, sizeof headers,
               "Authorization: Bearer %s\r\nCookie: chorus_access=garbage\r\n", member);
-    assert (s_get (port, "/api/v1/auth/me", headers, &r) == 404);
-    assert (s_error_is (&r, "unknown_command"));
+    assert (edge_testclient_get (port, "/api/v1/auth/me", headers, &r) == 404);
+    assert (edge_response_error_is (&r, "unknown_command"));
     if (verbose)
         printf ("\n   %s", r.body);
     assert (strstr (r.body, "user=user-1 tenant=tenant-1 role=member session=session-1 "
                             "key= ip=127.0.0.1"));
     edge_response_free (&r);
     snprintf (headers, sizeof headers, "Cookie: chorus_access=%s\r\n", member);
-    assert (s_get (port, "/api/v1/auth/members", headers, &r) == 403);
-    assert (s_error_is (&r, "forbidden"));
+    assert (edge_testclient_get (port, "/api/v1/auth/members", headers, &r) == 403);
+    assert (edge_response_error_is (&r, "forbidden"));
     edge_response_free (&r);
     //  Public routes do not look at credentials
-    assert (
-        s_get (port, "/api/v1/services/auth/health", "Authorization: Bearer x\r\n", &r)
-        == 200);
+    assert (edge_testclient_get (port, "/api/v1/services/auth/health",
+                                 "Authorization: Bearer x\r\n", &r)
+            == 200);
     edge_response_free (&r);
     //  An API key waits for api_keys.verify: the generic answer is no answer (503)
     snprintf (headers, sizeof headers, "Authorization: Bearer chr_%043d\r\n", 7);
-    assert (s_get (port, "/api/v1/auth/me", headers, &r) == 503);
-    assert (s_error_is (&r, "unavailable"));
+    assert (edge_testclient_get (port, "/api/v1/auth/me", headers, &r) == 503);
+    assert (edge_response_error_is (&r, "unavailable"));
     edge_response_free (&r);
 
     //  WebSocket: anonymous requests are refused, an auth message sets the
@@ -614,7 +560,7 @@ s_test_auth (int port, bool verbose)
     free (member);
 
     //  Refusals are counted
-    assert (s_get (port, "/metrics", NULL, &r) == 200);
+    assert (edge_testclient_get (port, "/metrics", NULL, &r) == 200);
     assert (strstr (r.body, "chorus_auth_refusals_total{reason=\"forbidden\"} 1\n"));
     assert (!strstr (r.body, "chorus_auth_refusals_total{reason=\"invalid\"} 0\n"));
     edge_response_free (&r);
@@ -650,7 +596,7 @@ s_test_budget (const char *brokers, const char *redis)
     char user[64], headers[1024];
     snprintf (user, sizeof user, "budget-%d-%lld", getpid (),
               (long long) zclock_usecs ());
-    char *token = s_access_token (user, AUTH_ROLE_MEMBER);
+    char *token = edge_testclient_token (S_JWT_SECRET, user, AUTH_ROLE_MEMBER);
     snprintf (headers, sizeof headers, "Authorization: Bearer %s\r\n", token);
     free (token);
     edge_response_t r;
@@ -658,10 +604,10 @@ s_test_budget (const char *brokers, const char *redis)
     //  Until Redis is connected the budget fails closed (503); passing requests
     //  get the service's generic answer (404)
     for (int i = 0; i < 200 && status != 429; i++) {
-        status = s_get (port, "/api/v1/auth/me", headers, &r);
+        status = edge_testclient_get (port, "/api/v1/auth/me", headers, &r);
         if (status == 404)
             passed++;
-        else if (status == 503 && s_error_is (&r, "unavailable"))
+        else if (status == 503 && edge_response_error_is (&r, "unavailable"))
             zclock_sleep (10);
         else
             assert (status == 429);
@@ -669,16 +615,16 @@ s_test_budget (const char *brokers, const char *redis)
             edge_response_free (&r);
     }
     assert (status == 429 && passed >= 1 && passed <= 4);  //  4: the minute turned
-    assert (s_error_is (&r, "rate_limited"));
+    assert (edge_response_error_is (&r, "rate_limited"));
     char value[16];
     long seconds = strtol (edge_response_header (&r, "retry-after", value, sizeof value),
                            NULL, 10);
     assert (seconds >= 1 && seconds <= 60);
     edge_response_free (&r);
     //  Built-in routes have no budget
-    assert (s_get (port, "/healthz", NULL, &r) == 200);
+    assert (edge_testclient_get (port, "/healthz", NULL, &r) == 200);
     edge_response_free (&r);
-    assert (s_get (port, "/metrics", NULL, &r) == 200);
+    assert (edge_testclient_get (port, "/metrics", NULL, &r) == 200);
     assert (strstr (r.body, "chorus_rate_limited_total{scope=\"user\"} 1\n"));
     edge_response_free (&r);
     zactor_destroy (&edge);
@@ -744,34 +690,36 @@ edge_server_test (bool verbose)
     char value[128];
 
     //  healthz, with a generated request id; a sane client id is kept.
-    assert (s_get (port, "/healthz", NULL, &r) == 200);
+    assert (edge_testclient_get (port, "/healthz", NULL, &r) == 200);
     assert (streq (r.body, "{\"status\":\"ok\"}"));
     assert (edge_response_header (&r, "x-request-id", value, sizeof value));
     assert (strlen (value) == 36);
     assert (edge_response_header (&r, "content-type", value, sizeof value));
     assert (streq (value, "application/json"));
     edge_response_free (&r);
-    assert (s_get (port, "/healthz", "X-Request-Id: trace-42.a\r\n", &r) == 200);
+    assert (edge_testclient_get (port, "/healthz", "X-Request-Id: trace-42.a\r\n", &r)
+            == 200);
     assert (streq (edge_response_header (&r, "x-request-id", value, sizeof value),
                    "trace-42.a"));
     edge_response_free (&r);
-    assert (s_get (port, "/healthz", "X-Request-Id: bad id\r\n", &r) == 200);
+    assert (edge_testclient_get (port, "/healthz", "X-Request-Id: bad id\r\n", &r)
+            == 200);
     assert (strlen (edge_response_header (&r, "x-request-id", value, sizeof value))
             == 36);
     edge_response_free (&r);
 
     //  Unknown route, wrong method, unknown service: JSON errors.
-    assert (s_get (port, "/nope", NULL, &r) == 404);
-    assert (s_error_is (&r, "not_found"));
+    assert (edge_testclient_get (port, "/nope", NULL, &r) == 404);
+    assert (edge_response_error_is (&r, "not_found"));
     assert (edge_response_header (&r, "x-request-id", value, sizeof value));
     edge_response_free (&r);
-    assert (s_get (port, "/api/v1/services/billing/ping", NULL, &r) == 404);
-    assert (s_error_is (&r, "not_found"));
+    assert (edge_testclient_get (port, "/api/v1/services/billing/ping", NULL, &r) == 404);
+    assert (edge_response_error_is (&r, "not_found"));
     edge_response_free (&r);
     edge_testclient_t *client = edge_testclient_new (port);
     assert (edge_testclient_request (client, "DELETE", "/healthz", NULL, NULL) == 0);
     assert (edge_testclient_response (client, &r, 5000) == 405);
-    assert (s_error_is (&r, "method_not_allowed"));
+    assert (edge_response_error_is (&r, "method_not_allowed"));
     assert (streq (edge_response_header (&r, "allow", value, sizeof value), "GET"));
     edge_response_free (&r);
 
@@ -783,7 +731,7 @@ edge_server_test (bool verbose)
                                      "{bad json")
             == 0);
     assert (edge_testclient_response (client, &r, 5000) == 400);
-    assert (s_error_is (&r, "invalid_json"));
+    assert (edge_response_error_is (&r, "invalid_json"));
     edge_response_free (&r);
     assert (edge_testclient_request (client, "GET", "/api/v1/services/auth/ping", NULL,
                                      "[1,2]")
@@ -804,7 +752,7 @@ edge_server_test (bool verbose)
     memset (chunk, '{', 65535);
     (void) edge_testclient_send (client, chunk, 65535);
     assert (edge_testclient_response (client, &r, 5000) == 413);
-    assert (s_error_is (&r, "payload_too_large"));
+    assert (edge_response_error_is (&r, "payload_too_large"));
     edge_response_free (&r);
     assert (edge_testclient_closed (client, 5000));
     edge_testclient_destroy (&client);
@@ -827,7 +775,9 @@ edge_server_test (bool verbose)
 
     //  Through the bus: wait for the service, then plain JSON answers.
     for (int i = 0;
-         i < 100 && s_get (port, "/api/v1/services/auth/ping", NULL, &r) != 200; i++) {
+         i < 100
+         && edge_testclient_get (port, "/api/v1/services/auth/ping", NULL, &r) != 200;
+         i++) {
         edge_response_free (&r);
         zclock_sleep (50);
     }
@@ -836,33 +786,35 @@ edge_server_test (bool verbose)
     assert (streq (json_string_value (json_object_get (json, "service")), "auth"));
     json_decref (json);
     edge_response_free (&r);
-    assert (s_get (port, "/api/v1/services/auth/ping?count=3&interval_ms=5",
-                   "X-Request-Id: plain-3\r\n", &r)
+    assert (edge_testclient_get (port, "/api/v1/services/auth/ping?count=3&interval_ms=5",
+                                 "X-Request-Id: plain-3\r\n", &r)
             == 200);
     json = json_loads (r.body, 0, NULL);
     assert (json_integer_value (json_object_get (json, "index")) == 2);
     json_decref (json);
     edge_response_free (&r);
-    assert (s_get (port, "/api/v1/services/auth/ping?count=abc", NULL, &r) == 400);
-    assert (s_error_is (&r, "bad_request"));
+    assert (edge_testclient_get (port, "/api/v1/services/auth/ping?count=abc", NULL, &r)
+            == 400);
+    assert (edge_response_error_is (&r, "bad_request"));
     edge_response_free (&r);
-    assert (s_get (port, "/api/v1/services/auth/health", NULL, &r) == 200);
+    assert (edge_testclient_get (port, "/api/v1/services/auth/health", NULL, &r) == 200);
     assert (strstr (r.body, "\"database\":true"));
     edge_response_free (&r);
-    assert (s_get (port, "/api/v1/services", NULL, &r) == 200);
+    assert (edge_testclient_get (port, "/api/v1/services", NULL, &r) == 200);
     assert (strstr (r.body, "\"services\""));
     edge_response_free (&r);
     //  No replica: 503; a replica that never answers: 504 at the deadline.
-    assert (s_get (port, "/api/v1/services/chat/ping", NULL, &r) == 503);
-    assert (s_error_is (&r, "unavailable"));
+    assert (edge_testclient_get (port, "/api/v1/services/chat/ping", NULL, &r) == 503);
+    assert (edge_response_error_is (&r, "unavailable"));
     edge_response_free (&r);
-    assert (s_get (port, "/api/v1/services/workflows/ping", NULL, &r) == 504);
-    assert (s_error_is (&r, "deadline_exceeded"));
+    assert (edge_testclient_get (port, "/api/v1/services/workflows/ping", NULL, &r)
+            == 504);
+    assert (edge_response_error_is (&r, "deadline_exceeded"));
     edge_response_free (&r);
 
     //  SSE: partial, partial, final, each with an id, then the stream ends.
-    assert (s_get (port, "/api/v1/services/auth/ping?count=3&interval_ms=5",
-                   "Accept: text/event-stream\r\n", &r)
+    assert (edge_testclient_get (port, "/api/v1/services/auth/ping?count=3&interval_ms=5",
+                                 "Accept: text/event-stream\r\n", &r)
             == 200);
     assert (streq (edge_response_header (&r, "content-type", value, sizeof value),
                    "text/event-stream"));
@@ -879,7 +831,7 @@ edge_server_test (bool verbose)
             == 0);
     zclock_sleep (100);
     edge_testclient_destroy (&client);
-    assert (s_wait_cancels (hold, cancels));
+    assert (edge_testservice_wait_cancels (hold, cancels));
     //  Keepalive: an SSE stream open longer than the keepalive interval.
     client = edge_testclient_new (port);
     assert (edge_testclient_request (client, "GET",
@@ -902,9 +854,9 @@ edge_server_test (bool verbose)
                                      "/api/v1/services/rag/ping?count=1000&interval_ms=1",
                                      "Accept: text/event-stream\r\n", NULL)
             == 0);
-    assert (s_wait_cancels (big, cancels));
+    assert (edge_testservice_wait_cancels (big, cancels));
     edge_testclient_destroy (&client);
-    assert (s_get (port, "/metrics", NULL, &r) == 200);
+    assert (edge_testclient_get (port, "/metrics", NULL, &r) == 200);
     assert (strstr (r.body, "chorus_sse_dropped_total 1\n"));
     assert (strstr (r.body,
                     "chorus_http_requests_total{route=\"/healthz\",method=\"GET\","
@@ -915,13 +867,14 @@ edge_server_test (bool verbose)
 
     //  OpenAPI and readiness (the services report their database; no Redis or a
     //  reachable one).
-    assert (s_get (port, "/openapi.json", NULL, &r) == 200);
+    assert (edge_testclient_get (port, "/openapi.json", NULL, &r) == 200);
     json = json_loads (r.body, 0, NULL);
     char check[256];
     assert (json && edge_openapi_check (json, check, sizeof check) == 0);
     json_decref (json);
     edge_response_free (&r);
-    for (int i = 0; i < 100 && s_get (port, "/readyz", NULL, &r) != 200; i++) {
+    for (int i = 0; i < 100 && edge_testclient_get (port, "/readyz", NULL, &r) != 200;
+         i++) {
         edge_response_free (&r);
         zclock_sleep (50);
     }
@@ -929,7 +882,7 @@ edge_server_test (bool verbose)
     assert (streq (r.body, "{\"status\":\"ready\",\"checks\":{\"broker\":true,"
                            "\"database\":true,\"redis\":true}}"));
     edge_response_free (&r);
-    assert (s_get (port, "/metrics", NULL, &r) == 200);
+    assert (edge_testclient_get (port, "/metrics", NULL, &r) == 200);
     assert (strstr (r.body, "chorus_service_replicas{service=\"auth\"} 1\n"));
     edge_response_free (&r);
 
@@ -978,7 +931,7 @@ edge_server_test (bool verbose)
     frame = edge_testclient_ws_recv (client, &opcode, NULL, 5000);
     assert (frame && streq (frame, "{\"type\":\"cancelled\",\"id\":\"c3\"}"));
     free (frame);
-    assert (s_wait_cancels (hold, cancels));
+    assert (edge_testservice_wait_cancels (hold, cancels));
     assert (edge_testclient_ws_send (client, ping, strlen (ping)) == 0);
     frame = edge_testclient_ws_recv (client, &opcode, NULL, 5000);
     assert (frame && streq (frame, "{\"type\":\"pong\"}"));
@@ -996,7 +949,7 @@ edge_server_test (bool verbose)
     free (frame);
     edge_testclient_destroy (&client);
     //  The WebSocket route without an upgrade: 426.
-    assert (s_get (port, "/api/v1/ws", NULL, &r) == 426);
+    assert (edge_testclient_get (port, "/api/v1/ws", NULL, &r) == 426);
     edge_response_free (&r);
 
     //  Authentication, and the budget on a second edge.

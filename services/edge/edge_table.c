@@ -363,6 +363,222 @@ static const edge_route_t s_routes[] = {
      .need = EDGE_NEED_TENANT_ADMIN,
      .flags = 0},
 
+    //  Agents (schemas/chat.md "Routes"): the agents service
+    {.method = "GET",
+     .pattern = "/api/v1/agents",
+     .kind = EDGE_ROUTE_BUS,
+     .service = "agents",
+     .command = "agents.list",
+     .status = 200,
+     .summary = "Agents of the tenant, newest first",
+     .reply_schema = "AgentList",
+     .query = S_PAGE,
+     .need = EDGE_NEED_USER},
+    {.method = "POST",
+     .pattern = "/api/v1/agents",
+     .kind = EDGE_ROUTE_BUS,
+     .service = "agents",
+     .command = "agents.create",
+     .status = 201,
+     .summary = "Create an agent (at least name and system_prompt; provider and model "
+                "default to the platform's)",
+     .request_schema = "Agent",
+     .reply_schema = "Agent",
+     .need = EDGE_NEED_TENANT_ADMIN},
+    {.method = "GET",
+     .pattern = "/api/v1/agents/{id}",
+     .kind = EDGE_ROUTE_BUS,
+     .service = "agents",
+     .command = "agents.get",
+     .status = 200,
+     .summary = "One agent",
+     .reply_schema = "Agent",
+     .need = EDGE_NEED_USER},
+    {.method = "PATCH",
+     .pattern = "/api/v1/agents/{id}",
+     .kind = EDGE_ROUTE_BUS,
+     .service = "agents",
+     .command = "agents.update",
+     .status = 200,
+     .summary = "Change the fields present in the body",
+     .request_schema = "Agent",
+     .reply_schema = "Agent",
+     .need = EDGE_NEED_TENANT_ADMIN},
+    {.method = "DELETE",
+     .pattern = "/api/v1/agents/{id}",
+     .kind = EDGE_ROUTE_BUS,
+     .service = "agents",
+     .command = "agents.delete",
+     .status = 204,
+     .summary = "Delete an agent",
+     .need = EDGE_NEED_TENANT_ADMIN},
+    {.method = "POST",
+     .pattern = "/api/v1/agents/{id}/test",
+     .kind = EDGE_ROUTE_BUS,
+     .service = "agents",
+     .command = "agents.test",
+     .status = 200,
+     .streams = true,
+     .summary = "Try the agent on one message (content) without storing anything; "
+                "SSE events message.delta, tool.call, message.completed with Accept: "
+                "text/event-stream",
+     .request_schema = "TurnRequest",
+     .reply_schema = "TurnResult",
+     .need = EDGE_NEED_TENANT_ADMIN,
+     .flags = EDGE_ROUTE_EVENTS},
+    {.method = "GET",
+     .pattern = "/api/v1/providers",
+     .kind = EDGE_ROUTE_BUS,
+     .service = "agents",
+     .command = "providers.list",
+     .status = 200,
+     .summary = "The tenant's provider settings (keys are never returned)",
+     .reply_schema = "ProviderList",
+     .need = EDGE_NEED_TENANT_ADMIN},
+    {.method = "PUT",
+     .pattern = "/api/v1/providers/{provider}",
+     .kind = EDGE_ROUTE_BUS,
+     .service = "agents",
+     .command = "providers.put",
+     .status = 200,
+     .summary = "Set the tenant's API key and base URL of a provider (the key is sealed "
+                "at rest)",
+     .request_schema = "ProviderSetting",
+     .reply_schema = "ProviderSetting",
+     .need = EDGE_NEED_TENANT_ADMIN},
+    {.method = "DELETE",
+     .pattern = "/api/v1/providers/{provider}",
+     .kind = EDGE_ROUTE_BUS,
+     .service = "agents",
+     .command = "providers.delete",
+     .status = 204,
+     .summary = "Forget the tenant's setting of a provider",
+     .need = EDGE_NEED_TENANT_ADMIN},
+
+    //  Conversations and messages: the chat service
+    {.method = "GET",
+     .pattern = "/api/v1/conversations",
+     .kind = EDGE_ROUTE_BUS,
+     .service = "chat",
+     .command = "conversations.list",
+     .status = 200,
+     .summary = "Conversations of the tenant, newest first",
+     .reply_schema = "ConversationList",
+     .query = {{"cursor", "string", 0, 0,
+                "Where to go on: next_cursor of the previous page"},
+               {"limit", "integer", 1, 100, "Items per page, newest first (default 50)"},
+               {"archived", "boolean", 0, 0,
+                "Archived conversations instead (default false)"},
+               {"agent_id", "string", 0, 0, "Only the conversations with this agent"}},
+     .need = EDGE_NEED_USER},
+    {.method = "POST",
+     .pattern = "/api/v1/conversations",
+     .kind = EDGE_ROUTE_BUS,
+     .service = "chat",
+     .command = "conversations.create",
+     .status = 201,
+     .summary = "Start a conversation with an agent",
+     .request_schema = "ConversationCreateRequest",
+     .reply_schema = "Conversation",
+     .need = EDGE_NEED_USER},
+    {.method = "GET",
+     .pattern = "/api/v1/conversations/{id}",
+     .kind = EDGE_ROUTE_BUS,
+     .service = "chat",
+     .command = "conversations.get",
+     .status = 200,
+     .summary = "A conversation and the newest page of its messages",
+     .reply_schema = "ConversationDetail",
+     .need = EDGE_NEED_USER},
+    {.method = "PATCH",
+     .pattern = "/api/v1/conversations/{id}",
+     .kind = EDGE_ROUTE_BUS,
+     .service = "chat",
+     .command = "conversations.update",
+     .status = 200,
+     .summary = "Rename or archive a conversation",
+     .request_schema = "ConversationUpdateRequest",
+     .reply_schema = "Conversation",
+     .need = EDGE_NEED_USER},
+    {.method = "DELETE",
+     .pattern = "/api/v1/conversations/{id}",
+     .kind = EDGE_ROUTE_BUS,
+     .service = "chat",
+     .command = "conversations.delete",
+     .status = 204,
+     .summary = "Delete a conversation and its messages",
+     .need = EDGE_NEED_USER},
+    {.method = "GET",
+     .pattern = "/api/v1/conversations/{id}/messages",
+     .kind = EDGE_ROUTE_BUS,
+     .service = "chat",
+     .command = "messages.list",
+     .status = 200,
+     .summary = "Messages of a conversation, newest first",
+     .reply_schema = "MessageList",
+     .query = S_PAGE,
+     .need = EDGE_NEED_USER},
+    {.method = "POST",
+     .pattern = "/api/v1/conversations/{id}/messages",
+     .kind = EDGE_ROUTE_BUS,
+     .service = "chat",
+     .command = "messages.send",
+     .status = 200,
+     .streams = true,
+     .summary = "Send a message and get the agent's reply: the assistant Message, or "
+                "with Accept: text/event-stream the events message.created, "
+                "message.delta, tool.call, message.completed (ids <message id>:<n>); "
+                "Last-Event-ID resumes a reply instead",
+     .request_schema = "SendRequest",
+     .reply_schema = "Message",
+     .need = EDGE_NEED_USER,
+     .flags = EDGE_ROUTE_EVENTS | EDGE_ROUTE_RESUME},
+    {.method = "GET",
+     .pattern = "/api/v1/conversations/{id}/messages/{message_id}/events",
+     .kind = EDGE_ROUTE_BUS,
+     .service = "chat",
+     .command = "messages.send",
+     .status = 200,
+     .streams = true,
+     .summary = "EventSource's way to follow a reply: the events of assistant message "
+                "message_id after Last-Event-ID (all without it), then the live ones",
+     .need = EDGE_NEED_USER,
+     .flags = EDGE_ROUTE_EVENTS | EDGE_ROUTE_RESUME | EDGE_ROUTE_REPLAY},
+    {.method = "POST",
+     .pattern = "/api/v1/conversations/{id}/cancel",
+     .kind = EDGE_ROUTE_BUS,
+     .service = "chat",
+     .command = "conversations.cancel",
+     .status = 200,
+     .summary = "Stop the running turn of a conversation and its upstream request",
+     .reply_schema = "CancelReply",
+     .need = EDGE_NEED_USER},
+
+    //  The OpenAI-compatible API: each agent is a model
+    {.method = "GET",
+     .pattern = "/v1/models",
+     .kind = EDGE_ROUTE_BUS,
+     .service = "agents",
+     .command = "openai_models",
+     .status = 200,
+     .summary = "The tenant's enabled agents as OpenAI models (id: the agent's name)",
+     .reply_schema = "OpenAIModelList",
+     .need = EDGE_NEED_USER,
+     .flags = EDGE_ROUTE_OPENAI},
+    {.method = "POST",
+     .pattern = "/v1/chat/completions",
+     .kind = EDGE_ROUTE_BUS,
+     .service = "agents",
+     .command = "openai_chat",
+     .status = 200,
+     .streams = true,
+     .summary = "OpenAI's chat completions with an agent as the model (its name or "
+                "id); with \"stream\": true, chat.completion.chunk events and "
+                "data: [DONE]",
+     .request_schema = "OpenAIChatRequest",
+     .reply_schema = "OpenAIChatCompletion",
+     .need = EDGE_NEED_USER,
+     .flags = EDGE_ROUTE_OPENAI},
 };
 
 const edge_route_t *
@@ -407,17 +623,90 @@ edge_table_test (bool verbose)
             auth_routes++;
             assert (strncmp (r->pattern, "/api/v1/auth/", 13) == 0);
         }
-        //  List routes take cursor and limit 1..100
-        if (r->reply_schema && strstr (r->reply_schema, "List")) {
+        //  Paged lists take cursor and limit 1..100 (not the providers, which
+        //  are a handful, nor OpenAI's model list)
+        if (r->reply_schema && strstr (r->reply_schema, "List")
+            && strcmp (r->reply_schema, "ProviderList") != 0
+            && strcmp (r->reply_schema, "OpenAIModelList") != 0) {
             assert (strcmp (r->query[0].name, "cursor") == 0);
             assert (strcmp (r->query[1].name, "limit") == 0);
             assert (r->query[1].min == 1 && r->query[1].max == 100);
         }
+        //  Streaming flags only where the route streams; OpenAI's under /v1/
+        if (r->flags & (EDGE_ROUTE_EVENTS | EDGE_ROUTE_REPLAY))
+            assert (r->streams);
+        if (r->flags & EDGE_ROUTE_REPLAY)
+            assert ((r->flags & EDGE_ROUTE_RESUME)
+                    && strstr (r->pattern, "{message_id}"));
+        assert (!(r->flags & EDGE_ROUTE_OPENAI)
+                == (strncmp (r->pattern, "/v1/", 4) != 0));
         if (verbose)
             printf ("\n   %-6s %-34s %-16s %s", r->method, r->pattern,
                     r->command ? r->command : "-", edge_auth_need_name (r->need));
     }
     assert (auth_routes == 25);
+
+    //  schemas/chat.md "Routes": command, who, success status
+    static const struct {
+        const char *method, *pattern, *service, *command;
+        edge_need_t need;
+        int status;
+    } chat_md[] = {
+        {"GET", "/api/v1/agents", "agents", "agents.list", EDGE_NEED_USER, 200},
+        {"POST", "/api/v1/agents", "agents", "agents.create", EDGE_NEED_TENANT_ADMIN,
+         201},
+        {"GET", "/api/v1/agents/{id}", "agents", "agents.get", EDGE_NEED_USER, 200},
+        {"PATCH", "/api/v1/agents/{id}", "agents", "agents.update",
+         EDGE_NEED_TENANT_ADMIN, 200},
+        {"DELETE", "/api/v1/agents/{id}", "agents", "agents.delete",
+         EDGE_NEED_TENANT_ADMIN, 204},
+        {"POST", "/api/v1/agents/{id}/test", "agents", "agents.test",
+         EDGE_NEED_TENANT_ADMIN, 200},
+        {"GET", "/api/v1/providers", "agents", "providers.list", EDGE_NEED_TENANT_ADMIN,
+         200},
+        {"PUT", "/api/v1/providers/{provider}", "agents", "providers.put",
+         EDGE_NEED_TENANT_ADMIN, 200},
+        {"DELETE", "/api/v1/providers/{provider}", "agents", "providers.delete",
+         EDGE_NEED_TENANT_ADMIN, 204},
+        {"GET", "/api/v1/conversations", "chat", "conversations.list", EDGE_NEED_USER,
+         200},
+        {"POST", "/api/v1/conversations", "chat", "conversations.create", EDGE_NEED_USER,
+         201},
+        {"GET", "/api/v1/conversations/{id}", "chat", "conversations.get", EDGE_NEED_USER,
+         200},
+        {"PATCH", "/api/v1/conversations/{id}", "chat", "conversations.update",
+         EDGE_NEED_USER, 200},
+        {"DELETE", "/api/v1/conversations/{id}", "chat", "conversations.delete",
+         EDGE_NEED_USER, 204},
+        {"GET", "/api/v1/conversations/{id}/messages", "chat", "messages.list",
+         EDGE_NEED_USER, 200},
+        {"POST", "/api/v1/conversations/{id}/messages", "chat", "messages.send",
+         EDGE_NEED_USER, 200},
+        {"GET", "/api/v1/conversations/{id}/messages/{message_id}/events", "chat",
+         "messages.send", EDGE_NEED_USER, 200},
+        {"POST", "/api/v1/conversations/{id}/cancel", "chat", "conversations.cancel",
+         EDGE_NEED_USER, 200},
+        {"GET", "/v1/models", "agents", "openai_models", EDGE_NEED_USER, 200},
+        {"POST", "/v1/chat/completions", "agents", "openai_chat", EDGE_NEED_USER, 200},
+    };
+    size_t chat_routes = 0;
+    for (size_t i = 0; i < count; i++)
+        if (routes[i].service
+            && (strcmp (routes[i].service, "agents") == 0
+                || strcmp (routes[i].service, "chat") == 0))
+            chat_routes++;
+    assert (chat_routes == sizeof chat_md / sizeof chat_md[0]);
+    for (size_t c = 0; c < sizeof chat_md / sizeof chat_md[0]; c++) {
+        const edge_route_t *r = NULL;
+        for (size_t i = 0; i < count && !r; i++)
+            if (strcmp (routes[i].method, chat_md[c].method) == 0
+                && strcmp (routes[i].pattern, chat_md[c].pattern) == 0)
+                r = &routes[i];
+        assert (r && r->kind == EDGE_ROUTE_BUS);
+        assert (strcmp (r->service, chat_md[c].service) == 0);
+        assert (strcmp (r->command, chat_md[c].command) == 0);
+        assert (r->need == chat_md[c].need && r->status == chat_md[c].status);
+    }
     size_t services = 0;
     assert (edge_table_services (&services) && services == 8);
     if (verbose)

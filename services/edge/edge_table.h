@@ -40,6 +40,17 @@ typedef struct {
 #define EDGE_ROUTE_LOGOUT 2
 //  Without refresh_token in the body, the chorus_refresh cookie's value is sent
 #define EDGE_ROUTE_REFRESH_COOKIE 4
+//  Streams chat.md's events: with SSE the args get "stream": true, replies that
+//  are {"event","data","id"} maps are named events, others plain data lines
+#define EDGE_ROUTE_EVENTS 8
+//  The Last-Event-ID header goes in the args as "last_event_id"
+#define EDGE_ROUTE_RESUME 16
+//  EventSource's replay of message {message_id}: always SSE with "stream": true;
+//  without Last-Event-ID, last_event_id is "<message_id>:0" (every event)
+#define EDGE_ROUTE_REPLAY 32
+//  OpenAI's API: SSE when the JSON body says "stream": true (whatever Accept
+//  says), framed as data lines and [DONE]; errors in OpenAI's shape
+#define EDGE_ROUTE_OPENAI 64
 
 //  One route of the table.
 typedef struct {
@@ -55,7 +66,7 @@ typedef struct {
     edge_query_param_t query[EDGE_ROUTE_MAX_QUERY];  //  declared query parameters
     const char *request_schema;  //  components/schemas name of the JSON body, or NULL
     edge_need_t need;            //  who may call it
-    int flags;                   //  EDGE_ROUTE_TOKENS, _LOGOUT, _REFRESH_COOKIE
+    int flags;                   //  EDGE_ROUTE_TOKENS, _LOGOUT, _EVENTS, ...
 } edge_route_t;
 
 //  The route table and its size.

@@ -1,11 +1,15 @@
 /*  edge_testclient: a small blocking HTTP/1.1 and WebSocket client over a real TCP
     socket, with timeouts, for the edge's selftests and tests/ (it sends exactly
-    the bytes it is given, so tests can send broken or oversized requests).       */
+    the bytes it is given, so tests can send broken or oversized requests), and
+    the helpers the edge's socket tests share: one-shot calls, error codes,
+    access tokens.                                                              */
 #ifndef EDGE_TESTCLIENT_H_INCLUDED
 #define EDGE_TESTCLIENT_H_INCLUDED
 
 #include <stdbool.h>
 #include <stddef.h>
+
+#include "auth_jwt.h"
 
 typedef struct _edge_testclient_t edge_testclient_t;
 
@@ -37,6 +41,23 @@ int edge_testclient_request (edge_testclient_t *self, const char *method,
 int edge_testclient_response (edge_testclient_t *self, edge_response_t *response,
                               int timeout_ms);
 void edge_response_free (edge_response_t *response);
+
+//  One request on a new connection to 127.0.0.1:port (headers and body may be
+//  NULL); returns the status, the response in *response (free it).
+int edge_testclient_call (int port, const char *method, const char *path,
+                          const char *headers, const char *body,
+                          edge_response_t *response);
+
+//  The same for GET without a body.
+int edge_testclient_get (int port, const char *path, const char *headers,
+                         edge_response_t *response);
+
+//  True when the response's JSON body is an error with this code.
+bool edge_response_error_is (edge_response_t *response, const char *code);
+
+//  An access token signed with secret (as the auth service issues them) for
+//  user in tenant "tenant-1", session "session-1", with role. Caller frees.
+char *edge_testclient_token (const char *secret, const char *user, auth_role_t role);
 
 //  The value of a header in a response (lowercase name), copied into buf.
 const char *edge_response_header (edge_response_t *response, const char *name, char *buf,

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "bus_worker.h"
+#include "codec_json.h"
 #include "codec_msgpack.h"
 
 typedef struct {
@@ -86,11 +87,111 @@ s_stream_tick (zloop_t *loop, int timer_id, void *arg)
     return 0;
 }
 
+//  Pack a JSON value (taken) as msgpack and send it as a partial or the final.
+static void
+s_api_send (s_svc_t *svc, bus_request_t **request_p, json_t *value, bool final)
+{
+    msgpack_sbuffer sbuf;
+    msgpack_sbuffer_init (&sbuf);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &sbuf, msgpack_sbuffer_write);
+    int rc = codec_json_value_to_msgpack (value, &pk);
+    assert (rc == 0);
+    json_decref (value);
+    if (final)
+        bus_worker_final (svc->worker, request_p, sbuf.data, sbuf.size);
+    else
+        (void) bus_worker_partial (svc->worker, *request_p, sbuf.data, sbuf.size);
+    msgpack_sbuffer_destroy (&sbuf);
+}
+
+//  API mode: stand in for chat and agents (see the header).
+static void
+s_api_request (s_svc_t *svc, bus_request_t *request)
+{
+    const char *command = bus_request_command (request);
+    json_t *args = NULL;
+    msgpack_unpacked unpacked;
+    msgpack_unpacked_init (&unpacked);
+    if (msgpack_unpack_next (&unpacked, (const char *) bus_request_body (request),
+                             bus_request_size (request), NULL)
+        == MSGPACK_UNPACK_SUCCESS)
+        args = codec_msgpack_to_jansson (&unpacked.data);
+    msgpack_unpacked_destroy (&unpacked);
+    if (!json_is_object (args)) {
+        json_decref (args);
+        args = json_object ();
+    }
+    const char *error = json_string_value (json_object_get (args, "error"));
+    bool stream = json_is_true (json_object_get (args, "stream"));
+    bool fail_mid = json_is_true (json_object_get (args, "fail_mid"));
+    if (json_is_true (json_object_get (args, "hold"))) {
+        s_stream_t *held = calloc (1, sizeof *held);
+        assert (held);
+        held->svc = svc;
+        held->request = request;
+        held->timer = -1;
+        bus_request_set_data (request, held);
+        zlistx_add_end (svc->streams, held);
+    }
+    else if (error)
+        bus_worker_error_retry (
+            svc->worker, &request, error, "as asked",
+            (uint32_t) json_integer_value (json_object_get (args, "retry_after")));
+    else if (stream
+             && (streq (command, "messages.send") || streq (command, "agents.test"))) {
+        s_api_send (svc, &request,
+                    json_pack ("{s:s, s:s, s:O}", "event", "message.created", "id",
+                               "m-1:1", "data", args),
+                    false);
+        s_api_send (svc, &request,
+                    json_pack ("{s:s, s:s, s:{s:s, s:s}}", "event", "message.delta", "id",
+                               "m-1:2", "data", "message_id", "m-1", "delta", "Hel\nlo"),
+                    false);
+        if (fail_mid)
+            bus_worker_error (svc->worker, &request, "upstream_error", "provider broke");
+        else
+            s_api_send (svc, &request,
+                        json_pack ("{s:s, s:s, s:{s:s, s:s}}", "event",
+                                   "message.completed", "id", "m-1:3", "data", "id",
+                                   "m-1", "status", "complete"),
+                        true);
+    }
+    else if (stream && streq (command, "openai_chat")) {
+        s_api_send (svc, &request,
+                    json_pack ("{s:s, s:s, s:[{s:i, s:{s:s}}]}", "id", "chatcmpl-1",
+                               "object", "chat.completion.chunk", "choices", "index", 0,
+                               "delta", "content", "Hel"),
+                    false);
+        if (fail_mid)
+            bus_worker_error (svc->worker, &request, "upstream_error", "provider broke");
+        else
+            s_api_send (svc, &request,
+                        json_pack ("{s:s, s:s, s:[{s:i, s:{}, s:s}]}", "id", "chatcmpl-1",
+                                   "object", "chat.completion.chunk", "choices", "index",
+                                   0, "delta", "finish_reason", "stop"),
+                        true);
+    }
+    else {
+        const ChorusBus__Headers *h = bus_request_headers (request);
+        s_api_send (svc, &request,
+                    json_pack ("{s:s, s:O, s:s}", "command", command, "args", args,
+                               "user", h->user_id ? h->user_id : ""),
+                    true);
+    }
+    json_decref (args);
+}
+
 static void
 s_svc_request (bus_worker_t *worker, bus_request_t *request, void *arg)
 {
     s_svc_t *svc = (s_svc_t *) arg;
     const char *command = bus_request_command (request);
+    if (svc->mode == EDGE_TESTSERVICE_API && !streq (command, "ping")
+        && !streq (command, "health")) {
+        s_api_request (svc, request);
+        return;
+    }
     if (streq (command, "health")) {
         ChorusBus__HealthReply health = CHORUS_BUS__HEALTH_REPLY__INIT;
         health.service = (char *) svc->service;
@@ -200,6 +301,17 @@ edge_testservice_cancels (zactor_t *service)
     int cancels = -1;
     zsock_recv (service, "i", &cancels);
     return cancels;
+}
+
+bool
+edge_testservice_wait_cancels (zactor_t *service, int n)
+{
+    for (int i = 0; i < 200; i++) {
+        if (edge_testservice_cancels (service) > n)
+            return true;
+        zclock_sleep (10);
+    }
+    return false;
 }
 
 //  --------------------------------------------------------------------------

@@ -5,6 +5,14 @@
     edge sent (user, tenant, role, session, key, ip), so tests see them arrive.
     It is no auth service: it answers no auth command.
 
+    In API mode it stands in for the chat and agents services instead: every
+    other command answers {"command", "args", "user"} (the arguments it got), or
+    as the args say: "hold" never answers, "error" (with "retry_after") fails
+    with that code; with "stream": true, messages.send and agents.test stream
+    chat.md's events ({"event","id","data"}: message.created with the args,
+    message.delta, message.completed) and openai_chat OpenAI chunks, and
+    "fail_mid" ends them with upstream_error after the first one.
+
         edge_testservice_config_t config = {brokers, "chat", EDGE_TESTSERVICE_NORMAL};
         zactor_t *chat = zactor_new (edge_testservice_actor, &config);
         int cancels = edge_testservice_cancels (chat);                          */
@@ -18,7 +26,8 @@
 typedef enum {
     EDGE_TESTSERVICE_NORMAL,  //  answers
     EDGE_TESTSERVICE_HOLD,    //  never answers: waits for a cancel or the deadline
-    EDGE_TESTSERVICE_BIG      //  answers with 16 KB bodies, eight at a time
+    EDGE_TESTSERVICE_BIG,     //  answers with 16 KB bodies, eight at a time
+    EDGE_TESTSERVICE_API      //  stands in for chat and agents (see above)
 } edge_testservice_mode_t;
 
 //  What the actor is started with (borrowed while it runs).
@@ -33,6 +42,10 @@ void edge_testservice_actor (zsock_t *pipe, void *args);
 
 //  Cancellations the replica has seen.
 int edge_testservice_cancels (zactor_t *service);
+
+//  Wait up to two seconds until the replica's cancellations pass n; true when
+//  they did.
+bool edge_testservice_wait_cancels (zactor_t *service, int n);
 
 void edge_testservice_test (bool verbose);
 

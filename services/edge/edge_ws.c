@@ -197,6 +197,8 @@ s_admitted (s_call_t *call, const edge_verdict_t *verdict)
         s_call_end (call);
         return;
     }
+    //  Partials always stream here: event routes get "stream": true
+    call->body = edge_call_stream_body (&call->match, call->body, true, NULL);
     char request_id[37];
     edge_request_id_generate (request_id, sizeof request_id);
     edge_call_error_t error;

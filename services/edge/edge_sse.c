@@ -1,0 +1,219 @@
+/*  edge_sse: bus replies as Server-Sent Events (see the header).                */
+#include "edge_sse.h"
+
+#include <assert.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "edge_call.h"
+
+//  Longest event name passed on as "event:"; longer ones make a plain body.
+#define S_EVENT_MAX 128
+
+bool
+edge_sse_id_valid (const char *s, size_t len)
+{
+    if (len == 0 || len > EDGE_SSE_ID_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char) s[i] < 0x20 || (unsigned char) s[i] > 0x7e)
+            return false;
+    return true;
+}
+
+static char *s_format (size_t *size, const char *format, ...)
+    __attribute__ ((format (printf, 2, 3)));
+
+//  A new string from printf-style arguments, its length in *size.
+static char *
+s_format (size_t *size, const char *format, ...)
+{
+    va_list args;
+    va_start (args, format);
+    char *text = NULL;
+    int n = vasprintf (&text, format, args);
+    va_end (args);
+    assert (n >= 0 && text);
+    *size = (size_t) n;
+    return text;
+}
+
+//  The named event a body stands for, or false: a JSON object with "event" a
+//  string fit for an event line and "data"; *id is its "id" (a string fit for an
+//  id line, or an integer, written into id_buf), or NULL.
+static bool
+s_event_of (json_t *body, const char **event, const char **id, char *id_buf,
+            size_t id_size)
+{
+    if (!json_is_object (body) || !json_object_get (body, "data"))
+        return false;
+    json_t *name = json_object_get (body, "event");
+    const char *text = json_string_value (name);
+    size_t len = json_string_length (name);
+    if (!text || len == 0 || len > S_EVENT_MAX || strlen (text) != len)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char) text[i] < 0x21 || (unsigned char) text[i] > 0x7e)
+            return false;
+    *event = text;
+    *id = NULL;
+    json_t *value = json_object_get (body, "id");
+    const char *given = json_string_value (value);
+    if (given && edge_sse_id_valid (given, json_string_length (value))
+        && strlen (given) == json_string_length (value))
+        *id = given;
+    else if (json_is_integer (value)) {
+        snprintf (id_buf, id_size, "%lld", (long long) json_integer_value (value));
+        *id = id_buf;
+    }
+    return true;
+}
+
+char *
+edge_sse_reply (edge_sse_mode_t mode, const char *json, size_t len, bool final,
+                uint64_t *counter, size_t *size)
+{
+    if (mode == EDGE_SSE_OPENAI)
+        return final ? s_format (size, "data: %.*s\n\ndata: [DONE]\n\n", (int) len, json)
+                     : s_format (size, "data: %.*s\n\n", (int) len, json);
+    //  A named event? Parse only what may be one.
+    json_t *body = NULL;
+    if (len > 0 && json[0] == '{' && memmem (json, len, "\"event\"", 7))
+        body = json_loadb (json, len, 0, NULL);
+    const char *event = NULL, *id = NULL;
+    char id_buf[24];
+    if (body && s_event_of (body, &event, &id, id_buf, sizeof id_buf)) {
+        char *data = json_dumps (json_object_get (body, "data"),
+                                 JSON_COMPACT | JSON_ENCODE_ANY);
+        assert (data);
+        char *text = s_format (size, "%s%s%sevent: %s\ndata: %s\n\n", id ? "id: " : "",
+                               id ? id : "", id ? "\n" : "", event, data);
+        free (data);
+        json_decref (body);
+        return text;
+    }
+    json_decref (body);
+    if (mode == EDGE_SSE_EVENTS)
+        return s_format (size, "data: %.*s\n\n", (int) len, json);
+    return s_format (size, "id: %llu\nevent: %s\ndata: %.*s\n\n",
+                     (unsigned long long) ++*counter, final ? "final" : "partial",
+                     (int) len, json);
+}
+
+char *
+edge_sse_error (edge_sse_mode_t mode, const char *code, const char *message, int status,
+                uint64_t *counter, size_t *size)
+{
+    char *body = edge_call_error_body (code, message, status, mode == EDGE_SSE_OPENAI);
+    char *text = NULL;
+    if (mode == EDGE_SSE_OPENAI)
+        text = s_format (size, "data: %s\n\n", body);
+    else if (mode == EDGE_SSE_EVENTS)
+        text = s_format (size, "event: error\ndata: %s\n\n", body);
+    else
+        text = s_format (size, "id: %llu\nevent: error\ndata: %s\n\n",
+                         (unsigned long long) ++*counter, body);
+    free (body);
+    return text;
+}
+
+//  --------------------------------------------------------------------------
+//  Selftest
+
+//  Render json as one reply and compare with expected.
+static void
+s_expect (edge_sse_mode_t mode, const char *json, bool final, uint64_t *counter,
+          const char *expected)
+{
+    size_t size = 0;
+    char *text = edge_sse_reply (mode, json, strlen (json), final, counter, &size);
+    if (strcmp (text, expected) != 0)
+        fprintf (stderr, "\nedge_sse: %s\n  gave     '%s'\n  expected '%s'\n", json, text,
+                 expected);
+    assert (strcmp (text, expected) == 0 && size == strlen (expected));
+    free (text);
+}
+
+void
+edge_sse_test (bool verbose)
+{
+    printf (" * edge_sse: ");
+    uint64_t n = 0;
+    //  Generic: numbered partial and final events, as ping streams them
+    s_expect (EDGE_SSE_GENERIC, "{\"index\":0}", false, &n,
+              "id: 1\nevent: partial\ndata: {\"index\":0}\n\n");
+    s_expect (EDGE_SSE_GENERIC, "{\"index\":1}", true, &n,
+              "id: 2\nevent: final\ndata: {\"index\":1}\n\n");
+    //  Event maps: id (string or integer) and event lines, data as JSON
+    const char *delta = "{\"event\":\"message.delta\",\"id\":\"m-1:3\",\"data\":"
+                        "{\"message_id\":\"m-1\",\"delta\":\"Hi\\n\"}}";
+    const char *rendered = "id: m-1:3\nevent: message.delta\ndata: "
+                           "{\"message_id\":\"m-1\",\"delta\":\"Hi\\n\"}\n\n";
+    s_expect (EDGE_SSE_EVENTS, delta, false, &n, rendered);
+    s_expect (EDGE_SSE_GENERIC, delta, false, &n, rendered);
+    assert (n == 2);  //  named events do not count
+    s_expect (EDGE_SSE_EVENTS, "{\"data\":[1,2],\"event\":\"x\",\"id\":7}", true, &n,
+              "id: 7\nevent: x\ndata: [1,2]\n\n");
+    s_expect (EDGE_SSE_EVENTS, "{\"event\":\"message.created\",\"data\":\"text\"}", false,
+              &n, "event: message.created\ndata: \"text\"\n\n");
+    s_expect (EDGE_SSE_EVENTS, "{\"event\":\"e\",\"data\":null}", false, &n,
+              "event: e\ndata: null\n\n");
+    //  An id that could break the framing is left out, a bad name makes a plain body
+    s_expect (EDGE_SSE_EVENTS, "{\"event\":\"e\",\"id\":\"a\\nb\",\"data\":1}", false, &n,
+              "event: e\ndata: 1\n\n");
+    s_expect (EDGE_SSE_EVENTS, "{\"event\":\"a b\",\"data\":1}", false, &n,
+              "data: {\"event\":\"a b\",\"data\":1}\n\n");
+    s_expect (EDGE_SSE_EVENTS, "{\"event\":\"a\\u0000b\",\"data\":1}", false, &n,
+              "data: {\"event\":\"a\\u0000b\",\"data\":1}\n\n");
+    s_expect (EDGE_SSE_EVENTS, "{\"event\":\"\",\"data\":1}", false, &n,
+              "data: {\"event\":\"\",\"data\":1}\n\n");
+    //  Other bodies: a plain data line (events), numbered partial/final (generic)
+    s_expect (EDGE_SSE_EVENTS, "{\"event\":\"no data\"}", false, &n,
+              "data: {\"event\":\"no data\"}\n\n");
+    s_expect (EDGE_SSE_EVENTS, "{\"id\":\"m\",\"status\":\"complete\"}", true, &n,
+              "data: {\"id\":\"m\",\"status\":\"complete\"}\n\n");
+    s_expect (EDGE_SSE_GENERIC, "{\"event\":5,\"data\":1}", true, &n,
+              "id: 3\nevent: final\ndata: {\"event\":5,\"data\":1}\n\n");
+    //  OpenAI: data lines, [DONE] after the final one
+    const char *chunk = "{\"object\":\"chat.completion.chunk\",\"choices\":[]}";
+    s_expect (EDGE_SSE_OPENAI, chunk, false, &n,
+              "data: {\"object\":\"chat.completion.chunk\",\"choices\":[]}\n\n");
+    s_expect (EDGE_SSE_OPENAI, chunk, true, &n,
+              "data: {\"object\":\"chat.completion.chunk\",\"choices\":[]}\n\n"
+              "data: [DONE]\n\n");
+
+    //  Errors end the stream, in each framing
+    size_t size = 0;
+    char *text = edge_sse_error (EDGE_SSE_EVENTS, "upstream_error", "boom", 502, &n,
+                                 &size);
+    assert (strcmp (text, "event: error\ndata: {\"error\":{\"code\":\"upstream_error\","
+                          "\"message\":\"boom\"}}\n\n")
+            == 0);
+    free (text);
+    text = edge_sse_error (EDGE_SSE_GENERIC, "deadline_exceeded", "late", 504, &n, &size);
+    assert (strncmp (text, "id: 4\nevent: error\ndata: {\"error\":{", 35) == 0);
+    free (text);
+    text = edge_sse_error (EDGE_SSE_OPENAI, "rate_limited", "slow down", 429, &n, &size);
+    if (verbose)
+        printf ("\n   %s", text);
+    assert (strcmp (text, "data: {\"error\":{\"message\":\"slow down\",\"type\":"
+                          "\"rate_limit_error\",\"param\":null,\"code\":"
+                          "\"rate_limited\"}}\n\n")
+            == 0);
+    assert (size == strlen (text));
+    free (text);
+
+    //  Event ids and Last-Event-ID values
+    assert (edge_sse_id_valid ("0b7c-11:4", 9));
+    assert (!edge_sse_id_valid ("", 0));
+    assert (!edge_sse_id_valid ("a\rb", 3));
+    assert (!edge_sse_id_valid ("\xc3\xa9", 2));
+    char long_id[EDGE_SSE_ID_MAX + 1];
+    memset (long_id, 'a', sizeof long_id);
+    assert (edge_sse_id_valid (long_id, EDGE_SSE_ID_MAX));
+    assert (!edge_sse_id_valid (long_id, sizeof long_id));
+    printf ("OK\n");
+}
