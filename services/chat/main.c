@@ -5,5 +5,6 @@
 int
 main (int argc, char **argv)
 {
-    return service_main (argc, argv, "chat", chat_server_actor);
+    return service_main_ex (argc, argv, "chat", chat_server_actor, chat_server_options,
+                            chat_server_option_count);
 }
