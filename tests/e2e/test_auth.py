@@ -543,6 +543,59 @@ def c_email_case():
     assert session.user_id == W.ada.user_id
 
 
+def c_refresh_race():
+    """The same refresh token sent five times at once: exactly one rotation wins."""
+    import threading
+    session = login(email("bea"))
+    gate = threading.Barrier(5)
+    answers = []
+
+    def one():
+        gate.wait()
+        answers.append(call("POST", "/api/v1/auth/refresh", {"refresh_token": session.refresh}))
+    threads = [threading.Thread(target=one) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    statuses = sorted(a.status for a in answers)
+    assert statuses == [200, 401, 401, 401, 401], "concurrent refreshes answered %s" % statuses
+    for answer in answers:
+        if answer.status == 401:
+            expect(answer, 401)
+            assert answer.json["error"]["code"] in ("token_reused", "invalid_token"), answer.json
+
+
+def c_login_timing():
+    """An unknown email costs about what a wrong password costs (no user enumeration)."""
+    def median(body):
+        times = []
+        for _ in range(5):
+            answer = call("POST", "/api/v1/auth/login", body)
+            expect(answer, 401, "invalid_credentials")
+            times.append(answer.elapsed)
+        return sorted(times)[2]
+    wrong = median({"email": email("bea"), "password": "Wrong-password-99"})
+    unknown = median({"email": email("nobody"), "password": "Wrong-password-99"})
+    assert unknown >= 0.5 * wrong, "unknown email %.1f ms, wrong password %.1f ms" % (
+        unknown * 1000, wrong * 1000)
+
+
+def c_demotion():
+    """A tenant admin demoted to member: the admin token ends, the new one is a member's."""
+    session = login(email("cat"))
+    expect(call("GET", "/api/v1/auth/members", token=session.access), 200)
+    settle(session)
+    member = expect(call("PATCH", "/api/v1/auth/members/" + W.cat.user_id, {"role": "member"},
+                         token=W.ada.access), 200)
+    assert member["role"] == "member", member
+    wait_refused(session.access, "a demoted admin's token")
+    again = login(email("cat"))
+    assert again.claims["role"] == "member" and again.tenant["role"] == "member", again.body
+    expect(call("GET", "/api/v1/auth/members", token=again.access), 403, "forbidden")
+    expect(call("GET", "/api/v1/auth/audit", token=again.access), 403, "forbidden")
+
+
 def c_me():
     me = expect(call("GET", ME, token=W.ada.access), 200)
     assert me["auth"] == "jwt", me
@@ -833,7 +886,19 @@ def c_tenants():
     expect(call("POST", "/api/v1/auth/tenants", {}, token=W.ada.access), 400, "bad_request")
     expect(call("PATCH", "/api/v1/auth/tenants/" + created["id"], {"name": ""},
                 token=W.ada.access), 400, "bad_request")
+    # when the creator became a member of the new tenant, its session there ends with it
+    me = expect(call("GET", ME, token=W.ada.access), 200)
+    inside = None
+    if created["id"] in [t["id"] for t in me["tenants"]]:
+        inside = check_token_reply(call("POST", "/api/v1/auth/switch",
+                                        {"tenant_id": created["id"]}, token=W.ada.access), 200,
+                                   tenant_id=created["id"])
+        settle(inside)
     expect(call("DELETE", "/api/v1/auth/tenants/" + created["id"], token=W.ada.access), 204)
+    if inside:
+        wait_refused(inside.access, "a session in a deleted tenant")
+    me = expect(call("GET", ME, token=W.ada.access), 200)
+    assert created["id"] not in [t["id"] for t in me["tenants"]], me
     expect(call("GET", "/api/v1/auth/tenants/" + created["id"], token=W.ada.access), 404,
            "not_found")
     expect(call("DELETE", "/api/v1/auth/tenants/" + created["id"], token=W.ada.access), 404,
@@ -977,6 +1042,13 @@ def c_body_tenant_ignored():
     me = expect(call("GET", ME, token=key["key"]), 200)
     assert me["tenant"]["id"] == W.tenant_b, me
     W.bea_key = key
+    # nor do headers named like the bus headers
+    forged = {"tenant_id": W.tenant_a, "user_id": W.ada.user_id, "role": "platform_admin",
+              "X-Tenant-Id": W.tenant_a, "X-User-Id": W.ada.user_id, "X-Role": "platform_admin"}
+    me = expect(call("GET", ME, token=W.bea.access, headers=forged), 200)
+    assert me["user"]["id"] == W.bea.user_id and me["tenant"]["id"] == W.tenant_b, me
+    expect(call("GET", "/api/v1/auth/tenants", token=W.bea.access, headers=forged), 403,
+           "forbidden")
 
 
 def c_pyjwt_token_accepted():
@@ -1156,6 +1228,7 @@ MAIN_CHECKS = [
     ("Chorus tokens verify with PyJWT (HS256, kid, iss, aud, claims)", c_pyjwt_verifies),
     ("login: new session; wrong password = unknown email (401)", c_login),
     ("emails compare without case", c_email_case),
+    ("login: unknown email as slow as a wrong password", c_login_timing),
     ("GET /api/v1/auth/me: user, tenant, tenants, auth=jwt", c_me),
     ("missing or bad credentials: 401 + WWW-Authenticate", c_bad_credentials),
     ("chorus_access cookie instead of the header; header wins", c_cookies),
@@ -1163,6 +1236,7 @@ MAIN_CHECKS = [
     ("refresh token reuse: 401 token_reused, family revoked", c_refresh_reuse),
     ("refresh from the chorus_refresh cookie, single use", c_refresh_cookie),
     ("refresh errors: unknown 401 invalid_token, missing 400", c_refresh_errors),
+    ("five concurrent refreshes with one token: one wins", c_refresh_race),
     ("logout: family revoked, access refused within seconds", c_logout),
     ("logout with cookies only", c_logout_cookies),
     ("invites: create, mail, list, accept (single use)", c_invites),
@@ -1178,7 +1252,7 @@ MAIN_CHECKS = [
     ("list paging: limit 1..100, bad cursor 400", c_list_limits),
     ("API keys: created once shown, listed, scopes enforced", c_api_keys),
     ("API keys: deleted or expired key refused within seconds", c_api_key_revoked),
-    ("a tenant id in a body is ignored", c_body_tenant_ignored),
+    ("a tenant id in a body or a header is ignored", c_body_tenant_ignored),
     ("cross-tenant matrix: other tenant's ids = unknown (404)", c_cross_tenant),
     ("a token made by PyJWT with the secret is accepted", c_pyjwt_token_accepted),
 ]
@@ -1188,6 +1262,7 @@ AFTER_FORGERIES = [
     ("password forgot: same 202 for unknown email, no mail", c_forgot_unknown),
     ("audit: logins, reuse, role change, keys; paging; per tenant", c_audit),
     ("at rest: argon2id hashes, no plaintext secrets", c_at_rest),
+    ("demotion: the admin token ends, member gets 403", c_demotion),
 ]
 
 
