@@ -83,6 +83,7 @@ s_text (const char *text)
     return block;
 }
 
+//  The conversation as Messages turns; system turns are joined to *system_p.
 static json_t *
 s_messages (llm_request_t *request, char **system_p)
 {
@@ -242,6 +243,8 @@ s_block (llm_parser_t *parser, json_t *root)
     return (int) json_integer_value (index);
 }
 
+//  content_block_start: note the block's kind; text and tool_use start events,
+//  thinking blocks start the replay.
 static int
 s_block_start (llm_parser_t *parser, json_t *root)
 {
@@ -304,6 +307,7 @@ s_replay_extend (llm_parser_t *parser, int index, const char *key, json_t *piece
     return 0;
 }
 
+//  content_block_delta: text, tool arguments, thinking or its signature.
 static int
 s_block_delta (llm_parser_t *parser, json_t *root)
 {

@@ -114,6 +114,7 @@ s_deliver (llm_stream_t *self, const llm_event_t *event)
     return self->ended || self->cancelled ? -1 : 0;
 }
 
+//  Deliver an ERROR event.
 static void
 s_error (llm_stream_t *self, llm_error_t code, const char *message, long status,
          int64_t retry_after)
@@ -127,6 +128,7 @@ s_error (llm_stream_t *self, llm_error_t code, const char *message, long status,
     s_deliver (self, &event);
 }
 
+//  Deliver the DONE the parser gave earlier.
 static void
 s_deliver_held (llm_stream_t *self)
 {
@@ -187,6 +189,8 @@ s_on_parser_event (const llm_event_t *event, void *arg)
     return s_deliver (self, event);
 }
 
+//  Status and headers are in: a 2xx body gets a parser, others are kept as
+//  the error's body.
 static int
 s_on_response (http_response_t *response, void *arg)
 {
@@ -201,6 +205,7 @@ s_on_response (http_response_t *response, void *arg)
     return 0;
 }
 
+//  A piece of the body: to the parser, or to the bounded error body.
 static int
 s_on_data (http_response_t *response, const char *data, size_t size, void *arg)
 {
@@ -302,6 +307,7 @@ s_fail_status (llm_stream_t *self, http_response_t *response)
     s_error (self, code, message, self->status, retry_after);
 }
 
+//  The attempt ended: deliver DONE, the error, or retry.
 static void
 s_on_done (http_response_t *response, void *arg)
 {

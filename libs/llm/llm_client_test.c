@@ -153,6 +153,7 @@ typedef struct {
     int64_t ended_at;      //  zclock_mono at the end
 } s_run_t;
 
+//  Record an event; free the stream at its end or at cancel_at.
 static void
 s_on_event (llm_stream_t *stream, const llm_event_t *event, void *arg)
 {

@@ -49,6 +49,7 @@ s_add_part (json_t *contents, const char *role, json_t *part)
     json_array_append_new (json_object_get (last, "parts"), part);
 }
 
+//  A text part.
 static json_t *
 s_text (const char *text)
 {
@@ -72,6 +73,7 @@ s_signature (json_t *replay, int index)
     return NULL;
 }
 
+//  The conversation as Gemini contents; system turns are joined to *system_p.
 static json_t *
 s_contents (llm_request_t *request, char **system_p)
 {
@@ -387,9 +389,9 @@ llm_gemini_test (bool verbose)
     llm_wire_clear (&wire);
     //  Thinking per model family
     struct {
-        const char *model;
-        llm_thinking_t thinking;
-        const char *expect;  //  thinkingConfig, or NULL for none
+        const char *model;        //  model name
+        llm_thinking_t thinking;  //  mode asked
+        const char *expect;       //  thinkingConfig, or NULL for none
     } cases[] = {
         {"gemini-2.5-pro", LLM_THINKING_QUICK, "{\"thinkingBudget\":128}"},
         {"gemini-2.5-pro", LLM_THINKING_DEEP, "{\"thinkingBudget\":32768}"},

@@ -171,6 +171,7 @@ llm_n8n_on_event (llm_parser_t *parser, const http_sse_event_t *event)
     return rc;
 }
 
+//  http_lines callback: one NDJSON line.
 static int
 s_on_line (const char *line, size_t size, void *arg)
 {
@@ -178,6 +179,7 @@ s_on_line (const char *line, size_t size, void *arg)
     return parser->ended ? -1 : llm_n8n_on_line (parser, line, size);
 }
 
+//  http_sse_parser callback: one SSE event.
 static int
 s_on_event (const http_sse_event_t *event, void *arg)
 {

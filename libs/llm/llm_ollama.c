@@ -48,11 +48,12 @@ llm_ollama_build (llm_request_t *request, llm_wire_t *wire, char *error, size_t 
     llm_wire_add_header (wire, "Accept", "application/x-ndjson");
 
     json_t *messages = json_array ();
-    if (*request->system)
-        json_array_append_new (messages,
-                               json_pack ("{s:s, s:s}", "role", "system", "content", ""));
-    if (*request->system)
-        llm_json_set_string (json_array_get (messages, 0), "content", request->system);
+    if (*request->system) {
+        json_t *system = json_object ();
+        llm_json_set_string (system, "role", "system");
+        llm_json_set_string (system, "content", request->system);
+        json_array_append_new (messages, system);
+    }
     for (size_t i = 0; i < request->message_count; i++) {
         llm_message_t *m = &request->messages[i];
         json_t *message = json_object ();
@@ -230,9 +231,9 @@ llm_ollama_test (bool verbose)
         "\"options\":{\"temperature\":0.5,\"num_predict\":200}}"));
     llm_wire_clear (&wire);
     struct {
-        const char *model;
-        llm_thinking_t thinking;
-        const char *expect;  //  "think" member, or NULL
+        const char *model;        //  model name
+        llm_thinking_t thinking;  //  mode asked
+        const char *expect;       //  "think" member, or NULL
     } cases[] = {
         {"gpt-oss:20b", LLM_THINKING_BALANCED, "\"think\":\"medium\""},
         {"qwen3:8b", LLM_THINKING_QUICK, "\"think\":false"},

@@ -26,6 +26,7 @@
 //  ---------------------------------------------------------------------------
 //  Splitting the body
 
+//  http_sse_parser callback: one event to the provider's parser.
 static int
 s_on_sse (const http_sse_event_t *event, void *arg)
 {
@@ -44,6 +45,7 @@ s_on_sse (const http_sse_event_t *event, void *arg)
     }
 }
 
+//  http_lines callback: one line to the provider's parser.
 static int
 s_on_line (const char *line, size_t size, void *arg)
 {
@@ -428,6 +430,7 @@ typedef struct {
     int after;        //  events after a terminal one
 } s_log_t;
 
+//  Append an event to the log, counting terminal events and what follows them.
 static int
 s_fuzz_on_event (const llm_event_t *event, void *arg)
 {
@@ -536,6 +539,7 @@ typedef struct {
     char last[256];  //  last event, formatted
 } s_test_t;
 
+//  Count events and keep the last one.
 static int
 s_test_on_event (const llm_event_t *event, void *arg)
 {
