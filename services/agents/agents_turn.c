@@ -101,6 +101,7 @@ s_turn_free (service_call_t *base)
     free (turn->model);
     free (turn->model_shown);
     free (turn->content);
+    free (turn->replay);
     for (int i = 0; i < turn->call_count; i++) {
         free (turn->calls[i].id);
         free (turn->calls[i].name);
@@ -230,6 +231,7 @@ s_result (s_turn_t *turn, ChorusAgents__TurnResult *result, ChorusAgents__ToolCa
     result->tool_calls = pointers;
     result->n_tool_calls = (size_t) turn->call_count;
     result->agent_id = turn->agent_id;
+    result->replay = turn->replay;
     result->conversation_id = turn->conversation_id[0] ? turn->conversation_id : NULL;
 }
 
@@ -479,6 +481,10 @@ s_on_event (llm_stream_t *stream, const llm_event_t *event, void *arg)
                 turn->completion_tokens = event->completion_tokens;
             break;
         case LLM_EVENT_DONE:
+            if (event->replay) {
+                free (turn->replay);
+                turn->replay = strdup (event->replay);
+            }
             //  Answering frees the turn, and the turn frees its stream
             s_finish (turn, event->finish ? event->finish : "stop");
             break;
@@ -669,6 +675,8 @@ s_agent_read (service_call_t *call, PGresult *result)
                 rc = llm_request_add_tool_call (request, message->tool_calls[c]->id,
                                                 message->tool_calls[c]->name,
                                                 message->tool_calls[c]->arguments);
+            if (rc == 0 && message->replay && streq (message->role, "assistant"))
+                llm_request_set_replay (request, message->replay);
             if (rc == 0 && message->tool_call_id)
                 rc = llm_request_set_tool_call_id (request, message->tool_call_id,
                                                    message->name);
