@@ -56,6 +56,7 @@ typedef struct {
     int64_t first_token_us;                 //  first delta, 0 none yet
     bool role_sent;                         //  openai: the role chunk went out
     char conversation_id[SERVICE_ID_SIZE];  //  for the event
+    char *replay;                           //  the provider's record of the turn
 } s_turn_t;
 
 //  ---------------------------------------------------------------------------------
