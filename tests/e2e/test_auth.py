@@ -1512,10 +1512,19 @@ def main():
             check(name, fn)
 
         # auth and edge again, with low limits and a rotated secret
+        def stop_auth_edge():
+            for proc in (processes[-1], processes[1 + SERVICES.index("auth")]):
+                proc.send_signal(signal.SIGTERM)
+            codes = [(proc.name, proc.wait(timeout=20))
+                     for proc in (processes[-1], processes[1 + SERVICES.index("auth")])]
+            assert all(code == 0 for _, code in codes), "exit codes %s" % codes
+        check("auth and edge exit 0 on SIGTERM", stop_auth_edge)
+
         def restart():
-            auth = processes[1 + SERVICES.index("auth")]
-            stop(processes[-1])
-            stop(auth)
+            for proc in (processes[-1], processes[1 + SERVICES.index("auth")]):
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
             limits = dict(environment)
             limits.update({
                 "CHORUS_EDGE_PORT": str(free_port()),
@@ -1531,7 +1540,7 @@ def main():
             processes[-1] = start("edge-limits", [BIN + "/chorus-edge"], limits)
             SECRET_NOW[0], KID_NOW[0] = SECRET2, KID2
             wait_ready(int(limits["CHORUS_EDGE_PORT"]), ["auth"])
-        if check("auth and edge stop on SIGTERM, start with low limits", restart):
+        if check("auth and edge start again: low limits, rotated secret", restart):
             for name, fn in LIMIT_CHECKS:
                 check(name, fn)
 
