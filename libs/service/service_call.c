@@ -80,9 +80,22 @@ service_call_reply (service_call_t *call, const ProtobufCMessage *reply)
 }
 
 void
+service_call_reply_raw (service_call_t *call, const void *body, size_t size)
+{
+    bus_worker_final (service_runtime_worker (call->runtime), &call->request, body, size);
+    s_call_free (call);
+}
+
+void
 service_call_partial (service_call_t *call, const ProtobufCMessage *reply)
 {
     bus_worker_partial_msg (service_runtime_worker (call->runtime), call->request, reply);
+}
+
+void
+service_call_partial_raw (service_call_t *call, const void *body, size_t size)
+{
+    bus_worker_partial (service_runtime_worker (call->runtime), call->request, body, size);
 }
 
 void

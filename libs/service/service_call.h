@@ -51,8 +51,14 @@ service_call_t *service_call_new (service_runtime_t *runtime, void *state,
 //  Answer with reply (NULL: an empty body) and free the call.
 void service_call_reply (service_call_t *call, const ProtobufCMessage *reply);
 
+//  Answer with a body already encoded as msgpack and free the call.
+void service_call_reply_raw (service_call_t *call, const void *body, size_t size);
+
 //  Send a partial reply (the call goes on).
 void service_call_partial (service_call_t *call, const ProtobufCMessage *reply);
+
+//  Send a partial reply already encoded as msgpack (the call goes on).
+void service_call_partial_raw (service_call_t *call, const void *body, size_t size);
 
 //  Answer with an error and free the call.
 void service_call_fail (service_call_t *call, const char *code, const char *message);

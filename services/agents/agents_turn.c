@@ -141,23 +141,15 @@ s_append (char **text, size_t *size, const char *piece, size_t len)
     *text = grown;
 }
 
-//  Send a msgpack body as a partial (final false) or as the final reply.
+//  Send a msgpack body as a partial (final false) or as the final reply (which
+//  frees the turn).
 static void
 s_send_raw (s_turn_t *turn, const msgpack_sbuffer *buf, bool final)
 {
-    bus_worker_t *worker = service_runtime_worker (turn->base.runtime);
-    if (final) {
-        bus_worker_final (worker, &turn->base.request, buf->data, buf->size);
-        //  the request is ended: free the call without answering again
-        service_call_t *base = &turn->base;
-        if (base->free_fn)
-            base->free_fn (base);
-        if (base->args)
-            protobuf_c_message_free_unpacked (base->args, NULL);
-        free (turn);
-    }
+    if (final)
+        service_call_reply_raw (&turn->base, buf->data, buf->size);
     else
-        bus_worker_partial (worker, turn->base.request, buf->data, buf->size);
+        service_call_partial_raw (&turn->base, buf->data, buf->size);
 }
 
 //  Send a stream event {"event", "data": msg} (schemas/chat.md).
