@@ -2,6 +2,7 @@
 #include "service_runtime.h"
 
 #include <assert.h>
+#include <openssl/crypto.h>
 #include <unistd.h>
 
 #include "bus_proto.h"
@@ -428,4 +429,8 @@ service_runtime_actor (zsock_t *pipe, void *args, const service_definition_t *de
     zloop_destroy (&self->loop);
     core_log_destroy (&self->log);
     free (self);
+    //  Free this thread's OpenSSL state (libpq, libcurl and libjwt use it) now:
+    //  czmq's actor threads are detached, so the thread-exit destructor could run
+    //  after the process ended and LeakSanitizer would count it as a leak
+    OPENSSL_thread_stop ();
 }

@@ -165,7 +165,7 @@ static void
 s_test_events (int port, const char *member, const char *admin)
 {
     edge_response_t r;
-    char value[128], headers[1024];
+    char value[128], headers[2048];
     snprintf (headers, sizeof headers, "%sAccept: text/event-stream\r\n", member);
     assert (s_post (port, "/api/v1/conversations/c-1/messages", headers,
                     "{\"content\":\"hi\"}", &r)
@@ -246,7 +246,7 @@ static void
 s_test_openai (int port, const char *member)
 {
     edge_response_t r;
-    char value[256], headers[1024];
+    char value[256], headers[2048];
     //  401 without a key, in OpenAI's shape with the challenge; 404, 405 too
     assert (edge_testclient_get (port, "/v1/models", NULL, &r) == 401);
     assert (s_openai_error (&r, "unauthorized", "authentication_error"));
@@ -327,7 +327,7 @@ s_test_openai (int port, const char *member)
 static void
 s_test_gone (int port, const char *member, zactor_t *chat, zactor_t *agents)
 {
-    char headers[1024];
+    char headers[2048];
     const char *cases[][3] = {
         {"/api/v1/conversations/c-1/messages", "", "{\"content\":\"x\",\"hold\":true}"},
         {"/api/v1/conversations/c-1/messages", "Accept: text/event-stream\r\n",
@@ -361,7 +361,7 @@ static void
 s_test_ws (int port, const char *token)
 {
     edge_testclient_t *client = edge_testclient_new (port);
-    char headers[1024];
+    char headers[2048];
     snprintf (headers, sizeof headers, "Authorization: Bearer %s\r\n", token);
     assert (edge_testclient_ws_open_with (client, "/api/v1/ws", headers) == 101);
     const char *req = "{\"type\":\"request\",\"id\":\"s1\",\"method\":\"POST\",\"path\":"
