@@ -577,7 +577,9 @@ def c_login_timing():
         return sorted(times)[2]
     wrong = median({"email": email("bea"), "password": "Wrong-password-99"})
     unknown = median({"email": email("nobody"), "password": "Wrong-password-99"})
-    assert unknown >= 0.5 * wrong, "unknown email %.1f ms, wrong password %.1f ms" % (
+    # a failed login also writes its audit entry and counters, slow under sanitizers;
+    # without a hash for unknown emails the ratio is ~0.1, with one ~0.5..1
+    assert unknown >= 0.3 * wrong, "unknown email %.1f ms, wrong password %.1f ms" % (
         unknown * 1000, wrong * 1000)
 
 
