@@ -22,6 +22,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -1572,6 +1573,7 @@ def main():
         drop_database(DATABASE, db_name)
     print("%d passed, %d failed in %.0fs" % (len(PASSED), len(FAILED), time.time() - started))
     if not FAILED:
+        shutil.rmtree(WORK, ignore_errors=True)     # logs and mails are kept on failure
         print("all auth tests passed")
     return 1 if FAILED else 0
 
