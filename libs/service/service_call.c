@@ -95,7 +95,8 @@ service_call_partial (service_call_t *call, const ProtobufCMessage *reply)
 void
 service_call_partial_raw (service_call_t *call, const void *body, size_t size)
 {
-    bus_worker_partial (service_runtime_worker (call->runtime), call->request, body, size);
+    bus_worker_partial (service_runtime_worker (call->runtime), call->request, body,
+                        size);
 }
 
 void

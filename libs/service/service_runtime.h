@@ -60,7 +60,7 @@ bus_worker_t *service_runtime_worker (service_runtime_t *self);
 core_log_t *service_runtime_log (service_runtime_t *self);
 core_config_t *service_runtime_config (service_runtime_t *self);
 zloop_t *service_runtime_loop (service_runtime_t *self);
-db_pool_t *service_runtime_db (service_runtime_t *self);             //  NULL without one
+db_pool_t *service_runtime_db (service_runtime_t *self);  //  NULL without one
 //  A bus client in the service's loop, for requests to other services.
 bus_client_t *service_runtime_client (service_runtime_t *self);
 redis_client_t *service_runtime_redis (service_runtime_t *self);     //  NULL without one

@@ -29,6 +29,18 @@ s_check_lines (const char *text, size_t size)
     }
 }
 
+//  A terminated copy of len bytes (strndup would let ASan's strict string checks
+//  read past input that has no NUL).
+static char *
+s_copy (const char *text, size_t len)
+{
+    char *copy = malloc (len + 1);
+    assert (copy);
+    memcpy (copy, text, len);
+    copy[len] = 0;
+    return copy;
+}
+
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
@@ -48,8 +60,12 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         json = edge_call_reply_json (&reply);
     }
     else if (!memchr (text, '\n', len) && !memchr (text, '\r', len)
-             && !memchr (text, 0, len))
-        json = strndup (text, len);  //  a reply's JSON is always one line
+             && !memchr (text, 0, len)) {
+        json = malloc (len + 1);  //  a reply's JSON is always one line
+        assert (json);
+        memcpy (json, text, len);
+        json[len] = 0;
+    }
     if (json) {
         uint64_t counter = 0;
         size_t out = 0;
@@ -60,7 +76,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         free (sse);
         free (json);
     }
-    char *message = strndup (text, len);
+    char *message = s_copy (text, len);
     uint64_t counter = 0;
     size_t out = 0;
     char *sse = edge_sse_error (mode, "internal", message, 500 + data[0], &counter, &out);
