@@ -39,20 +39,27 @@ static struct {
 int
 main (int argc, char **argv)
 {
-    //  One table: the edge's options, the services' options, ours
-    size_t count = edge_server_option_count + service_main_option_count
-                   + auth_server_option_count + agents_server_option_count + 1;
+    //  One table: the edge's options, every service's, ours
+    const struct {
+        const core_config_option_t *options;  //  a program's table
+        size_t count;                         //  its size
+    } parts[] = {
+        {edge_server_options, edge_server_option_count},
+        {service_main_options, service_main_option_count},
+        {auth_server_options, auth_server_option_count},
+        {agents_server_options, agents_server_option_count},
+        {channels_server_options, channels_server_option_count},
+        {s_own, sizeof s_own / sizeof s_own[0]},
+    };
+    size_t count = 0;
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+        count += parts[i].count;
     core_config_option_t *table = calloc (count, sizeof *table);
     size_t at = 0;
-    memcpy (table, edge_server_options, edge_server_option_count * sizeof *table);
-    at += edge_server_option_count;
-    memcpy (table + at, service_main_options, service_main_option_count * sizeof *table);
-    at += service_main_option_count;
-    memcpy (table + at, auth_server_options, auth_server_option_count * sizeof *table);
-    at += auth_server_option_count;
-    memcpy (table + at, agents_server_options,
-            agents_server_option_count * sizeof *table);
-    table[count - 1] = s_own[0];
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        memcpy (table + at, parts[i].options, parts[i].count * sizeof *table);
+        at += parts[i].count;
+    }
     int rc = 0;
     if (core_config_handle_args (argc, argv, "chorusd", table, count)) {
         free (table);
