@@ -79,8 +79,11 @@ def free_base_port():
 def wait_for(what, predicate, timeout=15.0):
     end = time.time() + timeout
     while time.time() < end:
-        if predicate():
-            return
+        try:
+            if predicate():
+                return
+        except OSError:             # not listening yet
+            pass
         time.sleep(0.05)
     raise AssertionError("timed out waiting for " + what)
 
@@ -943,6 +946,40 @@ def run_http(port, bus, standin):
                            token=ctx["a"])
         assert status == 404, status
     check("HTTP: delete (204), then 404", delete)
+    return ctx
+
+
+def run_real_agents(port, ctx):
+    """The real agents service (its built-in offline provider) behind chat."""
+    def turn():
+        status, _, raw = web(port, "POST", "/api/v1/agents",
+                             {"name": "Helper %s" % RUN, "system_prompt": "Be brief."},
+                             ctx["a"])
+        assert status == 201, (status, raw)
+        agent = json.loads(raw)
+        status, _, raw = web(port, "POST", "/api/v1/conversations",
+                             {"agent_id": agent["id"], "title": "Real"}, ctx["a"])
+        assert status == 201, (status, raw)
+        conv = json.loads(raw)["id"]
+        status, headers, raw = web(port, "POST", "/api/v1/conversations/%s/messages" % conv,
+                                   {"content": "Hello, who are you?"}, ctx["a"],
+                                   {"Accept": "text/event-stream"}, timeout=60)
+        assert status == 200, (status, raw)
+        evs = sse_events(raw)
+        assert [e[0] for e in evs[:2]] == ["message.created"] * 2, evs[:2]
+        done = evs[-1]
+        assert done[0] == "message.completed" and done[2]["status"] == "complete", done
+        deltas = "".join(e[2]["delta"] for e in evs if e[0] == "message.delta")
+        assert done[2]["content"] and deltas == done[2]["content"], (deltas, done)
+        assert done[2]["author_id"] == agent["id"], done
+        status, _, raw = web(port, "POST", "/api/v1/conversations/%s/messages" % conv,
+                             {"content": "And again?"}, ctx["a"], timeout=60)
+        assert status == 200 and json.loads(raw)["status"] == "complete", (status, raw)
+        status, _, raw = web(port, "GET", "/api/v1/conversations/%s" % conv, token=ctx["a"])
+        detail = json.loads(raw)
+        assert status == 200 and detail["message_count"] == 4, detail
+        assert [m["role"] for m in detail["messages"]] == ["assistant", "user"] * 2, detail
+    check("the real agents service (offline provider) answers a conversation", turn)
 
 
 def run_restarts(bus, standin, environment, chats, replicas_of):
@@ -997,6 +1034,7 @@ def run_restarts(bus, standin, environment, chats, replicas_of):
 
 
 ENVIRONMENT = {}
+OTHERS = {}       # the environment of the processes that are not chat
 
 
 def main():
@@ -1024,14 +1062,15 @@ def main():
     ENVIRONMENT.update(environment)
     start("broker", [BIN + "/chorus-broker"], environment)
     chats = [start("chat-%d" % i, [BIN + "/chorus-chat"], environment) for i in (1, 2)]
-    # The edge's TLS library keeps a little at exit (libcrypto, not chat's): in a
-    # sanitizer build only that is not a leak for this test
-    suppressions = os.path.join(WORK, "lsan-edge.supp")
+    # In a sanitizer build, the OpenSSL state of a detached actor thread (libjwt,
+    # libcurl) outlives the process now and then in auth, edge and agents (see
+    # 0228f40 for the edge): not this test's subject. Chat runs without it.
+    suppressions = os.path.join(WORK, "lsan-others.supp")
     with open(suppressions, "w") as f:
-        f.write("leak:libcrypto.so\n")
-    edge_environment = dict(environment, LSAN_OPTIONS="suppressions=" + suppressions)
-    start("auth", [BIN + "/chorus-auth"], environment)
-    start("edge", [BIN + "/chorus-edge"], edge_environment)
+        f.write("leak:CRYPTO_zalloc\n")
+    OTHERS.update(environment, LSAN_OPTIONS="suppressions=" + suppressions)
+    start("auth", [BIN + "/chorus-auth"], OTHERS)
+    start("edge", [BIN + "/chorus-edge"], OTHERS)
     bus = Bus(endpoint)
     events = Events("tcp://127.0.0.1:%d" % (base + 2))
     standin = StandInAgents(endpoint)
@@ -1049,7 +1088,7 @@ def main():
         wait_for("two chat replicas, auth and the stand-in",
                  lambda: replicas_of("chat") == 2 and replicas_of("agents") == 1
                  and replicas_of("auth") == 1, 60)
-        run_http(edge_port, bus, standin)
+        web_ctx = run_http(edge_port, bus, standin)
         run(bus, standin, events, replicas_of)
         again = StandInAgents(endpoint)
         again.agents = standin.agents
@@ -1057,6 +1096,12 @@ def main():
         wait_for("the stand-in again", lambda: replicas_of("agents") == 1)
         run_restarts(bus, again, environment, chats, replicas_of)
         again.stopping.set()
+        again.join(5)
+        start("agents", [BIN + "/chorus-agents"], OTHERS)
+        chats.append(start("chat-4", [BIN + "/chorus-chat"], environment))
+        wait_for("the agents service and a chat replica",
+                 lambda: replicas_of("agents") == 1 and replicas_of("chat") == 1, 60)
+        run_real_agents(edge_port, web_ctx)
 
         def shutdown():
             for proc in reversed(PROCESSES):
