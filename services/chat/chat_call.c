@@ -155,7 +155,8 @@ chat_call_fail_upstream (chat_call_t *call, const bus_reply_t *reply, const char
 //  ---------------------------------------------------------------------------------
 //  Ending calls with raw bodies
 
-//  Free the call as service_call does once its request is over.
+//  Free a call whose request is over already, as service_call does when it
+//  answers (it has no way to free without answering).
 static void
 s_free_call (chat_call_t *call)
 {
@@ -172,27 +173,23 @@ s_free_call (chat_call_t *call)
 void
 chat_call_reply_raw (chat_call_t *call, const void *body, size_t size)
 {
-    bus_worker_final (service_runtime_worker (call->base.runtime), &call->base.request,
-                      body, size);
-    s_free_call (call);
+    service_call_reply_raw (&call->base, body, size);
 }
 
 void
 chat_call_partial_raw (chat_call_t *call, const void *body, size_t size)
 {
     if (call->base.request)
-        bus_worker_partial (service_runtime_worker (call->base.runtime),
-                            call->base.request, body, size);
+        service_call_partial_raw (&call->base, body, size);
 }
 
 void
 chat_call_discard (chat_call_t *call)
 {
     if (call->base.request)
-        bus_worker_error (service_runtime_worker (call->base.runtime),
-                          &call->base.request, "shutting_down",
-                          "the service is stopping");
-    s_free_call (call);
+        service_call_fail (&call->base, "shutting_down", "the service is stopping");
+    else
+        s_free_call (call);
 }
 
 //  ---------------------------------------------------------------------------------

@@ -245,6 +245,46 @@ chat_conversations_get (service_runtime_t *runtime, bus_request_t *request, void
 //  ---------------------------------------------------------------------------------
 //  conversations.update, conversations.delete
 
+//  Look up conversation call->id of the tenant first, so that a missing one
+//  answers not_found without a failed change (the change checks again).
+static void
+s_exists (chat_call_t *call, service_step_fn *next)
+{
+    const char *params[] = {call->id, call->tenant_id};
+    service_call_query (&call->base, next,
+                        "SELECT agent_id FROM chat.conversations WHERE id = $1 AND "
+                        "tenant_id = $2",
+                        2, params);
+}
+
+static void
+s_update (chat_call_t *call, PGresult *result)
+{
+    if (PQntuples (result) != 1) {
+        service_call_fail (&call->base, "not_found", "no such conversation");
+        return;
+    }
+    ChorusChat__ConversationUpdateRequest
+        *args = (ChorusChat__ConversationUpdateRequest *) call->base.args;
+    const char *archived = !args->has_archived ? NULL : args->archived ? "true" : "false";
+    const char *params[] = {call->id, call->tenant_id, args->title, archived};
+    db_stmt_t stmts[] = {
+        {S_REQUIRE_CONVERSATION, 2, params},
+        {"UPDATE chat.conversations SET title = COALESCE ($3, title), archived = "
+         "COALESCE ($4::boolean, archived), updated_at = clock_timestamp () WHERE id = "
+         "$1 AND tenant_id = $2",
+         4, params}};
+    ChorusChat__Conversation event = CHORUS_CHAT__CONVERSATION__INIT;
+    event.id = call->id;
+    event.agent_id = PQgetvalue (result, 0, 0);
+    event.title = args->title;
+    event.has_archived = args->has_archived;
+    event.archived = args->archived;
+    service_call_emit (&call->base, (service_step_fn *) s_conversation_get,
+                       call->tenant_id, "chat.conversation.updated", &event.base, stmts,
+                       2);
+}
+
 void
 chat_conversations_update (service_runtime_t *runtime, bus_request_t *request,
                            void *state)
@@ -266,22 +306,7 @@ chat_conversations_update (service_runtime_t *runtime, bus_request_t *request,
         service_call_fail (&call->base, "bad_request", problem);
         return;
     }
-    const char *archived = !args->has_archived ? NULL : args->archived ? "true" : "false";
-    const char *params[] = {call->id, call->tenant_id, args->title, archived};
-    db_stmt_t stmts[] = {
-        {S_REQUIRE_CONVERSATION, 2, params},
-        {"UPDATE chat.conversations SET title = COALESCE ($3, title), archived = "
-         "COALESCE ($4::boolean, archived), updated_at = clock_timestamp () WHERE id = "
-         "$1 AND tenant_id = $2",
-         4, params}};
-    ChorusChat__Conversation event = CHORUS_CHAT__CONVERSATION__INIT;
-    event.id = call->id;
-    event.title = args->title;
-    event.has_archived = args->has_archived;
-    event.archived = args->archived;
-    service_call_emit (&call->base, (service_step_fn *) s_conversation_get,
-                       call->tenant_id, "chat.conversation.updated", &event.base, stmts,
-                       2);
+    s_exists (call, (service_step_fn *) s_update);
 }
 
 static void
@@ -293,6 +318,24 @@ s_deleted (chat_call_t *call, PGresult *result)
     service_call_reply (&call->base, NULL);
 }
 
+static void
+s_delete (chat_call_t *call, PGresult *result)
+{
+    if (PQntuples (result) != 1) {
+        service_call_fail (&call->base, "not_found", "no such conversation");
+        return;
+    }
+    const char *params[] = {call->id, call->tenant_id};
+    db_stmt_t stmts[] = {
+        {S_REQUIRE_CONVERSATION, 2, params},
+        {"DELETE FROM chat.conversations WHERE id = $1 AND tenant_id = $2", 2, params}};
+    ChorusChat__Conversation event = CHORUS_CHAT__CONVERSATION__INIT;
+    event.id = call->id;
+    event.agent_id = PQgetvalue (result, 0, 0);
+    service_call_emit (&call->base, (service_step_fn *) s_deleted, call->tenant_id,
+                       "chat.conversation.deleted", &event.base, stmts, 2);
+}
+
 void
 chat_conversations_delete (service_runtime_t *runtime, bus_request_t *request,
                            void *state)
@@ -301,18 +344,10 @@ chat_conversations_delete (service_runtime_t *runtime, bus_request_t *request,
     chat_call_t *call = chat_call_new ((chat_state_t *) state, &request,
                                        &chorus_chat__id_request__descriptor,
                                        sizeof (chat_call_t), CHAT_CALL_PLAIN);
-    if (!call
-        || !chat_call_take_id (call, ((ChorusChat__IdRequest *) call->base.args)->id,
-                               "conversation"))
-        return;
-    const char *params[] = {call->id, call->tenant_id};
-    db_stmt_t stmts[] = {
-        {S_REQUIRE_CONVERSATION, 2, params},
-        {"DELETE FROM chat.conversations WHERE id = $1 AND tenant_id = $2", 2, params}};
-    ChorusChat__Conversation event = CHORUS_CHAT__CONVERSATION__INIT;
-    event.id = call->id;
-    service_call_emit (&call->base, (service_step_fn *) s_deleted, call->tenant_id,
-                       "chat.conversation.deleted", &event.base, stmts, 2);
+    if (call
+        && chat_call_take_id (call, ((ChorusChat__IdRequest *) call->base.args)->id,
+                              "conversation"))
+        s_exists (call, (service_step_fn *) s_delete);
 }
 
 //  ---------------------------------------------------------------------------------

@@ -742,7 +742,8 @@ def run(bus, standin, events, replicas_of):
         events.find("chat.message.completed",
                     lambda p: p["id"] == ctx["cancelled_mid"] and p["status"] == "cancelled")
         events.find("chat.conversation.updated", lambda p: p["id"] == ctx["third"])
-        events.find("chat.conversation.deleted", lambda p: p["id"] == ctx["third"])
+        events.find("chat.conversation.deleted",
+                    lambda p: p["id"] == ctx["third"] and p["agent_id"] == agent)
     check("outbox events: created, message created/completed with usage", outbox_events)
 
     def delete_running():
