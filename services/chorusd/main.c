@@ -49,6 +49,7 @@ main (int argc, char **argv)
         {auth_server_options, auth_server_option_count},
         {agents_server_options, agents_server_option_count},
         {channels_server_options, channels_server_option_count},
+        {chat_server_options, chat_server_option_count},
         {s_own, sizeof s_own / sizeof s_own[0]},
     };
     size_t count = 0;
