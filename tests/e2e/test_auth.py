@@ -1549,6 +1549,48 @@ def main():
             for name, fn in LIMIT_CHECKS:
                 check(name, fn)
 
+        # auth and edge once more, with Redis unreachable: authentication still
+        # works, request budgets fail open, login fails closed (then open on request)
+        def redis_down(login_fail_open):
+            for proc in (processes[-1], processes[1 + SERVICES.index("auth")]):
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+                    proc.wait(timeout=20)
+            down = dict(environment)
+            down.update({"CHORUS_EDGE_PORT": str(free_port()),
+                         "CHORUS_REDIS_URL": "redis://127.0.0.1:%d/0" % free_port(),
+                         "CHORUS_JWT_SECRET": SECRET2, "CHORUS_JWT_PREVIOUS_SECRETS": SECRET,
+                         "CHORUS_LOGIN_LIMIT_FAIL_OPEN": "true" if login_fail_open else "false"})
+            processes[1 + SERVICES.index("auth")] = start("auth-no-redis",
+                                                          [BIN + "/chorus-auth"], down)
+            processes[-1] = start("edge-no-redis", [BIN + "/chorus-edge"], down)
+            W.port = int(down["CHORUS_EDGE_PORT"])
+            # /readyz says Redis is down; wait for the auth service itself
+            wait_for("auth answering without Redis", lambda: call(
+                "GET", "/api/v1/services/auth/health").status == 200, 60)
+
+        def c_redis_down_closed():
+            redis_down(False)
+            ready = call("GET", "/readyz")
+            assert ready.status == 503, "readyz with Redis down: %s" % ready.status
+            user = email("noredis")
+            session = register(user)
+            expect(call("GET", ME, token=session.access), 200)
+            answer = call("POST", "/api/v1/auth/login", {"email": user, "password": PASSWORD})
+            expect(answer, 503, "unavailable")
+            assert answer.header("Retry-After"), "503 without Retry-After"
+            W.noredis_user = user
+
+        def c_redis_down_open():
+            redis_down(True)
+            session = login(W.noredis_user)
+            expect(call("GET", ME, token=session.access), 200)
+
+        check("Redis down: tokens work, budgets pass, login fails closed (503)",
+              c_redis_down_closed)
+        check("Redis down with CHORUS_LOGIN_LIMIT_FAIL_OPEN=true: login works",
+              c_redis_down_open)
+
         def drain():
             for proc in reversed(processes):
                 if proc.poll() is None:
