@@ -657,16 +657,10 @@ s_me_key (auth_call_t *call, PGresult *result)
     auth_call_reply (call, call->base.reply);
 }
 
+//  The API key's record, when the credential is one; then the answer.
 static void
-s_me_tenants (auth_call_t *call, PGresult *result)
+s_me_answer (auth_call_t *call)
 {
-    char error[200] = "";
-    if (db_message_append_rows (call->base.reply, "tenants", result, error,
-                                sizeof error)) {
-        core_log_error (call->state->log, auth_call_request_id (call), "me: %s", error);
-        auth_call_fail (call, "internal", "the tenants could not be read");
-        return;
-    }
     const char *key_id = call->base.headers ? call->base.headers->api_key_id : NULL;
     if (key_id && *key_id) {
         const char *params[] = {key_id, auth_call_tenant (call)};
@@ -683,29 +677,42 @@ s_me_tenants (auth_call_t *call, PGresult *result)
     auth_call_reply (call, call->base.reply);
 }
 
+//  One row per tenant of the user, each with the user and the current tenant:
+//  the answer from row 0, the tenant list from the "_t_" columns of every row.
 static void
 s_me_read (auth_call_t *call, PGresult *result)
 {
-    if (PQntuples (result) != 1) {
+    int rows = PQntuples (result);
+    if (rows < 1) {
         auth_call_fail (call, "unauthorized",
                         "the account no longer belongs to this tenant");
         return;
     }
     char error[200] = "";
-    call->base.reply = db_message_from_row (&chorus_auth__me_reply__descriptor, result, 0,
-                                            error, sizeof error);
-    if (!call->base.reply) {
+    ChorusAuth__MeReply *me = (ChorusAuth__MeReply *) db_message_from_row (
+        &chorus_auth__me_reply__descriptor, result, 0, error, sizeof error);
+    if (!me) {
         core_log_error (call->state->log, auth_call_request_id (call), "me: %s", error);
         auth_call_fail (call, "internal", "the account could not be read");
         return;
     }
-    const char *params[] = {call->user_id};
-    auth_call_query (
-        call, s_me_tenants,
-        "SELECT t.id, t.name, m.role FROM auth.memberships m JOIN auth.tenants "
-        "t ON t.id = m.tenant_id WHERE m.user_id = $1 ORDER BY m.created_at, "
-        "t.id",
-        1, params);
+    call->base.reply = &me->base;
+    int id = PQfnumber (result, "_t_id"), name = PQfnumber (result, "_t_name"),
+        role = PQfnumber (result, "_t_role");
+    assert (id >= 0 && name >= 0 && role >= 0);
+    me->tenants = calloc ((size_t) rows, sizeof (ChorusAuth__TenantRef *));
+    assert (me->tenants);
+    for (int row = 0; row < rows; row++) {
+        ChorusAuth__TenantRef *tenant = calloc (1, sizeof (ChorusAuth__TenantRef));
+        assert (tenant);
+        chorus_auth__tenant_ref__init (tenant);
+        tenant->id = strdup (PQgetvalue (result, row, id));
+        tenant->name = strdup (PQgetvalue (result, row, name));
+        tenant->role = strdup (PQgetvalue (result, row, role));
+        assert (tenant->id && tenant->name && tenant->role);
+        me->tenants[me->n_tenants++] = tenant;
+    }
+    s_me_answer (call);
 }
 
 void
@@ -726,8 +733,18 @@ auth_sessions_me (service_runtime_t *runtime, bus_request_t *request, void *stat
     const char *key_id = call->base.headers ? call->base.headers->api_key_id : NULL;
     const char *params[] = {call->user_id, call->tenant_id,
                             key_id && *key_id ? "api_key" : "jwt"};
-    auth_call_query (call, s_me_read, "SELECT $3::text AS auth, " S_USER_TENANT_COLUMNS,
-                     3, params);
+    //  One query: the user, the current tenant, and every tenant of the user
+    auth_call_query (
+        call, s_me_read,
+        "SELECT $3::text AS auth, u.id AS \"user.id\", u.email AS \"user.email\", u.name "
+        "AS \"user.name\", auth.rfc3339 (u.created_at) AS \"user.created_at\", "
+        "u.platform_admin AS \"user.platform_admin\", t.id AS \"tenant.id\", t.name AS "
+        "\"tenant.name\", m.role AS \"tenant.role\", o.tenant_id AS _t_id, ot.name AS "
+        "_t_name, o.role AS _t_role FROM auth.users u JOIN auth.memberships m ON "
+        "m.user_id = u.id JOIN auth.tenants t ON t.id = m.tenant_id JOIN "
+        "auth.memberships o ON o.user_id = u.id JOIN auth.tenants ot ON ot.id = "
+        "o.tenant_id WHERE u.id = $1 AND t.id = $2 ORDER BY o.created_at, o.tenant_id",
+        3, params);
 }
 
 //  ---------------------------------------------------------------------------------
