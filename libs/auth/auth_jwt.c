@@ -1,11 +1,14 @@
-/*  auth_jwt: access JWTs, issued with libjwt and verified with the algorithm
-    pinned before libjwt is called (see the header). libjwt 1.10's jwt_decode
+/*  auth_jwt: access JWTs, encoded here and verified with the algorithm pinned
+    before any signature is checked (see the header). libjwt 1.10's jwt_decode
     takes the algorithm from the token's own header: given an HS256 secret it
     also accepts an HS384 or HS512 token made with that secret, and without a
-    key it checks nothing. So the header is parsed here first (jansson, with
-    duplicate names refused), alg must be exactly the pinned "HS256", kid must
-    name a key of the set, and the HMAC is checked here with libsodium before
-    libjwt checks it again with the key the kid selects.                       */
+    key it checks nothing; it has no EdDSA at all. So the header is parsed here
+    first (jansson, with duplicate names refused), alg must be exactly the pinned
+    one ("HS256" or "EdDSA"), kid must name a key of the set, which holds keys of
+    that algorithm only, and that key (auth_jwk) checks the signature: HS256 with
+    libsodium and again with libjwt, EdDSA with libsodium. An HS256 token is thus
+    refused by an EdDSA verifier whatever secret signed it (the Ed25519 public
+    key included), and an EdDSA token by an HS256 verifier.                     */
 #include "auth_jwt.h"
 
 #include <assert.h>
@@ -17,23 +20,17 @@
 #include <string.h>
 #include <strings.h>
 
-//  The one algorithm tokens are signed and verified with
-#define S_ALG "HS256"
-
-typedef struct {
-    char kid[AUTH_JWT_KID_MAX + 1];  //  key id, as in the token header
-    unsigned char *secret;           //  HMAC secret (wiped on removal)
-    size_t secret_size;              //  its size in bytes
-} s_key_t;
+#define S_B64URL sodium_base64_VARIANT_URLSAFE_NO_PADDING
 
 struct _auth_jwt_t {
-    char *issuer;                     //  iss we issue and require
-    char *audience;                   //  aud we issue and require
-    s_key_t keys[AUTH_JWT_MAX_KEYS];  //  the key set
-    size_t key_count;                 //  keys in use
-    size_t current;                   //  index of the key that signs
-    int64_t ttl;                      //  lifetime of issued tokens, seconds
-    int64_t leeway;                   //  clock leeway, seconds
+    char *issuer;                         //  iss we issue and require
+    char *audience;                       //  aud we issue and require
+    auth_jwk_alg_t alg;                   //  the pinned algorithm
+    auth_jwk_t *keys[AUTH_JWT_MAX_KEYS];  //  the key set, all of alg
+    size_t key_count;                     //  keys in use
+    int current;                          //  index of the key that signs, or -1
+    int64_t ttl;                          //  lifetime of issued tokens, seconds
+    int64_t leeway;                       //  clock leeway, seconds
 };
 
 static const char *s_error_names[] = {
@@ -72,27 +69,25 @@ auth_role_parse (const char *name)
 auth_jwt_t *
 auth_jwt_new (const char *issuer, const char *audience)
 {
+    return auth_jwt_new_alg (issuer, audience, AUTH_JWK_HS256);
+}
+
+auth_jwt_t *
+auth_jwt_new_alg (const char *issuer, const char *audience, auth_jwk_alg_t alg)
+{
     assert (issuer && audience);
+    assert (alg == AUTH_JWK_HS256 || alg == AUTH_JWK_EDDSA);
     assert (sodium_init () >= 0);
     auth_jwt_t *self = calloc (1, sizeof *self);
     assert (self);
     self->issuer = strdup (issuer);
     self->audience = strdup (audience);
     assert (self->issuer && self->audience);
+    self->alg = alg;
+    self->current = -1;
     self->ttl = AUTH_JWT_DEFAULT_TTL;
     self->leeway = AUTH_JWT_DEFAULT_LEEWAY;
     return self;
-}
-
-//  Wipe and free one key's secret.
-static void
-s_key_clear (s_key_t *key)
-{
-    if (key->secret) {
-        sodium_memzero (key->secret, key->secret_size);
-        free (key->secret);
-    }
-    memset (key, 0, sizeof *key);
 }
 
 void
@@ -103,11 +98,18 @@ auth_jwt_destroy (auth_jwt_t **self_p)
     if (!self)
         return;
     for (size_t i = 0; i < self->key_count; i++)
-        s_key_clear (&self->keys[i]);
+        auth_jwk_destroy (&self->keys[i]);
     free (self->issuer);
     free (self->audience);
     free (self);
     *self_p = NULL;
+}
+
+auth_jwk_alg_t
+auth_jwt_alg (auth_jwt_t *self)
+{
+    assert (self);
+    return self->alg;
 }
 
 //  Index of the key named kid, or -1.
@@ -115,22 +117,9 @@ static int
 s_key_find (auth_jwt_t *self, const char *kid)
 {
     for (size_t i = 0; i < self->key_count; i++)
-        if (strcmp (self->keys[i].kid, kid) == 0)
+        if (strcmp (auth_jwk_kid (self->keys[i]), kid) == 0)
             return (int) i;
     return -1;
-}
-
-//  True when kid is 1..AUTH_JWT_KID_MAX characters of [A-Za-z0-9._-].
-static bool
-s_kid_valid (const char *kid)
-{
-    if (!kid)
-        return false;
-    size_t len = strnlen (kid, AUTH_JWT_KID_MAX + 1);
-    return len > 0 && len <= AUTH_JWT_KID_MAX
-           && strspn (kid, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                           "0123456789._-")
-                  == len;
 }
 
 int
@@ -138,17 +127,27 @@ auth_jwt_add_key (auth_jwt_t *self, const char *kid, const void *secret,
                   size_t secret_size)
 {
     assert (self);
-    if (!s_kid_valid (kid) || !secret || secret_size < AUTH_JWT_SECRET_MIN
-        || secret_size > AUTH_JWT_SECRET_MAX || s_key_find (self, kid) != -1
-        || self->key_count == AUTH_JWT_MAX_KEYS)
+    if (self->alg != AUTH_JWK_HS256)
         return -1;
-    s_key_t *key = &self->keys[self->key_count];
-    snprintf (key->kid, sizeof key->kid, "%s", kid);
-    key->secret = malloc (secret_size);
-    assert (key->secret);
-    memcpy (key->secret, secret, secret_size);
-    key->secret_size = secret_size;
-    self->key_count++;
+    auth_jwk_t *key = auth_jwk_new_hs256 (kid, secret, secret_size);
+    return key ? auth_jwt_add_jwk (self, &key) : -1;
+}
+
+int
+auth_jwt_add_jwk (auth_jwt_t *self, auth_jwk_t **key_p)
+{
+    assert (self);
+    assert (key_p && *key_p);
+    auth_jwk_t *key = *key_p;
+    *key_p = NULL;
+    if (auth_jwk_alg (key) != self->alg || s_key_find (self, auth_jwk_kid (key)) != -1
+        || self->key_count == AUTH_JWT_MAX_KEYS) {
+        auth_jwk_destroy (&key);
+        return -1;
+    }
+    if (self->current == -1 && auth_jwk_can_sign (key))
+        self->current = (int) self->key_count;
+    self->keys[self->key_count++] = key;
     return 0;
 }
 
@@ -157,15 +156,14 @@ auth_jwt_remove_key (auth_jwt_t *self, const char *kid)
 {
     assert (self);
     int index = kid ? s_key_find (self, kid) : -1;
-    if (index == -1 || (size_t) index == self->current)
+    if (index == -1 || index == self->current)
         return -1;
-    s_key_clear (&self->keys[index]);
+    auth_jwk_destroy (&self->keys[index]);
     //  Keep the set dense; the current key may move down one place
     memmove (&self->keys[index], &self->keys[index + 1],
-             (self->key_count - (size_t) index - 1) * sizeof (s_key_t));
-    self->key_count--;
-    memset (&self->keys[self->key_count], 0, sizeof (s_key_t));
-    if (self->current > (size_t) index)
+             (self->key_count - (size_t) index - 1) * sizeof (auth_jwk_t *));
+    self->keys[--self->key_count] = NULL;
+    if (self->current > index)
         self->current--;
     return 0;
 }
@@ -175,10 +173,44 @@ auth_jwt_set_current (auth_jwt_t *self, const char *kid)
 {
     assert (self);
     int index = kid ? s_key_find (self, kid) : -1;
-    if (index == -1)
+    if (index == -1 || !auth_jwk_can_sign (self->keys[index]))
         return -1;
-    self->current = (size_t) index;
+    self->current = index;
     return 0;
+}
+
+bool
+auth_jwt_can_sign (auth_jwt_t *self)
+{
+    assert (self);
+    return self->current != -1;
+}
+
+char *
+auth_jwt_jwks (auth_jwt_t *self)
+{
+    assert (self);
+    if (self->alg != AUTH_JWK_EDDSA)
+        return NULL;
+    json_t *keys = json_array ();
+    assert (keys);
+    //  The current key first, then the others in the order they were added
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < self->key_count; i++) {
+            if ((pass == 0) != ((int) i == self->current))
+                continue;
+            char *text = auth_jwk_public_json (self->keys[i]);
+            json_t *jwk = json_loads (text, 0, NULL);
+            assert (jwk);
+            free (text);
+            json_array_append_new (keys, jwk);
+        }
+    json_t *jwks = json_pack ("{s:o}", "keys", keys);
+    assert (jwks);
+    char *text = json_dumps (jwks, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    assert (text);
+    json_decref (jwks);
+    return text;
 }
 
 void
@@ -215,13 +247,31 @@ s_claim_valid (const char *value)
     return len > 0 && len <= AUTH_JWT_CLAIM_MAX;
 }
 
+//  The base64url form of the compact JSON text of object, which it releases: a
+//  fresh string.
+static char *
+s_segment_encode (json_t *object)
+{
+    assert (object);
+    char *text = json_dumps (object, JSON_COMPACT | JSON_SORT_KEYS);
+    assert (text);
+    json_decref (object);
+    size_t len = strlen (text);
+    size_t size = sodium_base64_ENCODED_LEN (len, S_B64URL);
+    char *segment = malloc (size);
+    assert (segment);
+    sodium_bin2base64 (segment, size, (const unsigned char *) text, len, S_B64URL);
+    free (text);
+    return segment;
+}
+
 char *
 auth_jwt_issue (auth_jwt_t *self, const auth_jwt_claims_t *claims, int64_t now,
                 char *error, size_t error_size)
 {
     assert (self);
     assert (claims);
-    if (self->key_count == 0) {
+    if (self->current == -1) {
         s_error (error, error_size, "no signing key");
         return NULL;
     }
@@ -236,42 +286,43 @@ auth_jwt_issue (auth_jwt_t *self, const auth_jwt_claims_t *claims, int64_t now,
         s_error (error, error_size, "sid is too long");
         return NULL;
     }
-    s_key_t *key = &self->keys[self->current];
+    auth_jwk_t *key = self->keys[self->current];
     unsigned char raw_jti[16];
-    char jti[sodium_base64_ENCODED_LEN (16, sodium_base64_VARIANT_URLSAFE_NO_PADDING)];
+    char jti[sodium_base64_ENCODED_LEN (16, S_B64URL)];
     randombytes_buf (raw_jti, sizeof raw_jti);
-    sodium_bin2base64 (jti, sizeof jti, raw_jti, sizeof raw_jti,
-                       sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    sodium_bin2base64 (jti, sizeof jti, raw_jti, sizeof raw_jti, S_B64URL);
 
-    jwt_t *jwt = NULL;
-    char *token = NULL;
-    if (jwt_new (&jwt) != 0) {
-        s_error (error, error_size, "out of memory");
+    json_t *header = json_pack ("{s:s, s:s, s:s}", "alg", auth_jwk_alg_name (self->alg),
+                                "typ", "JWT", "kid", auth_jwk_kid (key));
+    json_t *payload = json_pack ("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:s}", "iss",
+                                 self->issuer, "aud", self->audience, "sub", claims->sub,
+                                 "tid", claims->tid, "role",
+                                 auth_role_name (claims->role), "iat", (json_int_t) now,
+                                 "exp", (json_int_t) (now + self->ttl), "jti", jti);
+    //  json_pack refuses strings that are not UTF-8
+    if (!header || !payload) {
+        json_decref (header);
+        json_decref (payload);
+        s_error (error, error_size, "claims are not UTF-8 text");
         return NULL;
     }
-    int rc = jwt_set_alg (jwt, JWT_ALG_HS256, key->secret, (int) key->secret_size);
-    rc = rc ? rc : jwt_add_header (jwt, "typ", "JWT");
-    rc = rc ? rc : jwt_add_header (jwt, "kid", key->kid);
-    rc = rc ? rc : jwt_add_grant (jwt, "iss", self->issuer);
-    rc = rc ? rc : jwt_add_grant (jwt, "aud", self->audience);
-    rc = rc ? rc : jwt_add_grant (jwt, "sub", claims->sub);
-    rc = rc ? rc : jwt_add_grant (jwt, "tid", claims->tid);
-    rc = rc ? rc : jwt_add_grant (jwt, "role", auth_role_name (claims->role));
-    rc = rc ? rc : jwt_add_grant_int (jwt, "iat", (long) now);
-    rc = rc ? rc : jwt_add_grant_int (jwt, "exp", (long) (now + self->ttl));
-    rc = rc ? rc : jwt_add_grant (jwt, "jti", jti);
-    if (has_sid)
-        rc = rc ? rc : jwt_add_grant (jwt, "sid", claims->sid);
-    char *encoded = rc ? NULL : jwt_encode_str (jwt);
-    if (encoded) {
-        //  Hand back memory from our allocator, whatever libjwt was built with
-        token = strdup (encoded);
-        assert (token);
-        free (encoded);
+    if (has_sid && json_object_set_new (payload, "sid", json_string (claims->sid))) {
+        json_decref (header);
+        json_decref (payload);
+        s_error (error, error_size, "sid is not UTF-8 text");
+        return NULL;
     }
-    else
-        s_error (error, error_size, "libjwt failed to encode the token");
-    jwt_free (jwt);
+    char *head = s_segment_encode (header);
+    char *body = s_segment_encode (payload);
+    char *input = NULL;
+    if (asprintf (&input, "%s.%s", head, body) < 0)
+        input = NULL;
+    assert (input);
+    free (head);
+    free (body);
+    char *token = auth_jwk_sign (key, input);
+    free (input);
+    assert (token);  //  the current key can sign
     return token;
 }
 
@@ -342,29 +393,6 @@ s_audience_matches (json_t *aud, const char *audience)
     return false;
 }
 
-//  Check the HS256 signature of token, whose signed part is the first
-//  signed_len bytes and whose signature segment follows, with key.
-static bool
-s_signature_valid (const char *token, size_t signed_len, const char *signature,
-                   size_t signature_len, const s_key_t *key)
-{
-    size_t size = 0;
-    unsigned char *mac = s_segment_decode (signature, signature_len, &size);
-    if (!mac)
-        return false;
-    bool valid = false;
-    if (size == crypto_auth_hmacsha256_BYTES) {
-        crypto_auth_hmacsha256_state state;
-        unsigned char expected[crypto_auth_hmacsha256_BYTES];
-        crypto_auth_hmacsha256_init (&state, key->secret, key->secret_size);
-        crypto_auth_hmacsha256_update (&state, (const unsigned char *) token, signed_len);
-        crypto_auth_hmacsha256_final (&state, expected);
-        valid = sodium_memcmp (expected, mac, sizeof expected) == 0;
-    }
-    free (mac);
-    return valid;
-}
-
 //  The checks of auth_jwt_verify on a token of len bytes (<= AUTH_JWT_MAX_SIZE).
 static auth_jwt_error_t
 s_verify (auth_jwt_t *self, const char *token, size_t len, int64_t now,
@@ -378,8 +406,6 @@ s_verify (auth_jwt_t *self, const char *token, size_t len, int64_t now,
         s_error (error, error_size, "not three dot-separated segments");
         return AUTH_JWT_MALFORMED;
     }
-    const char *signature = dot2 + 1;
-    size_t signature_len = len - (size_t) (signature - token);
 
     //  The header: alg pinned, kid in the set, typ JWT or absent, no crit
     json_t *header = s_segment_json (token, (size_t) (dot1 - token));
@@ -392,8 +418,11 @@ s_verify (auth_jwt_t *self, const char *token, size_t len, int64_t now,
     const char *typ = s_json_string (header, "typ");
     const char *kid = s_json_string (header, "kid");
     int index = -1;
-    if (!alg || strcmp (alg, S_ALG) != 0) {
-        s_error (error, error_size, "alg is not " S_ALG);
+    const char *pinned = auth_jwk_alg_name (self->alg);
+    if (!alg || strcmp (alg, pinned) != 0) {
+        char reason[32];
+        snprintf (reason, sizeof reason, "alg is not %s", pinned);
+        s_error (error, error_size, reason);
         code = AUTH_JWT_BAD_ALGORITHM;
     }
     else if (json_object_get (header, "crit")) {
@@ -411,29 +440,19 @@ s_verify (auth_jwt_t *self, const char *token, size_t len, int64_t now,
     json_decref (header);
     if (code != AUTH_JWT_OK)
         return code;
-    const s_key_t *key = &self->keys[index];
+    auth_jwk_t *key = self->keys[index];
 
     json_t *payload = s_segment_json (dot1 + 1, (size_t) (dot2 - dot1 - 1));
     if (!payload) {
         s_error (error, error_size, "payload is not a base64url JSON object");
         return AUTH_JWT_MALFORMED;
     }
-    //  The signature, ours first, then libjwt's with the key the kid selects
-    if (!s_signature_valid (token, (size_t) (dot2 - token), signature, signature_len,
-                            key)) {
+    //  The signature, by the key the kid selects (of the pinned algorithm)
+    if (!auth_jwk_verify (key, token)) {
         s_error (error, error_size, "signature does not verify");
         json_decref (payload);
         return AUTH_JWT_BAD_SIGNATURE;
     }
-    jwt_t *jwt = NULL;
-    if (jwt_decode (&jwt, token, key->secret, (int) key->secret_size) != 0
-        || jwt_get_alg (jwt) != JWT_ALG_HS256) {
-        s_error (error, error_size, "signature does not verify (libjwt)");
-        jwt_free (jwt);
-        json_decref (payload);
-        return AUTH_JWT_BAD_SIGNATURE;
-    }
-    jwt_free (jwt);
 
     //  Registered claims, then ours
     const char *iss = s_json_string (payload, "iss");
@@ -478,7 +497,7 @@ s_verify (auth_jwt_t *self, const char *token, size_t len, int64_t now,
         snprintf (claims->tid, sizeof claims->tid, "%s", tid);
         snprintf (claims->jti, sizeof claims->jti, "%s", jti ? jti : "");
         snprintf (claims->sid, sizeof claims->sid, "%s", sid ? sid : "");
-        snprintf (claims->kid, sizeof claims->kid, "%s", key->kid);
+        snprintf (claims->kid, sizeof claims->kid, "%s", auth_jwk_kid (key));
         claims->role = role;
         claims->exp = json_integer_value (exp);
         claims->iat = json_integer_value (iat);
@@ -594,6 +613,188 @@ s_expect (auth_jwt_t *jwt, char *token, int64_t now, auth_jwt_error_t expected,
     "\"iss\":\"https://chorus.test\",\"aud\":\"chorus-api\",\"sub\":\"u1\","             \
     "\"tid\":\"t1\",\"role\":\"member\",\"iat\":1764000000"
 #define S_PAYLOAD "{" S_CLAIMS ",\"exp\":1764000900}"
+
+//  Sign header.payload (JSON texts) with key, which it destroys: a fresh token.
+static char *
+s_forge_jwk (const char *header, const char *payload, auth_jwk_t *key)
+{
+    char *unsigned_token = s_forge (header, payload, 0, NULL, "");
+    unsigned_token[strlen (unsigned_token) - 1] = '\0';  //  the last '.'
+    char *token = auth_jwk_sign (key, unsigned_token);
+    assert (token);
+    free (unsigned_token);
+    auth_jwk_destroy (&key);
+    return token;
+}
+
+#define S_ED_HEADER "{\"alg\":\"EdDSA\",\"typ\":\"JWT\",\"kid\":\"e1\"}"
+
+//  The EdDSA issuer/verifier: the HS256 checks above hold for it too (the code is
+//  shared); here its keys, its pin and its JWKS.
+static void
+s_test_eddsa (bool verbose)
+{
+    if (verbose)
+        printf ("\n   EdDSA:");
+    unsigned char seed1[AUTH_JWK_ED25519_SEED_SIZE], seed2[AUTH_JWK_ED25519_SEED_SIZE];
+    unsigned char public1[AUTH_JWK_ED25519_PUBLIC_SIZE];
+    for (size_t i = 0; i < sizeof seed1; i++) {
+        seed1[i] = (unsigned char) i;
+        seed2[i] = (unsigned char) (0x80 + i);
+    }
+    auth_jwk_t *probe = auth_jwk_new_ed25519 ("e1", seed1);
+    memcpy (public1, auth_jwk_public_key (probe), sizeof public1);
+    auth_jwk_destroy (&probe);
+
+    //  Keys of the pinned algorithm only; the first that signs is current
+    auth_jwt_t *jwt = auth_jwt_new_alg ("https://chorus.test", "chorus-api",
+                                        AUTH_JWK_EDDSA);
+    assert (auth_jwt_alg (jwt) == AUTH_JWK_EDDSA && !auth_jwt_can_sign (jwt));
+    assert (auth_jwt_add_key (jwt, "h1", S_SECRET1, strlen (S_SECRET1)) == -1);
+    auth_jwk_t *key = auth_jwk_new_hs256 ("h1", S_SECRET1, strlen (S_SECRET1));
+    assert (auth_jwt_add_jwk (jwt, &key) == -1 && key == NULL);
+    key = auth_jwk_new_ed25519_public ("p1", public1);
+    assert (auth_jwt_add_jwk (jwt, &key) == 0 && !auth_jwt_can_sign (jwt));
+    key = auth_jwk_new_ed25519 ("e1", seed1);
+    assert (auth_jwt_add_jwk (jwt, &key) == 0 && key == NULL && auth_jwt_can_sign (jwt));
+    key = auth_jwk_new_ed25519 ("e1", seed2);
+    assert (auth_jwt_add_jwk (jwt, &key) == -1);
+    assert (auth_jwt_remove_key (jwt, "p1") == 0);
+
+    //  Round trip, expiry, tampering
+    auth_jwt_claims_t claims = {
+        .sub = "u1", .tid = "t1", .role = AUTH_ROLE_MEMBER, .sid = "s1"};
+    char error[128];
+    char *token = auth_jwt_issue (jwt, &claims, S_NOW, error, sizeof error);
+    assert (token);
+    if (verbose)
+        printf ("\n   %s", token);
+    size_t size = 0;
+    unsigned char *header = s_segment_decode (token, strcspn (token, "."), &size);
+    assert (strcmp ((char *) header, "{\"alg\":\"EdDSA\",\"kid\":\"e1\",\"typ\":\"JWT\"}")
+            == 0);
+    free (header);
+    auth_jwt_claims_t got;
+    assert (auth_jwt_verify (jwt, token, S_NOW, &got, NULL, 0) == AUTH_JWT_OK);
+    assert (strcmp (got.kid, "e1") == 0 && strcmp (got.sid, "s1") == 0);
+    assert (got.role == AUTH_ROLE_MEMBER && got.exp == S_NOW + AUTH_JWT_DEFAULT_TTL);
+    assert (auth_jwt_verify (jwt, token, S_NOW + 929, &got, NULL, 0) == AUTH_JWT_OK);
+    assert (auth_jwt_verify (jwt, token, S_NOW + 930, &got, NULL, 0) == AUTH_JWT_EXPIRED);
+    assert (auth_jwt_verify (jwt, token, S_NOW - 31, &got, NULL, 0)
+            == AUTH_JWT_NOT_YET_VALID);
+    char *copy = strdup (token);
+    char *last = strrchr (copy, '.') + 1;
+    *last = *last == 'A' ? 'B' : 'A';
+    s_expect (jwt, copy, S_NOW, AUTH_JWT_BAD_SIGNATURE, verbose);
+    char *escalated = s_forge (
+        S_ED_HEADER,
+        "{\"iss\":\"https://chorus.test\",\"aud\":\"chorus-api\","
+        "\"sub\":\"u1\",\"tid\":\"t1\",\"role\":\"platform_admin\","
+        "\"iat\":1764000000,\"exp\":1764000900}",
+        0, NULL, strrchr (token, '.') + 1);
+    s_expect (jwt, escalated, S_NOW, AUTH_JWT_BAD_SIGNATURE, verbose);
+    s_expect (jwt,
+              s_forge_jwk (S_ED_HEADER, S_PAYLOAD, auth_jwk_new_ed25519 ("e1", seed1)),
+              S_NOW, AUTH_JWT_OK, verbose);
+    s_expect (jwt,
+              s_forge_jwk (S_ED_HEADER, "{" S_CLAIMS ",\"exp\":1763999000}",
+                           auth_jwk_new_ed25519 ("e1", seed1)),
+              S_NOW, AUTH_JWT_EXPIRED, verbose);
+    s_expect (jwt,
+              s_forge_jwk (S_ED_HEADER, S_PAYLOAD, auth_jwk_new_ed25519 ("e1", seed2)),
+              S_NOW, AUTH_JWT_BAD_SIGNATURE, verbose);
+
+    //  The pin: HS256 tokens, whatever key made their HMAC (our secret, the
+    //  Ed25519 public key as bytes or as its base64url text: the classic
+    //  confusion), alg none, other spellings of EdDSA
+    const char *hs_header = "{\"alg\":\"HS256\",\"typ\":\"JWT\",\"kid\":\"e1\"}";
+    s_expect (jwt, s_forge (hs_header, S_PAYLOAD, 256, S_SECRET1, NULL), S_NOW,
+              AUTH_JWT_BAD_ALGORITHM, verbose);
+    s_expect (jwt,
+              s_forge_jwk (hs_header, S_PAYLOAD,
+                           auth_jwk_new_hs256 ("e1", public1, sizeof public1)),
+              S_NOW, AUTH_JWT_BAD_ALGORITHM, verbose);
+    char x[sodium_base64_ENCODED_LEN (AUTH_JWK_ED25519_PUBLIC_SIZE, S_B64URL)];
+    sodium_bin2base64 (x, sizeof x, public1, sizeof public1, S_B64URL);
+    s_expect (jwt, s_forge (hs_header, S_PAYLOAD, 256, x, NULL), S_NOW,
+              AUTH_JWT_BAD_ALGORITHM, verbose);
+    const char *other_algs[] = {"none", "Ed25519", "eddsa", "EDDSA", "ES256", "HS512"};
+    for (size_t i = 0; i < sizeof other_algs / sizeof other_algs[0]; i++) {
+        char other[128];
+        snprintf (other, sizeof other, "{\"alg\":\"%s\",\"kid\":\"e1\"}", other_algs[i]);
+        s_expect (jwt, s_forge_jwk (other, S_PAYLOAD, auth_jwk_new_ed25519 ("e1", seed1)),
+                  S_NOW, AUTH_JWT_BAD_ALGORITHM, verbose);
+        s_expect (jwt, s_forge (other, S_PAYLOAD, 0, NULL, ""), S_NOW,
+                  AUTH_JWT_BAD_ALGORITHM, verbose);
+    }
+    //  ... and the other way: an HS256 verifier whose secret is those public key
+    //  bytes verifies HS256 tokens made with it, and refuses the EdDSA token
+    auth_jwt_t *hs = auth_jwt_new ("https://chorus.test", "chorus-api");
+    assert (auth_jwt_add_key (hs, "e1", public1, sizeof public1) == 0);
+    key = auth_jwk_new_ed25519 ("e9", seed1);
+    assert (auth_jwt_add_jwk (hs, &key) == -1);
+    s_expect (hs,
+              s_forge_jwk (hs_header, S_PAYLOAD,
+                           auth_jwk_new_hs256 ("e1", public1, sizeof public1)),
+              S_NOW, AUTH_JWT_OK, verbose);
+    s_expect (hs, strdup (token), S_NOW, AUTH_JWT_BAD_ALGORITHM, verbose);
+    assert (auth_jwt_jwks (hs) == NULL);
+    auth_jwt_destroy (&hs);
+
+    //  A verifier holding the public key only: verifies, cannot issue
+    auth_jwt_t *verifier = auth_jwt_new_alg ("https://chorus.test", "chorus-api",
+                                             AUTH_JWK_EDDSA);
+    key = auth_jwk_new_ed25519_public ("e1", public1);
+    assert (auth_jwt_add_jwk (verifier, &key) == 0 && !auth_jwt_can_sign (verifier));
+    assert (auth_jwt_set_current (verifier, "e1") == -1);
+    assert (auth_jwt_issue (verifier, &claims, S_NOW, error, sizeof error) == NULL);
+    assert (strcmp (error, "no signing key") == 0);
+    assert (auth_jwt_verify (verifier, token, S_NOW, &got, NULL, 0) == AUTH_JWT_OK);
+    assert (strcmp (got.sub, "u1") == 0 && strcmp (got.kid, "e1") == 0);
+
+    //  Rotation: e2 signs, e1 still verifies until removed; kid selects the key
+    key = auth_jwk_new_ed25519 ("e2", seed2);
+    assert (auth_jwt_add_jwk (jwt, &key) == 0);
+    assert (auth_jwt_set_current (jwt, "e2") == 0);
+    char *rotated = auth_jwt_issue (jwt, &claims, S_NOW, NULL, 0);
+    assert (auth_jwt_verify (jwt, rotated, S_NOW, &got, NULL, 0) == AUTH_JWT_OK);
+    assert (strcmp (got.kid, "e2") == 0);
+    assert (auth_jwt_verify (jwt, token, S_NOW, &got, NULL, 0) == AUTH_JWT_OK);
+    s_expect (verifier, strdup (rotated), S_NOW, AUTH_JWT_UNKNOWN_KEY, verbose);
+    s_expect (jwt,
+              s_forge_jwk (S_ED_HEADER, S_PAYLOAD, auth_jwk_new_ed25519 ("e2", seed2)),
+              S_NOW, AUTH_JWT_BAD_SIGNATURE, verbose);
+
+    //  The JWKS: every public key, the current one first
+    char *jwks = auth_jwt_jwks (jwt);
+    if (verbose)
+        printf ("\n   %s", jwks);
+    json_t *document = json_loads (jwks, JSON_REJECT_DUPLICATES, NULL);
+    json_t *keys = json_object_get (document, "keys");
+    assert (json_object_size (document) == 1 && json_array_size (keys) == 2);
+    json_t *first = json_array_get (keys, 0), *second = json_array_get (keys, 1);
+    assert (strcmp (s_json_string (first, "kid"), "e2") == 0);
+    assert (strcmp (s_json_string (second, "kid"), "e1") == 0);
+    assert (strcmp (s_json_string (second, "x"), x) == 0);
+    assert (strcmp (s_json_string (second, "kty"), "OKP") == 0);
+    assert (strcmp (s_json_string (second, "crv"), "Ed25519") == 0);
+    assert (strcmp (s_json_string (second, "alg"), "EdDSA") == 0);
+    assert (strcmp (s_json_string (second, "use"), "sig") == 0);
+    assert (json_object_size (second) == 6 && !json_object_get (second, "d"));
+    json_decref (document);
+    free (jwks);
+    assert (auth_jwt_remove_key (jwt, "e2") == -1);  //  current
+    assert (auth_jwt_remove_key (jwt, "e1") == 0);
+    assert (auth_jwt_verify (jwt, token, S_NOW, &got, NULL, 0) == AUTH_JWT_UNKNOWN_KEY);
+    assert (auth_jwt_verify (jwt, rotated, S_NOW, &got, NULL, 0) == AUTH_JWT_OK);
+    jwks = auth_jwt_jwks (verifier);
+    assert (strstr (jwks, x) && strstr (jwks, "\"kid\":\"e1\""));
+    free (jwks);
+    free (rotated);
+    free (token);
+    auth_jwt_destroy (&verifier);
+    auth_jwt_destroy (&jwt);
+}
 
 void
 auth_jwt_test (bool verbose)
@@ -920,6 +1121,7 @@ auth_jwt_test (bool verbose)
     free (token);
     auth_jwt_destroy (&jwt);
     assert (jwt == NULL);
+    s_test_eddsa (verbose);
     if (verbose)
         printf ("\n  ");
     printf ("OK\n");

@@ -1,8 +1,10 @@
 /*  auth_jwt_tool: issue and verify Chorus access JWTs from the command line, for
     tests against other JWT libraries and for debugging. With issue/verify the key
-    comes from AUTH_JWT_KID (default "k1") and AUTH_JWT_SECRET (32+ bytes); with
-    the config-* commands it is the configured key set (auth_keys: CHORUS_JWT_SECRET
-    or CHORUS_SECRET_KEY, CHORUS_JWT_PREVIOUS_SECRETS, CHORUS_JWT_ISSUER/AUDIENCE).
+    is HS256, from AUTH_JWT_KID (default "k1") and AUTH_JWT_SECRET (32+ bytes); with
+    the config-* commands it is the configured key set (auth_keys:
+    CHORUS_JWT_ALGORITHM, CHORUS_JWT_SECRET or CHORUS_SECRET_KEY,
+    CHORUS_JWT_PREVIOUS_SECRETS, CHORUS_JWT_PRIVATE_KEY, CHORUS_JWT_PUBLIC_KEYS,
+    CHORUS_JWT_PREVIOUS_PUBLIC_KEYS, CHORUS_JWT_ISSUER/AUDIENCE).
 
       auth_jwt_tool issue ISS AUD SUB TID ROLE [SID]   prints a token
       auth_jwt_tool verify ISS AUD               reads a token on stdin, prints
@@ -10,7 +12,9 @@
                                                  the error name (exit 1)
       auth_jwt_tool config-issue SUB TID ROLE [SID]
       auth_jwt_tool config-verify < token
-      auth_jwt_tool config-secret                prints the secret text that signs
+      auth_jwt_tool config-secret                prints the HS256 secret that signs
+      auth_jwt_tool config-jwks                  prints the EdDSA public keys as a
+                                                 JWKS document (exit 1 with HS256)
                                                                                  */
 #include "auth_jwt.h"
 #include "auth_keys.h"
@@ -46,6 +50,7 @@ s_usage (void)
                      "       auth_jwt_tool config-issue SUB TID ROLE [SID]\n"
                      "       auth_jwt_tool config-verify < token\n"
                      "       auth_jwt_tool config-secret\n"
+                     "       auth_jwt_tool config-jwks\n"
                      "environment: AUTH_JWT_SECRET (32+ bytes), AUTH_JWT_KID for "
                      "issue/verify; CHORUS_JWT_* and CHORUS_SECRET_KEY for config-*\n");
     return 2;
@@ -106,8 +111,9 @@ s_config_command (int argc, char **argv)
     bool issue = strcmp (command, "config-issue") == 0;
     bool verify = strcmp (command, "config-verify") == 0;
     bool secret = strcmp (command, "config-secret") == 0;
-    if ((issue && argc != 5 && argc != 6) || ((verify || secret) && argc != 2)
-        || !(issue || verify || secret))
+    bool jwks = strcmp (command, "config-jwks") == 0;
+    if ((issue && argc != 5 && argc != 6) || ((verify || secret || jwks) && argc != 2)
+        || !(issue || verify || secret || jwks))
         return s_usage ();
     char *error = NULL;
     core_config_t *config = core_config_new (NULL, 0, &error);
@@ -129,6 +135,15 @@ s_config_command (int argc, char **argv)
             rc = 2;
         else if (issue)
             rc = s_issue (jwt, argv + 2, argc - 2);
+        else if (jwks) {
+            char *text = auth_jwt_jwks (jwt);
+            if (text)
+                printf ("%s\n", text);
+            else
+                fprintf (stderr, "auth_jwt_tool: HS256 keys are never published\n");
+            rc = text ? 0 : 1;
+            free (text);
+        }
         else
             rc = s_verify (jwt);
         auth_jwt_destroy (&jwt);

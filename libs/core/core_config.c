@@ -31,12 +31,26 @@ const core_config_option_t core_config_common[] = {
      "High-water mark of every bus socket, in messages"},
     {"secret_key", "CHORUS_SECRET_KEY", CORE_CONFIG_STRING, 0, 0, "",
      "Master key: base64 of 32 random bytes; encrypts secrets at rest and, when "
-     "CHORUS_JWT_SECRET is empty, derives the access-token secret"},
+     "CHORUS_JWT_SECRET (HS256) or CHORUS_JWT_PRIVATE_KEY (EdDSA) is empty, derives "
+     "the access-token key"},
+    {"jwt_algorithm", "CHORUS_JWT_ALGORITHM", CORE_CONFIG_STRING, 0, 0, "HS256",
+     "Algorithm of access tokens, the only one accepted: HS256 (shared secret) or "
+     "EdDSA (Ed25519: verifiers need only public keys)"},
     {"jwt_secret", "CHORUS_JWT_SECRET", CORE_CONFIG_STRING, 0, 0, "",
      "HS256 secret of access tokens, 32..512 bytes of text (empty: derived from "
      "CHORUS_SECRET_KEY)"},
     {"jwt_previous_secrets", "CHORUS_JWT_PREVIOUS_SECRETS", CORE_CONFIG_STRING, 0, 0, "",
      "Comma-separated former JWT secrets: tokens they signed still verify (rotation)"},
+    {"jwt_private_key", "CHORUS_JWT_PRIVATE_KEY", CORE_CONFIG_STRING, 0, 0, "",
+     "EdDSA: base64 of the 32-byte Ed25519 seed that signs access tokens (empty: "
+     "derived from CHORUS_SECRET_KEY)"},
+    {"jwt_public_keys", "CHORUS_JWT_PUBLIC_KEYS", CORE_CONFIG_STRING, 0, 0, "",
+     "EdDSA: comma-separated base64 Ed25519 public keys that verify access tokens "
+     "(all a verifier without the private key needs)"},
+    {"jwt_previous_public_keys", "CHORUS_JWT_PREVIOUS_PUBLIC_KEYS", CORE_CONFIG_STRING, 0,
+     0, "",
+     "EdDSA: comma-separated base64 public keys of former signing keys: tokens they "
+     "signed still verify (rotation)"},
     {"jwt_issuer", "CHORUS_JWT_ISSUER", CORE_CONFIG_STRING, 0, 0, "chorus",
      "iss claim of access tokens, issued and required"},
     {"jwt_audience", "CHORUS_JWT_AUDIENCE", CORE_CONFIG_STRING, 0, 0, "chorus-api",
