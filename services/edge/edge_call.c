@@ -54,6 +54,24 @@ edge_call_send (bus_client_t *bus, const edge_match_t *match, json_t *body,
     return handle;
 }
 
+uint64_t
+edge_call_send_raw (bus_client_t *bus, const char *service, const char *command,
+                    const void *body, size_t size, const char *client_ip,
+                    const char *request_id, int64_t timeout_ms, bool idempotent,
+                    bus_reply_fn *fn, void *arg, edge_call_error_t *error)
+{
+    ChorusBus__Headers headers = CHORUS_BUS__HEADERS__INIT;
+    edge_auth_headers (NULL, client_ip, &headers);
+    headers.request_id = (char *) request_id;
+    headers.timeout_ms = timeout_ms;
+    uint64_t handle = bus_client_request_ex (bus, service, command, &headers, body, size,
+                                             idempotent ? BUS_REQUEST_IDEMPOTENT : 0, fn,
+                                             arg);
+    if (!handle)
+        *error = (edge_call_error_t){503, "broker_unavailable", "no broker is reachable"};
+    return handle;
+}
+
 char *
 edge_call_reply_json (const bus_reply_t *reply)
 {

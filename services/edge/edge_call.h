@@ -32,6 +32,16 @@ uint64_t edge_call_send (bus_client_t *bus, const edge_match_t *match, json_t *b
                          const char *request_id, int64_t timeout_ms, bus_reply_fn *fn,
                          void *arg, edge_call_error_t *error);
 
+//  Send a body already packed (msgpack, size bytes) to service/command for nobody:
+//  the bus headers carry request_id, client_ip (may be NULL) and timeout_ms only,
+//  no identity (webhooks, schemas/channels.md). An idempotent request is resent
+//  once through another broker on broker_lost. Returns the handle (> 0), or 0
+//  with error filled; the caller then runs bus_client_process as above.
+uint64_t edge_call_send_raw (bus_client_t *bus, const char *service, const char *command,
+                             const void *body, size_t size, const char *client_ip,
+                             const char *request_id, int64_t timeout_ms, bool idempotent,
+                             bus_reply_fn *fn, void *arg, edge_call_error_t *error);
+
 //  The JSON text of a reply body (msgpack); an empty body is "{}". NULL when the
 //  body is not valid msgpack. Caller frees.
 char *edge_call_reply_json (const bus_reply_t *reply);

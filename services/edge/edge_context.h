@@ -20,14 +20,16 @@ typedef struct _edge_ready_t edge_ready_t;
 
 typedef struct {
     //  Configuration, read once at start.
-    size_t max_body;        //  largest request body (bytes)
-    size_t stream_queue;    //  per-stream / per-connection send queue (bytes)
-    size_t ws_max_message;  //  largest WebSocket message received (bytes)
-    int64_t timeout_ms;     //  bus deadline of HTTP requests
-    int64_t keepalive_ms;   //  SSE heartbeat comment interval
-    int max_connections;    //  most client connections at once
-    bool trust_proxy;       //  the client address is X-Forwarded-For's last hop
-    bool cookie_secure;     //  token cookies carry Secure
+    size_t max_body;             //  largest request body (bytes)
+    size_t stream_queue;         //  per-stream / per-connection send queue (bytes)
+    size_t ws_max_message;       //  largest WebSocket message received (bytes)
+    int64_t timeout_ms;          //  bus deadline of HTTP requests
+    size_t webhook_max_body;     //  largest webhook body (bytes)
+    int64_t webhook_timeout_ms;  //  bus deadline of webhooks.receive
+    int64_t keepalive_ms;        //  SSE heartbeat comment interval
+    int max_connections;         //  most client connections at once
+    bool trust_proxy;            //  the client address is X-Forwarded-For's last hop
+    bool cookie_secure;          //  token cookies carry Secure
 
     core_log_t *log;                   //  logger (owned by the server)
     struct lws_context *lws;           //  libwebsockets context

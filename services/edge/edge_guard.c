@@ -3,6 +3,7 @@
 #include "edge_guard.h"
 
 #include <assert.h>
+#include <ctype.h>
 #include <czmq.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -37,6 +38,7 @@ typedef struct {
     char method[8];                    //  request method
     char client_ip[EDGE_AUTH_IP_MAX];  //  client address
     bool budget;                       //  count it against the budget
+    char webhook[128];                 //  a webhook's connection id ("": none)
     s_stage_t stage;                   //  what it waits for
     char key_hash[65];                 //  API key hash (stage KEY)
     uint64_t limit_ticket;             //  edge_limit ticket (stage LIMIT)
@@ -62,6 +64,7 @@ struct _edge_guard_t {
     edge_limit_t *limit;          //  budgets, NULL without Redis
     int64_t rate_user;            //  budget per user or key
     int64_t rate_ip;              //  budget per address
+    int64_t rate_webhook;         //  budget per webhook connection id
     int64_t poll_ms;              //  revocation poll interval
     int64_t timeout_ms;           //  bus deadline of our requests
     int64_t next_poll_ms;         //  when to ask revocations.list next (monotonic)
@@ -99,6 +102,7 @@ edge_guard_new (bus_client_t *bus, edge_metrics_t *metrics, core_log_t *log,
     }
     self->rate_user = config->rate_user_per_min;
     self->rate_ip = config->rate_ip_per_min;
+    self->rate_webhook = config->rate_webhook_per_min;
     self->poll_ms = config->revocation_poll_ms;
     self->timeout_ms = config->timeout_ms;
     self->waiting = zhashx_new ();
@@ -234,6 +238,11 @@ s_budget_scope (edge_guard_t *self, const s_admission_t *a, const char **id,
                 int64_t *limit)
 {
     const edge_identity_t *identity = &a->verdict.identity;
+    if (*a->webhook) {
+        *id = a->webhook;
+        *limit = self->rate_webhook;
+        return "webhook";
+    }
     if (identity->kind == EDGE_CRED_JWT) {
         *id = identity->user_id;
         *limit = self->rate_user;
@@ -444,12 +453,11 @@ s_verify_fn (bus_client_t *client, const bus_reply_t *reply, void *arg)
     zlistx_destroy (&tickets);
 }
 
-uint64_t
-edge_guard_admit (edge_guard_t *self, edge_need_t need, const char *method,
-                  const edge_credential_t *credential, const char *client_ip, bool budget,
-                  edge_guard_fn *fn, void *arg, edge_verdict_t *verdict)
+//  A new admission of a request.
+static s_admission_t *
+s_admission_new (edge_guard_t *self, edge_need_t need, const char *method,
+                 const char *client_ip, bool budget, edge_guard_fn *fn, void *arg)
 {
-    assert (self && method && fn && verdict);
     s_admission_t *a = calloc (1, sizeof *a);
     assert (a);
     a->guard = self;
@@ -460,6 +468,50 @@ edge_guard_admit (edge_guard_t *self, edge_need_t need, const char *method,
     snprintf (a->method, sizeof a->method, "%s", method);
     snprintf (a->client_ip, sizeof a->client_ip, "%s", client_ip ? client_ip : "");
     a->budget = budget;
+    return a;
+}
+
+//  Decided: the verdict to the caller (0); else park the admission (its ticket).
+static uint64_t
+s_admission_park (edge_guard_t *self, s_admission_t *a, bool decided,
+                  edge_verdict_t *verdict)
+{
+    if (decided) {
+        *verdict = a->verdict;
+        free (a);
+        return 0;
+    }
+    //  Replies are read by the caller's next bus_client_process, never in here: the
+    //  callback must not come before the caller has the ticket
+    char ticket[24];
+    snprintf (ticket, sizeof ticket, "%" PRIu64, a->ticket);
+    zhashx_insert (self->waiting, ticket, a);
+    return a->ticket;
+}
+
+uint64_t
+edge_guard_admit_webhook (edge_guard_t *self, const char *connection_id,
+                          edge_guard_fn *fn, void *arg, edge_verdict_t *verdict)
+{
+    assert (self && connection_id && fn && verdict);
+    s_admission_t *a = s_admission_new (self, EDGE_NEED_PUBLIC, "POST", NULL, true, fn,
+                                        arg);
+    //  One budget per id, whatever the case of its letters
+    size_t i = 0;
+    for (; connection_id[i] && i + 1 < sizeof a->webhook; i++)
+        a->webhook[i] = (char) tolower ((unsigned char) connection_id[i]);
+    a->webhook[i] = 0;
+    bool decided = !*a->webhook || s_after_identity (self, a);
+    return s_admission_park (self, a, decided, verdict);
+}
+
+uint64_t
+edge_guard_admit (edge_guard_t *self, edge_need_t need, const char *method,
+                  const edge_credential_t *credential, const char *client_ip, bool budget,
+                  edge_guard_fn *fn, void *arg, edge_verdict_t *verdict)
+{
+    assert (self && method && fn && verdict);
+    s_admission_t *a = s_admission_new (self, need, method, client_ip, budget, fn, arg);
     char ticket[24];
     snprintf (ticket, sizeof ticket, "%" PRIu64, a->ticket);
 
@@ -487,16 +539,7 @@ edge_guard_admit (edge_guard_t *self, edge_need_t need, const char *method,
     }
     else
         decided = s_after_identity (self, a);
-
-    if (decided) {
-        *verdict = a->verdict;
-        free (a);
-        return 0;
-    }
-    //  Replies are read by the caller's next bus_client_process, never in here: the
-    //  callback must not come before the caller has the ticket
-    zhashx_insert (self->waiting, ticket, a);
-    return a->ticket;
+    return s_admission_park (self, a, decided, verdict);
 }
 
 void
@@ -726,6 +769,7 @@ s_guard (bus_client_t *bus, edge_metrics_t *metrics, core_log_t *log,
                                         .redis_url = redis_url,
                                         .rate_user_per_min = per_min,
                                         .rate_ip_per_min = per_min,
+                                        .rate_webhook_per_min = per_min,
                                         .rate_fail_open = fail_open,
                                         .rate_timeout_ms = 500,
                                         .timeout_ms = 2000};
@@ -888,6 +932,12 @@ edge_guard_test (bool verbose)
     guard = s_guard (bus, metrics, log, "redis://127.0.0.1:1", 5, false);
     s_admit_wait (guard, bus, EDGE_NEED_PUBLIC, NULL, "192.0.2.9", &verdict);
     assert (verdict.status == 503 && strcmp (verdict.code, "unavailable") == 0);
+    seen.calls = 0;
+    if (edge_guard_admit_webhook (guard, "c-1", s_seen_fn, &seen, &verdict)) {
+        s_drive (guard, bus, &seen, 1, 3000);
+        verdict = seen.verdict;
+    }
+    assert (verdict.status == 503);  //  webhooks have a budget too
     edge_guard_destroy (&guard);
     guard = s_guard (bus, metrics, log, "redis://127.0.0.1:1", 5, true);
     s_admit_wait (guard, bus, EDGE_NEED_PUBLIC, NULL, "192.0.2.9", &verdict);
@@ -924,6 +974,34 @@ edge_guard_test (bool verbose)
         }
         //  Two in the window (unless it turned meanwhile), then over
         assert (passed >= 2 && over >= 1 - (passed - 2));
+        //  Webhooks: per connection id whatever its case, never per address or user
+        char hook[64];
+        snprintf (hook, sizeof hook, "Hook-%d-%lld", getpid (),
+                  (long long) zclock_usecs ());
+        passed = over = 0;
+        int64_t window = edge_limit_window ((int64_t) time (NULL), NULL);
+        for (int i = 0; i < 4; i++) {
+            seen.calls = 0;
+            if (i % 2)
+                hook[0] = (char) tolower ((unsigned char) hook[0]);
+            else
+                hook[0] = (char) toupper ((unsigned char) hook[0]);
+            if (edge_guard_admit_webhook (guard, hook, s_seen_fn, &seen, &verdict)) {
+                s_drive (guard, bus, &seen, 1, 3000);
+                assert (seen.calls == 1);
+                verdict = seen.verdict;
+            }
+            assert (verdict.identity.kind == EDGE_CRED_NONE);
+            if (verdict.status == 0)
+                passed++;
+            else {
+                assert (verdict.status == 429 && verdict.retry_after >= 1);
+                over++;
+            }
+        }
+        assert (passed + over == 4 && passed >= 2);
+        if (edge_limit_window ((int64_t) time (NULL), NULL) == window)
+            assert (passed == 2);  //  one budget for both spellings
         free (limited);
         free (token);
         edge_guard_destroy (&guard);

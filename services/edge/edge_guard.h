@@ -24,15 +24,16 @@ typedef struct _edge_guard_t edge_guard_t;
 
 //  How the guard works; read once by edge_guard_new.
 typedef struct {
-    auth_jwt_t *jwt;             //  key set (the guard takes it); NULL: no JWT passes
-    int64_t api_key_cache_ms;    //  how long an api_keys.verify answer is used
-    int64_t revocation_poll_ms;  //  how often revocations.list is asked
-    const char *redis_url;       //  Redis of the budgets ("" or NULL: no budgets)
-    int64_t rate_user_per_min;   //  budget per user or API key (0: none)
-    int64_t rate_ip_per_min;     //  budget per client address without credentials
-    bool rate_fail_open;         //  pass when Redis fails
-    int rate_timeout_ms;         //  longest wait for Redis
-    int64_t timeout_ms;          //  bus deadline of the guard's own requests
+    auth_jwt_t *jwt;               //  key set (the guard takes it); NULL: no JWT passes
+    int64_t api_key_cache_ms;      //  how long an api_keys.verify answer is used
+    int64_t revocation_poll_ms;    //  how often revocations.list is asked
+    const char *redis_url;         //  Redis of the budgets ("" or NULL: no budgets)
+    int64_t rate_user_per_min;     //  budget per user or API key (0: none)
+    int64_t rate_ip_per_min;       //  budget per client address without credentials
+    int64_t rate_webhook_per_min;  //  budget per webhook connection id (0: none)
+    bool rate_fail_open;           //  pass when Redis fails
+    int rate_timeout_ms;           //  longest wait for Redis
+    int64_t timeout_ms;            //  bus deadline of the guard's own requests
 } edge_guard_config_t;
 
 //  What the guard decided.
@@ -63,6 +64,13 @@ uint64_t edge_guard_admit (edge_guard_t *self, edge_need_t need, const char *met
                            const edge_credential_t *credential, const char *client_ip,
                            bool budget, edge_guard_fn *fn, void *arg,
                            edge_verdict_t *verdict);
+
+//  Admit a platform's webhook (schemas/channels.md): no credential is read, the
+//  identity stays anonymous, and the budget is counted per connection_id (the
+//  path segment, compared without case), not per address. Otherwise as
+//  edge_guard_admit.
+uint64_t edge_guard_admit_webhook (edge_guard_t *self, const char *connection_id,
+                                   edge_guard_fn *fn, void *arg, edge_verdict_t *verdict);
 
 //  Forget an admission (its client went away): no callback comes for it.
 void edge_guard_cancel (edge_guard_t *self, uint64_t ticket);

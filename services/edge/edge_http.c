@@ -12,6 +12,7 @@
 #include "edge_ready.h"
 #include "edge_routes.h"
 #include "edge_sse.h"
+#include "edge_webhook.h"
 
 #define S_HEADER_ROOM 1024   //  bytes reserved for our own response headers
 #define S_WRITE_CHUNK 65536  //  most bytes handed to one lws_write
@@ -26,6 +27,9 @@ struct _edge_request_t {
     int64_t start_us;          //  when the headers arrived
     edge_match_t match;        //  matched route and parameters
     bool expect_body;          //  a body follows (Content-Length > 0)
+    size_t max_body;           //  largest body the route takes
+    char allow[64];            //  Allow of a 405 (the path's methods)
+    edge_webhook_t *webhook;   //  a webhook's request, collected from the headers
     bool head;                 //  HEAD: headers only
     bool accepts_sse;          //  client accepts text/event-stream
     bool sse;                  //  answered as SSE (edge_call_wants_sse)
@@ -35,6 +39,7 @@ struct _edge_request_t {
     bool bad_last_event_id;                   //  Last-Event-ID present but unusable
     char *body;                               //  body received so far
     size_t body_size;                         //  its length
+    size_t body_cap;                          //  bytes allocated for it
     uint64_t handle;                          //  bus request in flight (0: none)
     uint64_t ticket;                          //  admission waiting in the guard (0: none)
     bool detached;                            //  the lws header table was given back
@@ -77,6 +82,7 @@ s_request_destroy (edge_request_t **self_p)
     if (self->session)
         self->session->request = NULL;
     edge_queue_destroy (&self->queue);
+    edge_webhook_destroy (&self->webhook);
     free (self->body);
     free (self->out);
     free (self);
@@ -107,6 +113,7 @@ typedef struct {
     const char *allow;             //  Allow (405)
     int retry_after;               //  Retry-After seconds (0: none)
     const char *www_authenticate;  //  WWW-Authenticate (401 from the guard)
+    bool nosniff;                  //  X-Content-Type-Options: nosniff (webhooks)
     char *cookies[2];              //  Set-Cookie values (owned by the caller)
 } s_extra_t;
 
@@ -146,6 +153,8 @@ s_respond (edge_request_t *self, int status, const char *content_type, const cha
         snprintf (seconds, sizeof seconds, "%d", extra->retry_after);
         rc |= s_add_header (self->wsi, "retry-after:", seconds, &p, end);
     }
+    if (extra && extra->nosniff)
+        rc |= s_add_header (self->wsi, "x-content-type-options:", "nosniff", &p, end);
     if (extra && extra->www_authenticate)
         rc |= s_add_header (self->wsi, "www-authenticate:", extra->www_authenticate, &p,
                             end);
@@ -156,7 +165,8 @@ s_respond (edge_request_t *self, int status, const char *content_type, const cha
         rc |= s_add_header (self->wsi, "connection:", "close", &p, end);
     rc |= lws_finalize_http_header (self->wsi, &p, end);
     assert (rc == 0);  //  room was counted for every header above
-    memcpy (p, body, send_size);
+    if (send_size)
+        memcpy (p, body, send_size);
     self->out_size = (size_t) (p - start) + send_size;
     self->out_off = 0;
     lws_callback_on_writable (self->wsi);
@@ -356,6 +366,27 @@ s_sse_error (edge_request_t *self, const char *code, const char *message, int st
     self->sse_end = true;
 }
 
+//  The FINAL reply of a webhook: the service's WebhookReply written out as it
+//  is (schemas/channels.md), or 502 when it cannot be. Partials are ignored.
+static void
+s_webhook_reply (edge_request_t *self, const bus_reply_t *reply)
+{
+    if (reply->kind != BUS_REPLY_FINAL)
+        return;
+    edge_webhook_reply_t answer;
+    char why[192];
+    if (edge_webhook_reply_decode (reply->body, reply->size, &answer, why, sizeof why)) {
+        core_log_warn (self->edge->log, self->request_id, "%s: %s", self->route_label,
+                       why);
+        s_respond_error (self, 502, "internal", "bad reply from service");
+        return;
+    }
+    s_extra_t extra = {.nosniff = true};
+    s_respond (self, answer.status, answer.content_type, (const char *) answer.body,
+               answer.size, &extra);
+    edge_webhook_reply_free (&answer);
+}
+
 //  A bus reply for an HTTP request (plain or SSE).
 static void
 s_reply_fn (bus_client_t *client, const bus_reply_t *reply, void *arg)
@@ -374,6 +405,10 @@ s_reply_fn (bus_client_t *client, const bus_reply_t *reply, void *arg)
         else
             s_respond_error_retry (self, status, code, reply->message,
                                    (int) reply->retry_after_s);
+        return;
+    }
+    if (self->match.route->flags & EDGE_ROUTE_WEBHOOK) {
+        s_webhook_reply (self, reply);
         return;
     }
     char *json = edge_call_reply_json (reply);
@@ -511,9 +546,13 @@ s_dispatch (edge_request_t *self)
         return;
     }
     edge_verdict_t verdict;
-    self->ticket = edge_guard_admit (edge->guard, self->match.route->need, self->method,
-                                     &self->credential, self->client_ip, true,
-                                     s_admitted_fn, self, &verdict);
+    if (self->webhook)
+        self->ticket = edge_guard_admit_webhook (edge->guard, self->match.params[1].value,
+                                                 s_admitted_fn, self, &verdict);
+    else
+        self->ticket = edge_guard_admit (edge->guard, self->match.route->need,
+                                         self->method, &self->credential, self->client_ip,
+                                         true, s_admitted_fn, self, &verdict);
     if (self->ticket) {
         s_detach (self);
         edge_wake_guard (edge);
@@ -523,6 +562,37 @@ s_dispatch (edge_request_t *self)
     s_admitted (self, &verdict);
 }
 
+//  Send a webhook: its WebhookRequest with the body as it came (a GET's is not
+//  passed), for nobody, with the webhook deadline; resent once on broker_lost.
+static void
+s_webhook_send (edge_request_t *self)
+{
+    edge_t *edge = self->edge;
+    if (strcmp (self->method, "POST") == 0)
+        edge_webhook_set_body (self->webhook, &self->body, self->body_size);
+    size_t size = 0;
+    void *packed = edge_webhook_encode (self->webhook, &size);
+    edge_webhook_destroy (&self->webhook);
+    free (self->body);
+    self->body = NULL;
+    if (!packed) {
+        s_respond_error (self, 500, "internal", "the webhook cannot be passed on");
+        return;
+    }
+    edge_call_error_t error;
+    self->handle = edge_call_send_raw (
+        edge->bus, edge_routes_service (&self->match), self->match.route->command, packed,
+        size, self->client_ip, self->request_id, edge->webhook_timeout_ms, true,
+        s_reply_fn, self, &error);
+    free (packed);
+    if (self->handle) {
+        s_detach (self);
+        bus_client_process (edge->bus);
+    }
+    else if (!self->out)
+        s_respond_error (self, error.status, error.code, error.message);
+}
+
 //  The guard's verdict: refuse, or send the bus request as the identity.
 static void
 s_admitted (edge_request_t *self, const edge_verdict_t *verdict)
@@ -530,6 +600,10 @@ s_admitted (edge_request_t *self, const edge_verdict_t *verdict)
     edge_t *edge = self->edge;
     if (verdict->status) {
         s_respond_refusal (self, verdict);
+        return;
+    }
+    if (self->webhook) {
+        s_webhook_send (self);
         return;
     }
     self->identity = verdict->identity;
@@ -590,22 +664,12 @@ s_header (struct lws *wsi, enum lws_token_indexes token, int *len)
     return value;
 }
 
-void
-edge_http_credentials (edge_t *edge, struct lws *wsi, edge_credential_t *credential,
-                       char *refresh, size_t refresh_size, char *client_ip,
-                       size_t client_ip_size)
+//  The client's address: X-Forwarded-For's last hop when the edge trusts its
+//  proxy, else the peer.
+static void
+s_client_ip (edge_t *edge, struct lws *wsi, char *client_ip, size_t client_ip_size)
 {
-    int auth_len = 0, cookie_len = 0, xff_len = 0;
-    char *authorization = s_header (wsi, WSI_TOKEN_HTTP_AUTHORIZATION, &auth_len);
-    char *cookie = s_header (wsi, WSI_TOKEN_HTTP_COOKIE, &cookie_len);
-    edge_auth_credential (authorization, (size_t) auth_len, cookie, (size_t) cookie_len,
-                          credential);
-    refresh[0] = '\0';
-    if (cookie
-        && edge_auth_cookie (cookie, (size_t) cookie_len, EDGE_AUTH_REFRESH_COOKIE,
-                             refresh, refresh_size)
-               < 0)
-        refresh[0] = '\0';
+    int xff_len = 0;
     char peer[EDGE_AUTH_IP_MAX] = "";
     lws_get_peer_simple (wsi, peer, sizeof peer);
     const char *address = peer;
@@ -616,8 +680,27 @@ edge_http_credentials (edge_t *edge, struct lws *wsi, edge_credential_t *credent
     (void) edge_auth_client_ip (address, xff, (size_t) xff_len, edge->trust_proxy,
                                 client_ip, client_ip_size);
     free (xff);
+}
+
+void
+edge_http_credentials (edge_t *edge, struct lws *wsi, edge_credential_t *credential,
+                       char *refresh, size_t refresh_size, char *client_ip,
+                       size_t client_ip_size)
+{
+    int auth_len = 0, cookie_len = 0;
+    char *authorization = s_header (wsi, WSI_TOKEN_HTTP_AUTHORIZATION, &auth_len);
+    char *cookie = s_header (wsi, WSI_TOKEN_HTTP_COOKIE, &cookie_len);
+    edge_auth_credential (authorization, (size_t) auth_len, cookie, (size_t) cookie_len,
+                          credential);
+    refresh[0] = '\0';
+    if (cookie
+        && edge_auth_cookie (cookie, (size_t) cookie_len, EDGE_AUTH_REFRESH_COOKIE,
+                             refresh, refresh_size)
+               < 0)
+        refresh[0] = '\0';
     free (cookie);
     free (authorization);
+    s_client_ip (edge, wsi, client_ip, client_ip_size);
 }
 
 //  Detect the method of the request.
@@ -637,6 +720,70 @@ s_method (struct lws *wsi)
         if (lws_hdr_total_length (wsi, methods[i].token) > 0)
             return methods[i].name;
     return "OTHER";
+}
+
+//  405 with the methods the path takes in Allow.
+static void
+s_respond_bad_method (edge_request_t *self)
+{
+    char *body = edge_call_error_body (
+        "method_not_allowed", "the route does not take this method", 405, self->openai);
+    s_extra_t extra = {.allow = self->allow};
+    s_respond (self, 405, "application/json", body, strlen (body), &extra);
+    free (body);
+}
+
+//  A webhook's request from the headers (schemas/channels.md): the path's platform
+//  and connection id, the query and the named headers; never a credential. Returns
+//  -1 with a message when the query or a header is over its bound.
+static int
+s_webhook_collect (edge_request_t *self, char *message, size_t size)
+{
+    struct lws *wsi = self->wsi;
+    self->webhook = edge_webhook_new (self->match.params[0].value,
+                                      self->match.params[1].value, self->method);
+    int total = lws_hdr_total_length (wsi, WSI_TOKEN_HTTP_URI_ARGS);
+    if (total > 0) {
+        char *fragment = malloc ((size_t) total + 1);
+        assert (fragment);
+        int rc = 0;
+        for (int i = 0; rc == 0; i++) {
+            int len = lws_hdr_copy_fragment (wsi, fragment, total + 1,
+                                             WSI_TOKEN_HTTP_URI_ARGS, i);
+            if (len < 0)
+                break;
+            rc = edge_webhook_add_query (self->webhook, fragment, (size_t) len);
+        }
+        free (fragment);
+        if (rc) {
+            snprintf (message, size, "the query is longer than %d bytes",
+                      EDGE_WEBHOOK_QUERY_MAX);
+            return -1;
+        }
+    }
+    for (int h = 0; h < EDGE_WEBHOOK_HEADERS; h++) {
+        int len = 0;
+        char *value = NULL;
+        const char *key = edge_webhook_header_key ((edge_webhook_header_t) h);
+        if (h == EDGE_WEBHOOK_CONTENT_TYPE)
+            value = s_header (wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, &len);
+        else if ((len = lws_hdr_custom_length (wsi, key, (int) strlen (key))) >= 0) {
+            value = malloc ((size_t) len + 1);
+            assert (value);
+            len = lws_hdr_custom_copy (wsi, value, len + 1, key, (int) strlen (key));
+        }
+        int rc = value && len >= 0 ? edge_webhook_set_header (
+                     self->webhook, (edge_webhook_header_t) h, value, (size_t) len)
+                                   : 0;
+        free (value);
+        if (rc) {
+            snprintf (message, size, "%s is longer than %d bytes or not UTF-8",
+                      edge_webhook_header_name ((edge_webhook_header_t) h),
+                      EDGE_WEBHOOK_HEADER_MAX);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 //  New request: headers are parsed, path in `in`.
@@ -673,8 +820,21 @@ s_on_http (edge_t *edge, struct lws *wsi, edge_session_t *session, const char *p
             self->bad_last_event_id = true;
     }
     self->openai = strncmp (path, "/v1/", 4) == 0;
-    edge_http_credentials (edge, wsi, &self->credential, self->refresh,
-                           sizeof self->refresh, self->client_ip, sizeof self->client_ip);
+
+    //  The route first: it decides the body limit, and webhooks read no credential
+    edge_match_result_t result = edge_routes_match (self->method, path, &self->match,
+                                                    self->allow, sizeof self->allow);
+    bool webhook = result == EDGE_MATCH_OK
+                   && (self->match.route->flags & EDGE_ROUTE_WEBHOOK);
+    self->max_body = webhook ? edge->webhook_max_body : edge->max_body;
+    if (result == EDGE_MATCH_OK)
+        self->route_label = self->match.route->pattern;
+    if (webhook)
+        s_client_ip (edge, wsi, self->client_ip, sizeof self->client_ip);
+    else
+        edge_http_credentials (edge, wsi, &self->credential, self->refresh,
+                               sizeof self->refresh, self->client_ip,
+                               sizeof self->client_ip);
 
     //  Body size, checked before any of it is read.
     long long content_length = 0;
@@ -693,22 +853,26 @@ s_on_http (edge_t *edge, struct lws *wsi, edge_session_t *session, const char *p
                          "chunked request bodies are not accepted; send Content-Length");
         return 0;
     }
-    if ((unsigned long long) content_length > edge->max_body) {
+    if ((unsigned long long) content_length > self->max_body) {
         self->close_after = true;
         char message[96];
         snprintf (message, sizeof message, "the body is larger than %zu bytes",
-                  edge->max_body);
+                  self->max_body);
         s_respond_error (self, 413, "payload_too_large", message);
         return 0;
     }
     self->expect_body = content_length > 0;
 
-    //  Route, then the query fragments lws has already decoded.
-    char allow[64];
-    edge_match_result_t result = edge_routes_match (self->method, path, &self->match,
-                                                    allow, sizeof allow);
-    if (result == EDGE_MATCH_OK) {
-        self->route_label = self->match.route->pattern;
+    //  A webhook's query and headers, or the query fragments lws has decoded.
+    if (webhook) {
+        char message[128];
+        if (s_webhook_collect (self, message, sizeof message)) {
+            self->close_after = self->expect_body;  //  its body is not read
+            s_respond_error (self, 400, "bad_request", message);
+            return 0;
+        }
+    }
+    else if (result == EDGE_MATCH_OK) {
         char fragment[2 * EDGE_PARAM_SIZE + 2];
         for (int i = 0; i < EDGE_MAX_QUERY; i++) {
             int len = lws_hdr_copy_fragment (wsi, fragment, sizeof fragment,
@@ -727,34 +891,37 @@ s_on_http (edge_t *edge, struct lws *wsi, edge_session_t *session, const char *p
     }
     if (result == EDGE_MATCH_NOT_FOUND)
         s_respond_error (self, 404, "not_found", "no such route");
-    else if (result == EDGE_MATCH_BAD_METHOD) {
-        char *body = edge_call_error_body ("method_not_allowed",
-                                           "the route does not take this method", 405,
-                                           self->openai);
-        s_extra_t extra = {.allow = allow};
-        s_respond (self, 405, "application/json", body, strlen (body), &extra);
-        free (body);
-    }
+    else if (result == EDGE_MATCH_BAD_METHOD)
+        s_respond_bad_method (self);
     else
         s_dispatch (self);
     return 0;
 }
 
-//  A piece of the request body.
+//  A piece of the request body (kept as bytes, with a NUL after them).
 static int
 s_on_body (edge_request_t *self, const void *data, size_t size)
 {
     if (!self || self->out)
         return 0;  //  already answered (413, 411): ignore the rest
-    if (self->body_size + size > self->edge->max_body) {
+    if (self->body_size + size > self->max_body) {
         self->close_after = true;
         s_respond_error (self, 413, "payload_too_large", "the body is too large");
         return 0;
     }
-    char *body = realloc (self->body, self->body_size + size + 1);
-    assert (body);
-    memcpy (body + self->body_size, data, size);
-    self->body = body;
+    size_t need = self->body_size + size + 1;
+    if (need > self->body_cap) {
+        size_t cap = self->body_cap ? self->body_cap : 4096;
+        while (cap < need)
+            cap *= 2;
+        if (cap > self->max_body + 1)
+            cap = self->max_body + 1;
+        char *body = realloc (self->body, cap);
+        assert (body);
+        self->body = body;
+        self->body_cap = cap;
+    }
+    memcpy (self->body + self->body_size, data, size);
     self->body_size += size;
     self->body[self->body_size] = 0;
     return 0;
@@ -769,8 +936,7 @@ s_on_body_done (edge_request_t *self)
     if (self->status == 404)
         s_respond_error (self, 404, "not_found", "no such route");
     else if (self->status == 405)
-        s_respond_error (self, 405, "method_not_allowed",
-                         "the route does not take this method");
+        s_respond_bad_method (self);
     else
         s_dispatch (self);
     return 0;

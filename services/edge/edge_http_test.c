@@ -2,9 +2,11 @@
     and OpenAI routes (schemas/chat.md): success statuses, the arguments that
     reach the service (query filters, "stream", "last_event_id"), SSE framing of
     event maps and OpenAI chunks, errors before and during a stream, OpenAI's
-    error shape, and cancellation when the client goes away. A real broker, the
-    test service standing in for chat and agents, and the edge on ephemeral
-    ports. Its own file: edge_http.c is near the size where a file splits, and
+    error shape, and cancellation when the client goes away; and for the
+    platforms' webhooks (schemas/channels.md): the bytes, query and headers that
+    reach webhooks.receive, the reply written as it is, limits, errors and the
+    budget per connection id. A real broker, the test service standing in for
+    chat, agents and channels, and the edge on ephemeral ports. Its own file: edge_http.c is near the size where a file splits, and
     edge_server_test covers the generic HTTP, SSE and WebSocket behaviour.       */
 #include "edge_http.h"
 
@@ -15,11 +17,17 @@
 #include <string.h>
 
 #include "bus_broker.h"
+#include "channels.pb-c.h"
+#include "codec_msgpack.h"
 #include "edge_server.h"
 #include "edge_testclient.h"
 #include "edge_testservice.h"
 
 #define S_SECRET "edge-http-test-secret-0123456789abcdefgh"
+
+//  Webhook limits of the test edge: below the edge's own body limit and above it
+#define S_WEBHOOK_MAX_BODY 200000
+#define S_WEBHOOK_TIMEOUT_MS 300
 
 //  The JSON body of a response (new reference; asserts it is JSON).
 static json_t *
@@ -384,6 +392,292 @@ s_test_ws (int port, const char *token)
     edge_testclient_destroy (&client);
 }
 
+//  The last WebhookRequest the channels stand-in got (asserts there is one); its
+//  bus headers as text in headers.
+static ChorusChannels__WebhookRequest *
+s_webhook_seen (zactor_t *channels, char *headers, size_t size)
+{
+    zframe_t *frame = edge_testservice_webhook (channels, headers, size);
+    assert (frame);
+    char why[128];
+    ChorusChannels__WebhookRequest *request = (ChorusChannels__WebhookRequest *)
+        codec_decode (&chorus_channels__webhook_request__descriptor, zframe_data (frame),
+                      zframe_size (frame), why, sizeof why);
+    zframe_destroy (&frame);
+    assert (request);
+    return request;
+}
+
+//  Webhooks: raw bytes, query and headers in; the WebhookReply out as it is.
+static void
+s_test_webhooks (int port, zactor_t *channels)
+{
+    edge_response_t r;
+    char value[256], seen[512];
+    //  Meta's body escapes non-ASCII; this one also holds bytes that are no UTF-8,
+    //  a NUL and CRLFs: all of them arrive, and come back, as they were sent
+    const char body[] = "{\"object\":\"page\",\"text\":\"caf\\u00e9 \\ud83d\\ude00\"}"
+                        "\r\n\xff\xfe\x00\x01 \xc3\xa9";
+    const char *headers = "Content-Type: application/json\r\n"
+                          "x-HUB-signature-256: sha256=ab12\r\n"
+                          "X-Slack-Retry-Num: 1\r\n"
+                          "X-Slack-Retry-Reason: http_timeout\r\n"
+                          "Authorization: Bearer garbage\r\n"
+                          "Cookie: chorus_access=garbage\r\n";
+    assert (edge_testclient_call_bytes (port, "POST",
+                                        "/webhooks/whatsapp/echo?a=1&b=x%20y+z&c=%26%3D",
+                                        headers, body, sizeof body, &r)
+            == 200);
+    assert (r.body_size == sizeof body && memcmp (r.body, body, sizeof body) == 0);
+    assert (streq (edge_response_header (&r, "content-type", value, sizeof value),
+                   "application/json"));
+    assert (
+        streq (edge_response_header (&r, "x-content-type-options", value, sizeof value),
+               "nosniff"));
+    assert (streq (edge_response_header (&r, "cache-control", value, sizeof value),
+                   "no-store"));
+    assert (edge_response_header (&r, "x-request-id", value, sizeof value));
+    assert (!edge_response_header (&r, "www-authenticate", value, sizeof value));
+    edge_response_free (&r);
+    ChorusChannels__WebhookRequest *hook = s_webhook_seen (channels, seen, sizeof seen);
+    assert (streq (hook->platform, "whatsapp") && streq (hook->connection_id, "echo"));
+    assert (streq (hook->method, "POST"));
+    assert (streq (hook->query, "a=1&b=x%20y%20z&c=%26%3D"));
+    assert (hook->has_body && hook->body.len == sizeof body
+            && memcmp (hook->body.data, body, sizeof body) == 0);
+    assert (streq (hook->content_type, "application/json"));
+    assert (streq (hook->hub_signature_256, "sha256=ab12"));
+    assert (streq (hook->slack_retry_num, "1"));
+    assert (streq (hook->slack_retry_reason, "http_timeout"));
+    assert (!hook->telegram_secret_token && !hook->slack_signature
+            && !hook->slack_request_timestamp);
+    protobuf_c_message_free_unpacked (&hook->base, NULL);
+    //  No identity at all, whatever credential came; the webhook deadline
+    char expected[128];
+    snprintf (expected, sizeof expected,
+              "user= tenant= role= session= key= ip=127.0.0.1 timeout=%d",
+              S_WEBHOOK_TIMEOUT_MS);
+    assert (streq (seen, expected));
+
+    //  A body that is not JSON, whatever Content-Type says; Slack's and Telegram's
+    //  headers; a body the size of the limit, larger than the edge's other limit
+    const char *form = "token=xyz&text=caf%C3%A9+ol%C3%A9&x=\xff";
+    assert (edge_testclient_call_bytes (port, "POST", "/webhooks/slack/echo",
+                                        "Content-Type: application/json\r\n"
+                                        "X-Slack-Signature: v0=00\r\n"
+                                        "X-Slack-Request-Timestamp: 1531420618\r\n",
+                                        form, strlen (form), &r)
+            == 200);
+    assert (r.body_size == strlen (form) && memcmp (r.body, form, r.body_size) == 0);
+    edge_response_free (&r);
+    hook = s_webhook_seen (channels, seen, sizeof seen);
+    assert (streq (hook->slack_signature, "v0=00"));
+    assert (streq (hook->slack_request_timestamp, "1531420618"));
+    assert (streq (hook->query, "") && !hook->hub_signature_256);
+    protobuf_c_message_free_unpacked (&hook->base, NULL);
+    char *large = malloc (S_WEBHOOK_MAX_BODY);
+    assert (large);
+    for (size_t i = 0; i < S_WEBHOOK_MAX_BODY; i++)
+        large[i] = (char) (i * 7 % 251);
+    assert (edge_testclient_call_bytes (port, "POST", "/webhooks/telegram/echo",
+                                        "X-Telegram-Bot-Api-Secret-Token: s-1_x\r\n",
+                                        large, S_WEBHOOK_MAX_BODY, &r)
+            == 200);
+    assert (r.body_size == S_WEBHOOK_MAX_BODY
+            && memcmp (r.body, large, S_WEBHOOK_MAX_BODY) == 0);
+    assert (streq (edge_response_header (&r, "content-type", value, sizeof value),
+                   "application/octet-stream"));  //  none came, none went back
+    edge_response_free (&r);
+    hook = s_webhook_seen (channels, seen, sizeof seen);
+    assert (streq (hook->telegram_secret_token, "s-1_x") && !hook->content_type);
+    protobuf_c_message_free_unpacked (&hook->base, NULL);
+    free (large);
+    //  Past the limit: 413 from the headers, the service never asked
+    edge_testclient_t *client = edge_testclient_new (port);
+    char request[256];
+    snprintf (request, sizeof request,
+              "POST /webhooks/telegram/echo-big HTTP/1.1\r\nHost: x\r\n"
+              "Content-Length: %d\r\n\r\n",
+              S_WEBHOOK_MAX_BODY + 1);
+    assert (edge_testclient_send (client, request, strlen (request)) == 0);
+    assert (edge_testclient_response (client, &r, 5000) == 413);
+    assert (edge_response_error_is (&r, "payload_too_large"));
+    edge_response_free (&r);
+    edge_testclient_destroy (&client);
+    hook = s_webhook_seen (channels, seen, sizeof seen);
+    assert (streq (hook->connection_id, "echo"));
+    protobuf_c_message_free_unpacked (&hook->base, NULL);
+
+    //  Meta's GET handshake: the query as sent, an empty body, text/plain back
+    assert (edge_testclient_get (port,
+                                 "/webhooks/instagram/status-200?hub.mode=subscribe&"
+                                 "hub.verify_token=t%26k&hub.challenge=1158201444",
+                                 NULL, &r)
+            == 200);
+    assert (streq (r.body, "status 200"));
+    assert (streq (edge_response_header (&r, "content-type", value, sizeof value),
+                   "text/plain; charset=utf-8"));
+    edge_response_free (&r);
+    hook = s_webhook_seen (channels, seen, sizeof seen);
+    assert (streq (hook->method, "GET") && hook->has_body && hook->body.len == 0);
+    assert (streq (hook->query,
+                   "hub.mode=subscribe&hub.verify_token=t%26k&hub.challenge=1158201444"));
+    protobuf_c_message_free_unpacked (&hook->base, NULL);
+
+    //  The service's status as it is; outside 200..599 or no WebhookReply: 502
+    const struct {
+        const char *path;
+        int status;
+        bool error;  //  answered by the edge as a JSON error
+    } answers[] = {{"/webhooks/telegram/status-401", 401, false},
+                   {"/webhooks/telegram/status-418", 418, false},
+                   {"/webhooks/telegram/status-599", 599, false},
+                   {"/webhooks/telegram/status-204", 204, false},
+                   {"/webhooks/telegram/status-199", 502, true},
+                   {"/webhooks/telegram/status-600", 502, true},
+                   {"/webhooks/telegram/garbage", 502, true},
+                   {"/webhooks/telegram/error-unavailable", 503, true},
+                   {"/webhooks/telegram/error-not_found", 404, true},
+                   {"/webhooks/telegram/error-internal", 500, true}};
+    for (size_t i = 0; i < sizeof answers / sizeof answers[0]; i++) {
+        int status = edge_testclient_call (port, "POST", answers[i].path, NULL, "{}", &r);
+        if (status != answers[i].status)
+            fprintf (stderr, "edge_http_test: %s: %d %s\n", answers[i].path, status,
+                     r.body);
+        assert (status == answers[i].status);
+        if (answers[i].error)
+            assert (strstr (r.body, "{\"error\":{\"code\":"));  //  the usual JSON
+        else if (status == 204)
+            assert (r.body_size == 0);
+        else
+            assert (strncmp (r.body, "status ", 7) == 0);
+        edge_response_free (&r);
+    }
+    //  The webhook deadline, not the edge's
+    int64_t started = zclock_mono ();
+    assert (edge_testclient_call (port, "POST", "/webhooks/slack/hold", NULL, "{}", &r)
+            == 504);
+    assert (edge_response_error_is (&r, "deadline_exceeded"));
+    assert (zclock_mono () - started < 2000);
+    edge_response_free (&r);
+
+    //  Routing: other platforms 404, other methods (HEAD too) 405 with Allow
+    assert (edge_testclient_call (port, "POST", "/webhooks/sms/echo", NULL, "{}", &r)
+            == 404);
+    edge_response_free (&r);
+    const char *methods[] = {"PUT", "DELETE", "HEAD"};
+    for (size_t i = 0; i < 3; i++) {
+        client = edge_testclient_new (port);
+        assert (edge_testclient_request (client, methods[i], "/webhooks/slack/echo", NULL,
+                                         i == 0 ? "{}" : NULL)
+                == 0);
+        //  HEAD's answer has a Content-Length and no body: only its headers count
+        if (i == 2)
+            assert (edge_testclient_response_headers (client, &r, 5000) == 405);
+        else
+            assert (edge_testclient_response (client, &r, 5000) == 405);
+        assert (
+            streq (edge_response_header (&r, "allow", value, sizeof value), "GET, POST"));
+        edge_response_free (&r);
+        edge_testclient_destroy (&client);
+    }
+    //  Bounds: a named header over 1024 bytes, a query over 4096: 400
+    char *big = malloc (6000);
+    assert (big);
+    memset (big, 'a', 5999);
+    big[5999] = 0;
+    char *line = NULL;
+    assert (asprintf (&line, "X-Slack-Signature: %.1025s\r\n", big) > 0);
+    assert (edge_testclient_call (port, "POST", "/webhooks/slack/echo", line, "{}", &r)
+            == 400);
+    assert (strstr (r.body, "X-Slack-Signature"));
+    edge_response_free (&r);
+    free (line);
+    assert (asprintf (&line, "/webhooks/whatsapp/echo?q=%.4095s", big) > 0);
+    assert (edge_testclient_get (port, line, NULL, &r) == 400);
+    assert (strstr (r.body, "query"));
+    edge_response_free (&r);
+    free (line);
+    free (big);
+    //  Not over the WebSocket
+    client = edge_testclient_new (port);
+    assert (edge_testclient_ws_open (client, "/api/v1/ws") == 101);
+    const char *hook_ws = "{\"type\":\"request\",\"id\":\"w1\",\"method\":\"POST\","
+                          "\"path\":\"/webhooks/slack/echo\",\"body\":{}}";
+    assert (edge_testclient_ws_send (client, hook_ws, strlen (hook_ws)) == 0);
+    int opcode = 0;
+    char *frame = edge_testclient_ws_recv (client, &opcode, NULL, 5000);
+    assert (frame && strstr (frame, "not_found"));
+    free (frame);
+    edge_testclient_destroy (&client);
+}
+
+//  An edge whose webhooks have a budget of 2 per minute and connection id, and
+//  anonymous requests one per address: the third webhook to one id (in either
+//  case) is 429 with Retry-After, another id still passes (needs Redis). The ids
+//  are new each run, so that runs within one minute do not share a window.
+static void
+s_test_webhook_budget (const char *brokers, const char *redis)
+{
+    char *error = NULL;
+    core_config_t *config = core_config_new (edge_server_options,
+                                             edge_server_option_count, &error);
+    const char *settings[][2] = {{"edge_port", "0"},
+                                 {"brokers", brokers},
+                                 {"log_level", "off"},
+                                 {"redis_url", redis},
+                                 {"jwt_secret", S_SECRET},
+                                 {"edge_webhook_rate_per_min", "2"},
+                                 {"edge_rate_ip_per_min", "1"},
+                                 {"edge_rate_fail_open", "false"},
+                                 {"edge_rate_timeout_ms", "2000"},
+                                 {"edge_drain_ms", "0"}};
+    for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++)
+        if (core_config_set (config, settings[i][0], settings[i][1], &error))
+            assert (false);
+    zactor_t *edge = zactor_new (edge_server_actor, config);
+    core_config_destroy (&config);
+    zstr_send (edge, "PORT");
+    int port = -1;
+    zsock_recv (edge, "i", &port);
+    assert (port > 0);
+    char path[128], other[128];
+    long long run = (long long) zclock_usecs ();
+    snprintf (path, sizeof path, "/webhooks/telegram/Budget-%d-%lld", getpid (), run);
+    snprintf (other, sizeof other, "/webhooks/telegram/other-%d-%lld", getpid (), run);
+    edge_response_t r;
+    int passed = 0, status = 0;
+    //  Until Redis is connected the budget fails closed (503)
+    for (int i = 0; i < 300 && status != 429; i++) {
+        path[19] = i % 2 ? 'b' : 'B';
+        status = edge_testclient_call (port, "POST", path, NULL, "{}", &r);
+        if (status == 200)
+            passed++;
+        else if (status == 503 && edge_response_error_is (&r, "unavailable"))
+            zclock_sleep (10);
+        else
+            assert (status == 429);
+        if (status != 429)
+            edge_response_free (&r);
+    }
+    assert (status == 429 && passed >= 2 && passed <= 4);  //  4: the minute turned
+    assert (edge_response_error_is (&r, "rate_limited"));
+    char value[16];
+    long seconds = strtol (edge_response_header (&r, "retry-after", value, sizeof value),
+                           NULL, 10);
+    assert (seconds >= 1 && seconds <= 60);
+    edge_response_free (&r);
+    assert (edge_testclient_call (port, "POST", other, NULL, "{}", &r) == 200);
+    edge_response_free (&r);
+    assert (edge_testclient_get (port, "/metrics", NULL, &r) == 200);
+    assert (strstr (r.body, "chorus_rate_limited_total{scope=\"webhook\"} 1\n"));
+    //  Metrics name the route, never a connection id
+    assert (strstr (r.body, "route=\"/webhooks/{platform}/{connection_id}\""));
+    assert (!strstr (r.body, "Budget-") && !strstr (r.body, "other-"));
+    edge_response_free (&r);
+    zactor_destroy (&edge);
+}
+
 void
 edge_http_test (bool verbose)
 {
@@ -401,18 +695,30 @@ edge_http_test (bool verbose)
     edge_testservice_config_t agents_config = {brokers, "agents", EDGE_TESTSERVICE_API};
     zactor_t *chat = zactor_new (edge_testservice_actor, &chat_config);
     zactor_t *agents = zactor_new (edge_testservice_actor, &agents_config);
+    edge_testservice_config_t channels_config = {brokers, "channels",
+                                                 EDGE_TESTSERVICE_API};
+    zactor_t *channels = zactor_new (edge_testservice_actor, &channels_config);
 
     char *error = NULL;
     core_config_t *config = core_config_new (edge_server_options,
                                              edge_server_option_count, &error);
     assert (config);
     const char *settings[][2] = {
-        {"edge_port", "0"},          {"brokers", brokers},
-        {"heartbeat_ms", "100"},     {"log_level", verbose ? "info" : "off"},
-        {"edge_timeout_ms", "3000"}, {"edge_sse_keepalive_ms", "300"},
-        {"redis_url", ""},           {"jwt_secret", S_SECRET},
-        {"secret_key", ""},          {"jwt_previous_secrets", ""},
-        {"edge_drain_ms", "0"},      {"edge_revocation_poll_ms", "200"},
+        {"edge_port", "0"},
+        {"brokers", brokers},
+        {"heartbeat_ms", "100"},
+        {"log_level", verbose ? "info" : "off"},
+        {"edge_timeout_ms", "3000"},
+        {"edge_sse_keepalive_ms", "300"},
+        {"redis_url", ""},
+        {"jwt_secret", S_SECRET},
+        {"secret_key", ""},
+        {"jwt_previous_secrets", ""},
+        {"edge_drain_ms", "0"},
+        {"edge_revocation_poll_ms", "200"},
+        {"edge_max_body", "65536"},
+        {"edge_webhook_max_body", "200000"},
+        {"edge_webhook_timeout_ms", "300"},
     };
     for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++)
         if (core_config_set (config, settings[i][0], settings[i][1], &error))
@@ -432,8 +738,9 @@ edge_http_test (bool verbose)
     snprintf (admin, sizeof admin, "Authorization: Bearer %s\r\n", admin_token);
     //  Until both replicas are registered the broker answers unavailable
     edge_response_t r;
-    const char *probes[] = {"/api/v1/conversations", "/v1/models"};
-    for (size_t p = 0; p < 2; p++) {
+    const char *probes[] = {"/api/v1/conversations", "/v1/models",
+                            "/api/v1/channels/connections"};
+    for (size_t p = 0; p < 3; p++) {
         for (int i = 0;
              i < 200 && edge_testclient_get (port, probes[p], member, &r) != 200; i++) {
             edge_response_free (&r);
@@ -448,8 +755,24 @@ edge_http_test (bool verbose)
     s_test_openai (port, member);
     s_test_gone (port, member, chat, agents);
     s_test_ws (port, member_token);
+    s_test_webhooks (port, channels);
+    const char *redis = getenv ("CHORUS_TEST_REDIS_URL");
+    if (redis && *redis)
+        s_test_webhook_budget (brokers, redis);
+    //  The channels service down: a webhook is a bus error like any other (503)
+    zactor_destroy (&channels);
+    for (int i = 0;
+         i < 200
+         && edge_testclient_call (port, "POST", "/webhooks/slack/echo", NULL, "{}", &r)
+                != 503;
+         i++) {
+        edge_response_free (&r);
+        zclock_sleep (20);
+    }
+    assert (r.status == 503 && edge_response_error_is (&r, "unavailable"));
+    edge_response_free (&r);
     if (verbose)
-        printf ("(routes, SSE events, OpenAI framing and errors, cancels) ");
+        printf ("(routes, SSE events, OpenAI framing and errors, cancels, webhooks) ");
 
     free (member_token);
     free (admin_token);

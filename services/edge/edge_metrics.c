@@ -28,7 +28,7 @@ typedef struct {
 //  Label values of the authentication and budget counters
 static const char *s_refusal_reasons[] = {"missing", "invalid", "forbidden",
                                           "unavailable"};
-static const char *s_limit_scopes[] = {"user", "key", "ip"};
+static const char *s_limit_scopes[] = {"user", "key", "ip", "webhook"};
 #define S_REASONS (sizeof s_refusal_reasons / sizeof s_refusal_reasons[0])
 #define S_SCOPES (sizeof s_limit_scopes / sizeof s_limit_scopes[0])
 
@@ -267,7 +267,7 @@ edge_metrics_render (edge_metrics_t *self, const edge_gauges_t *g, size_t *size)
         fprintf (out, "chorus_auth_refusals_total{reason=\"%s\"} %llu\n",
                  s_refusal_reasons[i], (unsigned long long) self->refused[i]);
     fprintf (out, "# HELP chorus_rate_limited_total Requests over their budget (429), by "
-                  "user, API key or client address.\n"
+                  "user, API key, client address or webhook connection id.\n"
                   "# TYPE chorus_rate_limited_total counter\n");
     for (size_t i = 0; i < S_SCOPES; i++)
         fprintf (out, "chorus_rate_limited_total{scope=\"%s\"} %llu\n", s_limit_scopes[i],
@@ -343,6 +343,7 @@ edge_metrics_test (bool verbose)
     assert (strstr (text, "chorus_auth_refusals_total{reason=\"missing\"} 0\n"));
     assert (strstr (text, "chorus_rate_limited_total{scope=\"ip\"} 1\n"));
     assert (strstr (text, "chorus_rate_limited_total{scope=\"user\"} 0\n"));
+    assert (strstr (text, "chorus_rate_limited_total{scope=\"webhook\"} 0\n"));
     assert (strstr (text, "chorus_rate_limit_errors_total 1\n"));
     //  Every line is a comment or "name{labels} value" ending in a newline.
     for (char *line = text; *line;) {

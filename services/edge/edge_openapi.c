@@ -2,10 +2,12 @@
 #include "edge_openapi.h"
 #include "edge_routes.h"
 #include "edge_sse.h"
+#include "edge_webhook.h"
 
 #include "agents.pb-c.h"
 #include "auth.pb-c.h"
 #include "bus.pb-c.h"
+#include "channels.pb-c.h"
 #include "chat.pb-c.h"
 
 #include <assert.h>
@@ -30,7 +32,12 @@ static const char s_components[] =
     "\"Status\":{\"type\":\"object\",\"properties\":{\"status\":{\"type\":\"string\"}}},"
     "\"Ready\":{\"type\":\"object\",\"properties\":{\"status\":{\"type\":\"string\"},"
     "\"checks\":{\"type\":\"object\",\"properties\":{\"broker\":{\"type\":\"boolean\"},"
-    "\"database\":{\"type\":\"boolean\"},\"redis\":{\"type\":\"boolean\"}}}}}},"
+    "\"database\":{\"type\":\"boolean\"},\"redis\":{\"type\":\"boolean\"}}}}},"
+    "\"WebhookAck\":{\"type\":\"object\",\"description\":\"The channels service's answer "
+    "to a webhook it verified: what became of its items (schemas/channels.md)\","
+    "\"properties\":{\"ok\":{\"type\":\"boolean\"},\"stored\":{\"type\":\"integer\"},"
+    "\"duplicates\":{\"type\":\"integer\"},\"ignored\":{\"type\":\"integer\"},"
+    "\"statuses\":{\"type\":\"integer\"}}}},"
     "\"securitySchemes\":{"
     "\"bearerAuth\":{\"type\":\"http\",\"scheme\":\"bearer\",\"bearerFormat\":\"JWT\","
     "\"description\":\"Authorization: Bearer <access token> (a JWT from a token answer), "
@@ -140,6 +147,9 @@ static const ProtobufCMessageDescriptor *const s_messages[] = {
     &chorus_chat__message_list__descriptor,
     &chorus_chat__send_request__descriptor,
     &chorus_chat__cancel_reply__descriptor,
+    &chorus_channels__connection__descriptor,
+    &chorus_channels__connection_list__descriptor,
+    &chorus_channels__inbox_list__descriptor,
 };
 
 static void s_add_message (json_t *schemas, const ProtobufCMessageDescriptor *desc);
@@ -274,6 +284,65 @@ s_operation_id (const edge_route_t *route, char *buf, size_t size)
     buf[out] = 0;
 }
 
+//  What a webhook route's operation says besides the generic parts: the named
+//  headers, any body, the tag, and the answers of schemas/channels.md.
+static void
+s_webhook_operation (const edge_route_t *route, json_t *op)
+{
+    json_t *params = json_object_get (op, "parameters");
+    for (int h = 0; h < EDGE_WEBHOOK_HEADERS; h++) {
+        if (h == EDGE_WEBHOOK_CONTENT_TYPE)
+            continue;  //  OpenAPI describes it with the body
+        char description[128];
+        snprintf (description, sizeof description,
+                  "Passed to the channels service as it came (at most %d bytes)",
+                  EDGE_WEBHOOK_HEADER_MAX);
+        json_array_append_new (
+            params,
+            json_pack ("{s:s, s:s, s:b, s:s, s:{s:s, s:i}}", "name",
+                       edge_webhook_header_name ((edge_webhook_header_t) h), "in",
+                       "header", "required", 0, "description", description, "schema",
+                       "type", "string", "maxLength", EDGE_WEBHOOK_HEADER_MAX));
+    }
+    if (strcmp (route->method, "POST") == 0)
+        json_object_set_new (
+            op, "requestBody",
+            json_pack ("{s:b, s:s, s:{s:{s:{}}}}", "required", 0, "description",
+                       "Any bytes, passed untouched whatever Content-Type says (at most "
+                       "CHORUS_EDGE_WEBHOOK_MAX_BODY, 4 MiB by default); the platforms "
+                       "sign them",
+                       "content", "*/*", "schema"));
+    json_object_set_new (op, "tags", json_pack ("[s]", "webhooks"));
+    json_t *responses = json_pack (
+        "{s:{s:s, s:{s:{s:{s:s}}, s:{s:o}}}}", "200", "description",
+        "The channels service's WebhookReply, written as it is: text/plain for Meta's "
+        "hub.challenge and Slack's url_verification challenge, else the WebhookAck",
+        "content", "text/plain", "schema", "type", "string", "application/json", "schema",
+        s_ref ("WebhookAck"));
+    static const char *const answers[][2] = {
+        {"400", "bad_request: a query over 4096 bytes or a named header over 1024 (the "
+                "edge); a verified body that is not the platform's (the service)"},
+        {"401", "unauthorized: the signature or secret token is missing or wrong, or "
+                "Slack's timestamp is more than 300 s away"},
+        {"403", "forbidden: Meta's GET handshake with a wrong hub.mode or "
+                "hub.verify_token, or no hub.challenge"},
+        {"404", "not_found: no such platform or connection, a disabled connection or "
+                "one of another platform"},
+        {"405", "method_not_allowed: not GET or POST (Allow), or GET on Telegram or "
+                "Slack"},
+        {"413", "payload_too_large: a body over CHORUS_EDGE_WEBHOOK_MAX_BODY (the edge, "
+                "without calling the service) or more than 2000 items"},
+        {"429", "rate_limited: over CHORUS_EDGE_WEBHOOK_RATE_PER_MIN for this "
+                "connection id (Retry-After)"},
+        {"500", "Internal error (a secret that does not open, the database)"},
+        {"502", "The replica handling it was lost, or its answer was no WebhookReply"},
+        {"503", "No live replica, no broker, no database or CHORUS_SECRET_KEY"},
+        {"504", "Deadline exceeded (CHORUS_EDGE_WEBHOOK_TIMEOUT_MS)"}};
+    for (size_t i = 0; i < sizeof answers / sizeof answers[0]; i++)
+        json_object_set_new (responses, answers[i][0], s_error_response (answers[i][1]));
+    json_object_set_new (op, "responses", responses);
+}
+
 //  The operation object of one route.
 static json_t *
 s_operation (const edge_route_t *route)
@@ -293,6 +362,14 @@ s_operation (const edge_route_t *route)
             json_t *values = json_array ();
             for (size_t i = 0; i < service_count; i++)
                 json_array_append_new (values, json_string (services[i]));
+            json_object_set_new (schema, "enum", values);
+        }
+        else if (strcmp (name, "platform") == 0) {
+            size_t platform_count = 0;
+            const char *const *platforms = edge_table_platforms (&platform_count);
+            json_t *values = json_array ();
+            for (size_t i = 0; i < platform_count; i++)
+                json_array_append_new (values, json_string (platforms[i]));
             json_object_set_new (schema, "enum", values);
         }
         json_array_append_new (params,
@@ -441,6 +518,8 @@ s_operation (const edge_route_t *route)
                              s_error_response ("Not a WebSocket upgrade"));
     json_object_set_new (responses, "405", s_error_response ("Method not allowed"));
     json_object_set_new (op, "responses", responses);
+    if (route->flags & EDGE_ROUTE_WEBHOOK)
+        s_webhook_operation (route, op);
     return op;
 }
 
@@ -659,6 +738,41 @@ edge_openapi_test (bool verbose)
                            "OpenAIChatCompletionChunk"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         assert (json_object_get (schemas, names[i]));
+    //  Channels: connections and the inbox from channels.proto; webhooks raw
+    json_t *inbox = json_object_get (
+        json_object_get (paths, "/api/v1/channels/connections/{id}/inbox"), "get");
+    assert (json_array_size (json_object_get (inbox, "parameters")) == 5);
+    assert (json_object_get (schemas, "Connection")
+            && json_object_get (schemas, "InboxMessage")
+            && json_object_get (schemas, "Credentials"));
+    json_t *hooks = json_object_get (paths, "/webhooks/{platform}/{connection_id}");
+    json_t *hook = json_object_get (hooks, "post");
+    assert (hook && json_object_get (hooks, "get") && json_object_size (hooks) == 2);
+    assert (json_array_size (json_object_get (hook, "security")) == 0);
+    assert (
+        strcmp (json_string_value (json_array_get (json_object_get (hook, "tags"), 0)),
+                "webhooks")
+        == 0);
+    json_t *platform = json_array_get (json_object_get (hook, "parameters"), 0);
+    assert (strcmp (json_string_value (json_object_get (platform, "name")), "platform")
+            == 0);
+    assert (
+        json_array_size (json_object_get (json_object_get (platform, "schema"), "enum"))
+        == 5);
+    assert (json_array_size (json_object_get (hook, "parameters")) == 9);
+    assert (json_object_get (
+        json_object_get (json_object_get (hook, "requestBody"), "content"), "*/*"));
+    assert (!json_object_get (json_object_get (hooks, "get"), "requestBody"));
+    assert (
+        json_array_size (json_object_get (json_object_get (hooks, "get"), "parameters"))
+        == 12);  //  and hub.mode, hub.verify_token, hub.challenge
+    json_t *answers = json_object_get (hook, "responses");
+    assert (json_object_get (
+        json_object_get (json_object_get (answers, "200"), "content"), "text/plain"));
+    const char *codes[] = {"400", "401", "403", "404", "405", "413",
+                           "429", "500", "502", "503", "504"};
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
+        assert (json_object_get (answers, codes[i]));
     char *all = json_dumps (doc, JSON_COMPACT);
     for (const char *ref = strstr (all, "\"$ref\":\""); ref;
          ref = strstr (ref + 1, "\"$ref\":\"")) {

@@ -22,6 +22,14 @@ s_param_valid (const char *name, const char *value)
                 return true;
         return false;
     }
+    if (strcmp (name, "platform") == 0) {
+        size_t count = 0;
+        const char *const *platforms = edge_table_platforms (&count);
+        for (size_t i = 0; i < count; i++)
+            if (strcmp (platforms[i], value) == 0)
+                return true;
+        return false;
+    }
     return *value != 0;
 }
 
@@ -71,8 +79,10 @@ edge_routes_match (const char *method, const char *path, edge_match_t *match, ch
     for (size_t i = 0; i < count; i++) {
         if (!s_pattern_match (routes[i].pattern, path, match))
             continue;
+        //  HEAD is GET without the body, but not for webhooks (channels.md: 405)
         if (strcmp (routes[i].method, method) == 0
-            || (strcmp (method, "HEAD") == 0 && strcmp (routes[i].method, "GET") == 0)) {
+            || (strcmp (method, "HEAD") == 0 && strcmp (routes[i].method, "GET") == 0
+                && !(routes[i].flags & EDGE_ROUTE_WEBHOOK))) {
             match->route = &routes[i];
             return EDGE_MATCH_OK;
         }
@@ -545,6 +555,37 @@ edge_routes_test (bool verbose)
     assert (edge_routes_parse_target ("GET", list, strlen (list), &m) == EDGE_MATCH_OK);
     assert (edge_routes_args (&m, NULL, why, sizeof why) == NULL);
     assert (strstr (why, "archived"));
+
+    //  Channels: connections, the inbox with its filter, webhooks per platform
+    assert (
+        edge_routes_match ("GET", "/api/v1/channels/connections/c-1/inbox", &m, NULL, 0)
+        == EDGE_MATCH_OK);
+    assert (strcmp (m.route->command, "inbox.list") == 0);
+    list = "/api/v1/channels/connections/c-1/inbox?status=received&limit=3";
+    assert (edge_routes_parse_target ("GET", list, strlen (list), &m) == EDGE_MATCH_OK);
+    page = edge_routes_args (&m, NULL, why, sizeof why);
+    assert (strcmp (json_string_value (json_object_get (page, "status")), "received")
+            == 0);
+    assert (strcmp (json_string_value (json_object_get (page, "id")), "c-1") == 0);
+    json_decref (page);
+    assert (edge_routes_match ("POST", "/webhooks/whatsapp/c-1", &m, NULL, 0)
+            == EDGE_MATCH_OK);
+    assert (m.route->flags & EDGE_ROUTE_WEBHOOK && m.param_count == 2);
+    assert (strcmp (m.params[0].name, "platform") == 0);
+    assert (strcmp (m.params[1].value, "c-1") == 0);
+    assert (strcmp (edge_routes_service (&m), "channels") == 0);
+    assert (edge_routes_match ("GET", "/webhooks/slack/c-1", &m, NULL, 0)
+            == EDGE_MATCH_OK);
+    assert (edge_routes_match ("POST", "/webhooks/sms/c-1", &m, NULL, 0)
+            == EDGE_MATCH_NOT_FOUND);
+    assert (edge_routes_match ("POST", "/webhooks/telegram/", &m, NULL, 0)
+            == EDGE_MATCH_NOT_FOUND);
+    assert (edge_routes_match ("HEAD", "/webhooks/telegram/c-1", &m, allow, sizeof allow)
+            == EDGE_MATCH_BAD_METHOD);
+    assert (strcmp (allow, "GET, POST") == 0);
+    assert (edge_routes_match ("PUT", "/webhooks/telegram/c-1", &m, allow, sizeof allow)
+            == EDGE_MATCH_BAD_METHOD);
+    assert (strcmp (allow, "GET, POST") == 0);
 
     //  Targets with queries; percent-decoding; typed arguments.
     const char *t = "/api/v1/services/chat/ping?count=3&interval_ms=10&x=%41&bad=%zz";

@@ -16,6 +16,7 @@
 #include "edge_sse.h"
 #include "edge_table.h"
 #include "edge_testservice.h"
+#include "edge_webhook.h"
 
 static const core_selftest_t s_tests[] = {
     {"edge_auth", edge_auth_test},
@@ -30,6 +31,7 @@ static const core_selftest_t s_tests[] = {
     {"edge_queue", edge_queue_test},
     {"edge_sse", edge_sse_test},
     {"edge_call", edge_call_test},
+    {"edge_webhook", edge_webhook_test},
     {"edge_ready", edge_ready_test},
     {"edge_testservice", edge_testservice_test},
     {"edge_server", edge_server_test},

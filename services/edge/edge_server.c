@@ -56,6 +56,14 @@ const core_config_option_t edge_server_options[] = {
      100000000, "1200", "Requests per minute per user or API key (0: no limit)"},
     {"edge_rate_ip_per_min", "CHORUS_EDGE_RATE_IP_PER_MIN", CORE_CONFIG_INT, 0, 100000000,
      "300", "Requests per minute per client address without credentials (0: no limit)"},
+    {"edge_webhook_rate_per_min", "CHORUS_EDGE_WEBHOOK_RATE_PER_MIN", CORE_CONFIG_INT, 0,
+     100000000, "6000", "Webhooks per minute per connection id (0: no limit)"},
+    {"edge_webhook_max_body", "CHORUS_EDGE_WEBHOOK_MAX_BODY", CORE_CONFIG_INT, 0, 8323072,
+     "4194304",
+     "Largest webhook body in bytes (larger: 413; at most 8 MiB less 64 KiB, the rest "
+     "of a bus request)"},
+    {"edge_webhook_timeout_ms", "CHORUS_EDGE_WEBHOOK_TIMEOUT_MS", CORE_CONFIG_INT, 10,
+     600000, "2500", "Bus deadline of a webhook (ms; Slack wants its answer within 3 s)"},
     {"edge_rate_fail_open", "CHORUS_EDGE_RATE_FAIL_OPEN", CORE_CONFIG_BOOL, 0, 0, "true",
      "When Redis is down or slow, requests pass (false: 503)"},
     {"edge_rate_timeout_ms", "CHORUS_EDGE_RATE_TIMEOUT_MS", CORE_CONFIG_INT, 1, 10000,
@@ -252,6 +260,7 @@ s_guard_new (edge_t *edge, core_config_t *config)
         .redis_url = core_config_str (config, "redis_url"),
         .rate_user_per_min = core_config_int (config, "edge_rate_user_per_min"),
         .rate_ip_per_min = core_config_int (config, "edge_rate_ip_per_min"),
+        .rate_webhook_per_min = core_config_int (config, "edge_webhook_rate_per_min"),
         .rate_fail_open = core_config_bool (config, "edge_rate_fail_open"),
         .rate_timeout_ms = (int) core_config_int (config, "edge_rate_timeout_ms"),
         .timeout_ms = edge->timeout_ms};
@@ -323,6 +332,8 @@ s_self_new (zsock_t *pipe, core_config_t *config)
     edge->stream_queue = (size_t) core_config_int (config, "edge_stream_queue");
     edge->ws_max_message = (size_t) core_config_int (config, "edge_ws_max_message");
     edge->timeout_ms = core_config_int (config, "edge_timeout_ms");
+    edge->webhook_max_body = (size_t) core_config_int (config, "edge_webhook_max_body");
+    edge->webhook_timeout_ms = core_config_int (config, "edge_webhook_timeout_ms");
     edge->keepalive_ms = core_config_int (config, "edge_sse_keepalive_ms");
     edge->max_connections = (int) core_config_int (config, "edge_max_connections");
     self->ready_interval_ms = (int) core_config_int (config, "edge_ready_interval_ms");

@@ -9,6 +9,9 @@ static const char *const s_services[] = {"auth",     "chat",         "agents",
                                          "rag",      "integrations", "workflows",
                                          "channels", "analytics"};
 
+static const char *const s_platforms[] = {"whatsapp", "messenger", "instagram",
+                                          "telegram", "slack"};
+
 //  The query parameters of a list route (auth.md: ?cursor=&limit=)
 #define S_PAGE                                                                           \
     {                                                                                    \
@@ -554,6 +557,101 @@ static const edge_route_t s_routes[] = {
      .reply_schema = "CancelReply",
      .need = EDGE_NEED_USER},
 
+    //  Channels (schemas/channels.md "Routes"): the channels service
+    {.method = "GET",
+     .pattern = "/api/v1/channels/connections",
+     .kind = EDGE_ROUTE_BUS,
+     .service = "channels",
+     .command = "connections.list",
+     .status = 200,
+     .summary = "Channel connections of the tenant, newest first (credentials are "
+                "never returned)",
+     .reply_schema = "ConnectionList",
+     .query = S_PAGE,
+     .need = EDGE_NEED_USER},
+    {.method = "POST",
+     .pattern = "/api/v1/channels/connections",
+     .kind = EDGE_ROUTE_BUS,
+     .service = "channels",
+     .command = "connections.create",
+     .status = 201,
+     .summary = "Connect a channel: platform, agent_id, name, the platform's ids and "
+                "credentials (sealed at rest); answers the webhook_url, and a "
+                "generated Telegram secret_token once",
+     .request_schema = "Connection",
+     .reply_schema = "Connection",
+     .need = EDGE_NEED_TENANT_ADMIN},
+    {.method = "GET",
+     .pattern = "/api/v1/channels/connections/{id}",
+     .kind = EDGE_ROUTE_BUS,
+     .service = "channels",
+     .command = "connections.get",
+     .status = 200,
+     .summary = "One channel connection and its webhook_url",
+     .reply_schema = "Connection",
+     .need = EDGE_NEED_USER},
+    {.method = "PATCH",
+     .pattern = "/api/v1/channels/connections/{id}",
+     .kind = EDGE_ROUTE_BUS,
+     .service = "channels",
+     .command = "connections.update",
+     .status = 200,
+     .summary = "Change the fields present; a credential present replaces the stored "
+                "one, \"\" clears an optional one",
+     .request_schema = "Connection",
+     .reply_schema = "Connection",
+     .need = EDGE_NEED_TENANT_ADMIN},
+    {.method = "DELETE",
+     .pattern = "/api/v1/channels/connections/{id}",
+     .kind = EDGE_ROUTE_BUS,
+     .service = "channels",
+     .command = "connections.delete",
+     .status = 204,
+     .summary = "Delete a connection with its inbox and outbound rows",
+     .need = EDGE_NEED_TENANT_ADMIN},
+    {.method = "GET",
+     .pattern = "/api/v1/channels/connections/{id}/inbox",
+     .kind = EDGE_ROUTE_BUS,
+     .service = "channels",
+     .command = "inbox.list",
+     .status = 200,
+     .summary = "Messages stored from the connection's webhooks, newest first",
+     .reply_schema = "InboxList",
+     .query = {{"cursor", "string", 0, 0,
+                "Where to go on: next_cursor of the previous page"},
+               {"limit", "integer", 1, 100, "Items per page, newest first (default 50)"},
+               {"status", "string", 0, 0,
+                "Only messages in this state: received, processing, done, failed"}},
+     .need = EDGE_NEED_USER},
+
+    //  Webhooks of the platforms: raw bytes in, the service's WebhookReply out
+    {.method = "GET",
+     .pattern = "/webhooks/{platform}/{connection_id}",
+     .kind = EDGE_ROUTE_BUS,
+     .service = "channels",
+     .command = "webhooks.receive",
+     .status = 200,
+     .summary = "A platform's webhook handshake (Meta's GET with hub.mode, "
+                "hub.verify_token and hub.challenge): the channels service answers",
+     .query = {{"hub.mode", "string", 0, 0, "Meta's handshake: subscribe"},
+               {"hub.verify_token", "string", 0, 0,
+                "The verify token given in Meta's app dashboard"},
+               {"hub.challenge", "string", 0, 0,
+                "Echoed as text/plain when the token matches"}},
+     .need = EDGE_NEED_PUBLIC,
+     .flags = EDGE_ROUTE_WEBHOOK},
+    {.method = "POST",
+     .pattern = "/webhooks/{platform}/{connection_id}",
+     .kind = EDGE_ROUTE_BUS,
+     .service = "channels",
+     .command = "webhooks.receive",
+     .status = 200,
+     .summary = "A platform's webhook: the raw body and its signature headers go to "
+                "the channels service, which verifies and stores it; its answer "
+                "(status, Content-Type, body) is written out as it is",
+     .need = EDGE_NEED_PUBLIC,
+     .flags = EDGE_ROUTE_WEBHOOK},
+
     //  The OpenAI-compatible API: each agent is a model
     {.method = "GET",
      .pattern = "/v1/models",
@@ -593,6 +691,13 @@ edge_table_services (size_t *count)
 {
     *count = sizeof s_services / sizeof s_services[0];
     return s_services;
+}
+
+const char *const *
+edge_table_platforms (size_t *count)
+{
+    *count = sizeof s_platforms / sizeof s_platforms[0];
+    return s_platforms;
 }
 
 void
@@ -640,6 +745,14 @@ edge_table_test (bool verbose)
                     && strstr (r->pattern, "{message_id}"));
         assert (!(r->flags & EDGE_ROUTE_OPENAI)
                 == (strncmp (r->pattern, "/v1/", 4) != 0));
+        //  Webhooks: public, raw (no JSON body), never streamed, under /webhooks/
+        if (r->flags & EDGE_ROUTE_WEBHOOK)
+            assert (r->need == EDGE_NEED_PUBLIC && !r->request_schema && !r->streams
+                    && !r->reply_schema && r->kind == EDGE_ROUTE_BUS
+                    && strcmp (r->service, "channels") == 0
+                    && strcmp (r->command, "webhooks.receive") == 0);
+        assert (!(r->flags & EDGE_ROUTE_WEBHOOK)
+                == (strncmp (r->pattern, "/webhooks/", 10) != 0));
         if (verbose)
             printf ("\n   %-6s %-34s %-16s %s", r->method, r->pattern,
                     r->command ? r->command : "-", edge_auth_need_name (r->need));
@@ -707,8 +820,48 @@ edge_table_test (bool verbose)
         assert (strcmp (r->command, chat_md[c].command) == 0);
         assert (r->need == chat_md[c].need && r->status == chat_md[c].status);
     }
-    size_t services = 0;
+
+    //  schemas/channels.md "Routes" (connections.test comes with step 2)
+    static const struct {
+        const char *method, *pattern, *command;
+        edge_need_t need;
+        int status;
+    } channels_md[] = {
+        {"GET", "/api/v1/channels/connections", "connections.list", EDGE_NEED_USER, 200},
+        {"POST", "/api/v1/channels/connections", "connections.create",
+         EDGE_NEED_TENANT_ADMIN, 201},
+        {"GET", "/api/v1/channels/connections/{id}", "connections.get", EDGE_NEED_USER,
+         200},
+        {"PATCH", "/api/v1/channels/connections/{id}", "connections.update",
+         EDGE_NEED_TENANT_ADMIN, 200},
+        {"DELETE", "/api/v1/channels/connections/{id}", "connections.delete",
+         EDGE_NEED_TENANT_ADMIN, 204},
+        {"GET", "/api/v1/channels/connections/{id}/inbox", "inbox.list", EDGE_NEED_USER,
+         200},
+        {"GET", "/webhooks/{platform}/{connection_id}", "webhooks.receive",
+         EDGE_NEED_PUBLIC, 200},
+        {"POST", "/webhooks/{platform}/{connection_id}", "webhooks.receive",
+         EDGE_NEED_PUBLIC, 200},
+    };
+    size_t channel_routes = 0;
+    for (size_t i = 0; i < count; i++)
+        if (routes[i].service && strcmp (routes[i].service, "channels") == 0)
+            channel_routes++;
+    assert (channel_routes == sizeof channels_md / sizeof channels_md[0]);
+    for (size_t c = 0; c < sizeof channels_md / sizeof channels_md[0]; c++) {
+        const edge_route_t *r = NULL;
+        for (size_t i = 0; i < count && !r; i++)
+            if (strcmp (routes[i].method, channels_md[c].method) == 0
+                && strcmp (routes[i].pattern, channels_md[c].pattern) == 0)
+                r = &routes[i];
+        assert (r && r->kind == EDGE_ROUTE_BUS);
+        assert (strcmp (r->service, "channels") == 0);
+        assert (strcmp (r->command, channels_md[c].command) == 0);
+        assert (r->need == channels_md[c].need && r->status == channels_md[c].status);
+    }
+    size_t services = 0, platforms = 0;
     assert (edge_table_services (&services) && services == 8);
+    assert (edge_table_platforms (&platforms) && platforms == 5);
     if (verbose)
         printf ("\n  ");
     printf ("OK\n");

@@ -51,6 +51,11 @@ typedef struct {
 //  OpenAI's API: SSE when the JSON body says "stream": true (whatever Accept
 //  says), framed as data lines and [DONE]; errors in OpenAI's shape
 #define EDGE_ROUTE_OPENAI 64
+//  A platform's webhook (schemas/channels.md): public without reading any
+//  credential, the raw body and the named headers passed as a WebhookRequest,
+//  its own body limit, deadline and budget per connection id, the service's
+//  WebhookReply written out as it is; never HEAD, never over the WebSocket
+#define EDGE_ROUTE_WEBHOOK 128
 
 //  One route of the table.
 typedef struct {
@@ -74,6 +79,9 @@ const edge_route_t *edge_table_routes (size_t *count);
 
 //  The service names {name} may take.
 const char *const *edge_table_services (size_t *count);
+
+//  The platforms {platform} may take (webhook routes).
+const char *const *edge_table_platforms (size_t *count);
 
 void edge_table_test (bool verbose);
 

@@ -36,11 +36,27 @@ int edge_testclient_send (edge_testclient_t *self, const void *data, size_t size
 int edge_testclient_request (edge_testclient_t *self, const char *method,
                              const char *path, const char *headers, const char *body);
 
+//  The same with a body of size bytes, sent as they are (any bytes, NUL too).
+int edge_testclient_request_bytes (edge_testclient_t *self, const char *method,
+                                   const char *path, const char *headers,
+                                   const void *body, size_t size);
+
+//  One request with such a body on a new connection (see edge_testclient_call).
+int edge_testclient_call_bytes (int port, const char *method, const char *path,
+                                const char *headers, const void *body, size_t size,
+                                edge_response_t *response);
+
 //  Read one response: headers, then Content-Length bytes or, without one, until
 //  the connection closes. Returns the status or -1 on timeout or close.
 int edge_testclient_response (edge_testclient_t *self, edge_response_t *response,
                               int timeout_ms);
 void edge_response_free (edge_response_t *response);
+
+//  Read only the status line and headers of one response (the answer to HEAD,
+//  whose Content-Length announces a body that never comes). Returns the status
+//  or -1 on timeout or close.
+int edge_testclient_response_headers (edge_testclient_t *self, edge_response_t *response,
+                                      int timeout_ms);
 
 //  One request on a new connection to 127.0.0.1:port (headers and body may be
 //  NULL); returns the status, the response in *response (free it).

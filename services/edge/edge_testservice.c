@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "bus_worker.h"
+#include "channels.pb-c.h"
 #include "codec_json.h"
 #include "codec_msgpack.h"
 
@@ -18,6 +19,8 @@ typedef struct {
     const char *service;           //  service name
     int cancels;                   //  cancellations seen
     zlistx_t *streams;             //  s_stream_t * in progress
+    zframe_t *webhook;             //  the last webhooks.receive body
+    char webhook_headers[512];     //  and its bus headers, as text
 } s_svc_t;
 
 typedef struct {
@@ -105,11 +108,78 @@ s_api_send (s_svc_t *svc, bus_request_t **request_p, json_t *value, bool final)
     msgpack_sbuffer_destroy (&sbuf);
 }
 
+//  Keep a request as held: answered only by its cancel or the end of the test.
+static void
+s_hold (s_svc_t *svc, bus_request_t *request)
+{
+    s_stream_t *held = calloc (1, sizeof *held);
+    assert (held);
+    held->svc = svc;
+    held->request = request;
+    held->timer = -1;
+    bus_request_set_data (request, held);
+    zlistx_add_end (svc->streams, held);
+}
+
+//  API mode: webhooks.receive as the channels service's stand-in (see the header).
+static void
+s_webhook_request (s_svc_t *svc, bus_request_t *request)
+{
+    const ChorusBus__Headers *h = bus_request_headers (request);
+    zframe_destroy (&svc->webhook);
+    svc->webhook = zframe_new (bus_request_body (request), bus_request_size (request));
+    snprintf (svc->webhook_headers, sizeof svc->webhook_headers,
+              "user=%s tenant=%s role=%s session=%s key=%s ip=%s timeout=%lld",
+              h->user_id, h->tenant_id, h->role, h->session_id, h->api_key_id,
+              h->client_ip, (long long) h->timeout_ms);
+    char why[128];
+    ChorusChannels__WebhookRequest *hook = (ChorusChannels__WebhookRequest *)
+        codec_decode (&chorus_channels__webhook_request__descriptor,
+                      bus_request_body (request), bus_request_size (request), why,
+                      sizeof why);
+    if (!hook) {
+        bus_worker_error (svc->worker, &request, "bad_request", why);
+        return;
+    }
+    const char *id = hook->connection_id ? hook->connection_id : "";
+    ChorusChannels__WebhookReply reply = CHORUS_CHANNELS__WEBHOOK_REPLY__INIT;
+    reply.has_status = 1;
+    reply.status = 200;
+    char text[32];
+    if (streq (id, "hold"))
+        s_hold (svc, request);
+    else if (strncmp (id, "error-", 6) == 0)
+        bus_worker_error (svc->worker, &request, id + 6, "as asked");
+    else if (streq (id, "garbage"))
+        bus_worker_final (svc->worker, &request, "\xc1", 1);
+    else {
+        if (strncmp (id, "status-", 7) == 0) {
+            reply.status = (uint32_t) strtoul (id + 7, NULL, 10);
+            reply.content_type = "text/plain; charset=utf-8";
+            snprintf (text, sizeof text, "status %u", reply.status);
+            reply.has_body = 1;
+            reply.body.data = (uint8_t *) text;
+            reply.body.len = strlen (text);
+        }
+        else {
+            reply.content_type = hook->content_type;
+            reply.has_body = hook->has_body;
+            reply.body = hook->body;
+        }
+        bus_worker_final_msg (svc->worker, &request, &reply.base);
+    }
+    protobuf_c_message_free_unpacked (&hook->base, NULL);
+}
+
 //  API mode: stand in for chat and agents (see the header).
 static void
 s_api_request (s_svc_t *svc, bus_request_t *request)
 {
     const char *command = bus_request_command (request);
+    if (streq (command, "webhooks.receive")) {
+        s_webhook_request (svc, request);
+        return;
+    }
     json_t *args = NULL;
     msgpack_unpacked unpacked;
     msgpack_unpacked_init (&unpacked);
@@ -125,15 +195,8 @@ s_api_request (s_svc_t *svc, bus_request_t *request)
     const char *error = json_string_value (json_object_get (args, "error"));
     bool stream = json_is_true (json_object_get (args, "stream"));
     bool fail_mid = json_is_true (json_object_get (args, "fail_mid"));
-    if (json_is_true (json_object_get (args, "hold"))) {
-        s_stream_t *held = calloc (1, sizeof *held);
-        assert (held);
-        held->svc = svc;
-        held->request = request;
-        held->timer = -1;
-        bus_request_set_data (request, held);
-        zlistx_add_end (svc->streams, held);
-    }
+    if (json_is_true (json_object_get (args, "hold")))
+        s_hold (svc, request);
     else if (error)
         bus_worker_error_retry (
             svc->worker, &request, error, "as asked",
@@ -261,6 +324,11 @@ s_svc_pipe (zloop_t *loop, zsock_t *pipe, void *arg)
         rc = -1;
     else if (streq (command, "CANCELS"))
         zsock_send (pipe, "i", svc->cancels);
+    else if (streq (command, "WEBHOOK")) {
+        zframe_t *body = svc->webhook ? zframe_dup (svc->webhook) : zframe_new (NULL, 0);
+        zsock_send (pipe, "sf", svc->webhook_headers, body);
+        zframe_destroy (&body);
+    }
     free (command);
     return rc;
 }
@@ -291,6 +359,7 @@ edge_testservice_actor (zsock_t *pipe, void *args)
     bus_worker_detach (svc.worker, svc.loop);
     bus_worker_destroy (&svc.worker);
     zloop_destroy (&svc.loop);
+    zframe_destroy (&svc.webhook);
     zlistx_destroy (&svc.streams);
 }
 
@@ -301,6 +370,21 @@ edge_testservice_cancels (zactor_t *service)
     int cancels = -1;
     zsock_recv (service, "i", &cancels);
     return cancels;
+}
+
+zframe_t *
+edge_testservice_webhook (zactor_t *service, char *headers, size_t size)
+{
+    zstr_send (service, "WEBHOOK");
+    char *text = NULL;
+    zframe_t *body = NULL;
+    if (zsock_recv (service, "sf", &text, &body) != 0)
+        return NULL;
+    snprintf (headers, size, "%s", text ? text : "");
+    free (text);
+    if (body && zframe_size (body) == 0)
+        zframe_destroy (&body);
+    return body;
 }
 
 bool

@@ -11,7 +11,13 @@
     with that code; with "stream": true, messages.send and agents.test stream
     chat.md's events ({"event","id","data"}: message.created with the args,
     message.delta, message.completed) and openai_chat OpenAI chunks, and
-    "fail_mid" ends them with upstream_error after the first one.
+    "fail_mid" ends them with upstream_error after the first one. It also stands
+    in for channels' webhooks.receive: it keeps the last WebhookRequest with the
+    headers it came with (edge_testservice_webhook) and answers as the path's
+    connection id says: "hold" never, "error-<code>" with that bus error,
+    "garbage" with a body that is no WebhookReply, "status-<n>" with status n
+    (text/plain), anything else 200 with the request's Content-Type and body
+    echoed byte for byte.
 
         edge_testservice_config_t config = {brokers, "chat", EDGE_TESTSERVICE_NORMAL};
         zactor_t *chat = zactor_new (edge_testservice_actor, &config);
@@ -46,6 +52,12 @@ int edge_testservice_cancels (zactor_t *service);
 //  Wait up to two seconds until the replica's cancellations pass n; true when
 //  they did.
 bool edge_testservice_wait_cancels (zactor_t *service, int n);
+
+//  The last webhooks.receive the replica got: its msgpack body (a new frame the
+//  caller destroys; NULL when none came) and, in headers (size bytes), the bus
+//  headers it carried as "user=.. tenant=.. role=.. session=.. key=.. ip=..
+//  timeout=..".
+zframe_t *edge_testservice_webhook (zactor_t *service, char *headers, size_t size);
 
 void edge_testservice_test (bool verbose);
 

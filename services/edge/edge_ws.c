@@ -305,7 +305,9 @@ s_handle_request (edge_ws_t *self, json_t *msg, const char *id)
                       "the route does not take this method");
         return;
     }
-    if (result != EDGE_MATCH_OK || match.route->kind != EDGE_ROUTE_BUS) {
+    //  Webhooks are the platforms' raw HTTP requests: not over the WebSocket
+    if (result != EDGE_MATCH_OK || match.route->kind != EDGE_ROUTE_BUS
+        || (match.route->flags & EDGE_ROUTE_WEBHOOK)) {
         s_send_error (self, id, "not_found", "no such route");
         return;
     }
