@@ -1,32 +1,44 @@
 #!/usr/bin/python3
-"""End-to-end test of the chat service from schemas/chat.md, over the bus: chorus-broker
-and two chorus-chat replicas as processes on the test PostgreSQL and Redis, and a
-stand-in for the agents service written here from schemas/bus.md (a CHW1 worker
-answering agents.get and turn.run with scripted streams), so that streaming, tool
-calls, upstream failures, cancellation and the context budget are deterministic.
-Requests go over CHC1 with the headers the edge would set.
+"""End-to-end test of the chat service from schemas/chat.md, with every Chorus
+component real: chorus-broker, two chorus-chat replicas, chorus-agents, chorus-auth
+and chorus-edge as processes on the test PostgreSQL and Redis. Only the LLM provider
+is replaced, by tests/standins/llm_standin.py speaking OpenAI's exact wire format:
+the platform's default provider (CHORUS_LLM_PROVIDER=openai, CHORUS_LLM_BASE_URL,
+CHORUS_LLM_API_KEY, CHORUS_LLM_MODEL) points at it, and the tenant registered over
+HTTP sets its own key with PUT /api/v1/providers/openai. Each scenario is steered by
+the stand-in's markers in the user message ([[tokens:N delay_ms:N]] for slow streams,
+[[error_after:N]] and [[cut_after:N]] for broken upstreams, [[tool:NAME {json}]] for
+tool calls, [[key:NAME]] to find the request in the stand-in's log). Requests go over
+CHC1 with the headers the edge would set, and over HTTP through the edge.
 
 Checks: conversations create (the agent is asked for, in the caller's tenant), list
 (newest first, cursors, archived and agent filters, last message preview, counts),
 get (with the newest messages), update, delete; the cross-tenant and invalid-id
 not_found matrix; messages.send plain and streamed (event names, ids <message
-id>:<n>, deltas, tool calls, message.completed as stored), upstream failures (error
-then message.completed failed, partial text kept), the headers and history turn.run
-gets (oldest first, bounded by the model's context budget, the new message always
-kept), cancellation by the caller and by conversations.cancel on the other replica
-(the stand-in sees the turn.run cancelled; the reply is stored cancelled), replays
-with last_event_id (live from the other replica, after the end, derived from the
-stored message when the Redis log is gone, non-streamed), the outbox events with
-their payloads, a missing agents service (unavailable), and that every process
-exits 0 on SIGTERM (no leaks in the sanitizer build).
+id>:<n>, deltas, tool calls, message.completed as stored, usage as the provider
+counted it), upstream failures (a mid-stream error event and a cut stream: error
+then message.completed failed, partial text kept), the request the provider gets
+(the platform's or the tenant's key, model, system prompt first, history oldest
+first, bounded by the model's context budget, the new message always kept), the
+agents.turn.completed event in the caller's tenant, cancellation by the caller, by
+conversations.cancel on the other replica, by deleting the conversation and by the
+HTTP client going away (each time the stand-in sees its request disconnected early;
+the reply is stored cancelled), replays with last_event_id (live from the other
+replica, after the end, derived from the stored message when the Redis log is gone,
+non-streamed), the outbox events with their payloads, the agents service stopped
+(unavailable), a chat replica killed mid-turn (swept to failed), the built-in
+offline provider, and that every process exits 0 on SIGTERM (no leaks in the
+sanitizer build).
 
 Needs CHORUS_BIN_DIR, CHORUS_TEST_DATABASE_URL and CHORUS_TEST_REDIS_URL (tools/chorus
 test sets them) and /usr/bin/python3 with python3-zmq and python3-msgpack."""
 
+import base64
 import http.client
 import json
 import math
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -49,8 +61,14 @@ WORK = tempfile.mkdtemp(prefix="chorus-chat-test-")
 SECRET = "e2e-chat-test-jwt-secret-0123456789abcdef"
 RUN = uuid.uuid4().hex[:8]
 HEARTBEAT_MS = 200
+PLATFORM_KEY = "standin-key"                  # CHORUS_LLM_API_KEY
+TENANT_KEY = "sk-tenant-%s-0123456789" % RUN  # alice's own key (PUT /providers/openai)
+MODEL = "standin-model"                       # CHORUS_LLM_MODEL
 PROCESSES = []
 FAILED = []
+
+sys.path.insert(0, os.path.join(SRC, "tests", "standins"))
+import llm_standin  # noqa: E402
 
 REQUEST, CANCEL, HEARTBEAT, READY = b"\x01", b"\x02", b"\x03", b"\x04"
 DISCONNECT, PARTIAL, FINAL, ERROR = b"\x06", b"\x11", b"\x12", b"\x13"
@@ -101,164 +119,77 @@ def check(name, fn):
 
 
 # ---------------------------------------------------------------------------------
-# The stand-in agents service: a CHW1 worker in a thread
+# The LLM stand-in: markers in, the request log out
 
-class StandInAgents(threading.Thread):
-    """Answers agents.get for the agents it was given (only in their tenant) and
-    turn.run with a scripted stream chosen by the last message's content:
-      "echo: X"   deltas of "you said: X", then the result with usage
-      "slow N"    N deltas "tick " 100 ms apart (30 if no N), then the result
-      "fail"      two deltas, then ERROR unavailable "provider down"
-      "tools"     a delta, tool_call pieces for two calls, then the result
-      "bigreply"  one delta of 64 KiB
-      other       "ok"
-    Records every turn.run (headers, body) and every task it saw cancelled."""
+def say(text, key, **markers):
+    """A user message: text, then a marker group labelled key (and the markers)."""
+    parts = ["key:" + key] + ["%s:%s" % (k, v) for k, v in markers.items()]
+    return "%s [[%s]]" % (text, " ".join(parts))
 
-    def __init__(self, endpoint):
-        super().__init__(daemon=True)
-        self.endpoint = endpoint
-        self.agents = {}            # id -> (tenant, Agent map)
-        self.turns = []             # (headers, body) of each turn.run
-        self.cancelled = []         # task ids cancelled by the broker
-        self.tasks = {}             # task id -> [next time, generator]
-        self.lock = threading.Lock()
-        self.stopping = threading.Event()
 
-    def add_agent(self, tenant, model="standin-model", max_tokens=512,
-                  system_prompt="You are a stand-in."):
-        agent_id = str(uuid.uuid4())
-        self.agents[agent_id] = (tenant, {
-            "id": agent_id, "name": "agent-" + agent_id[:8], "model": model,
-            "provider": "standin", "max_tokens": max_tokens,
-            "system_prompt": system_prompt, "enabled": True})
-        return agent_id
+def words(text):
+    return len((text or "").split())
 
-    def turn_for(self, message_id):
-        with self.lock:
-            for headers, body in self.turns:
-                if body.get("message_id") == message_id:
-                    return headers, body
-        return None
 
-    def run(self):
-        sock = zmq.Context.instance().socket(zmq.DEALER)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.connect(self.endpoint)
-        sock.send_multipart([b"CHW1", READY, b"agents",
-                             msgpack.packb({"credit": 32, "replica": "standin"})])
-        last_sent = time.time()
-        while not self.stopping.is_set():
-            now = time.time()
-            due = [t for t, task in self.tasks.items() if task[0] <= now]
-            for task_id in due:
-                last_sent = time.time()
-                self.step(sock, task_id)
-            wait = 0.05
-            if self.tasks:
-                wait = max(0.0, min(wait, min(t[0] for t in self.tasks.values()) - time.time()))
-            if sock.poll(int(wait * 1000)):
-                frames = sock.recv_multipart()
-                if len(frames) < 2 or frames[0] != b"CHW1":
-                    continue
-                if frames[1] == REQUEST:
-                    self.request(sock, frames)
-                    last_sent = time.time()
-                elif frames[1] == CANCEL:
-                    task_id = frames[2]
-                    with self.lock:
-                        self.cancelled.append(task_id)
-                    if self.tasks.pop(task_id, None) is not None:
-                        sock.send_multipart([b"CHW1", ERROR, task_id, msgpack.packb(
-                            {"code": "cancelled", "message": "cancelled"})])
-                elif frames[1] == DISCONNECT:
-                    sock.send_multipart([b"CHW1", READY, b"agents",
-                                         msgpack.packb({"credit": 32, "replica": "standin"})])
-            if time.time() - last_sent > HEARTBEAT_MS / 1000.0:
-                sock.send_multipart([b"CHW1", HEARTBEAT])
-                last_sent = time.time()
-        sock.send_multipart([b"CHW1", DISCONNECT])
-        time.sleep(0.1)
-        sock.close()
+class Upstream:
+    """The stand-in's control routes: what arrived, and how it ended."""
 
-    def step(self, sock, task_id):
-        task = self.tasks[task_id]
-        try:
-            delay, kind, body = next(task[1])
-        except StopIteration:
-            del self.tasks[task_id]
-            return
-        sock.send_multipart([b"CHW1", kind, task_id, msgpack.packb(body)])
-        if kind == PARTIAL:
-            task[0] = time.time() + delay
-        else:
-            del self.tasks[task_id]
+    def __init__(self, port):
+        self.port = port
+        self.base = "http://127.0.0.1:%d" % port
 
-    def request(self, sock, frames):
-        task_id, command = frames[2], frames[3].decode()
-        headers = msgpack.unpackb(frames[4], raw=False)
-        body = msgpack.unpackb(frames[5], raw=False) if len(frames) > 5 else {}
-        if command == "health":      # what every service answers (bus.md section 7)
-            sock.send_multipart([b"CHW1", FINAL, task_id, msgpack.packb({
-                "service": "agents", "replica": "standin", "status": "ok",
-                "database": True, "redis": True})])
-            return
-        if command == "agents.get":
-            found = self.agents.get(body.get("id") or "")
-            if found and found[0] == headers.get("tenant_id"):
-                reply = [b"CHW1", FINAL, task_id, msgpack.packb(found[1])]
-            else:
-                reply = [b"CHW1", ERROR, task_id,
-                         msgpack.packb({"code": "not_found", "message": "no such agent"})]
-            sock.send_multipart(reply)
-            return
-        if command != "turn.run":
-            sock.send_multipart([b"CHW1", ERROR, task_id, msgpack.packb(
-                {"code": "unknown_command", "message": command})])
-            return
-        with self.lock:
-            self.turns.append((headers, body))
-        messages = body.get("messages") or []
-        last = (messages[-1].get("content") or "") if messages else ""
-        self.tasks[task_id] = [time.time(), self.script(last, messages)]
+    def get(self, path):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        conn.request("GET", path)
+        body = conn.getresponse().read()
+        conn.close()
+        return json.loads(body)
 
-    @staticmethod
-    def result(content, tool_calls=None):
-        return {"content": content, "finish_reason": "stop", "provider": "standin",
-                "model": "standin-1", "prompt_tokens": 11, "completion_tokens": 7,
-                "latency_ms": 42, "first_token_ms": 5, "tool_calls": tool_calls or []}
+    def records(self, key=None):
+        recs = self.get("/_standin/requests")["requests"]
+        if key is not None:
+            recs = [r for r in recs if (r.get("markers") or {}).get("key") == key]
+        return recs
 
-    def script(self, last, messages):
-        if last.startswith("echo: "):
-            text = "you said: " + last[6:]
-            for i in range(0, len(text), 5):
-                yield 0.02, PARTIAL, {"type": "delta", "delta": text[i:i + 5]}
-            yield 0, FINAL, self.result(text)
-        elif last.startswith("slow"):
-            parts = last.split()
-            count = int(parts[1]) if len(parts) > 1 else 300
-            for _ in range(count):
-                yield 0.1, PARTIAL, {"type": "delta", "delta": "tick "}
-            yield 0, FINAL, self.result("tick " * count)
-        elif last == "fail":
-            yield 0.02, PARTIAL, {"type": "delta", "delta": "half "}
-            yield 0.02, PARTIAL, {"type": "delta", "delta": "done"}
-            yield 0, ERROR, {"code": "unavailable", "message": "provider down"}
-        elif last == "tools":
-            yield 0.01, PARTIAL, {"type": "delta", "delta": "Let me look."}
-            yield 0.01, PARTIAL, {"type": "tool_call", "index": 0, "tool_call": {
-                "id": "call_a", "name": "lookup", "arguments": ""}}
-            yield 0.01, PARTIAL, {"type": "tool_call", "index": 0, "tool_call": {
-                "arguments": "{\"q\": "}}
-            yield 0.01, PARTIAL, {"type": "tool_call", "index": 0, "tool_call": {
-                "arguments": "\"weather\"}"}}
-            yield 0.01, PARTIAL, {"type": "tool_call", "index": 1, "tool_call": {
-                "id": "call_b", "name": "clock", "arguments": "{}"}}
-            yield 0, FINAL, self.result("Let me look.")
-        elif last == "bigreply":
-            yield 0.01, PARTIAL, {"type": "delta", "delta": "x" * 65536}
-            yield 0, FINAL, self.result("x" * 65536)
-        else:
-            yield 0, FINAL, self.result("ok")
+    def one(self, key, timeout=10.0):
+        """The request labelled key (waits until it arrived)."""
+        found = []
+
+        def arrived():
+            found[:] = self.records(key)
+            return bool(found)
+        wait_for("the stand-in to get %s" % key, arrived, timeout)
+        assert len(found) == 1, [(r["id"], r["attempt"]) for r in found]
+        return found[0]
+
+    def ended(self, key, timeout=10.0):
+        """The request labelled key, once it is over."""
+        found = []
+
+        def over():
+            found[:] = [r for r in self.records(key) if r["ended_at"]]
+            return bool(found)
+        wait_for("the stand-in's request %s to end" % key, over, timeout)
+        return found[-1]
+
+    def disconnected(self, key, fewer_than, timeout=5.0):
+        """The request labelled key was left by its client before the end, early."""
+        rec = self.ended(key, timeout)
+        assert rec["disconnected"] and rec["outcome"] == "disconnected", rec
+        assert rec["tokens_sent"] < fewer_than, rec["tokens_sent"]
+        assert rec["disconnected_at"] - rec["started_at"] < 15, rec
+        return rec
+
+
+def sent_messages(rec):
+    """(role, content) of the OpenAI messages a stand-in request carried."""
+    return [(m["role"], m.get("content")) for m in rec["body"]["messages"]]
+
+
+def prompt_words(rec):
+    """The stand-in's prompt_tokens: words of every message's text."""
+    return sum(words(m.get("content") if isinstance(m.get("content"), str) else "")
+               for m in rec["body"]["messages"])
 
 
 # ---------------------------------------------------------------------------------
@@ -318,13 +249,13 @@ class Bus:
     def call(self, command, body, who, **kw):
         return self.replies(self.send(command, body, who, **kw))
 
-    def ok(self, command, body, who):
-        got = self.call(command, body, who)
+    def ok(self, command, body, who, **kw):
+        got = self.call(command, body, who, **kw)
         assert got and got[-1][0] == "final", (command, body, got)
         return got[-1][1]
 
-    def error(self, command, body, who):
-        got = self.call(command, body, who)
+    def error(self, command, body, who, **kw):
+        got = self.call(command, body, who, **kw)
         assert got and got[-1][0] == "error", (command, body, got)
         return got[-1][1]["code"]
 
@@ -334,6 +265,7 @@ class Events:
         self.sock = zmq.Context.instance().socket(zmq.SUB)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.SUBSCRIBE, b"chat.")
+        self.sock.setsockopt(zmq.SUBSCRIBE, b"agents.")
         self.sock.connect(endpoint)
         self.seen = []
 
@@ -389,15 +321,25 @@ def stream_events(replies):
     return out
 
 
-def run(bus, standin, events, replicas_of):
+def new_agent(bus, tenant, **fields):
+    """An agent of tenant created on the real agents service (as its admin)."""
+    body = {"name": "agent-%s" % uuid.uuid4().hex[:10],
+            "system_prompt": "You are a stand-in."}
+    body.update(fields)
+    agent = bus.ok("agents.create", body, (tenant, str(uuid.uuid4()), "tenant_admin"),
+                   service="agents")
+    assert agent["provider"] == "openai" or "provider" in fields, agent
+    return agent["id"]
+
+
+def run(bus, upstream, events, replicas_of):
     T1, T2 = str(uuid.uuid4()), str(uuid.uuid4())
     alice = (T1, str(uuid.uuid4()), "member")
     bob = (T1, str(uuid.uuid4()), "tenant_admin")
     eve = (T2, str(uuid.uuid4()), "tenant_admin")
-    agent = standin.add_agent(T1)
-    agent2 = standin.add_agent(T1, model="phi3", max_tokens=512,
-                               system_prompt="x" * 400)
-    eve_agent = standin.add_agent(T2)
+    agent = new_agent(bus, T1)
+    agent2 = new_agent(bus, T1, model="phi3", max_tokens=512, system_prompt="x" * 400)
+    eve_agent = new_agent(bus, T2)
     ctx = {}
 
     def create():
@@ -424,123 +366,182 @@ def run(bus, standin, events, replicas_of):
     check("conversations.create: agent checked in the caller's tenant", create)
 
     def send_plain():
-        m = bus.ok("messages.send", {"id": ctx["conv"], "content": "echo: hello"}, alice)
+        first = say("hello", "p1-" + RUN)
+        m = bus.ok("messages.send", {"id": ctx["conv"], "content": first}, alice)
         assert m["role"] == "assistant" and m["status"] == "complete", m
-        assert m["content"] == "you said: hello" and m["author_id"] == agent, m
-        assert m["model"] == "standin-1" and m["prompt_tokens"] == 11, m
-        assert m["completion_tokens"] == 7 and m["latency_ms"] == 42, m
+        assert m["content"] == "Echo: hello" and m["author_id"] == agent, m
+        rec = upstream.one("p1-" + RUN)
+        # the provider got the platform's key, model, system prompt, the message
+        assert rec["provider"] == "openai" and rec["path"] == "/v1/chat/completions", rec
+        assert rec["headers"]["authorization"] == "Bearer " + PLATFORM_KEY, rec["headers"]
+        assert rec["body"]["model"] == MODEL and rec["body"]["stream"] is True, rec["body"]
+        assert sent_messages(rec) == [("system", "You are a stand-in."),
+                                      ("user", first)], rec["body"]
+        assert rec["outcome"] == "completed", rec
+        # usage as the provider counted it
+        assert m["model"] == MODEL and m["prompt_tokens"] == prompt_words(rec), m
+        assert m["completion_tokens"] == 2, m
+        assert isinstance(m["latency_ms"], int) and 0 <= m["latency_ms"] < 10000, m
         assert m["conversation_id"] == ctx["conv"] and m["error"] is None, m
-        headers, body = standin.turn_for(m["id"])
-        assert headers["tenant_id"] == T1 and headers["user_id"] == alice[1], headers
-        assert headers["role"] == "member", headers
-        assert headers["request_id"].startswith("chat-test-"), headers
-        assert 0 < headers["timeout_ms"] <= 20000, headers
-        assert body["agent_id"] == agent and body["conversation_id"] == ctx["conv"], body
-        assert [(x["role"], x["content"]) for x in body["messages"]] == [
-            ("user", "echo: hello")], body
-        m2 = bus.ok("messages.send", {"id": ctx["conv"], "content": "echo: again"}, bob)
-        _, body = standin.turn_for(m2["id"])
-        assert [(x["role"], x["content"]) for x in body["messages"]] == [
-            ("user", "echo: hello"), ("assistant", "you said: hello"),
-            ("user", "echo: again")], body
+        # the turn ran in the caller's tenant, for this conversation
+        turn = events.find("agents.turn.completed",
+                           lambda p: p.get("conversation_id") == ctx["conv"])
+        assert turn[1]["tenant_id"] == T1, turn
+        assert turn[2]["agent_id"] == agent and turn[2]["status"] == "complete", turn
+        assert turn[2]["content"] == "Echo: hello", turn
+        second = say("again", "p2-" + RUN)
+        m2 = bus.ok("messages.send", {"id": ctx["conv"], "content": second}, bob)
+        rec = upstream.one("p2-" + RUN)
+        assert sent_messages(rec) == [
+            ("system", "You are a stand-in."), ("user", first),
+            ("assistant", "Echo: hello"), ("user", second)], rec["body"]
+        assert m2["content"] == "Echo: again" and m2["prompt_tokens"] == prompt_words(rec)
         listed = bus.ok("messages.list", {"id": ctx["conv"]}, alice)
         assert [(x["role"], x["content"]) for x in listed["data"]] == [
-            ("assistant", "you said: again"), ("user", "echo: again"),
-            ("assistant", "you said: hello"), ("user", "echo: hello")], listed
+            ("assistant", "Echo: again"), ("user", second),
+            ("assistant", "Echo: hello"), ("user", first)], listed
         assert listed["data"][1]["author_id"] == bob[1] and listed["next_cursor"] is None
         assert listed["data"][0]["tool_calls"] == [], listed
         page = bus.ok("messages.list", {"id": ctx["conv"], "limit": 3}, alice)
         assert len(page["data"]) == 3 and page["next_cursor"], page
         rest = bus.ok("messages.list", {"id": ctx["conv"], "limit": 3,
                                         "cursor": page["next_cursor"]}, alice)
-        assert [x["content"] for x in rest["data"]] == ["echo: hello"], rest
+        assert [x["content"] for x in rest["data"]] == [first], rest
         assert bus.error("messages.send", {"id": ctx["conv"], "content": ""}, alice) \
             == "bad_request"
         assert bus.error("messages.send", {"id": ctx["conv"], "content": "x" * 70000},
                          alice) == "bad_request"
-        ctx["reply"] = m2
-    check("messages.send: stored reply, headers and history to turn.run", send_plain)
+        ctx["reply"], ctx["first"], ctx["second"] = m2, first, second
+    check("messages.send: stored reply, usage, the provider's request and history",
+          send_plain)
 
     def send_stream():
-        got = bus.call("messages.send", {"id": ctx["conv"], "content": "echo: streaming",
+        text = say("streaming over the bus", "s1-" + RUN)
+        got = bus.call("messages.send", {"id": ctx["conv"], "content": text,
                                          "stream": True}, alice)
         evs = stream_events(got)
         mid = evs[1][2]["id"]
         assert [e[1] for e in evs] == ["%s:%d" % (mid, n) for n in range(1, len(evs) + 1)]
         assert evs[0][0] == "message.created" and evs[0][2]["role"] == "user", evs[0]
-        assert evs[0][2]["content"] == "echo: streaming", evs[0]
+        assert evs[0][2]["content"] == text, evs[0]
         assert evs[1][0] == "message.created" and evs[1][2]["status"] == "streaming", evs[1]
         deltas = [e for e in evs if e[0] == "message.delta"]
-        assert len(deltas) >= 3 and all(e[2]["message_id"] == mid for e in deltas)
-        assert "".join(e[2]["delta"] for e in deltas) == "you said: streaming"
+        assert all(e[2]["message_id"] == mid for e in deltas)
+        # one delta per token the provider sent
+        assert [e[2]["delta"] for e in deltas] == [
+            "Echo:", " streaming", " over", " the", " bus"], deltas
         assert evs[-1][0] == "message.completed", evs[-1]
         done = evs[-1][2]
-        assert done["status"] == "complete" and done["content"] == "you said: streaming"
-        assert done["id"] == mid and done["model"] == "standin-1", done
+        assert done["status"] == "complete" and done["content"] == "Echo: streaming over the bus"
+        assert done["id"] == mid and done["model"] == MODEL, done
+        assert done["completion_tokens"] == 5, done
         stored = bus.ok("messages.list", {"id": ctx["conv"], "limit": 1}, alice)["data"][0]
         assert stored == done, (stored, done)
         ctx["streamed"] = (mid, got)
     check("messages.send stream: created, deltas, completed as stored", send_stream)
 
     def tools():
-        got = bus.call("messages.send", {"id": ctx["conv"], "content": "tools",
+        text = ("tools [[with_text key:t1-%s]] [[tool:lookup {\"q\": \"weather\"}]] "
+                "[[tool:clock {}]]" % RUN)
+        got = bus.call("messages.send", {"id": ctx["conv"], "content": text,
                                          "stream": True}, alice)
         evs = stream_events(got)
         calls = [e[2] for e in evs if e[0] == "tool.call"]
+        first = [c for c in calls if c.get("name")]
+        assert [(c["index"], c["name"]) for c in first] == [(0, "lookup"), (1, "clock")], calls
+        ids = [c["id"] for c in first]
+        assert all(i and i.startswith("call_") for i in ids) and ids[0] != ids[1], ids
+        assert all(c["message_id"] == evs[1][2]["id"] for c in calls), calls
+        # OpenAI's pieces as they arrived: the head (id, name), then arguments only
         assert [(c["index"], c["id"], c["name"], c["arguments"]) for c in calls] == [
-            (0, "call_a", "lookup", ""), (0, None, None, "{\"q\": "),
-            (0, None, None, "\"weather\"}"), (1, "call_b", "clock", "{}")], calls
+            (0, ids[0], "lookup", ""), (0, None, None, "{\""), (0, None, None, "q"),
+            (0, None, None, "\":\""), (0, None, None, "weather"), (0, None, None, "\"}"),
+            (1, ids[1], "clock", ""), (1, None, None, "{}")], calls
+        text_deltas = "".join(e[2]["delta"] for e in evs if e[0] == "message.delta")
+        assert text_deltas == "Echo: tools", text_deltas
         done = evs[-1][2]
+        assert done["content"] == "Echo: tools", done
         assert done["tool_calls"] == [
-            {"id": "call_a", "name": "lookup", "arguments": "{\"q\": \"weather\"}"},
-            {"id": "call_b", "name": "clock", "arguments": "{}"}], done
+            {"id": ids[0], "name": "lookup", "arguments": "{\"q\":\"weather\"}"},
+            {"id": ids[1], "name": "clock", "arguments": "{}"}], done
         stored = bus.ok("messages.list", {"id": ctx["conv"], "limit": 1}, alice)["data"][0]
         assert stored["tool_calls"] == done["tool_calls"], stored
     check("tool.call pieces forwarded as they arrive", tools)
 
     def fail():
-        got = bus.call("messages.send", {"id": ctx["conv"], "content": "fail",
+        text = say("fail", "f1-" + RUN, tokens=6, error_after=2)
+        got = bus.call("messages.send", {"id": ctx["conv"], "content": text,
                                          "stream": True}, alice)
         evs = stream_events(got)
         assert [e[0] for e in evs][-2:] == ["error", "message.completed"], evs
-        assert evs[-2][2] == {"error": {"code": "unavailable", "message": "provider down"}}
+        error = evs[-2][2]["error"]
+        assert error["code"] == "upstream_error" and error["message"], evs[-2]
+        assert "server had an error" in error["message"], error
         done = evs[-1][2]
-        assert done["status"] == "failed" and done["content"] == "half done", done
-        assert done["error"] == "provider down", done
-        code = bus.error("messages.send", {"id": ctx["conv"], "content": "fail"}, alice)
-        assert code == "unavailable", code
+        assert done["status"] == "failed" and done["content"] == "Echo: fail", done
+        assert done["error"] == error["message"], done
+        rec = upstream.ended("f1-" + RUN)
+        assert rec["outcome"] == "error_event" and rec["tokens_sent"] == 2, rec
+        assert len(upstream.records("f1-" + RUN)) == 1   # never retried mid-stream
+        # without streaming: the error itself
+        text2 = say("fail", "f2-" + RUN, tokens=6, error_after=2)
+        code = bus.error("messages.send", {"id": ctx["conv"], "content": text2}, alice)
+        assert code == "upstream_error", code
         stored = bus.ok("messages.list", {"id": ctx["conv"], "limit": 2}, alice)["data"]
-        assert stored[0]["status"] == "failed" and stored[0]["content"] == "half done"
-        assert stored[1]["role"] == "user" and stored[1]["content"] == "fail", stored
+        assert stored[0]["status"] == "failed" and stored[0]["content"] == "Echo: fail"
+        assert stored[1]["role"] == "user" and stored[1]["content"] == text2, stored
+        # a stream cut mid-way (no [DONE], no final chunk): the same, partial kept
+        text3 = say("cut short", "f3-" + RUN, tokens=8, cut_after=3)
+        evs = stream_events(bus.call("messages.send", {"id": ctx["conv"], "content": text3,
+                                                       "stream": True}, alice))
+        assert [e[0] for e in evs][-2:] == ["error", "message.completed"], evs
+        assert evs[-2][2]["error"]["code"] == "upstream_error", evs[-2]
+        done = evs[-1][2]
+        assert done["status"] == "failed" and done["content"] == "Echo: cut short", done
+        assert upstream.ended("f3-" + RUN)["outcome"] == "cut"
         # failed replies stay out of the next turn's history
-        m = bus.ok("messages.send", {"id": ctx["conv"], "content": "hi"}, alice)
-        _, body = standin.turn_for(m["id"])
-        assert "half done" not in [x["content"] for x in body["messages"]], body
+        m = bus.ok("messages.send", {"id": ctx["conv"], "content": say("hi", "f4-" + RUN)},
+                   alice)
+        assert m["content"] == "Echo: hi", m
+        sent = [c for _, c in sent_messages(upstream.one("f4-" + RUN))]
+        assert "Echo: fail" not in sent and "Echo: cut short" not in sent, sent
+        assert text in sent and text3 in sent, sent
     check("upstream failure: error, then completed failed with the partial", fail)
 
     def budget():
         c = bus.ok("conversations.create", {"agent_id": agent2}, alice)
         big = "y" * 4000                     # 1000 tokens each
-        for i in range(4):
-            bus.ok("messages.send", {"id": c["id"], "content": "%d%s" % (i, big)}, alice)
-        m = bus.ok("messages.send", {"id": c["id"], "content": "history"}, alice)
-        _, body = standin.turn_for(m["id"])
-        msgs = body["messages"]
+        for i in range(4):     # [[tokens:1]]: the replies are "Echo:" alone
+            bus.ok("messages.send", {"id": c["id"], "content": "%d%s [[tokens:1]]"
+                                     % (i, big)}, alice)
+        m = bus.ok("messages.send", {"id": c["id"], "content": say("history",
+                                                                    "b1-" + RUN)}, alice)
+        rec = upstream.one("b1-" + RUN)
+        assert rec["body"]["model"] == "phi3" and rec["body"]["max_tokens"] == 512, \
+            {k: v for k, v in rec["body"].items() if k != "messages"}
+        sent = rec["body"]["messages"]
+        assert sent[0] == {"role": "system", "content": "x" * 400}, sent[0]
+        msgs = sent[1:]
         # phi3: 4096 - 512 (max_tokens) - 100 (system prompt) - 8
         budget_tokens = 4096 - 512 - 100 - 8
         used = sum(math.ceil(len(x["content"]) / 4) + 4 for x in msgs)
         assert used <= budget_tokens, (used, budget_tokens)
-        assert msgs[-1]["content"] == "history", msgs[-1]
+        assert msgs[-1]["content"] == say("history", "b1-" + RUN), msgs[-1]
         assert len(msgs) < 9 and len(msgs) >= 5, [x["content"][:8] for x in msgs]
         assert msgs[0]["role"] in ("user", "assistant")
+        assert all(x["role"] != "system" for x in msgs), [x["role"] for x in msgs]
         # oldest dropped first: what is kept is the newest contiguous run
         contents = [x["content"][:2] for x in msgs if x["role"] == "user"]
         assert contents == sorted(contents) and contents[-1] == "hi", contents
+        assert m["content"] == "Echo: history", m
         # a new message over the budget alone still goes
         huge = "z" * 60000
         m = bus.ok("messages.send", {"id": c["id"], "content": huge}, alice)
-        _, body = standin.turn_for(m["id"])
-        assert [x["content"] for x in body["messages"]] == [huge]
+        rec = [r for r in upstream.records() if isinstance(r["body"], dict)
+               and r["body"]["messages"][-1]["content"] == huge]
+        assert len(rec) == 1, len(rec)
+        assert [x["content"] for x in rec[0]["body"]["messages"]] == ["x" * 400, huge]
+        assert m["status"] == "complete", m
     check("history bounded by the model's context budget, oldest dropped", budget)
 
     def lists():
@@ -566,7 +567,7 @@ def run(bus, standin, events, replicas_of):
         conv = [x for x in everything if x["id"] == ctx["conv"]][0]
         assert conv["message_count"] >= 10, conv
         assert conv["last_message"]["role"] == "assistant", conv
-        assert conv["last_message"]["content"] == "ok", conv
+        assert conv["last_message"]["content"] == "Echo: hi", conv
         by_agent = bus.ok("conversations.list", {"agent_id": agent2}, alice)["data"]
         assert len(by_agent) == 1 and by_agent[0]["agent_id"] == agent2, by_agent
         assert bus.ok("conversations.list", {"agent_id": "nope"}, alice)["data"] == []
@@ -577,7 +578,7 @@ def run(bus, standin, events, replicas_of):
     def get_update_delete():
         d = bus.ok("conversations.get", {"id": ctx["conv"]}, bob)
         assert d["id"] == ctx["conv"] and d["messages"], d
-        assert d["messages"][0]["content"] == "ok" and d["messages_next_cursor"] is None
+        assert d["messages"][0]["content"] == "Echo: hi" and d["messages_next_cursor"] is None
         assert len(d["messages"]) == d["message_count"], d
         u = bus.ok("conversations.update", {"id": ctx["third"], "title": "renamed"}, alice)
         assert u["title"] == "renamed" and u["archived"] is False, u
@@ -596,6 +597,7 @@ def run(bus, standin, events, replicas_of):
 
     def cross_tenant():
         theirs = ctx["eve_conv"]
+        before = len(upstream.records())
         for cid in (theirs, str(uuid.uuid4()), "not-a-uuid", "", None):
             body = {"id": cid} if cid is not None else {}
             for command, extra in (("conversations.get", {}),
@@ -612,35 +614,35 @@ def run(bus, standin, events, replicas_of):
         assert bus.error("messages.send", {"id": ctx["conv"], "last_event_id": mid + ":1",
                                            "stream": True}, eve) == "not_found"
         assert bus.ok("conversations.get", {"id": theirs}, eve)["id"] == theirs
+        assert len(upstream.records()) == before     # nothing reached the provider
     check("another tenant's ids, unknown and invalid ids: not_found", cross_tenant)
 
     def caller_cancel():
-        rid = bus.send("messages.send", {"id": ctx["conv"], "content": "slow",
-                                         "stream": True}, alice)
+        key = "cc-" + RUN
+        rid = bus.send("messages.send", {"id": ctx["conv"], "content": say(
+            "slow", key, tokens=300, delay_ms=100), "stream": True}, alice)
         got = bus.replies(rid, until=lambda g: len(g) >= 5)
         mid = got[1][1]["data"]["id"]
-        wait_for("the turn.run", lambda: standin.turn_for(mid))
-        before = len(standin.cancelled)
+        assert upstream.one(key)["ended_at"] is None     # still streaming upstream
         bus.cancel(rid)
-        wait_for("turn.run cancelled upstream", lambda: len(standin.cancelled) > before, 5)
+        upstream.disconnected(key, 40)
 
         def stored():
             m = bus.ok("messages.list", {"id": ctx["conv"], "limit": 1}, alice)["data"][0]
             return m["id"] == mid and m["status"] == "cancelled" and m
         wait_for("the reply stored cancelled", stored, 5)
         m = stored()
-        assert m["content"].startswith("tick tick tick"), m
+        assert m["content"].startswith("Echo: slow tok3"), m
         ctx["cancelled_mid"] = mid
     check("the caller cancels: turn.run cancelled, reply stored cancelled", caller_cancel)
 
     def cancel_other_replica():
         assert bus.ok("conversations.cancel", {"id": ctx["conv"]}, alice) == \
             {"cancelled": False}
-        rid = bus.send("messages.send", {"id": ctx["conv"], "content": "slow",
-                                         "stream": True}, alice)
+        key = "co-" + RUN
+        rid = bus.send("messages.send", {"id": ctx["conv"], "content": say(
+            "slow", key, tokens=300, delay_ms=100), "stream": True}, alice)
         got = bus.replies(rid, until=lambda g: len(g) >= 4)
-        mid = got[1][1]["data"]["id"]
-        before = len(standin.cancelled)
         # the replica running the turn holds a request: the broker gives this one
         # to the other replica (least loaded), which only marks the row
         started = time.time()
@@ -651,17 +653,17 @@ def run(bus, standin, events, replicas_of):
         evs = stream_events(got)
         assert evs[-1][0] == "message.completed" and evs[-1][2]["status"] == "cancelled", \
             evs[-1]
-        assert evs[-1][2]["content"].startswith("tick"), evs[-1]
+        assert evs[-1][2]["content"].startswith("Echo: slow"), evs[-1]
         assert took < 3.5, took
-        wait_for("turn.run cancelled upstream", lambda: len(standin.cancelled) > before, 5)
+        upstream.disconnected(key, 60)
         assert bus.ok("conversations.cancel", {"id": ctx["conv"]}, alice) == \
             {"cancelled": False}
         ctx["cancel_took"] = took
     check("conversations.cancel from the other replica stops the turn", cancel_other_replica)
 
     def replay():
-        rid = bus.send("messages.send", {"id": ctx["conv"], "content": "slow 15",
-                                         "stream": True}, alice)
+        rid = bus.send("messages.send", {"id": ctx["conv"], "content": say(
+            "slow", "r1-" + RUN, tokens=15, delay_ms=100), "stream": True}, alice)
         first = bus.replies(rid, until=lambda g: len(g) >= 6)
         mid = first[1][1]["data"]["id"]
         # a second client follows from event 3: the past, then the live ones
@@ -671,6 +673,7 @@ def run(bus, standin, events, replicas_of):
         whole = bus.replies(rid, wait_s=15)
         a, b = stream_events(whole), stream_events(second)
         assert a[-1][0] == "message.completed" and a[-1][2]["status"] == "complete", a[-1]
+        assert len([e for e in a if e[0] == "message.delta"]) == 15, a
         assert b == a[3:], (len(a), len(b), b[:2])
         # after the end: from the start, exactly the same stream
         again = stream_events(bus.call("messages.send", {
@@ -680,9 +683,10 @@ def run(bus, standin, events, replicas_of):
             "id": ctx["conv"], "stream": True, "last_event_id": "%s:%d" % (mid, len(a) - 1)},
             alice))
         assert tail == a[-1:], tail
-        # no new message was created by replays
+        # no new message was created by replays, nothing more asked upstream
         latest = bus.ok("messages.list", {"id": ctx["conv"], "limit": 1}, alice)["data"][0]
         assert latest["id"] == mid, latest
+        assert len(upstream.records("r1-" + RUN)) == 1
         # without the Redis log: derived from the stored message
         redis_command("DEL", "chorus:chat:events:" + mid)
         derived = stream_events(bus.call("messages.send", {
@@ -714,8 +718,9 @@ def run(bus, standin, events, replicas_of):
         # the live stream is followed through the log even when the caller of the
         # turn is still connected on another replica; a follower that cancels
         # does not stop the turn
-        rid = bus.send("messages.send", {"id": ctx["conv"], "content": "slow 8",
-                                         "stream": True}, alice)
+        key = "lr-" + RUN
+        rid = bus.send("messages.send", {"id": ctx["conv"], "content": say(
+            "slow", key, tokens=8, delay_ms=100), "stream": True}, alice)
         first = bus.replies(rid, until=lambda g: len(g) >= 3)
         mid = first[1][1]["data"]["id"]
         rid2 = bus.send("messages.send", {"id": ctx["conv"], "stream": True,
@@ -724,6 +729,8 @@ def run(bus, standin, events, replicas_of):
         bus.cancel(rid2)
         whole = stream_events(bus.replies(rid, wait_s=15))
         assert whole[-1][2]["status"] == "complete", whole[-1]
+        rec = upstream.ended(key)
+        assert rec["outcome"] == "completed" and rec["tokens_sent"] == 8, rec
     check("a follower going away leaves the turn running", live_replay_while_cut)
 
     def outbox_events():
@@ -735,34 +742,47 @@ def run(bus, standin, events, replicas_of):
         p = done[2]
         assert done[1]["tenant_id"] == T1 and done[1]["seq"] > 0, done
         assert p["status"] == "complete" and p["author_id"] == agent, p
-        assert p["model"] == "standin-1" and p["prompt_tokens"] == 11, p
-        assert p["completion_tokens"] == 7 and p["latency_ms"] == 42, p
-        user = events.find("chat.message.created", lambda p: p["content"] == "echo: again")
+        assert p["model"] == MODEL and p["prompt_tokens"] == ctx["reply"]["prompt_tokens"]
+        assert p["completion_tokens"] == 2, p
+        assert p["latency_ms"] == ctx["reply"]["latency_ms"], p
+        user = events.find("chat.message.created",
+                           lambda p: p["content"] == ctx["second"])
         assert user[2]["role"] == "user" and user[2]["author_id"] == bob[1], user
         events.find("chat.message.completed",
                     lambda p: p["id"] == ctx["cancelled_mid"] and p["status"] == "cancelled")
         events.find("chat.conversation.updated", lambda p: p["id"] == ctx["third"])
         events.find("chat.conversation.deleted",
                     lambda p: p["id"] == ctx["third"] and p["agent_id"] == agent)
+        # the agents service's side of the same turns
+        failed = events.find("agents.turn.completed",
+                             lambda p: p.get("status") == "failed"
+                             and p.get("conversation_id") == ctx["conv"])
+        assert failed[1]["tenant_id"] == T1 and failed[2]["content"], failed
+        events.find("agents.turn.completed",
+                    lambda p: p.get("status") == "cancelled"
+                    and p.get("conversation_id") == ctx["conv"])
     check("outbox events: created, message created/completed with usage", outbox_events)
 
     def delete_running():
         c = bus.ok("conversations.create", {"agent_id": agent}, alice)
-        rid = bus.send("messages.send", {"id": c["id"], "content": "slow",
-                                         "stream": True}, alice)
+        key = "dr-" + RUN
+        rid = bus.send("messages.send", {"id": c["id"], "content": say(
+            "slow", key, tokens=300, delay_ms=100), "stream": True}, alice)
         bus.replies(rid, until=lambda g: len(g) >= 3)
-        before = len(standin.cancelled)
         bus.ok("conversations.delete", {"id": c["id"]}, bob)
         got = stream_events(bus.replies(rid, wait_s=10))
         assert got[-1][0] == "message.completed" and got[-1][2]["status"] == "cancelled"
-        wait_for("turn.run cancelled upstream", lambda: len(standin.cancelled) > before, 5)
+        upstream.disconnected(key, 60)
     check("deleting a conversation stops its running turn", delete_running)
 
     def no_agents_service():
         c = bus.ok("conversations.create", {"agent_id": agent}, alice)
-        standin.stopping.set()
-        standin.join(5)
+        agents = [p for p in PROCESSES if p.name.startswith("agents") and p.poll() is None]
+        assert len(agents) == 1, agents
+        agents[0].send_signal(signal.SIGTERM)
+        assert agents[0].wait(timeout=30) == 0
         wait_for("agents gone from the broker", lambda: replicas_of("agents") == 0)
+        before = len(upstream.records())
         assert bus.error("conversations.create", {"agent_id": agent}, alice) == "unavailable"
         got = bus.call("messages.send", {"id": c["id"], "content": "echo: anyone?",
                                          "stream": True}, alice)
@@ -776,6 +796,7 @@ def run(bus, standin, events, replicas_of):
             ("assistant", "failed"), ("user", "complete")], stored
         assert bus.error("messages.send", {"id": c["id"], "content": "echo: x"}, alice) \
             == "unavailable"
+        assert len(upstream.records()) == before
     check("no agents service: unavailable, the user's message kept", no_agents_service)
 
 
@@ -814,7 +835,7 @@ def sse_events(raw):
     return out
 
 
-def run_http(port, bus, standin):
+def run_http(port, bus, upstream):
     ctx = {}
     password = "Chat-Test-Passphrase-%s-42!" % RUN
 
@@ -832,7 +853,16 @@ def run_http(port, bus, standin):
         wait_for("the edge", edge_ready, 30)
         ctx["a"], ctx["ta"], ctx["ua"] = register("alice")
         ctx["b"], ctx["tb"], ctx["ub"] = register("bob")
-        ctx["agent"] = standin.add_agent(ctx["ta"])
+        # alice's tenant uses its own key with the provider (the stand-in)
+        status, _, raw = web(port, "PUT", "/api/v1/providers/openai", {
+            "api_key": TENANT_KEY, "base_url": upstream.base + "/v1"}, ctx["a"])
+        assert status == 200, (status, raw)
+        setting = json.loads(raw)
+        assert setting["has_api_key"] is True and setting.get("api_key") is None, setting
+        status, _, raw = web(port, "POST", "/api/v1/agents", {
+            "name": "Web agent", "system_prompt": "Answer over the web."}, ctx["a"])
+        assert status == 201, (status, raw)
+        ctx["agent"] = json.loads(raw)["id"]
         status, _, raw = web(port, "POST", "/api/v1/conversations",
                              {"agent_id": ctx["agent"], "title": "Web"}, ctx["a"])
         assert status == 201, (status, raw)
@@ -849,11 +879,16 @@ def run_http(port, bus, standin):
     check("HTTP: register, create (201) and list conversations", setup)
 
     def plain():
+        text = say("over the web", "h1-" + RUN)
         status, _, raw = web(port, "POST", "/api/v1/conversations/%s/messages" % ctx["conv"],
-                             {"content": "echo: web"}, ctx["a"])
+                             {"content": text}, ctx["a"])
         assert status == 200, (status, raw)
         m = json.loads(raw)
-        assert m["status"] == "complete" and m["content"] == "you said: web", m
+        assert m["status"] == "complete" and m["content"] == "Echo: over the web", m
+        rec = upstream.one("h1-" + RUN)
+        # the tenant's own key and base URL, not the platform's
+        assert rec["headers"]["authorization"] == "Bearer " + TENANT_KEY, rec["headers"]
+        assert sent_messages(rec) == [("system", "Answer over the web."), ("user", text)]
         status, _, raw = web(port, "GET", "/api/v1/conversations/%s/messages" % ctx["conv"],
                              token=ctx["a"])
         listed = json.loads(raw)
@@ -865,9 +900,10 @@ def run_http(port, bus, standin):
     check("HTTP: a message answered as JSON; another tenant gets 404", plain)
 
     def sse():
+        text = say("over SSE", "h2-" + RUN, delay_ms=20)
         status, headers, raw = web(
             port, "POST", "/api/v1/conversations/%s/messages" % ctx["conv"],
-            {"content": "echo: over SSE"}, ctx["a"], {"Accept": "text/event-stream"})
+            {"content": text}, ctx["a"], {"Accept": "text/event-stream"})
         assert status == 200 and headers["content-type"].startswith("text/event-stream")
         evs = sse_events(raw)
         mid = evs[1][2]["id"]
@@ -875,8 +911,9 @@ def run_http(port, bus, standin):
         assert [e[0] for e in evs[:2]] == ["message.created"] * 2, evs[:2]
         deltas = [e[2] for e in evs if e[0] == "message.delta"]
         assert all(set(d) == {"message_id", "delta"} for d in deltas), deltas
-        assert "".join(d["delta"] for d in deltas) == "you said: over SSE"
+        assert [d["delta"] for d in deltas] == ["Echo:", " over", " SSE"], deltas
         assert evs[-1][0] == "message.completed" and evs[-1][2]["status"] == "complete"
+        assert evs[-1][2]["content"] == "Echo: over SSE", evs[-1]
         # a client that reconnects: Last-Event-ID on the same POST, then EventSource's GET
         status, _, raw = web(port, "POST", "/api/v1/conversations/%s/messages" % ctx["conv"],
                              {}, ctx["a"], {"Accept": "text/event-stream",
@@ -888,20 +925,57 @@ def run_http(port, bus, standin):
         status, _, raw = web(port, "GET", "/api/v1/conversations/%s/messages/%s/events"
                              % (ctx["conv"], mid), token=ctx["b"])
         assert status == 404 or b"not_found" in raw, (status, raw)
+        assert len(upstream.records("h2-" + RUN)) == 1   # resuming asked nothing upstream
     check("HTTP SSE: events, Last-Event-ID and the events route", sse)
 
-    def cancel():
+    def resume_live():
+        # a second client (another tab, a reconnect) sends Last-Event-ID while the
+        # reply still streams: the events after it, then the live ones, no new turn
+        key = "h3-" + RUN
         result = {}
 
         def stream():
             result["reply"] = web(port, "POST", "/api/v1/conversations/%s/messages"
-                                  % ctx["conv"], {"content": "slow"}, ctx["a"],
-                                  {"Accept": "text/event-stream"})
+                                  % ctx["conv"], {"content": say("resume me", key,
+                                                                 tokens=12, delay_ms=100)},
+                                  ctx["a"], {"Accept": "text/event-stream"})
         worker = threading.Thread(target=stream)
         worker.start()
-        wait_for("the turn", lambda: standin.turns and
-                 standin.turns[-1][1]["messages"][-1]["content"] == "slow" and
-                 standin.turns[-1][1]["conversation_id"] == ctx["conv"])
+        upstream.one(key)
+        wait_for("some tokens", lambda: upstream.records(key)[0]["tokens_sent"] >= 3)
+        status, _, raw = web(port, "GET", "/api/v1/conversations/%s/messages?limit=1"
+                             % ctx["conv"], token=ctx["a"])
+        streaming = json.loads(raw)["data"][0]
+        assert status == 200 and streaming["status"] == "streaming", (status, raw)
+        mid = streaming["id"]
+        status, _, raw = web(port, "POST", "/api/v1/conversations/%s/messages" % ctx["conv"],
+                             {}, ctx["a"], {"Accept": "text/event-stream",
+                                            "Last-Event-ID": "%s:3" % mid})
+        worker.join(15)
+        assert status == 200, (status, raw)
+        resumed = sse_events(raw)
+        whole = sse_events(result["reply"][2])
+        assert resumed == whole[3:], (len(resumed), len(whole))
+        assert whole[-1][2]["status"] == "complete", whole[-1]
+        assert whole[-1][2]["content"] == "Echo: resume me" + "".join(
+            " tok%d" % i for i in range(4, 13)), whole[-1]
+        rec = upstream.ended(key)
+        assert rec["outcome"] == "completed" and rec["tokens_sent"] == 12, rec
+        assert len(upstream.records(key)) == 1               # one turn, followed twice
+    check("HTTP SSE: Last-Event-ID follows a reply still streaming", resume_live)
+
+    def cancel():
+        key = "hc-" + RUN
+        result = {}
+
+        def stream():
+            result["reply"] = web(port, "POST", "/api/v1/conversations/%s/messages"
+                                  % ctx["conv"], {"content": say("slow", key, tokens=300,
+                                                                 delay_ms=100)},
+                                  ctx["a"], {"Accept": "text/event-stream"})
+        worker = threading.Thread(target=stream)
+        worker.start()
+        upstream.one(key)
         time.sleep(0.3)
         status, _, raw = web(port, "POST", "/api/v1/conversations/%s/cancel" % ctx["conv"],
                              {}, ctx["a"])
@@ -910,13 +984,14 @@ def run_http(port, bus, standin):
         status, _, raw = result["reply"]
         evs = sse_events(raw)
         assert evs[-1][0] == "message.completed" and evs[-1][2]["status"] == "cancelled"
-        assert evs[-1][2]["content"].startswith("tick"), evs[-1]
+        assert evs[-1][2]["content"].startswith("Echo: slow"), evs[-1]
+        upstream.disconnected(key, 60)
     check("HTTP: POST .../cancel stops a streaming reply", cancel)
 
     def disconnect():
-        before = len(standin.cancelled)
+        key = "hd-" + RUN
         sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        body = json.dumps({"content": "slow"}).encode()
+        body = json.dumps({"content": say("slow", key, tokens=300, delay_ms=100)}).encode()
         sock.sendall(("POST /api/v1/conversations/%s/messages HTTP/1.1\r\nHost: x\r\n"
                       "Authorization: Bearer %s\r\nAccept: text/event-stream\r\n"
                       "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
@@ -927,12 +1002,12 @@ def run_http(port, bus, standin):
             assert chunk, seen
             seen += chunk
         sock.close()
-        wait_for("turn.run cancelled upstream", lambda: len(standin.cancelled) > before, 5)
+        upstream.disconnected(key, 60)
         who = (ctx["ta"], ctx["ua"], "tenant_admin")
 
         def stored():
             m = bus.ok("messages.list", {"id": ctx["conv"], "limit": 1}, who)["data"][0]
-            return m["status"] == "cancelled" and m["content"].startswith("tick")
+            return m["status"] == "cancelled" and m["content"].startswith("Echo: slow")
         wait_for("the reply stored cancelled", stored, 5)
     check("HTTP: the client going away cancels the turn upstream", disconnect)
 
@@ -950,14 +1025,15 @@ def run_http(port, bus, standin):
     return ctx
 
 
-def run_real_agents(port, ctx):
-    """The real agents service (its built-in offline provider) behind chat."""
+def run_offline(port, ctx):
+    """The built-in offline provider (no network) behind chat."""
     def turn():
         status, _, raw = web(port, "POST", "/api/v1/agents",
-                             {"name": "Helper %s" % RUN, "system_prompt": "Be brief."},
-                             ctx["a"])
+                             {"name": "Helper %s" % RUN, "system_prompt": "Be brief.",
+                              "provider": "offline"}, ctx["a"])
         assert status == 201, (status, raw)
         agent = json.loads(raw)
+        assert agent["provider"] == "offline", agent
         status, _, raw = web(port, "POST", "/api/v1/conversations",
                              {"agent_id": agent["id"], "title": "Real"}, ctx["a"])
         assert status == 201, (status, raw)
@@ -983,11 +1059,11 @@ def run_real_agents(port, ctx):
     check("the real agents service (offline provider) answers a conversation", turn)
 
 
-def run_restarts(bus, standin, environment, chats, replicas_of):
+def run_restarts(bus, upstream, environment, chats, replicas_of):
     """A replica killed mid-turn, another stopping with work in flight."""
     tenant = str(uuid.uuid4())
     who = (tenant, str(uuid.uuid4()), "member")
-    agent = standin.add_agent(tenant)
+    agent = new_agent(bus, tenant)
     ctx = {}
 
     def killed():
@@ -995,7 +1071,9 @@ def run_restarts(bus, standin, environment, chats, replicas_of):
         chats[0].send_signal(signal.SIGTERM)
         assert chats[0].wait(timeout=30) == 0
         wait_for("one chat replica", lambda: replicas_of("chat") == 1)
-        rid = bus.send("messages.send", {"id": conv, "content": "slow", "stream": True}, who)
+        key = "k1-" + RUN
+        rid = bus.send("messages.send", {"id": conv, "content": say(
+            "slow", key, tokens=300, delay_ms=100), "stream": True}, who)
         got = bus.replies(rid, until=lambda g: len(g) >= 4)
         mid = got[1][1]["data"]["id"]
         chats[1].kill()
@@ -1015,12 +1093,19 @@ def run_restarts(bus, standin, environment, chats, replicas_of):
         evs = stream_events(bus.call("messages.send", {
             "id": conv, "stream": True, "last_event_id": mid + ":4"}, who))
         assert evs[-1][0] == "message.completed" and evs[-1][2]["status"] == "failed", evs
-        ctx["conv"] = conv
+        ctx["conv"], ctx["killed_key"] = conv, key
     check("a replica killed mid-turn: the reply is swept to failed", killed)
 
+    def killed_upstream():
+        # the turn.run of the dead replica is cancelled by the broker (its client
+        # is gone), so the agents service leaves the provider
+        upstream.disconnected(ctx["killed_key"], 300, timeout=15)
+    check("a replica killed mid-turn: its provider request is left", killed_upstream)
+
     def stopping():
-        rid = bus.send("messages.send", {"id": ctx["conv"], "content": "slow",
-                                         "stream": True}, who)
+        key = "st-" + RUN
+        rid = bus.send("messages.send", {"id": ctx["conv"], "content": say(
+            "slow", key, tokens=300, delay_ms=100), "stream": True}, who)
         got = bus.replies(rid, until=lambda g: len(g) >= 3)
         mid = got[1][1]["data"]["id"]
         rid2 = bus.send("messages.send", {"id": ctx["conv"], "stream": True,
@@ -1031,6 +1116,7 @@ def run_restarts(bus, standin, environment, chats, replicas_of):
         for r in (rid, rid2):
             got = bus.replies(r, wait_s=10)
             assert got and got[-1][0] == "error", got[-1:]
+        upstream.disconnected(key, 300, timeout=15)
     check("SIGTERM with a turn and a replay in flight: exits 0", stopping)
 
 
@@ -1043,6 +1129,9 @@ def main():
         print("CHORUS_TEST_DATABASE_URL and CHORUS_TEST_REDIS_URL are needed "
               "(run through tools/chorus test)")
         return 1
+    standin, standin_port = llm_standin.spawn(["--api-key", PLATFORM_KEY,
+                                               "--api-key", TENANT_KEY])
+    upstream = Upstream(standin_port)
     base = free_base_port()
     endpoint = "tcp://127.0.0.1:%d" % base
     edge_port = free_base_port()
@@ -1057,7 +1146,12 @@ def main():
         "CHORUS_HEARTBEAT_MS": str(HEARTBEAT_MS), "CHORUS_JWT_SECRET": SECRET,
         "CHORUS_EDGE_PORT": str(edge_port), "CHORUS_EDGE_READY_INTERVAL_MS": "200",
         "CHORUS_EDGE_COOKIE_SECURE": "false",
-        "CHORUS_EDGE_RATE_USER_PER_MIN": "100000", "CHORUS_EDGE_RATE_IP_PER_MIN": "100000"})
+        "CHORUS_EDGE_RATE_USER_PER_MIN": "100000", "CHORUS_EDGE_RATE_IP_PER_MIN": "100000",
+        # the platform's default provider: OpenAI, which is the stand-in here
+        "CHORUS_LLM_PROVIDER": "openai", "CHORUS_LLM_MODEL": MODEL,
+        "CHORUS_LLM_API_KEY": PLATFORM_KEY,
+        "CHORUS_LLM_BASE_URL": "http://127.0.0.1:%d/v1" % standin_port,
+        "CHORUS_SECRET_KEY": base64.b64encode(os.urandom(32)).decode()})
     for name in ("CHORUS_JWT_PREVIOUS_SECRETS", "CHORUS_JWT_ISSUER", "CHORUS_JWT_AUDIENCE"):
         environment.pop(name, None)
     ENVIRONMENT.update(environment)
@@ -1072,10 +1166,9 @@ def main():
     OTHERS.update(environment, LSAN_OPTIONS="suppressions=" + suppressions)
     start("auth", [BIN + "/chorus-auth"], OTHERS)
     start("edge", [BIN + "/chorus-edge"], OTHERS)
+    start("agents", [BIN + "/chorus-agents"], OTHERS)
     bus = Bus(endpoint)
     events = Events("tcp://127.0.0.1:%d" % (base + 2))
-    standin = StandInAgents(endpoint)
-    standin.start()
 
     def replicas_of(name):
         got = bus.call("status", {}, ("", "", ""), service="broker")
@@ -1086,23 +1179,17 @@ def main():
                 return s.get("replicas", 0)
         return 0
     try:
-        wait_for("two chat replicas, auth and the stand-in",
+        wait_for("two chat replicas, auth and agents",
                  lambda: replicas_of("chat") == 2 and replicas_of("agents") == 1
                  and replicas_of("auth") == 1, 60)
-        web_ctx = run_http(edge_port, bus, standin)
-        run(bus, standin, events, replicas_of)
-        again = StandInAgents(endpoint)
-        again.agents = standin.agents
-        again.start()
-        wait_for("the stand-in again", lambda: replicas_of("agents") == 1)
-        run_restarts(bus, again, environment, chats, replicas_of)
-        again.stopping.set()
-        again.join(5)
-        start("agents", [BIN + "/chorus-agents"], OTHERS)
+        web_ctx = run_http(edge_port, bus, upstream)
+        run(bus, upstream, events, replicas_of)
+        start("agents-2", [BIN + "/chorus-agents"], OTHERS)
+        wait_for("the agents service again", lambda: replicas_of("agents") == 1, 30)
+        run_restarts(bus, upstream, environment, chats, replicas_of)
         chats.append(start("chat-4", [BIN + "/chorus-chat"], environment))
-        wait_for("the agents service and a chat replica",
-                 lambda: replicas_of("agents") == 1 and replicas_of("chat") == 1, 60)
-        run_real_agents(edge_port, web_ctx)
+        wait_for("a chat replica", lambda: replicas_of("chat") == 1, 60)
+        run_offline(edge_port, web_ctx)
 
         def shutdown():
             for proc in reversed(PROCESSES):
@@ -1118,6 +1205,12 @@ def main():
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+        standin.stdin.close()            # --stdin-eof-exit: it stops
+        try:
+            standin.wait(5)
+        except subprocess.TimeoutExpired:
+            standin.kill()
+            standin.wait()
         if FAILED:
             for name in sorted(os.listdir(WORK)):
                 with open(os.path.join(WORK, name), errors="replace") as f:
@@ -1125,6 +1218,7 @@ def main():
     if FAILED:
         print("%d chat checks failed: %s" % (len(FAILED), ", ".join(FAILED)))
         return 1
+    shutil.rmtree(WORK, ignore_errors=True)
     print("all chat tests passed")
     return 0
 
