@@ -371,6 +371,7 @@ llm_error_from_json (json_t *root, long status, char *message, size_t size,
     json_t *error = json_object_get (root, "error");
     const char *text = NULL, *type = NULL;
     long code = 0;
+    bool key_invalid = false;  //  Google's ErrorInfo says the key was refused
     if (json_is_object (error)) {
         text = json_string_value (json_object_get (error, "message"));
         type = json_string_value (json_object_get (error, "type"));
@@ -389,6 +390,9 @@ llm_error_from_json (json_t *root, long status, char *message, size_t size,
                 json_string_value (json_object_get (detail, "retryDelay")));
             if (at && strstr (at, "RetryInfo") && delay >= 0 && retry_after)
                 *retry_after = delay;
+            const char *reason = json_string_value (json_object_get (detail, "reason"));
+            if (reason && strcmp (reason, "API_KEY_INVALID") == 0)
+                key_invalid = true;  //  Gemini answers a bad key with 400
         }
     }
     else if (json_is_string (error))
@@ -400,6 +404,8 @@ llm_error_from_json (json_t *root, long status, char *message, size_t size,
         snprintf (message, size, "%s", text);
     else if (type)
         snprintf (message, size, "%s", type);
+    if (key_invalid)
+        return LLM_ERROR_UNAUTHORIZED;
     if (status)
         return llm_error_for_status (status);
     if (code == 401 || code == 403 || code == 429)

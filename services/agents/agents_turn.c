@@ -746,6 +746,11 @@ agents_turn_try (service_runtime_t *runtime, bus_request_t *request, void *state
         return;
     ChorusAgents__TurnRequest *args = (ChorusAgents__TurnRequest *) turn->base.args;
     turn->stream = args->has_stream && args->stream;
+    //  The route's path names the agent as {id}
+    if (!args->agent_id && args->id) {
+        args->agent_id = args->id;
+        args->id = NULL;
+    }
     if (!service_uuid_valid (args->agent_id)) {
         service_call_fail (&turn->base, "not_found", "no such agent");
         return;

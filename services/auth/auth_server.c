@@ -202,9 +202,10 @@ s_state_new (service_runtime_t *runtime)
         free (error);
     }
     else if (!auth_jwt_can_sign (state->jwt))
-        core_log_error (state->log, NULL,
-                        "no access tokens can be issued: the auth service was given "
-                        "public keys only (set CHORUS_JWT_PRIVATE_KEY or CHORUS_SECRET_KEY)");
+        core_log_error (
+            state->log, NULL,
+            "no access tokens can be issued: the auth service was given "
+            "public keys only (set CHORUS_JWT_PRIVATE_KEY or CHORUS_SECRET_KEY)");
     state->access_ttl_s = core_config_int (config, "jwt_ttl_s");
     state->refresh_ttl_s = core_config_int (config, "auth_refresh_ttl_s");
     state->invite_ttl_s = core_config_int (config, "auth_invite_ttl_s");

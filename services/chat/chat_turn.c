@@ -54,6 +54,7 @@ typedef struct {
     int64_t started;                        //  turn.run sent (monotonic ms)
     const char *status;                     //  outcome: complete, failed, cancelled
     char *error_code;                       //  why it failed (a bus.md code)
+    uint32_t retry_after_s;                 //  when the caller may try again, 0 none
     char *error_message;                    //  the same for people
 } chat_turn_t;
 
@@ -239,8 +240,10 @@ s_done (chat_call_t *call, PGresult *result)
     else if (turn->stream && buf.size)
         chat_call_reply_raw (call, buf.data, buf.size);
     else if (streq (turn->status, "failed"))
-        service_call_fail (&call->base, turn->error_code ? turn->error_code : "internal",
-                           turn->error_message ? turn->error_message : "the turn failed");
+        service_call_fail_retry (
+            &call->base, turn->error_code ? turn->error_code : "internal",
+            turn->error_message ? turn->error_message : "the turn failed",
+            turn->retry_after_s);
     else
         service_call_reply (&call->base, &reply->base);
     msgpack_sbuffer_destroy (&buf);
@@ -424,6 +427,7 @@ s_answer (chat_call_t *call, const bus_reply_t *reply)
 {
     chat_turn_t *turn = (chat_turn_t *) call;
     if (reply->kind == BUS_REPLY_ERROR) {
+        turn->retry_after_s = reply->retry_after_s;
         s_fail (turn, s_turn_code (reply->code),
                 reply->message && *reply->message ? reply->message : reply->code);
         return;

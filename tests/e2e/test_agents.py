@@ -69,11 +69,6 @@ TURN_TIMEOUT_MS = 6000          # CHORUS_CHAT_TURN_TIMEOUT_MS: a hung provider's
 NOTICE = ("No language model is configured for this agent yet. An administrator can pick "
           "a provider and a model in the agent's settings; until then I can only point to "
           "what the knowledge base holds.")
-# Product bug: the edge passes the path's {id} of POST /api/v1/agents/{id}/test as "id",
-# but agents.test (TurnRequest) reads "agent_id": the route answers 404 "no such agent"
-# for every agent. The checks of that route stay, as expected failures.
-BUG_TEST_ROUTE = ("bug: /agents/{id}/test answers 404, agents.test reads agent_id, "
-                  "the edge sends id")
 PROCESSES = []
 FAILED = []
 XFAILED = []
@@ -656,7 +651,7 @@ def run(web, upstream, edge_port):
         assert len(upstream.records()) == before             # no network
 
     check("offline default: POST /agents/{id}/test streams its notice",
-          lambda: try_route({"content": "Hello?"}), xfail=BUG_TEST_ROUTE)
+          lambda: try_route({"content": "Hello?"}))
     check("offline default: agents.test with agent_id in the body (the bug's workaround)",
           lambda: try_route({"content": "Hello?", "agent_id": W["helper"]["id"]}))
 
@@ -1007,11 +1002,8 @@ def run_provider_errors(web, upstream, A, B, W):
 
     def chat_retry_after():
         assert retry_after and all(v == "40" for v in retry_after.values()), retry_after
-    # Product bug: chat drops the provider's Retry-After of a turn.run error (chat_turn
-    # fails the call without the reply's retry_after_s): POST .../messages answers
-    # 429 with Retry-After: 1 where the provider (and /v1/chat/completions) say 40.
     check("providers: the conversation route passes the provider's Retry-After",
-          chat_retry_after, xfail="bug: chat answers Retry-After: 1, the provider said 40")
+          chat_retry_after)
 
     def bad_key(providers):
         for case in [c for c in chosen if c.provider in providers]:
@@ -1052,12 +1044,9 @@ def run_provider_errors(web, upstream, A, B, W):
         assert rec["disconnected"] and rec["tokens_sent"] == 2, rec
     check("providers: a provider gone silent: deadline_exceeded, partial kept", hung)
 
-    # Product bug: Gemini refuses a bad key with 400 INVALID_ARGUMENT and reason
-    # API_KEY_INVALID (its documented answer); Chorus calls that upstream_error, not
-    # upstream_unauthorized (502 either way; the message says "API key not valid").
+    # Gemini refuses a bad key with 400 INVALID_ARGUMENT and reason API_KEY_INVALID
     check("providers: Gemini's API_KEY_INVALID is upstream_unauthorized too",
-          lambda: bad_key(("gemini",)),
-          xfail="bug: Gemini's 400 API_KEY_INVALID answers upstream_error")
+          lambda: bad_key(("gemini",)))
 
 
 def run_sdk(web, upstream, edge_port, A, W):
@@ -1168,7 +1157,7 @@ def run_websocket(web, upstream, edge_port, A, W):
         assert web.json("GET", "/api/v1/conversations/%s/messages" % ctx["conv"],
                         token=A)["data"] == []
     check("WebSocket: agents.test streamed over the socket",
-          lambda: test_route("t1", {}), xfail=BUG_TEST_ROUTE)
+          lambda: test_route("t1", {}))
     check("WebSocket: agents.test streamed, agent_id in the body (workaround)",
           lambda: test_route("t2", {"agent_id": ctx["agent"]}))
 
