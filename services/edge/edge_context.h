@@ -40,6 +40,7 @@ typedef struct {
     lws_sorted_usec_list_t sul_guard;  //  edge_guard_tick timer
     sul_cb_t guard_timer;              //  its callback (edge_server's)
     char *openapi;                     //  OpenAPI document text
+    char *jwks;                        //  JWKS of EdDSA access tokens, NULL with HS256
     size_t openapi_size;               //  its length
     zlistx_t *streams;                 //  SSE requests (edge_request_t *), for heartbeats
     size_t sse_open;                   //  SSE streams whose headers went out

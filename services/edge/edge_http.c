@@ -481,6 +481,15 @@ s_builtin (edge_request_t *self)
             s_respond (self, 200, "application/json", edge->openapi, edge->openapi_size,
                        NULL);
             break;
+        case EDGE_ROUTE_JWKS:
+            if (edge->jwks)
+                s_respond (self, 200, "application/jwk-set+json", edge->jwks,
+                           strlen (edge->jwks), NULL);
+            else
+                s_respond_error (
+                    self, 404, "not_found",
+                    "access tokens are HS256 here: there are no public keys");
+            break;
         case EDGE_ROUTE_WS:
             s_respond_error (self, 426, "upgrade_required",
                              "this route takes a WebSocket upgrade");

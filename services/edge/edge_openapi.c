@@ -434,6 +434,9 @@ s_operation (const edge_route_t *route)
     else if (route->kind == EDGE_ROUTE_OPENAPI)
         json_object_set_new (content, "application/json",
                              json_pack ("{s:{s:s}}", "schema", "type", "object"));
+    else if (route->kind == EDGE_ROUTE_JWKS)
+        json_object_set_new (content, "application/jwk-set+json",
+                             json_pack ("{s:{s:s}}", "schema", "type", "object"));
     else if (route->reply_schema && route->status != 204)
         json_object_set_new (content, "application/json",
                              json_pack ("{s:o}", "schema", s_ref (route->reply_schema)));

@@ -241,18 +241,19 @@ s_guard_new (edge_t *edge, core_config_t *config)
 {
     char *error = NULL;
     auth_jwt_t *jwt = auth_keys_jwt_new (config, &error);
-    if (!jwt
-        && (*core_config_str (config, "jwt_secret")
-            || *core_config_str (config, "secret_key"))) {
+    if (!jwt && auth_keys_configured (config)) {
         core_log_error (edge->log, NULL, "%s", error ? error : "bad JWT keys");
         free (error);
         return -1;
     }
     if (!jwt)
         core_log_warn (edge->log, NULL,
-                       "neither CHORUS_JWT_SECRET nor CHORUS_SECRET_KEY is set: every "
-                       "access token is refused");
+                       "no access-token key is configured (CHORUS_JWT_SECRET, "
+                       "CHORUS_SECRET_KEY, or the EdDSA keys): every access token is "
+                       "refused");
     free (error);
+    //  Served at /.well-known/jwks.json; the key set is read once, at start
+    edge->jwks = jwt ? auth_jwt_jwks (jwt) : NULL;
     edge_guard_config_t guard = {
         .jwt = jwt,
         .api_key_cache_ms = core_config_int (config, "edge_api_key_cache_ms"),
@@ -415,6 +416,7 @@ s_self_destroy (self_t **self_p)
     zlistx_destroy (&edge->streams);
     edge_metrics_destroy (&edge->metrics);
     free (edge->openapi);
+    free (edge->jwks);
     core_log_destroy (&edge->log);
     free (self->host);
     free (self);

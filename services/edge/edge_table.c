@@ -45,6 +45,12 @@ static const edge_route_t s_routes[] = {
      .status = 200,
      .summary = "This OpenAPI document"},
     {.method = "GET",
+     .pattern = "/.well-known/jwks.json",
+     .kind = EDGE_ROUTE_JWKS,
+     .status = 200,
+     .summary = "The public keys of access tokens (JWKS) when they are EdDSA; 404 with "
+                "HS256"},
+    {.method = "GET",
      .pattern = "/api/v1/ws",
      .kind = EDGE_ROUTE_WS,
      .status = 101,

@@ -19,6 +19,7 @@ typedef enum {
     EDGE_ROUTE_READYZ,   //  readiness from cached checks
     EDGE_ROUTE_METRICS,  //  Prometheus text
     EDGE_ROUTE_OPENAPI,  //  the OpenAPI document
+    EDGE_ROUTE_JWKS,     //  the public keys of EdDSA access tokens
     EDGE_ROUTE_WS        //  WebSocket upgrade
 } edge_route_kind_t;
 

@@ -1591,6 +1591,49 @@ def main():
         check("Redis down with CHORUS_LOGIN_LIMIT_FAIL_OPEN=true: login works",
               c_redis_down_open)
 
+        # auth and edge with EdDSA access tokens: the edge serves the public keys
+        def c_eddsa():
+            for proc in (processes[-1], processes[1 + SERVICES.index("auth")]):
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+                    proc.wait(timeout=20)
+            eddsa = dict(environment)
+            eddsa.update({"CHORUS_EDGE_PORT": str(free_port()),
+                          "CHORUS_JWT_ALGORITHM": "EdDSA"})
+            eddsa.pop("CHORUS_JWT_SECRET", None)
+            processes[1 + SERVICES.index("auth")] = start("auth-eddsa",
+                                                          [BIN + "/chorus-auth"], eddsa)
+            processes[-1] = start("edge-eddsa", [BIN + "/chorus-edge"], eddsa)
+            W.port = int(eddsa["CHORUS_EDGE_PORT"])
+            wait_for("auth answering with EdDSA", lambda: call(
+                "GET", "/api/v1/services/auth/health").status == 200, 60)
+            session_answer = call("POST", "/api/v1/auth/register",
+                                  {"email": email("eddsa"), "password": PASSWORD})
+            expect(session_answer, 201)
+            token = session_answer.json["access_token"]
+            keys = call("GET", "/.well-known/jwks.json")
+            expect(keys, 200)
+            assert keys.header("Content-Type").startswith("application/jwk-set+json")
+            header = jwt.get_unverified_header(token)
+            assert header["alg"] == "EdDSA", header
+            key = [k for k in keys.json["keys"] if k["kid"] == header["kid"]][0]
+            public = jwt.PyJWK(key)
+            claims = jwt.decode(token, public.key, algorithms=["EdDSA"],
+                                audience="chorus-api", issuer="chorus")
+            assert claims["role"] == "tenant_admin", claims
+            expect(call("GET", ME, token=token), 200)
+            # HS256 signed with the public key's bytes (alg confusion): refused
+            raw = b64url_decode(key["x"])
+            forged = hand_made({"alg": "HS256", "typ": "JWT", "kid": key["kid"]},
+                               dict(claims), key=raw)
+            expect_invalid_token(call("GET", ME, token=forged))
+            forged = hand_made({"alg": "HS256", "typ": "JWT", "kid": key["kid"]},
+                               dict(claims), key=key["x"].encode())
+            expect_invalid_token(call("GET", ME, token=forged))
+
+        check("EdDSA tokens: verified with PyJWT from /.well-known/jwks.json, "
+              "HS256 with the public key refused", c_eddsa)
+
         def drain():
             for proc in reversed(processes):
                 if proc.poll() is None:
