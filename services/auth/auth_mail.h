@@ -1,7 +1,7 @@
 /*  auth_mail: the pluggable mail hook of the auth service (schemas/auth.md,
     "Mail"). Password-reset and invite mails are written as one JSON file each
     into a folder (CHORUS_MAIL_DIR), which a mail relay, a test, or a developer
-    reads; without a folder the mail is only logged (never its token).        */
+    reads; without a folder (development) the mail is logged, token included.  */
 #ifndef AUTH_MAIL_H_INCLUDED
 #define AUTH_MAIL_H_INCLUDED
 
