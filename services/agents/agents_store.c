@@ -435,6 +435,135 @@ agents_store_delete (service_runtime_t *runtime, bus_request_t *request, void *s
 }
 
 //  ---------------------------------------------------------------------------------
+//  Avatars
+
+const char *
+agents_store_avatar_type (const uint8_t *data, size_t size)
+{
+    if (!data)
+        return NULL;
+    if (size >= 8 && memcmp (data, "\x89PNG\r\n\x1a\n", 8) == 0)
+        return "image/png";
+    if (size >= 3 && memcmp (data, "\xff\xd8\xff", 3) == 0)
+        return "image/jpeg";
+    if (size >= 12 && memcmp (data, "RIFF", 4) == 0 && memcmp (data + 8, "WEBP", 4) == 0)
+        return "image/webp";
+    if (size >= 6 && (memcmp (data, "GIF87a", 6) == 0 || memcmp (data, "GIF89a", 6) == 0))
+        return "image/gif";
+    return NULL;
+}
+
+//  Why an avatar upload is not acceptable, or NULL: the declared type must be
+//  one we store and the bytes must be of that type.
+static const char *
+s_avatar_problem (const ChorusAgents__AvatarRequest *args)
+{
+    const char *declared = args->content_type ? args->content_type : "";
+    if (!streq (declared, "image/png") && !streq (declared, "image/jpeg")
+        && !streq (declared, "image/webp") && !streq (declared, "image/gif"))
+        return "Content-Type must be image/png, image/jpeg, image/webp or image/gif";
+    const char *found = args->has_data
+                            ? agents_store_avatar_type (args->data.data, args->data.len)
+                            : NULL;
+    if (!found)
+        return "the body is not a PNG, JPEG, WebP or GIF image";
+    if (!streq (found, declared))
+        return "the image does not match its Content-Type";
+    return NULL;
+}
+
+void
+agents_store_avatar_put (service_runtime_t *runtime, bus_request_t *request, void *state)
+{
+    service_call_t *call = service_call_new (runtime, state, &request,
+                                             &chorus_agents__avatar_request__descriptor,
+                                             sizeof (s_agent_call_t));
+    s_agent_call_t *change = (s_agent_call_t *) call;
+    if (!call || !service_call_require_admin (call)
+        || !s_take_id (call, ((ChorusAgents__AvatarRequest *) call->args)->id, change->id,
+                       "agent"))
+        return;
+    ChorusAgents__AvatarRequest *args = (ChorusAgents__AvatarRequest *) call->args;
+    const char *problem = s_avatar_problem (args);
+    if (problem) {
+        service_call_fail (call, "bad_request", problem);
+        return;
+    }
+    //  bytea in PostgreSQL's hex text form: \x and two digits a byte
+    size_t hex_size = 2 + args->data.len * 2 + 1;
+    char *hex = malloc (hex_size);
+    assert (hex);
+    hex[0] = '\\';
+    hex[1] = 'x';
+    sodium_bin2hex (hex + 2, hex_size - 2, args->data.data, args->data.len);
+    const char *params[] = {change->id, service_call_tenant (call), args->content_type,
+                            hex};
+    db_stmt_t stmts[] = {
+        {"WITH saved AS (INSERT INTO agents.agent_avatars (agent_id, content_type, data) "
+         "SELECT a.id, $3, $4::bytea FROM agents.agents a WHERE a.id = $1 AND "
+         "a.tenant_id = $2 ON CONFLICT (agent_id) DO UPDATE SET content_type = "
+         "EXCLUDED.content_type, data = EXCLUDED.data, updated_at = clock_timestamp () "
+         "RETURNING 1) SELECT agents.require (count (*) = 1, 'not_found', 'no such "
+         "agent') FROM saved",
+         4, params}};
+    ChorusAgents__Agent event = CHORUS_AGENTS__AGENT__INIT;
+    event.id = change->id;
+    service_call_emit (call, s_agent_changed, service_call_tenant (call),
+                       "agents.agent.updated", &event.base, stmts, 1);
+    free (hex);
+}
+
+static void
+s_avatar_read (service_call_t *call, PGresult *result)
+{
+    service_call_reply_row (call, result, &chorus_agents__avatar_reply__descriptor,
+                            "avatar");
+}
+
+void
+agents_store_avatar_get (service_runtime_t *runtime, bus_request_t *request, void *state)
+{
+    service_call_t *call = service_call_new (runtime, state, &request,
+                                             &chorus_agents__avatar_request__descriptor,
+                                             sizeof (service_call_t));
+    char id[SERVICE_ID_SIZE];
+    if (!call || !service_call_require_user (call)
+        || !s_take_id (call, ((ChorusAgents__AvatarRequest *) call->args)->id, id,
+                       "avatar"))
+        return;
+    const char *params[] = {id, service_call_tenant (call)};
+    service_call_query (call, s_avatar_read,
+                        "SELECT 200 AS status, v.content_type, v.data AS body FROM "
+                        "agents.agent_avatars v JOIN agents.agents a ON a.id = "
+                        "v.agent_id WHERE a.id = $1 AND a.tenant_id = $2",
+                        2, params);
+}
+
+void
+agents_store_avatar_delete (service_runtime_t *runtime, bus_request_t *request,
+                            void *state)
+{
+    service_call_t *call = service_call_new (runtime, state, &request,
+                                             &chorus_agents__avatar_request__descriptor,
+                                             sizeof (s_agent_call_t));
+    s_agent_call_t *change = (s_agent_call_t *) call;
+    if (!call || !service_call_require_admin (call)
+        || !s_take_id (call, ((ChorusAgents__AvatarRequest *) call->args)->id, change->id,
+                       "avatar"))
+        return;
+    const char *params[] = {change->id, service_call_tenant (call)};
+    db_stmt_t stmts[] = {
+        {"WITH gone AS (DELETE FROM agents.agent_avatars v USING agents.agents a WHERE "
+         "v.agent_id = a.id AND a.id = $1 AND a.tenant_id = $2 RETURNING 1) SELECT "
+         "agents.require (count (*) = 1, 'not_found', 'no such avatar') FROM gone",
+         2, params}};
+    ChorusAgents__Agent event = CHORUS_AGENTS__AGENT__INIT;
+    event.id = change->id;
+    service_call_emit (call, s_done_empty, service_call_tenant (call),
+                       "agents.agent.updated", &event.base, stmts, 1);
+}
+
+//  ---------------------------------------------------------------------------------
 //  Provider settings
 
 static void
@@ -649,5 +778,40 @@ agents_store_test (bool verbose)
     assert (s_read_tools (read, "{not json", error, sizeof error) == -1);
     protobuf_c_message_free_unpacked (&read->base, NULL);
     free (json);
+
+    //  Avatars: the type is the file's magic bytes, and must be the declared one
+    static const uint8_t png[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0};
+    static const uint8_t jpeg[] = {0xff, 0xd8, 0xff, 0xe0};
+    static const uint8_t webp[] = "RIFF\x10\0\0\0WEBPVP8 ";
+    assert (streq (agents_store_avatar_type (png, sizeof png), "image/png"));
+    assert (!agents_store_avatar_type (png, 7));
+    assert (streq (agents_store_avatar_type (jpeg, sizeof jpeg), "image/jpeg"));
+    assert (streq (agents_store_avatar_type (webp, sizeof webp), "image/webp"));
+    assert (!agents_store_avatar_type ((const uint8_t *) "RIFF\0\0\0\0WAVE", 12));
+    assert (
+        streq (agents_store_avatar_type ((const uint8_t *) "GIF87a", 6), "image/gif"));
+    assert (
+        streq (agents_store_avatar_type ((const uint8_t *) "GIF89a..", 8), "image/gif"));
+    assert (!agents_store_avatar_type ((const uint8_t *) "GIF88a", 6));
+    assert (!agents_store_avatar_type ((const uint8_t *) "<svg", 4));
+    assert (!agents_store_avatar_type (NULL, 0));
+    ChorusAgents__AvatarRequest upload = CHORUS_AGENTS__AVATAR_REQUEST__INIT;
+    upload.content_type = "image/png";
+    upload.has_data = 1;
+    upload.data.data = (uint8_t *) png;
+    upload.data.len = sizeof png;
+    assert (s_avatar_problem (&upload) == NULL);
+    upload.content_type = "image/gif";  //  a PNG said to be a GIF
+    assert (s_avatar_problem (&upload));
+    upload.content_type = "image/svg+xml";
+    assert (s_avatar_problem (&upload));
+    upload.content_type = NULL;
+    assert (s_avatar_problem (&upload));
+    upload.content_type = "image/jpeg";
+    upload.data.data = (uint8_t *) jpeg;
+    upload.data.len = sizeof jpeg;
+    assert (s_avatar_problem (&upload) == NULL);
+    upload.has_data = 0;
+    assert (s_avatar_problem (&upload));
     printf ("OK\n");
 }

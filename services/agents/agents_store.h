@@ -1,6 +1,6 @@
 /*  agents_store: the agents service's configuration commands (schemas/chat.md):
-    agents.list/get/create/update/delete, providers.list/put/delete and
-    openai_models (GET /v1/models). Every query is scoped by the tenant of the
+    agents.list/get/create/update/delete, agents.avatar_put/get/delete,
+    providers.list/put/delete and openai_models (GET /v1/models). Every query is scoped by the tenant of the
     request's headers; an id of another tenant is not_found like a missing one. */
 #ifndef AGENTS_STORE_H_INCLUDED
 #define AGENTS_STORE_H_INCLUDED
@@ -21,6 +21,15 @@ void agents_store_providers_put (service_runtime_t *runtime, bus_request_t *requ
                                  void *state);
 void agents_store_providers_delete (service_runtime_t *runtime, bus_request_t *request,
                                     void *state);
+//  agents.avatar_put (tenant admin): store the image of an AvatarRequest (its type
+//  checked by its magic bytes) and answer the Agent; avatar_get: the AvatarReply
+//  the edge writes out; avatar_delete: an empty answer.
+void agents_store_avatar_put (service_runtime_t *runtime, bus_request_t *request,
+                              void *state);
+void agents_store_avatar_get (service_runtime_t *runtime, bus_request_t *request,
+                              void *state);
+void agents_store_avatar_delete (service_runtime_t *runtime, bus_request_t *request,
+                                 void *state);
 void agents_store_openai_models (service_runtime_t *runtime, bus_request_t *request,
                                  void *state);
 
@@ -38,6 +47,10 @@ void agents_store_openai_models (service_runtime_t *runtime, bus_request_t *requ
 //  error filled when the row does not fit.
 ChorusAgents__Agent *agents_store_read (const PGresult *result, int row, char *error,
                                         size_t error_size);
+
+//  The image type of data by its magic bytes: "image/png", "image/jpeg",
+//  "image/webp" (RIFF....WEBP), "image/gif" (GIF87a, GIF89a), or NULL.
+const char *agents_store_avatar_type (const uint8_t *data, size_t size);
 
 //  True when provider is one Chorus speaks.
 bool agents_store_provider_known (const char *provider);

@@ -32,15 +32,23 @@ uint64_t edge_call_send (bus_client_t *bus, const edge_match_t *match, json_t *b
                          const char *request_id, int64_t timeout_ms, bus_reply_fn *fn,
                          void *arg, edge_call_error_t *error);
 
-//  Send a body already packed (msgpack, size bytes) to service/command for nobody:
-//  the bus headers carry request_id, client_ip (may be NULL) and timeout_ms only,
-//  no identity (webhooks, schemas/channels.md). An idempotent request is resent
-//  once through another broker on broker_lost. Returns the handle (> 0), or 0
-//  with error filled; the caller then runs bus_client_process as above.
+//  Send a body already packed (msgpack, size bytes) to service/command on behalf
+//  of identity (NULL: nobody, as webhooks are, schemas/channels.md): the bus
+//  headers carry it, request_id, client_ip (may be NULL) and timeout_ms. An
+//  idempotent request is resent once through another broker on broker_lost.
+//  Returns the handle (> 0), or 0 with error filled; the caller then runs
+//  bus_client_process as above.
 uint64_t edge_call_send_raw (bus_client_t *bus, const char *service, const char *command,
-                             const void *body, size_t size, const char *client_ip,
+                             const void *body, size_t size,
+                             const edge_identity_t *identity, const char *client_ip,
                              const char *request_id, int64_t timeout_ms, bool idempotent,
                              bus_reply_fn *fn, void *arg, edge_call_error_t *error);
+
+//  The arguments of an upload route (EDGE_ROUTE_UPLOAD) as a msgpack map: the
+//  path parameters as strings, "content_type" (when not NULL) and the body bytes
+//  as bin "data". Returns a new buffer (the caller frees), its length in *out_size.
+void *edge_call_upload_body (const edge_match_t *match, const char *content_type,
+                             const void *data, size_t size, size_t *out_size);
 
 //  The JSON text of a reply body (msgpack); an empty body is "{}". NULL when the
 //  body is not valid msgpack. Caller frees.

@@ -25,6 +25,7 @@ typedef struct {
     size_t ws_max_message;       //  largest WebSocket message received (bytes)
     int64_t timeout_ms;          //  bus deadline of HTTP requests
     size_t webhook_max_body;     //  largest webhook body (bytes)
+    size_t avatar_max_body;      //  largest upload (avatar) body (bytes)
     int64_t webhook_timeout_ms;  //  bus deadline of webhooks.receive
     int64_t keepalive_ms;        //  SSE heartbeat comment interval
     int max_connections;         //  most client connections at once

@@ -16,6 +16,7 @@
 
 #define S_HEADER_ROOM 1024   //  bytes reserved for our own response headers
 #define S_WRITE_CHUNK 65536  //  most bytes handed to one lws_write
+#define S_CTYPE_SIZE (EDGE_WEBHOOK_CONTENT_TYPE_MAX + 1)  //  an upload's type, NUL
 
 struct _edge_request_t {
     edge_t *edge;              //  the edge (borrowed)
@@ -30,6 +31,7 @@ struct _edge_request_t {
     size_t max_body;           //  largest body the route takes
     char allow[64];            //  Allow of a 405 (the path's methods)
     edge_webhook_t *webhook;   //  a webhook's request, collected from the headers
+    char ctype[S_CTYPE_SIZE];  //  an upload's Content-Type ("": none)
     bool head;                 //  HEAD: headers only
     bool accepts_sse;          //  client accepts text/event-stream
     bool sse;                  //  answered as SSE (edge_call_wants_sse)
@@ -114,6 +116,7 @@ typedef struct {
     int retry_after;               //  Retry-After seconds (0: none)
     const char *www_authenticate;  //  WWW-Authenticate (401 from the guard)
     bool nosniff;                  //  X-Content-Type-Options: nosniff (webhooks)
+    const char *cache_control;     //  Cache-Control (NULL: no-store)
     char *cookies[2];              //  Set-Cookie values (owned by the caller)
 } s_extra_t;
 
@@ -145,7 +148,9 @@ s_respond (edge_request_t *self, int status, const char *content_type, const cha
                                             (int) strlen (length), &p, end);
     }
     rc |= s_add_header (self->wsi, "x-request-id:", self->request_id, &p, end);
-    rc |= s_add_header (self->wsi, "cache-control:", "no-store", &p, end);
+    rc |= s_add_header (self->wsi, "cache-control:",
+                        extra && extra->cache_control ? extra->cache_control : "no-store",
+                        &p, end);
     if (extra && extra->allow)
         rc |= s_add_header (self->wsi, "allow:", extra->allow, &p, end);
     if (extra && extra->retry_after > 0) {
@@ -382,6 +387,8 @@ s_webhook_reply (edge_request_t *self, const bus_reply_t *reply)
         return;
     }
     s_extra_t extra = {.nosniff = true};
+    if (self->match.route->flags & EDGE_ROUTE_VERBATIM)
+        extra.cache_control = "private, max-age=60";
     s_respond (self, answer.status, answer.content_type, (const char *) answer.body,
                answer.size, &extra);
     edge_webhook_reply_free (&answer);
@@ -407,7 +414,7 @@ s_reply_fn (bus_client_t *client, const bus_reply_t *reply, void *arg)
                                    (int) reply->retry_after_s);
         return;
     }
-    if (self->match.route->flags & EDGE_ROUTE_WEBHOOK) {
+    if (self->match.route->flags & (EDGE_ROUTE_WEBHOOK | EDGE_ROUTE_VERBATIM)) {
         s_webhook_reply (self, reply);
         return;
     }
@@ -591,8 +598,34 @@ s_webhook_send (edge_request_t *self)
     edge_call_error_t error;
     self->handle = edge_call_send_raw (
         edge->bus, edge_routes_service (&self->match), self->match.route->command, packed,
-        size, self->client_ip, self->request_id, edge->webhook_timeout_ms, true,
+        size, NULL, self->client_ip, self->request_id, edge->webhook_timeout_ms, true,
         s_reply_fn, self, &error);
+    free (packed);
+    if (self->handle) {
+        s_detach (self);
+        bus_client_process (edge->bus);
+    }
+    else if (!self->out)
+        s_respond_error (self, error.status, error.code, error.message);
+}
+
+//  Send an upload (EDGE_ROUTE_UPLOAD): the path parameters, the Content-Type and
+//  the body's bytes as they came, as the admitted identity; no JSON is parsed.
+static void
+s_upload_send (edge_request_t *self)
+{
+    edge_t *edge = self->edge;
+    size_t size = 0;
+    void *packed = edge_call_upload_body (&self->match, *self->ctype ? self->ctype : NULL,
+                                          self->body ? self->body : "", self->body_size,
+                                          &size);
+    free (self->body);
+    self->body = NULL;
+    edge_call_error_t error;
+    self->handle = edge_call_send_raw (edge->bus, edge_routes_service (&self->match),
+                                       self->match.route->command, packed, size,
+                                       &self->identity, self->client_ip, self->request_id,
+                                       edge->timeout_ms, false, s_reply_fn, self, &error);
     free (packed);
     if (self->handle) {
         s_detach (self);
@@ -616,6 +649,10 @@ s_admitted (edge_request_t *self, const edge_verdict_t *verdict)
         return;
     }
     self->identity = verdict->identity;
+    if (self->match.route->flags & EDGE_ROUTE_UPLOAD) {
+        s_upload_send (self);
+        return;
+    }
     char message[256];
     bool ok = true;
     json_t *body = edge_call_parse_body (self->body, self->body_size, &ok, message,
@@ -835,7 +872,11 @@ s_on_http (edge_t *edge, struct lws *wsi, edge_session_t *session, const char *p
                                                     self->allow, sizeof self->allow);
     bool webhook = result == EDGE_MATCH_OK
                    && (self->match.route->flags & EDGE_ROUTE_WEBHOOK);
-    self->max_body = webhook ? edge->webhook_max_body : edge->max_body;
+    bool upload = result == EDGE_MATCH_OK
+                  && (self->match.route->flags & EDGE_ROUTE_UPLOAD);
+    self->max_body = webhook  ? edge->webhook_max_body
+                     : upload ? edge->avatar_max_body
+                              : edge->max_body;
     if (result == EDGE_MATCH_OK)
         self->route_label = self->match.route->pattern;
     if (webhook)
@@ -880,6 +921,17 @@ s_on_http (edge_t *edge, struct lws *wsi, edge_session_t *session, const char *p
             s_respond_error (self, 400, "bad_request", message);
             return 0;
         }
+    }
+    else if (upload) {
+        //  The type goes to the service, which checks it: only its printable part
+        int len = lws_hdr_copy (wsi, self->ctype, sizeof self->ctype,
+                                WSI_TOKEN_HTTP_CONTENT_TYPE);
+        for (int i = 0; i < len; i++)
+            if ((unsigned char) self->ctype[i] < 0x20
+                || (unsigned char) self->ctype[i] >= 0x7f)
+                self->ctype[i] = '?';
+        if (len < 0)
+            self->ctype[0] = 0;
     }
     else if (result == EDGE_MATCH_OK) {
         char fragment[2 * EDGE_PARAM_SIZE + 2];

@@ -410,6 +410,21 @@ s_operation (const edge_route_t *route)
                                         "content", "application/json", "schema",
                                         s_ref (route->request_schema)));
     }
+    if (route->flags & EDGE_ROUTE_UPLOAD) {
+        json_t *types = json_object ();
+        const char *const images[] = {"image/png", "image/jpeg", "image/webp",
+                                      "image/gif"};
+        for (size_t i = 0; i < sizeof images / sizeof images[0]; i++)
+            json_object_set_new (types, images[i],
+                                 json_pack ("{s:{s:s, s:s}}", "schema", "type", "string",
+                                            "format", "binary"));
+        json_object_set_new (op, "requestBody",
+                             json_pack ("{s:b, s:s, s:o}", "required", 1, "description",
+                                        "The raw image (at most "
+                                        "CHORUS_EDGE_AVATAR_MAX_BODY, 1 MiB by default); "
+                                        "its magic bytes must match Content-Type",
+                                        "content", types));
+    }
     //  Who may call it: public (no security), optional ({} allows anonymous)
     json_t *security = json_array ();
     if (route->need == EDGE_NEED_OPTIONAL)
@@ -437,6 +452,10 @@ s_operation (const edge_route_t *route)
     else if (route->kind == EDGE_ROUTE_JWKS)
         json_object_set_new (content, "application/jwk-set+json",
                              json_pack ("{s:{s:s}}", "schema", "type", "object"));
+    else if (route->flags & EDGE_ROUTE_VERBATIM)
+        json_object_set_new (
+            content, "image/*",
+            json_pack ("{s:{s:s, s:s}}", "schema", "type", "string", "format", "binary"));
     else if (route->reply_schema && route->status != 204)
         json_object_set_new (content, "application/json",
                              json_pack ("{s:o}", "schema", s_ref (route->reply_schema)));

@@ -62,6 +62,8 @@ const core_config_option_t edge_server_options[] = {
      "4194304",
      "Largest webhook body in bytes (larger: 413; at most 8 MiB less 64 KiB, the rest "
      "of a bus request)"},
+    {"edge_avatar_max_body", "CHORUS_EDGE_AVATAR_MAX_BODY", CORE_CONFIG_INT, 0, 8323072,
+     "1048576", "Largest avatar upload in bytes (larger: 413)"},
     {"edge_webhook_timeout_ms", "CHORUS_EDGE_WEBHOOK_TIMEOUT_MS", CORE_CONFIG_INT, 10,
      600000, "2500", "Bus deadline of a webhook (ms; Slack wants its answer within 3 s)"},
     {"edge_rate_fail_open", "CHORUS_EDGE_RATE_FAIL_OPEN", CORE_CONFIG_BOOL, 0, 0, "true",
@@ -335,6 +337,7 @@ s_self_new (zsock_t *pipe, core_config_t *config)
     edge->timeout_ms = core_config_int (config, "edge_timeout_ms");
     edge->webhook_max_body = (size_t) core_config_int (config, "edge_webhook_max_body");
     edge->webhook_timeout_ms = core_config_int (config, "edge_webhook_timeout_ms");
+    edge->avatar_max_body = (size_t) core_config_int (config, "edge_avatar_max_body");
     edge->keepalive_ms = core_config_int (config, "edge_sse_keepalive_ms");
     edge->max_connections = (int) core_config_int (config, "edge_max_connections");
     self->ready_interval_ms = (int) core_config_int (config, "edge_ready_interval_ms");

@@ -421,6 +421,35 @@ static const edge_route_t s_routes[] = {
      .status = 204,
      .summary = "Delete an agent",
      .need = EDGE_NEED_TENANT_ADMIN},
+    {.method = "PUT",
+     .pattern = "/api/v1/agents/{id}/avatar",
+     .kind = EDGE_ROUTE_BUS,
+     .service = "agents",
+     .command = "agents.avatar_put",
+     .status = 200,
+     .summary = "Upload the agent's avatar: the raw image as the body, Content-Type "
+                "image/png, image/jpeg, image/webp or image/gif (checked against the "
+                "file's magic bytes), at most CHORUS_EDGE_AVATAR_MAX_BODY (1 MiB)",
+     .reply_schema = "Agent",
+     .need = EDGE_NEED_TENANT_ADMIN,
+     .flags = EDGE_ROUTE_UPLOAD},
+    {.method = "GET",
+     .pattern = "/api/v1/agents/{id}/avatar",
+     .kind = EDGE_ROUTE_BUS,
+     .service = "agents",
+     .command = "agents.avatar_get",
+     .status = 200,
+     .summary = "The agent's avatar: the image bytes with their Content-Type",
+     .need = EDGE_NEED_USER,
+     .flags = EDGE_ROUTE_VERBATIM},
+    {.method = "DELETE",
+     .pattern = "/api/v1/agents/{id}/avatar",
+     .kind = EDGE_ROUTE_BUS,
+     .service = "agents",
+     .command = "agents.avatar_delete",
+     .status = 204,
+     .summary = "Remove the agent's avatar",
+     .need = EDGE_NEED_TENANT_ADMIN},
     {.method = "POST",
      .pattern = "/api/v1/agents/{id}/test",
      .kind = EDGE_ROUTE_BUS,
@@ -759,6 +788,13 @@ edge_table_test (bool verbose)
                     && strcmp (r->command, "webhooks.receive") == 0);
         assert (!(r->flags & EDGE_ROUTE_WEBHOOK)
                 == (strncmp (r->pattern, "/webhooks/", 10) != 0));
+        //  Uploads take raw bytes, verbatim replies answer them: neither streams
+        if (r->flags & EDGE_ROUTE_UPLOAD)
+            assert (strcmp (r->method, "PUT") == 0 && !r->request_schema && !r->streams
+                    && r->kind == EDGE_ROUTE_BUS && r->need != EDGE_NEED_PUBLIC);
+        if (r->flags & EDGE_ROUTE_VERBATIM)
+            assert (strcmp (r->method, "GET") == 0 && !r->reply_schema && !r->streams
+                    && r->kind == EDGE_ROUTE_BUS);
         if (verbose)
             printf ("\n   %-6s %-34s %-16s %s", r->method, r->pattern,
                     r->command ? r->command : "-", edge_auth_need_name (r->need));
@@ -778,6 +814,12 @@ edge_table_test (bool verbose)
         {"PATCH", "/api/v1/agents/{id}", "agents", "agents.update",
          EDGE_NEED_TENANT_ADMIN, 200},
         {"DELETE", "/api/v1/agents/{id}", "agents", "agents.delete",
+         EDGE_NEED_TENANT_ADMIN, 204},
+        {"PUT", "/api/v1/agents/{id}/avatar", "agents", "agents.avatar_put",
+         EDGE_NEED_TENANT_ADMIN, 200},
+        {"GET", "/api/v1/agents/{id}/avatar", "agents", "agents.avatar_get",
+         EDGE_NEED_USER, 200},
+        {"DELETE", "/api/v1/agents/{id}/avatar", "agents", "agents.avatar_delete",
          EDGE_NEED_TENANT_ADMIN, 204},
         {"POST", "/api/v1/agents/{id}/test", "agents", "agents.test",
          EDGE_NEED_TENANT_ADMIN, 200},

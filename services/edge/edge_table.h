@@ -57,6 +57,12 @@ typedef struct {
 //  its own body limit, deadline and budget per connection id, the service's
 //  WebhookReply written out as it is; never HEAD, never over the WebSocket
 #define EDGE_ROUTE_WEBHOOK 128
+//  An upload: the raw body (at most CHORUS_EDGE_AVATAR_MAX_BODY) goes as msgpack
+//  bin "data" with the path parameters and the request's "content_type"; no JSON
+#define EDGE_ROUTE_UPLOAD 256
+//  The FINAL reply is a {status, content_type, body} like channels.proto's
+//  WebhookReply, written out as it is with nosniff and a short private cache
+#define EDGE_ROUTE_VERBATIM 512
 
 //  One route of the table.
 typedef struct {

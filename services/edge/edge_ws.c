@@ -305,9 +305,11 @@ s_handle_request (edge_ws_t *self, json_t *msg, const char *id)
                       "the route does not take this method");
         return;
     }
-    //  Webhooks are the platforms' raw HTTP requests: not over the WebSocket
+    //  Webhooks, uploads and verbatim answers are raw HTTP bytes: not over the
+    //  WebSocket, which speaks JSON
     if (result != EDGE_MATCH_OK || match.route->kind != EDGE_ROUTE_BUS
-        || (match.route->flags & EDGE_ROUTE_WEBHOOK)) {
+        || (match.route->flags
+            & (EDGE_ROUTE_WEBHOOK | EDGE_ROUTE_UPLOAD | EDGE_ROUTE_VERBATIM))) {
         s_send_error (self, id, "not_found", "no such route");
         return;
     }

@@ -41,6 +41,7 @@ import json
 import os
 import shutil
 import signal
+import struct
 import socket
 import subprocess
 import sys
@@ -48,6 +49,7 @@ import tempfile
 import time
 import traceback
 import uuid
+import zlib
 
 BIN = os.environ.get("CHORUS_BIN_DIR", "build/bin")
 SRC = os.environ.get("CHORUS_SOURCE_DIR", os.path.dirname(os.path.abspath(__file__)) + "/../..")
@@ -65,6 +67,7 @@ KEYS = {"openai": "sk-proj-openai-%s-0123456789abcdef" % RUN,
         "ollama": "ollama-%s-0123456789abcdef" % RUN,
         "n8n": "n8n-webhook-%s-0123456789abcdef" % RUN}
 MODEL = "standin-model"
+AVATAR_MAX_BODY = 8192          # CHORUS_EDGE_AVATAR_MAX_BODY: small, so a 413 is cheap
 TURN_TIMEOUT_MS = 6000          # CHORUS_CHAT_TURN_TIMEOUT_MS: a hung provider's wait
 NOTICE = ("No language model is configured for this agent yet. An administrator can pick "
           "a provider and a model in the agent's settings; until then I can only point to "
@@ -155,7 +158,7 @@ class Web:
         data = raw_body
         if body is not None:
             data = json.dumps(body)
-        if data is not None:
+        if data is not None and "Content-Type" not in sent:
             sent["Content-Type"] = "application/json"
         conn.request(method, path, body=data, headers=sent)
         response = conn.getresponse()
@@ -462,6 +465,17 @@ def settings_sent(provider, body):
 
 # ---------------------------------------------------------------------------------
 
+def png(width, height, rgb):
+    """A real PNG of one colour (8-bit RGB, no filter)."""
+    def chunk(kind, data):
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xffffffff))
+    rows = b"".join(b"\0" + bytes(rgb) * width for _ in range(height))
+    return (b"\x89PNG\r\n\x1a\n"
+            + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
 def psql(query):
     out = subprocess.run(["psql", DATABASE, "-At", "-v", "ON_ERROR_STOP=1", "-c", query],
                          capture_output=True, text=True, timeout=30)
@@ -634,6 +648,79 @@ def run(web, upstream, edge_port):
         conv = web.json("POST", "/api/v1/conversations", {"agent_id": helper}, M, status=201)
         W["mia_conv"] = conv["id"]
     check("members read agents; create/edit/delete/test and providers: 403", members)
+
+    # --------------------------------------------------------------------- avatars
+    def avatars():
+        agent = web.json("POST", "/api/v1/agents", {"name": "Portrait", "system_prompt":
+                                                   "Smile."}, A, status=201)
+        assert agent.get("avatar_url") is None, agent
+        path = "/api/v1/agents/%s/avatar" % agent["id"]
+        missing = "/api/v1/agents/%s/avatar" % uuid.uuid4()
+
+        def put(token, data, content_type):
+            return web.call("PUT", path, token=token, raw_body=data,
+                            headers={"Content-Type": content_type})
+        web.error("GET", path, token=A, status=404, code="not_found")
+        image = png(4, 3, (200, 30, 90))
+        # a real PNG in, the Agent with its avatar_url out
+        status, _, raw = put(A, image, "image/png")
+        assert status == 200, (status, raw[:300])
+        stored = json.loads(raw)
+        assert stored["id"] == agent["id"] and stored["avatar_url"] == path, stored
+        assert web.json("GET", "/api/v1/agents/" + agent["id"], token=A)["avatar_url"] == path
+        # served back byte for byte with its type, to any user of the tenant
+        for token in (A, M):
+            status, headers, raw = web.call("GET", path, token=token)
+            assert status == 200 and raw == image, (status, headers, raw[:100])
+            assert headers["content-type"] == "image/png", headers
+            assert headers["cache-control"] == "private, max-age=60", headers
+            assert headers["x-content-type-options"] == "nosniff", headers
+        # replaced by another upload (a GIF)
+        gif = b"GIF89a\x01\x00\x01\x00\x80\x00\x00" + b"\x00" * 30
+        status, _, raw = put(A, gif, "image/gif")
+        assert status == 200, (status, raw[:300])
+        status, headers, raw = web.call("GET", path, token=A)
+        assert raw == gif and headers["content-type"] == "image/gif", headers
+        # the type is the file's, and must be the one declared
+        for data, content_type in ((image, "image/gif"), (image, "text/plain"),
+                                   (b"<svg xmlns='http://www.w3.org/2000/svg'/>",
+                                    "image/png"), (b"not an image at all", "image/jpeg"),
+                                   (image, "application/json")):
+            status, _, raw = put(A, data, content_type)
+            assert status == 400, (content_type, status, raw[:300])
+            assert json.loads(raw)["error"]["code"] == "bad_request", raw
+        # too big: 413 from the edge
+        status, _, raw = put(A, image + b"\0" * AVATAR_MAX_BODY, "image/png")
+        assert status == 413, (status, raw[:300])
+        assert json.loads(raw)["error"]["code"] == "payload_too_large", raw
+        status, headers, raw = web.call("GET", path, token=A)
+        assert raw == gif, "a refused upload changed the avatar"
+        # a member may look but not change
+        for method in ("PUT", "DELETE"):
+            status, _, raw = web.call(method, path, token=M, raw_body=image if
+                                      method == "PUT" else None,
+                                      headers={"Content-Type": "image/png"})
+            assert status == 403, (method, status, raw[:300])
+        # another tenant's agent answers exactly what a missing one does
+        for method in ("GET", "PUT", "DELETE"):
+            theirs = web.call(method, path, token=B, raw_body=image if method == "PUT"
+                              else None, headers={"Content-Type": "image/png"})
+            nobody = web.call(method, missing, token=B, raw_body=image if method == "PUT"
+                              else None, headers={"Content-Type": "image/png"})
+            assert theirs[0] == nobody[0] == 404, (method, theirs, nobody)
+            assert theirs[2] == nobody[2], (method, theirs[2], nobody[2])
+        status, _, raw = web.call("GET", path, token=A)
+        assert raw == gif, "another tenant changed the avatar"
+        # delete: 204, then 404 and no avatar_url
+        got, _, _ = web.call("DELETE", path, token=A)
+        assert got == 204, got
+        web.error("GET", path, token=A, status=404, code="not_found")
+        web.error("DELETE", path, token=A, status=404, code="not_found")
+        assert web.json("GET", "/api/v1/agents/" + agent["id"],
+                        token=A).get("avatar_url") is None
+        web.call("DELETE", "/api/v1/agents/" + agent["id"], token=A)
+    check("avatars: PUT a real PNG, GET it back, type checks 400, 413, 403, other "
+          "tenant 404, DELETE 204", avatars)
 
     # --------------------------------------------------------------- the offline default
     def try_route(body):
@@ -1332,6 +1419,7 @@ def main():
         "CHORUS_EDGE_RATE_USER_PER_MIN": "100000", "CHORUS_EDGE_RATE_IP_PER_MIN": "100000",
         "CHORUS_SECRET_KEY": base64.b64encode(os.urandom(32)).decode(),
         "CHORUS_CHAT_TURN_TIMEOUT_MS": str(TURN_TIMEOUT_MS),
+        "CHORUS_EDGE_AVATAR_MAX_BODY": str(AVATAR_MAX_BODY),
         "LSAN_OPTIONS": "suppressions=" + suppressions})
     for name in ("broker", "auth", "agents", "chat", "edge"):
         start(name, [BIN + "/chorus-" + name], environment)
