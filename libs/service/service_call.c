@@ -269,40 +269,54 @@ service_call_page_limit (bool has_limit, uint32_t limit)
 }
 
 void
-service_call_reply_list (service_call_t *call,
-                         const ProtobufCMessageDescriptor *list_desc, PGresult *result,
-                         uint32_t limit)
+service_call_reply_list_with (service_call_t *call,
+                              const ProtobufCMessageDescriptor *list_desc,
+                              PGresult *result, uint32_t limit, service_row_fn *row_fn)
 {
-    ProtobufCMessage *list = db_message_new (list_desc);
-    char error[200] = "";
-    int rows = PQntuples (result);
-    if (db_message_append_rows (list, "data", result, error, sizeof error)) {
-        protobuf_c_message_free_unpacked (list, NULL);
-        core_log_error (service_runtime_log (call->runtime),
-                        service_call_request_id (call), "list: %s", error);
-        service_call_fail (call, "internal", "the list could not be read");
-        return;
-    }
     const ProtobufCFieldDescriptor
         *data = protobuf_c_message_descriptor_get_field_by_name (list_desc, "data");
     const ProtobufCFieldDescriptor *next =
         protobuf_c_message_descriptor_get_field_by_name (list_desc, "next_cursor");
-    assert (data && next);
+    assert (data && next && data->label == PROTOBUF_C_LABEL_REPEATED);
+    ProtobufCMessage *list = db_message_new (list_desc);
+    int rows = PQntuples (result);
+    //  One row more than asked says there is a next page, after row limit-1
+    int keep = (uint32_t) rows > limit ? (int) limit : rows;
     size_t *count = (size_t *) ((char *) list + data->quantifier_offset);
-    ProtobufCMessage **items = *(ProtobufCMessage ***) ((char *) list + data->offset);
-    int cursor = PQfnumber (result, "_cursor");
-    if ((size_t) rows > limit && *count > limit && cursor >= 0) {
-        //  One row more than asked: there is a next page, starting after row limit-1
-        while (*count > limit) {
-            protobuf_c_message_free_unpacked (items[*count - 1], NULL);
-            (*count)--;
+    ProtobufCMessage ***items = (ProtobufCMessage ***) ((char *) list + data->offset);
+    *items = calloc ((size_t) keep + 1, sizeof (ProtobufCMessage *));
+    assert (*items);
+    char error[200] = "";
+    for (int row = 0; row < keep; row++) {
+        ProtobufCMessage *item = row_fn ? row_fn (call, result, row)
+                                        : db_message_from_row (data->descriptor, result,
+                                                               row, error, sizeof error);
+        if (!item) {
+            if (!row_fn)
+                core_log_error (service_runtime_log (call->runtime),
+                                service_call_request_id (call), "list: %s", error);
+            protobuf_c_message_free_unpacked (list, NULL);
+            service_call_fail (call, "internal", "the list could not be read");
+            return;
         }
+        (*items)[(*count)++] = item;
+    }
+    int cursor = PQfnumber (result, "_cursor");
+    if ((uint32_t) rows > limit && limit > 0 && cursor >= 0) {
         char **next_cursor = (char **) ((char *) list + next->offset);
         *next_cursor = strdup (PQgetvalue (result, (int) limit - 1, cursor));
         assert (*next_cursor);
     }
     service_call_reply (call, list);
     protobuf_c_message_free_unpacked (list, NULL);
+}
+
+void
+service_call_reply_list (service_call_t *call,
+                         const ProtobufCMessageDescriptor *list_desc, PGresult *result,
+                         uint32_t limit)
+{
+    service_call_reply_list_with (call, list_desc, result, limit, NULL);
 }
 
 void

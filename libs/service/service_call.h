@@ -89,6 +89,17 @@ void service_call_reply_list (service_call_t *call,
                               const ProtobufCMessageDescriptor *list_desc,
                               PGresult *result, uint32_t limit);
 
+//  Reads row `row` of result into a new list element, or NULL (logged) when it
+//  does not fit; for lists whose elements need more than their columns.
+typedef ProtobufCMessage *(service_row_fn) (service_call_t *call, PGresult *result,
+                                            int row);
+
+//  service_call_reply_list with each element made by row_fn.
+void service_call_reply_list_with (service_call_t *call,
+                                   const ProtobufCMessageDescriptor *list_desc,
+                                   PGresult *result, uint32_t limit,
+                                   service_row_fn *row_fn);
+
 //  Answer one row of result as a message of desc; no row is not_found (what
 //  names the thing in the message: "no such <what>"). Frees the call.
 void service_call_reply_row (service_call_t *call, PGresult *result,

@@ -157,34 +157,23 @@ s_take_id (service_call_t *call, const char *id, char *out, const char *what)
 //  ---------------------------------------------------------------------------------
 //  Agents
 
+//  One agent of a list page, its tools included.
+static ProtobufCMessage *
+s_agent_row (service_call_t *call, PGresult *result, int row)
+{
+    char error[200] = "";
+    ChorusAgents__Agent *agent = agents_store_read (result, row, error, sizeof error);
+    if (!agent)
+        core_log_error (service_runtime_log (call->runtime),
+                        service_call_request_id (call), "agents.list: %s", error);
+    return agent ? &agent->base : NULL;
+}
+
 static void
 s_list_read (service_call_t *call, PGresult *result)
 {
-    ChorusAgents__AgentList *list = (ChorusAgents__AgentList *) db_message_new (
-        &chorus_agents__agent_list__descriptor);
-    int rows = PQntuples (result);
-    uint32_t limit = call->limit;
-    char error[200] = "";
-    list->data = calloc ((size_t) rows + 1, sizeof (ChorusAgents__Agent *));
-    assert (list->data);
-    for (int row = 0; row < rows && (uint32_t) row < limit; row++) {
-        ChorusAgents__Agent *agent = agents_store_read (result, row, error, sizeof error);
-        if (!agent) {
-            protobuf_c_message_free_unpacked (&list->base, NULL);
-            core_log_error (service_runtime_log (call->runtime),
-                            service_call_request_id (call), "agents.list: %s", error);
-            service_call_fail (call, "internal", "the list could not be read");
-            return;
-        }
-        list->data[list->n_data++] = agent;
-    }
-    if ((uint32_t) rows > limit) {
-        list->next_cursor = strdup (
-            PQgetvalue (result, (int) limit - 1, PQfnumber (result, "_cursor")));
-        assert (list->next_cursor);
-    }
-    service_call_reply (call, &list->base);
-    protobuf_c_message_free_unpacked (&list->base, NULL);
+    service_call_reply_list_with (call, &chorus_agents__agent_list__descriptor, result,
+                                  call->limit, s_agent_row);
 }
 
 void

@@ -189,31 +189,20 @@ s_connection_changed (service_call_t *call, PGresult *result)
     s_connection_get (call, ((s_change_t *) call)->id);
 }
 
+//  One connection of a list page, with its webhook URL.
+static ProtobufCMessage *
+s_connection_row (service_call_t *call, PGresult *result, int row)
+{
+    ChorusChannels__Connection *conn = s_connection_from_row (call, result, row);
+    return conn ? &conn->base : NULL;
+}
+
 //  Answer a page of connections (limit + 1 rows tell whether more follow).
 static void
 s_list_read (service_call_t *call, PGresult *result)
 {
-    ChorusChannels__ConnectionList *list = (ChorusChannels__ConnectionList *)
-        db_message_new (&chorus_channels__connection_list__descriptor);
-    int rows = PQntuples (result);
-    list->data = calloc ((size_t) rows + 1, sizeof (ChorusChannels__Connection *));
-    assert (list->data);
-    for (int row = 0; row < rows && (uint32_t) row < call->limit; row++) {
-        ChorusChannels__Connection *conn = s_connection_from_row (call, result, row);
-        if (!conn) {
-            protobuf_c_message_free_unpacked (&list->base, NULL);
-            service_call_fail (call, "internal", "the list could not be read");
-            return;
-        }
-        list->data[list->n_data++] = conn;
-    }
-    if ((uint32_t) rows > call->limit) {
-        list->next_cursor = strdup (
-            PQgetvalue (result, (int) call->limit - 1, PQfnumber (result, "_cursor")));
-        assert (list->next_cursor);
-    }
-    service_call_reply (call, &list->base);
-    protobuf_c_message_free_unpacked (&list->base, NULL);
+    service_call_reply_list_with (call, &chorus_channels__connection_list__descriptor,
+                                  result, call->limit, s_connection_row);
 }
 
 void
