@@ -266,28 +266,24 @@ chat_message_append_rows (ProtobufCMessage *msg, const char *field,
     return 0;
 }
 
+//  One message of a list page.
+static ProtobufCMessage *
+s_message_row (service_call_t *call, PGresult *result, int row)
+{
+    char error[200] = "";
+    ChorusChat__Message *message = chat_message_from_row (result, row, error,
+                                                          sizeof error);
+    if (!message)
+        core_log_error (service_runtime_log (call->runtime),
+                        service_call_request_id (call), "messages: %s", error);
+    return message ? &message->base : NULL;
+}
+
 void
 chat_call_reply_messages (chat_call_t *call, PGresult *result, uint32_t limit)
 {
-    ChorusChat__MessageList *list = (ChorusChat__MessageList *) db_message_new (
-        &chorus_chat__message_list__descriptor);
-    char error[200] = "";
-    if (chat_message_append_rows (&list->base, "data", result, error, sizeof error)) {
-        protobuf_c_message_free_unpacked (&list->base, NULL);
-        core_log_error (call->state->log, service_call_request_id (&call->base),
-                        "messages: %s", error);
-        service_call_fail (&call->base, "internal", "the list could not be read");
-        return;
-    }
-    int cursor = PQfnumber (result, "_cursor");
-    if (list->n_data > limit && cursor >= 0) {
-        while (list->n_data > limit)
-            protobuf_c_message_free_unpacked (&list->data[--list->n_data]->base, NULL);
-        list->next_cursor = strdup (PQgetvalue (result, (int) limit - 1, cursor));
-        assert (list->next_cursor);
-    }
-    service_call_reply (&call->base, &list->base);
-    protobuf_c_message_free_unpacked (&list->base, NULL);
+    service_call_reply_list_with (&call->base, &chorus_chat__message_list__descriptor,
+                                  result, limit, s_message_row);
 }
 
 char *
