@@ -2,6 +2,7 @@
 #include "service_call.h"
 
 #include <assert.h>
+#include <ctype.h>
 #include <sys/time.h>
 #include <uuid/uuid.h>
 
@@ -409,6 +410,27 @@ service_call_require_admin (service_call_t *call)
         return true;
     service_call_fail (call, "forbidden", "tenant admins only");
     return false;
+}
+
+bool
+service_call_take_id (service_call_t *call, const char *id, char *out, const char *what)
+{
+    if (!service_uuid_valid (id)) {
+        char message[96];
+        snprintf (message, sizeof message, "no such %s", what ? what : "thing");
+        service_call_fail (call, "not_found", message);
+        return false;
+    }
+    for (size_t i = 0; i < SERVICE_ID_SIZE; i++)
+        out[i] = (char) tolower ((unsigned char) id[i]);
+    return true;
+}
+
+void
+service_call_done_empty (service_call_t *call, PGresult *result)
+{
+    (void) result;
+    service_call_reply (call, NULL);
 }
 
 bool

@@ -125,6 +125,15 @@ bool service_call_require_user (service_call_t *call);
 //  service_call_require_user, and a tenant admin; else forbidden.
 bool service_call_require_admin (service_call_t *call);
 
+//  Copy the id argument of a request into out (SERVICE_ID_SIZE bytes, lower case).
+//  An id that is not a UUID names no row: answers not_found ("no such <what>"),
+//  frees the call and returns false.
+bool service_call_take_id (service_call_t *call, const char *id, char *out,
+                           const char *what);
+
+//  A step that answers with an empty body (204 at the edge).
+void service_call_done_empty (service_call_t *call, PGresult *result);
+
 //  True when s is a UUID in its canonical text form.
 bool service_uuid_valid (const char *s);
 //  A new random UUID into out (SERVICE_ID_SIZE bytes).

@@ -139,21 +139,6 @@ s_agent_problem (const ChorusAgents__Agent *agent, bool creating)
     return NULL;
 }
 
-//  An id argument into out (lower case), or not_found (the call is then ended).
-static bool
-s_take_id (service_call_t *call, const char *id, char *out, const char *what)
-{
-    if (!service_uuid_valid (id)) {
-        char message[64];
-        snprintf (message, sizeof message, "no such %s", what);
-        service_call_fail (call, "not_found", message);
-        return false;
-    }
-    for (size_t i = 0; i < SERVICE_ID_SIZE; i++)
-        out[i] = (char) tolower ((unsigned char) id[i]);
-    return true;
-}
-
 //  ---------------------------------------------------------------------------------
 //  Agents
 
@@ -236,7 +221,8 @@ agents_store_get (service_runtime_t *runtime, bus_request_t *request, void *stat
                                              sizeof (service_call_t));
     char id[SERVICE_ID_SIZE];
     if (!call || !service_call_require_user (call)
-        || !s_take_id (call, ((ChorusAgents__IdRequest *) call->args)->id, id, "agent"))
+        || !service_call_take_id (call, ((ChorusAgents__IdRequest *) call->args)->id, id,
+                                  "agent"))
         return;
     s_agent_get (call, id);
 }
@@ -337,8 +323,8 @@ agents_store_update (service_runtime_t *runtime, bus_request_t *request, void *s
                                              sizeof (s_agent_call_t));
     s_agent_call_t *change = (s_agent_call_t *) call;
     if (!call || !service_call_require_admin (call)
-        || !s_take_id (call, ((ChorusAgents__Agent *) call->args)->id, change->id,
-                       "agent"))
+        || !service_call_take_id (call, ((ChorusAgents__Agent *) call->args)->id,
+                                  change->id, "agent"))
         return;
     ChorusAgents__Agent *agent = (ChorusAgents__Agent *) call->args;
     const char *problem = s_agent_problem (agent, false);
@@ -393,13 +379,6 @@ agents_store_update (service_runtime_t *runtime, bus_request_t *request, void *s
     free (tools);
 }
 
-static void
-s_done_empty (service_call_t *call, PGresult *result)
-{
-    (void) result;
-    service_call_reply (call, NULL);
-}
-
 void
 agents_store_delete (service_runtime_t *runtime, bus_request_t *request, void *state)
 {
@@ -408,8 +387,8 @@ agents_store_delete (service_runtime_t *runtime, bus_request_t *request, void *s
                                              sizeof (s_agent_call_t));
     s_agent_call_t *change = (s_agent_call_t *) call;
     if (!call || !service_call_require_admin (call)
-        || !s_take_id (call, ((ChorusAgents__IdRequest *) call->args)->id, change->id,
-                       "agent"))
+        || !service_call_take_id (call, ((ChorusAgents__IdRequest *) call->args)->id,
+                                  change->id, "agent"))
         return;
     const char *params[] = {change->id, service_call_tenant (call)};
     db_stmt_t stmts[] = {
@@ -419,7 +398,7 @@ agents_store_delete (service_runtime_t *runtime, bus_request_t *request, void *s
          2, params}};
     ChorusAgents__Agent event = CHORUS_AGENTS__AGENT__INIT;
     event.id = change->id;
-    service_call_emit (call, s_done_empty, service_call_tenant (call),
+    service_call_emit (call, service_call_done_empty, service_call_tenant (call),
                        "agents.agent.deleted", &event.base, stmts, 1);
 }
 
@@ -469,8 +448,8 @@ agents_store_avatar_put (service_runtime_t *runtime, bus_request_t *request, voi
                                              sizeof (s_agent_call_t));
     s_agent_call_t *change = (s_agent_call_t *) call;
     if (!call || !service_call_require_admin (call)
-        || !s_take_id (call, ((ChorusAgents__AvatarRequest *) call->args)->id, change->id,
-                       "agent"))
+        || !service_call_take_id (call, ((ChorusAgents__AvatarRequest *) call->args)->id,
+                                  change->id, "agent"))
         return;
     ChorusAgents__AvatarRequest *args = (ChorusAgents__AvatarRequest *) call->args;
     const char *problem = s_avatar_problem (args);
@@ -517,8 +496,8 @@ agents_store_avatar_get (service_runtime_t *runtime, bus_request_t *request, voi
                                              sizeof (service_call_t));
     char id[SERVICE_ID_SIZE];
     if (!call || !service_call_require_user (call)
-        || !s_take_id (call, ((ChorusAgents__AvatarRequest *) call->args)->id, id,
-                       "avatar"))
+        || !service_call_take_id (call, ((ChorusAgents__AvatarRequest *) call->args)->id,
+                                  id, "avatar"))
         return;
     const char *params[] = {id, service_call_tenant (call)};
     service_call_query (call, s_avatar_read,
@@ -537,8 +516,8 @@ agents_store_avatar_delete (service_runtime_t *runtime, bus_request_t *request,
                                              sizeof (s_agent_call_t));
     s_agent_call_t *change = (s_agent_call_t *) call;
     if (!call || !service_call_require_admin (call)
-        || !s_take_id (call, ((ChorusAgents__AvatarRequest *) call->args)->id, change->id,
-                       "avatar"))
+        || !service_call_take_id (call, ((ChorusAgents__AvatarRequest *) call->args)->id,
+                                  change->id, "avatar"))
         return;
     const char *params[] = {change->id, service_call_tenant (call)};
     db_stmt_t stmts[] = {
@@ -548,7 +527,7 @@ agents_store_avatar_delete (service_runtime_t *runtime, bus_request_t *request,
          2, params}};
     ChorusAgents__Agent event = CHORUS_AGENTS__AGENT__INIT;
     event.id = change->id;
-    service_call_emit (call, s_done_empty, service_call_tenant (call),
+    service_call_emit (call, service_call_done_empty, service_call_tenant (call),
                        "agents.agent.updated", &event.base, stmts, 1);
 }
 

@@ -47,16 +47,7 @@ s_admin_call (void *state, bus_request_t *request, const ProtobufCMessageDescrip
 static bool
 s_take_id (auth_call_t *call, const char *id, const char *what)
 {
-    if (!auth_uuid_valid (id)) {
-        char message[64];
-        snprintf (message, sizeof message, "no such %s", what);
-        auth_call_fail (call, "not_found", message);
-        return false;
-    }
-    snprintf (call->other_id, sizeof call->other_id, "%s", id);
-    for (char *p = call->other_id; *p; p++)
-        *p = (char) tolower ((unsigned char) *p);
-    return true;
+    return service_call_take_id (&call->base, id, call->other_id, what);
 }
 
 static void s_reply_invites (auth_call_t *c, PGresult *r);

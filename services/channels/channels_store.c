@@ -102,19 +102,6 @@ s_connection_problem (const ChorusChannels__Connection *conn, bool creating)
     return NULL;
 }
 
-//  An id argument into out (lower case), or not_found (the call is then ended).
-static bool
-s_take_id (service_call_t *call, const char *id, char *out)
-{
-    if (!service_uuid_valid (id)) {
-        service_call_fail (call, "not_found", "no such connection");
-        return false;
-    }
-    for (size_t i = 0; i < SERVICE_ID_SIZE; i++)
-        out[i] = (char) tolower ((unsigned char) id[i]);
-    return true;
-}
-
 //  A call on one connection.
 typedef struct {
     service_call_t base;       //  the call
@@ -237,7 +224,8 @@ channels_store_get (service_runtime_t *runtime, bus_request_t *request, void *st
                                              sizeof (s_change_t));
     s_change_t *change = (s_change_t *) call;
     if (!call || !service_call_require_user (call)
-        || !s_take_id (call, ((ChorusChannels__IdRequest *) call->args)->id, change->id))
+        || !service_call_take_id (call, ((ChorusChannels__IdRequest *) call->args)->id,
+                                  change->id, "connection"))
         return;
     s_connection_get (call, change->id);
 }
@@ -364,7 +352,8 @@ channels_store_update (service_runtime_t *runtime, bus_request_t *request, void 
                                              sizeof (s_change_t));
     s_change_t *change = (s_change_t *) call;
     if (!call || !service_call_require_admin (call)
-        || !s_take_id (call, ((ChorusChannels__Connection *) call->args)->id, change->id))
+        || !service_call_take_id (call, ((ChorusChannels__Connection *) call->args)->id,
+                                  change->id, "connection"))
         return;
     ChorusChannels__Connection *conn = (ChorusChannels__Connection *) call->args;
     const char *problem = s_connection_problem (conn, false);
@@ -428,13 +417,6 @@ channels_store_update (service_runtime_t *runtime, bus_request_t *request, void 
 }
 
 //  Answer with an empty body.
-static void
-s_done_empty (service_call_t *call, PGresult *result)
-{
-    (void) result;
-    service_call_reply (call, NULL);
-}
-
 void
 channels_store_delete (service_runtime_t *runtime, bus_request_t *request, void *state)
 {
@@ -443,7 +425,8 @@ channels_store_delete (service_runtime_t *runtime, bus_request_t *request, void 
                                              sizeof (s_change_t));
     s_change_t *change = (s_change_t *) call;
     if (!call || !service_call_require_admin (call)
-        || !s_take_id (call, ((ChorusChannels__IdRequest *) call->args)->id, change->id))
+        || !service_call_take_id (call, ((ChorusChannels__IdRequest *) call->args)->id,
+                                  change->id, "connection"))
         return;
     const char *params[] = {change->id, service_call_tenant (call)};
     db_stmt_t stmts[] = {
@@ -453,7 +436,7 @@ channels_store_delete (service_runtime_t *runtime, bus_request_t *request, void 
          2, params}};
     ChorusChannels__Connection event = CHORUS_CHANNELS__CONNECTION__INIT;
     event.id = change->id;
-    service_call_emit (call, s_done_empty, service_call_tenant (call),
+    service_call_emit (call, service_call_done_empty, service_call_tenant (call),
                        "channels.connection.deleted", &event.base, stmts, 1);
 }
 
@@ -503,8 +486,9 @@ channels_store_inbox (service_runtime_t *runtime, bus_request_t *request, void *
         sizeof (s_change_t));
     s_change_t *change = (s_change_t *) call;
     if (!call || !service_call_require_user (call)
-        || !s_take_id (call, ((ChorusChannels__InboxListRequest *) call->args)->id,
-                       change->id))
+        || !service_call_take_id (call,
+                                  ((ChorusChannels__InboxListRequest *) call->args)->id,
+                                  change->id, "connection"))
         return;
     ChorusChannels__InboxListRequest *args = (ChorusChannels__InboxListRequest *)
                                                  call->args;

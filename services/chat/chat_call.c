@@ -47,16 +47,7 @@ chat_call_new (chat_state_t *state, bus_request_t **request_p,
 bool
 chat_call_take_id (chat_call_t *call, const char *id, const char *what)
 {
-    if (!service_uuid_valid (id)) {
-        char message[64];
-        snprintf (message, sizeof message, "no such %s", what);
-        service_call_fail (&call->base, "not_found", message);
-        return false;
-    }
-    snprintf (call->id, sizeof call->id, "%s", id);
-    for (char *p = call->id; *p; p++)
-        *p = (char) tolower ((unsigned char) *p);
-    return true;
+    return service_call_take_id (&call->base, id, call->id, what);
 }
 
 int64_t
