@@ -368,6 +368,24 @@ s_member_updated (auth_call_t *call, PGresult *result)
                      2, params);
 }
 
+//  members.get: one member of the caller's tenant, for any of its users (chat
+//  checks an assignee with it); another tenant's user is the same not_found.
+void
+auth_admin_members_get (service_runtime_t *runtime, bus_request_t *request, void *state)
+{
+    (void) runtime;
+    auth_call_t *call = auth_call_new ((auth_state_t *) state, &request,
+                                       &chorus_auth__id_request__descriptor);
+    if (!call)
+        return;
+    if (!service_call_require_user (&call->base))
+        return;
+    snprintf (call->tenant_id, sizeof call->tenant_id, "%s", auth_call_tenant (call));
+    if (!s_take_id (call, ((ChorusAuth__IdRequest *) call->base.args)->id, "member"))
+        return;
+    s_member_updated (call, NULL);
+}
+
 //  Statements every member change starts with: the member exists in the tenant,
 //  and the tenant keeps at least one admin besides them unless new_role keeps
 //  them admin. params: tenant, user, new role ("" when removed).

@@ -18,6 +18,8 @@ void auth_admin_invites_accept (service_runtime_t *runtime, bus_request_t *reque
                                 void *state);
 void auth_admin_members_list (service_runtime_t *runtime, bus_request_t *request,
                               void *state);
+void auth_admin_members_get (service_runtime_t *runtime, bus_request_t *request,
+                             void *state);
 void auth_admin_members_update (service_runtime_t *runtime, bus_request_t *request,
                                 void *state);
 void auth_admin_members_delete (service_runtime_t *runtime, bus_request_t *request,

@@ -56,6 +56,7 @@ static const service_command_t s_commands[] = {
     {"invites.delete", auth_admin_invites_delete},
     {"invites.accept", auth_admin_invites_accept},
     {"members.list", auth_admin_members_list},
+    {"members.get", auth_admin_members_get},
     {"members.update", auth_admin_members_update},
     {"members.delete", auth_admin_members_delete},
     {"tenants.list", auth_admin_tenants_list},

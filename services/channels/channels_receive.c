@@ -7,6 +7,7 @@
 
 #include "bus.pb-c.h"
 #include "bus_proto.h"
+#include "channels_inbox.h"
 #include "channels_meta.h"
 #include "channels_slack.h"
 #include "channels_store.h"
@@ -86,8 +87,8 @@ s_accept (service_call_t *call, size_t stored, size_t applied)
 }
 
 //  Publish one event row (seq, topic, tenant, payload hex, ms) once committed.
-static void
-s_publish (channels_state_t *self, PGresult *result, int row)
+void
+channels_receive_publish (channels_state_t *self, PGresult *result, int row)
 {
     if (!self->events)
         return;
@@ -120,7 +121,7 @@ s_on_stored (service_call_t *call, PGresult *result)
     channels_state_t *self = (channels_state_t *) call->state;
     size_t stored = 0, applied = 0;
     for (int row = 0; row < PQntuples (result); row++) {
-        s_publish (self, result, row);
+        channels_receive_publish (self, result, row);
         if (streq (PQgetvalue (result, row, 1), "channels.inbound.received"))
             stored++;
         else
@@ -130,6 +131,8 @@ s_on_stored (service_call_t *call, PGresult *result)
                     "webhook %s: %zu stored, %zu statuses applied",
                     ((s_receive_t *) call)->connection, stored, applied);
     s_accept (call, stored, applied);
+    if (stored)
+        channels_inbox_kick (self);
 }
 
 //  Verify the request against the connection's secret (opened from sealed).

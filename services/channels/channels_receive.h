@@ -19,6 +19,11 @@ void channels_receive (service_runtime_t *runtime, bus_request_t *request, void 
 //  (CHORUS_BROKERS), for the events the inbox writes; NULL when none parses.
 zsock_t *channels_receive_publisher (const char *brokers);
 
+//  Publish the event of row `row` of a result whose columns are seq, topic,
+//  tenant, payload (hex msgpack) and ms, as the channels SQL functions return
+//  them once committed.
+void channels_receive_publish (channels_state_t *self, PGresult *result, int row);
+
 void channels_receive_test (bool verbose);
 
 #endif

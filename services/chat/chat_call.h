@@ -36,6 +36,8 @@ typedef struct {
     int64_t replay_events_max;   //  events kept per reply for replays
     int64_t replay_poll_ms;      //  how often a replay looks for new events
     int64_t stale_s;             //  a streaming reply nobody touches this long failed
+    char *handoff_keywords;      //  comma-separated: a contact asking for a person
+    char *handoff_reply;         //  the agent's answer when it hands off
 } chat_state_t;
 
 //  What a call is, for the cancel hook.
@@ -115,7 +117,8 @@ int64_t chat_call_left_ms (chat_call_t *call);
 
 //  Columns of a Message (table alias m), for chat_message_from_row.
 #define CHAT_MESSAGE_COLUMNS                                                             \
-    "m.id, m.conversation_id, m.role, m.content, m.author_id, m.status, m.model, "       \
+    "m.id, m.conversation_id, m.role, m.content, m.author_id, m.author_type, m.status, " \
+    "m.model, "                                                                          \
     "m.prompt_tokens, m.completion_tokens, m.latency_ms, m.error, chat.rfc3339 "         \
     "(m.created_at) AS created_at, chat.rfc3339 (m.updated_at) AS updated_at, "          \
     "m.tool_calls::text AS _tool_calls "

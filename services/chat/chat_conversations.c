@@ -11,7 +11,9 @@
 
 //  The columns of a Conversation (alias c) with its last message preview.
 #define S_CONVERSATION_COLUMNS                                                           \
-    "c.id, c.agent_id, c.title, c.archived, c.created_by, c.message_count, "             \
+    "c.id, c.agent_id, c.title, c.archived, c.created_by, c.message_count, c.channel, "  \
+    "c.connection_id, c.contact_id, c.contact_name, NULLIF (c.thread_id, '') AS "        \
+    "thread_id, c.status, c.assignee_id, "                                               \
     "chat.rfc3339 (c.created_at) AS created_at, chat.rfc3339 (c.updated_at) AS "         \
     "updated_at, lm.role AS \"last_message.role\", lm.content AS "                       \
     "\"last_message.content\", chat.rfc3339 (lm.created_at) AS "                         \
@@ -24,6 +26,17 @@
 #define S_REQUIRE_CONVERSATION                                                           \
     "SELECT chat.require (EXISTS (SELECT 1 FROM chat.conversations WHERE id = $1 AND "   \
     "tenant_id = $2), 'not_found', 'no such conversation')"
+
+bool
+chat_conversations_channel_known (const char *channel)
+{
+    static const char *const known[] = {"whatsapp", "messenger", "instagram", "telegram",
+                                        "slack"};
+    for (size_t i = 0; channel && i < sizeof known / sizeof known[0]; i++)
+        if (streq (channel, known[i]))
+            return true;
+    return false;
+}
 
 const char *
 chat_conversations_title_problem (const char *title)
@@ -46,8 +59,8 @@ s_conversation_read (chat_call_t *call, PGresult *result)
                             "conversation");
 }
 
-static void
-s_conversation_get (chat_call_t *call, PGresult *result)
+void
+chat_conversations_answer (chat_call_t *call, PGresult *result)
 {
     (void) result;
     const char *params[] = {call->id, call->tenant_id};
@@ -84,7 +97,7 @@ s_create_checked (chat_call_t *call, const bus_reply_t *reply)
     event.has_archived = true;
     event.created_by = call->user_id;
     event.has_message_count = true;
-    service_call_emit (&call->base, (service_step_fn *) s_conversation_get,
+    service_call_emit (&call->base, (service_step_fn *) chat_conversations_answer,
                        call->tenant_id, "chat.conversation.created", &event.base, stmts,
                        1);
 }
@@ -153,20 +166,47 @@ chat_conversations_list (service_runtime_t *runtime, bus_request_t *request, voi
         }
         agent = args->agent_id;
     }
+    const char *channel = args->channel ? args->channel : "";
+    if (*channel && !streq (channel, "web")
+        && !chat_conversations_channel_known (channel)) {
+        service_call_fail (
+            &call->base, "bad_request",
+            "channel must be web, whatsapp, messenger, instagram, telegram "
+            "or slack");
+        return;
+    }
+    const char *status = args->status ? args->status : "";
+    if (*status && !streq (status, "open") && !streq (status, "pending")
+        && !streq (status, "resolved")) {
+        service_call_fail (&call->base, "bad_request",
+                           "status must be open, pending or resolved");
+        return;
+    }
+    const char *assignee = args->assignee_id ? args->assignee_id : "";
+    if (*assignee && !streq (assignee, "none") && !service_uuid_valid (assignee)) {
+        //  Nobody can be assigned an id that cannot be a user
+        ChorusChat__ConversationList empty = CHORUS_CHAT__CONVERSATION_LIST__INIT;
+        service_call_reply (&call->base, &empty.base);
+        return;
+    }
     call->base.limit = service_call_page_limit (args->has_limit, args->limit);
     char limit[16];
     snprintf (limit, sizeof limit, "%u", call->base.limit + 1);
-    const char *params[] = {call->tenant_id, args->cursor ? args->cursor : "", limit,
-                            args->has_archived && args->archived ? "true" : "false",
-                            agent};
+    const char *params[] = {
+        call->tenant_id, args->cursor ? args->cursor : "",
+        limit,           args->has_archived && args->archived ? "true" : "false",
+        agent,           channel,
+        status,          assignee};
     service_call_query (
         &call->base, (service_step_fn *) s_list_read,
         "SELECT chat.cursor_of (c.updated_at, c.id) AS _cursor, " S_CONVERSATION_COLUMNS
         "WHERE c.tenant_id = $1 AND c.archived = $4::boolean AND ($5 = '' OR c.agent_id "
-        "= NULLIF ($5, '')::uuid) AND ($2 = '' OR (chat.ts_us (c.updated_at), c.id) < "
-        "(chat.cursor_ts ($2), chat.cursor_id ($2))) ORDER BY c.updated_at DESC, c.id "
-        "DESC LIMIT $3",
-        5, params);
+        "= NULLIF ($5, '')::uuid) AND ($6 = '' OR ($6 = 'web' AND c.channel IS NULL) OR "
+        "c.channel = $6) AND ($7 = '' OR c.status = $7) AND ($8 = '' OR ($8 = 'none' AND "
+        "c.assignee_id IS NULL) OR c.assignee_id::text = $8) AND ($2 = '' OR (chat.ts_us "
+        "(c.updated_at), c.id) < (chat.cursor_ts ($2), chat.cursor_id ($2))) ORDER BY "
+        "c.updated_at DESC, c.id DESC LIMIT $3",
+        8, params);
 }
 
 //  ---------------------------------------------------------------------------------
@@ -280,7 +320,7 @@ s_update (chat_call_t *call, PGresult *result)
     event.title = args->title;
     event.has_archived = args->has_archived;
     event.archived = args->archived;
-    service_call_emit (&call->base, (service_step_fn *) s_conversation_get,
+    service_call_emit (&call->base, (service_step_fn *) chat_conversations_answer,
                        call->tenant_id, "chat.conversation.updated", &event.base, stmts,
                        2);
 }

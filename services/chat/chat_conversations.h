@@ -27,6 +27,12 @@ void chat_conversations_messages (service_runtime_t *runtime, bus_request_t *req
 //  NULL when title is acceptable (1..CHAT_TITLE_MAX characters), else the problem.
 const char *chat_conversations_title_problem (const char *title);
 
+//  A step that answers conversation call->id of the tenant (after a change).
+void chat_conversations_answer (chat_call_t *call, PGresult *result);
+
+//  Whether channel is a platform a conversation can come from.
+bool chat_conversations_channel_known (const char *channel);
+
 void chat_conversations_test (bool verbose);
 
 #endif

@@ -10,7 +10,9 @@
 
 #include <assert.h>
 
+#include "chat_channel.h"
 #include "chat_conversations.h"
+#include "chat_handoff.h"
 #include "chat_replay.h"
 #include "chat_turn.h"
 
@@ -35,6 +37,15 @@ const core_config_option_t chat_server_options[] = {
      "100", "chat: how often a replay looks for new events"},
     {"chat_stale_s", "CHORUS_CHAT_STALE_S", CORE_CONFIG_INT, 5, 86400, "30",
      "chat: a streaming reply no replica touched this long is marked failed"},
+    {"chat_handoff_keywords", "CHORUS_CHAT_HANDOFF_KEYWORDS", CORE_CONFIG_STRING, 0, 0,
+     "human,real person,operator,representative,live agent,talk to someone,speak to "
+     "someone",
+     "chat: words or phrases (comma-separated, any case, whole words) with which a "
+     "channel's contact asks for a person: the agent hands the conversation off "
+     "(empty: never)"},
+    {"chat_handoff_reply", "CHORUS_CHAT_HANDOFF_REPLY", CORE_CONFIG_STRING, 0, 0,
+     "I'm passing you to a member of our team. Someone will reply here soon.",
+     "chat: what the agent answers when it hands a conversation off"},
 };
 const size_t chat_server_option_count = sizeof chat_server_options
                                         / sizeof chat_server_options[0];
@@ -48,6 +59,11 @@ static const service_command_t s_commands[] = {
     {"conversations.cancel", chat_turn_cancel},
     {"messages.list", chat_conversations_messages},
     {"messages.send", chat_turn_send},
+    {"conversations.assign", chat_handoff_assign},
+    {"conversations.unassign", chat_handoff_unassign},
+    {"conversations.resolve", chat_handoff_resolve},
+    {"conversations.reopen", chat_handoff_reopen},
+    {"channel.inbound", chat_channel_inbound},
 };
 
 //  Read chat's options from the environment (the defaults when one is bad: only
@@ -60,7 +76,7 @@ s_read_options (chat_state_t *state)
                         &state->context_tokens,  &state->tool_calls_max,
                         &state->replay_ttl_s,    &state->replay_events_max,
                         &state->replay_poll_ms,  &state->stale_s};
-    assert (sizeof slots / sizeof slots[0] == chat_server_option_count);
+    assert (sizeof slots / sizeof slots[0] + 2 == chat_server_option_count);
     char *error = NULL;
     core_config_t *own = core_config_new (chat_server_options, chat_server_option_count,
                                           &error);
@@ -69,11 +85,19 @@ s_read_options (chat_state_t *state)
                         error ? error : "?");
         free (error);
     }
-    for (size_t i = 0; i < chat_server_option_count; i++) {
+    for (size_t i = 0; i < sizeof slots / sizeof slots[0]; i++) {
         const core_config_option_t *option = &chat_server_options[i];
         *slots[i] = own ? core_config_int (own, option->name)
                         : strtoll (option->fallback, NULL, 10);
     }
+    const char *keywords = own ? core_config_str (own, "chat_handoff_keywords") : NULL;
+    const char *reply = own ? core_config_str (own, "chat_handoff_reply") : NULL;
+    state->handoff_keywords = strdup (
+        keywords ? keywords : chat_server_options[chat_server_option_count - 2].fallback);
+    state->handoff_reply = strdup (
+        reply && *reply ? reply
+                        : chat_server_options[chat_server_option_count - 1].fallback);
+    assert (state->handoff_keywords && state->handoff_reply);
     core_config_destroy (&own);
 }
 
@@ -115,6 +139,8 @@ s_state_destroy (void **state_p)
     zhashx_destroy (&state->turns);
     zlistx_destroy (&state->waiting);
     zlistx_destroy (&state->replays);
+    free (state->handoff_keywords);
+    free (state->handoff_reply);
     free (state);
     *state_p = NULL;
 }

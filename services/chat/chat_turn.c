@@ -1,5 +1,7 @@
 /*  chat_turn: agent turns of a conversation (see chat_turn.h).                 */
 #include "chat_turn.h"
+#include "chat_turn_internal.h"
+#include "chat_channel.h"
 
 #include <assert.h>
 #include <inttypes.h>
@@ -12,51 +14,6 @@
 #include "codec_msgpack.h"
 #include "db_message.h"
 
-typedef enum {
-    S_PREPARING,  //  storing the messages, reading the agent and the history
-    S_RUNNING,    //  turn.run in flight
-    S_FINISHING   //  storing the outcome
-} s_phase_t;
-
-typedef struct {
-    char *id;         //  the call's id
-    char *name;       //  the tool's name
-    char *arguments;  //  JSON text, as it arrived
-} s_tool_t;
-
-typedef struct {
-    chat_call_t call;                       //  the request (first member)
-    s_phase_t phase;                        //  where the turn is
-    bool stream;                            //  the caller wants stream events
-    bool stop;                              //  stop at the next step (a cancel came)
-    bool caller_gone;                       //  the caller cancelled: nobody to answer
-    bool registered;                        //  in state->turns
-    uint32_t polled;                        //  heartbeat generation it was part of
-    uint32_t seq;                           //  number of the last event
-    char message_id[SERVICE_ID_SIZE];       //  the reply
-    char user_message_id[SERVICE_ID_SIZE];  //  the user's message
-    char agent_id[SERVICE_ID_SIZE];         //  the conversation's agent
-    char user_created_at[40];               //  when the user's message was stored
-    char created_at[40];                    //  when the reply was
-    char *model;                            //  the agent's model, then the turn's
-    uint32_t max_tokens;                    //  the agent's reply budget (0: none)
-    uint32_t system_tokens;                 //  its system prompt, estimated
-    char *content;                          //  the reply so far
-    size_t size;                            //  its length
-    size_t capacity;                        //  its buffer
-    s_tool_t *tools;                        //  tool calls so far
-    size_t tool_count;                      //  how many
-    bool has_usage;                         //  tokens known
-    uint32_t prompt_tokens;                 //  tokens in
-    uint32_t completion_tokens;             //  tokens out
-    bool has_latency;                       //  the agents service measured it
-    uint32_t latency_ms;                    //  first byte asked -> last received
-    int64_t started;                        //  turn.run sent (monotonic ms)
-    const char *status;                     //  outcome: complete, failed, cancelled
-    char *error_code;                       //  why it failed (a bus.md code)
-    uint32_t retry_after_s;                 //  when the caller may try again, 0 none
-    char *error_message;                    //  the same for people
-} chat_turn_t;
 
 static void s_finish (chat_turn_t *turn);
 
@@ -144,6 +101,9 @@ s_turn_destroy (chat_call_t *call)
     s_tools_free (turn);
     free (turn->error_code);
     free (turn->error_message);
+    free (turn->connection_id);
+    free (turn->contact_id);
+    free (turn->thread_id);
 }
 
 //  The chat error code for a turn.run error: errors about the bus itself mean
@@ -210,6 +170,7 @@ s_reply_message (chat_turn_t *turn, const char *status)
     message->role = s_strdup ("assistant");
     message->content = s_strdup (turn->content ? turn->content : "");
     message->author_id = s_strdup (turn->agent_id);
+    message->author_type = s_strdup ("agent");
     message->status = s_strdup (status);
     message->model = s_strdup (turn->model);
     message->created_at = s_strdup (turn->created_at);
@@ -237,6 +198,18 @@ s_done (chat_call_t *call, PGresult *result)
                     turn->size);
     if (turn->caller_gone)
         service_call_fail (&call->base, "cancelled", "cancelled by the caller");
+    else if (turn->inbound && streq (turn->status, "complete")) {
+        ChorusChat__ChannelInboundReply answer = CHORUS_CHAT__CHANNEL_INBOUND_REPLY__INIT;
+        answer.conversation_id = call->id;
+        answer.outcome = "replied";
+        answer.reply = reply;
+        service_call_reply (&call->base, &answer.base);
+    }
+    else if (turn->inbound)
+        service_call_fail_retry (
+            &call->base, turn->error_code ? turn->error_code : "unavailable",
+            turn->error_message ? turn->error_message : "the turn did not complete",
+            turn->retry_after_s);
     else if (turn->stream && buf.size)
         chat_call_reply_raw (call, buf.data, buf.size);
     else if (streq (turn->status, "failed"))
@@ -255,7 +228,7 @@ static void
 s_finish (chat_turn_t *turn)
 {
     chat_call_t *call = &turn->call;
-    turn->phase = S_FINISHING;
+    turn->phase = CHAT_TURN_FINISHING;
     chat_call_forget (call);  //  a turn.run still running is cancelled upstream
     if (turn->error_code) {
         msgpack_sbuffer buf;
@@ -330,10 +303,10 @@ s_finish (chat_turn_t *turn)
 static void
 s_stop (chat_turn_t *turn, const char *status, const char *code, const char *message)
 {
-    if (turn->phase == S_FINISHING || turn->stop)
+    if (turn->phase == CHAT_TURN_FINISHING || turn->stop)
         return;
     s_set_outcome (turn, status, code, message);
-    if (turn->phase == S_RUNNING || turn->call.handle)
+    if (turn->phase == CHAT_TURN_RUNNING || turn->call.handle)
         s_finish (turn);
     else
         turn->stop = true;
@@ -358,7 +331,7 @@ s_partial (chat_call_t *call, const bus_reply_t *reply)
 {
     chat_turn_t *turn = (chat_turn_t *) call;
     chat_state_t *state = call->state;
-    if (turn->phase != S_RUNNING)
+    if (turn->phase != CHAT_TURN_RUNNING)
         return;
     char why[160] = "";
     ChorusAgents__TurnEvent *event = (ChorusAgents__TurnEvent *) codec_decode (
@@ -388,15 +361,15 @@ s_partial (chat_call_t *call, const bus_reply_t *reply)
              && event->index < (uint32_t) state->tool_calls_max) {
         ChorusAgents__ToolCall *piece = event->tool_call;
         if (event->index >= turn->tool_count) {
-            s_tool_t *grown = realloc (turn->tools,
-                                       (event->index + 1) * sizeof (s_tool_t));
+            chat_turn_tool_t *grown = realloc (
+                turn->tools, (event->index + 1) * sizeof (chat_turn_tool_t));
             assert (grown);
             memset (grown + turn->tool_count, 0,
-                    (event->index + 1 - turn->tool_count) * sizeof (s_tool_t));
+                    (event->index + 1 - turn->tool_count) * sizeof (chat_turn_tool_t));
             turn->tools = grown;
             turn->tool_count = event->index + 1;
         }
-        s_tool_t *tool = &turn->tools[event->index];
+        chat_turn_tool_t *tool = &turn->tools[event->index];
         size_t held = tool->arguments ? strlen (tool->arguments) : 0;
         if (piece->arguments
             && held + strlen (piece->arguments) > (size_t) state->reply_max) {
@@ -445,7 +418,7 @@ s_answer (chat_call_t *call, const bus_reply_t *reply)
     }
     if (result->n_tool_calls) {
         s_tools_free (turn);
-        turn->tools = calloc (result->n_tool_calls, sizeof (s_tool_t));
+        turn->tools = calloc (result->n_tool_calls, sizeof (chat_turn_tool_t));
         assert (turn->tools);
         for (size_t i = 0; i < result->n_tool_calls; i++) {
             turn->tools[i].id = s_strdup (result->tool_calls[i]->id);
@@ -512,7 +485,7 @@ s_history (chat_call_t *call, PGresult *result)
     ask.messages = pointers;
     ask.conversation_id = call->id;
     ask.message_id = turn->message_id;
-    turn->phase = S_RUNNING;
+    turn->phase = CHAT_TURN_RUNNING;
     turn->started = bus_proto_now ();
     chat_call_ask (call, "agents", "turn.run", &ask.base, state->turn_timeout_ms,
                    s_answer, s_partial);
@@ -556,12 +529,12 @@ s_agent (chat_call_t *call, const bus_reply_t *reply)
 static void
 s_user_message (chat_turn_t *turn, ChorusChat__Message *message)
 {
-    ChorusChat__SendRequest *args = (ChorusChat__SendRequest *) turn->call.base.args;
     message->id = turn->user_message_id;
     message->conversation_id = turn->call.id;
     message->role = "user";
-    message->content = args->content;
-    message->author_id = turn->call.user_id;
+    message->content = (char *) turn->content_in;
+    message->author_id = turn->inbound ? NULL : turn->call.user_id;
+    message->author_type = (char *) turn->author_type;
     message->status = "complete";
     message->created_at = turn->user_created_at;
     message->updated_at = turn->user_created_at;
@@ -602,6 +575,81 @@ s_stored (chat_call_t *call, PGresult *result)
     chat_call_ask (call, "agents", "agents.get", &ask.base, 10000, s_agent, NULL);
 }
 
+void
+chat_turn_now_text (char *out, size_t size)
+{
+    s_time_at (s_now_us (), out, size);
+}
+
+void
+chat_turn_begin (chat_turn_t *turn, const char *agent_id, const char *user_message_id,
+                 const char *user_created_at, const char *external_key)
+{
+    chat_call_t *call = &turn->call;
+    if (agent_id != turn->agent_id)
+        snprintf (turn->agent_id, sizeof turn->agent_id, "%s", agent_id);
+    service_uuid_new (turn->message_id);
+    const char *conversation[] = {call->id, call->tenant_id};
+    if (user_message_id) {
+        //  A reply again to a message stored before (its last reply failed)
+        if (user_message_id != turn->user_message_id)
+            snprintf (turn->user_message_id, sizeof turn->user_message_id, "%s",
+                      user_message_id);
+        if (user_created_at != turn->user_created_at)
+            snprintf (turn->user_created_at, sizeof turn->user_created_at, "%s",
+                      user_created_at);
+        s_time_at (s_now_us (), turn->created_at, sizeof turn->created_at);
+        const char *reply[] = {turn->message_id, call->tenant_id,       call->id,
+                               turn->agent_id,   turn->user_message_id, turn->created_at};
+        db_stmt_t stmts[] = {{"INSERT INTO chat.messages (id, tenant_id, "
+                              "conversation_id, role, author_id, "
+                              "author_type, status, reply_to, heartbeat_at, created_at, "
+                              "updated_at) VALUES "
+                              "($1, $2, $3, 'assistant', $4, 'agent', 'streaming', $5, "
+                              "clock_timestamp (), "
+                              "$6, $6)",
+                              6, reply},
+                             {"UPDATE chat.conversations SET message_count = "
+                              "message_count + 1, updated_at "
+                              "= clock_timestamp () WHERE id = $1 AND tenant_id = $2",
+                              2, conversation}};
+        service_call_tx (&call->base, (service_step_fn *) s_stored, stmts, 2);
+        return;
+    }
+    service_uuid_new (turn->user_message_id);
+    //  The reply comes one microsecond after the message it answers
+    int64_t now = s_now_us ();
+    s_time_at (now, turn->user_created_at, sizeof turn->user_created_at);
+    s_time_at (now + 1, turn->created_at, sizeof turn->created_at);
+    const char *user[] = {turn->user_message_id,
+                          call->tenant_id,
+                          call->id,
+                          turn->content_in,
+                          turn->inbound ? NULL : call->user_id,
+                          turn->user_created_at,
+                          turn->author_type,
+                          external_key};
+    const char *reply[] = {turn->message_id, call->tenant_id,       call->id,
+                           turn->agent_id,   turn->user_message_id, turn->created_at};
+    db_stmt_t stmts[] = {
+        {"INSERT INTO chat.messages (id, tenant_id, conversation_id, role, content, "
+         "author_id, status, created_at, updated_at, author_type, external_key) VALUES "
+         "($1, $2, $3, 'user', $4, $5, 'complete', $6, $6, $7, $8)",
+         8, user},
+        {"INSERT INTO chat.messages (id, tenant_id, conversation_id, role, author_id, "
+         "author_type, status, reply_to, heartbeat_at, created_at, updated_at) VALUES "
+         "($1, "
+         "$2, $3, 'assistant', $4, 'agent', 'streaming', $5, clock_timestamp (), $6, $6)",
+         6, reply},
+        {"UPDATE chat.conversations SET message_count = message_count + 2, updated_at = "
+         "clock_timestamp () WHERE id = $1 AND tenant_id = $2",
+         2, conversation}};
+    ChorusChat__Message event = CHORUS_CHAT__MESSAGE__INIT;
+    s_user_message (turn, &event);
+    service_call_emit (&call->base, (service_step_fn *) s_stored, call->tenant_id,
+                       "chat.message.created", &event.base, stmts, 3);
+}
+
 static void
 s_found (chat_call_t *call, PGresult *result)
 {
@@ -615,35 +663,26 @@ s_found (chat_call_t *call, PGresult *result)
                            turn->error_message ? turn->error_message : "cancelled");
         return;
     }
-    snprintf (turn->agent_id, sizeof turn->agent_id, "%s", PQgetvalue (result, 0, 0));
-    service_uuid_new (turn->user_message_id);
-    service_uuid_new (turn->message_id);
-    //  The reply comes one microsecond after the message it answers
-    int64_t now = s_now_us ();
-    s_time_at (now, turn->user_created_at, sizeof turn->user_created_at);
-    s_time_at (now + 1, turn->created_at, sizeof turn->created_at);
-    ChorusChat__SendRequest *args = (ChorusChat__SendRequest *) call->base.args;
-    const char *user[] = {turn->user_message_id, call->tenant_id, call->id,
-                          args->content,         call->user_id,   turn->user_created_at};
-    const char *reply[] = {turn->message_id, call->tenant_id,       call->id,
-                           turn->agent_id,   turn->user_message_id, turn->created_at};
-    const char *conversation[] = {call->id, call->tenant_id};
-    db_stmt_t stmts[] = {
-        {"INSERT INTO chat.messages (id, tenant_id, conversation_id, role, content, "
-         "author_id, status, created_at, updated_at) VALUES ($1, $2, $3, 'user', $4, $5, "
-         "'complete', $6, $6)",
-         6, user},
-        {"INSERT INTO chat.messages (id, tenant_id, conversation_id, role, author_id, "
-         "status, reply_to, heartbeat_at, created_at, updated_at) VALUES ($1, $2, $3, "
-         "'assistant', $4, 'streaming', $5, clock_timestamp (), $6, $6)",
-         6, reply},
-        {"UPDATE chat.conversations SET message_count = message_count + 2, updated_at = "
-         "clock_timestamp () WHERE id = $1 AND tenant_id = $2",
-         2, conversation}};
-    ChorusChat__Message event = CHORUS_CHAT__MESSAGE__INIT;
-    s_user_message (turn, &event);
-    service_call_emit (&call->base, (service_step_fn *) s_stored, call->tenant_id,
-                       "chat.message.created", &event.base, stmts, 3);
+    if (!PQgetisnull (result, 0, 1)) {
+        //  A channel's conversation: a member writes to its contact
+        chat_channel_member_reply (turn, result);
+        return;
+    }
+    chat_turn_begin (turn, PQgetvalue (result, 0, 0), NULL, NULL, NULL);
+}
+
+chat_turn_t *
+chat_turn_new (chat_state_t *state, bus_request_t **request_p,
+               const ProtobufCMessageDescriptor *args_desc)
+{
+    chat_turn_t *turn = (chat_turn_t *) chat_call_new (
+        state, request_p, args_desc, sizeof (chat_turn_t), CHAT_CALL_TURN);
+    if (!turn)
+        return NULL;
+    turn->call.destroy = s_turn_destroy;
+    turn->status = "streaming";
+    turn->author_type = "user";
+    return turn;
 }
 
 void
@@ -662,13 +701,11 @@ chat_turn_send (service_runtime_t *runtime, bus_request_t *request, void *state_
         chat_replay_start (state, request);
         return;
     }
-    chat_turn_t *turn = (chat_turn_t *) chat_call_new (
-        state, &request, &chorus_chat__send_request__descriptor, sizeof (chat_turn_t),
-        CHAT_CALL_TURN);
+    chat_turn_t *turn = chat_turn_new (state, &request,
+                                       &chorus_chat__send_request__descriptor);
     if (!turn)
         return;
     chat_call_t *call = &turn->call;
-    call->destroy = s_turn_destroy;
     ChorusChat__SendRequest *args = (ChorusChat__SendRequest *) call->base.args;
     if (!chat_call_take_id (call, args->id, "conversation"))
         return;
@@ -684,10 +721,11 @@ chat_turn_send (service_runtime_t *runtime, bus_request_t *request, void *state_
         return;
     }
     turn->stream = args->has_stream && args->stream;
-    turn->status = "streaming";
+    turn->content_in = args->content;
     const char *params[] = {call->id, call->tenant_id};
     service_call_query (&call->base, (service_step_fn *) s_found,
-                        "SELECT agent_id FROM chat.conversations WHERE id = $1 AND "
+                        "SELECT agent_id, connection_id, contact_id, thread_id, "
+                        "assignee_id FROM chat.conversations WHERE id = $1 AND "
                         "tenant_id = $2",
                         2, params);
 }
@@ -764,7 +802,7 @@ s_polled (PGresult *result, const char *error, void *arg)
     int rows = PQntuples (result);
     for (chat_turn_t *turn = (chat_turn_t *) zhashx_first (state->turns); turn;
          turn = (chat_turn_t *) zhashx_next (state->turns)) {
-        if (turn->polled != state->poll_generation || turn->phase == S_FINISHING)
+        if (turn->polled != state->poll_generation || turn->phase == CHAT_TURN_FINISHING)
             continue;
         bool running = false;
         for (int row = 0; row < rows && !running; row++)
@@ -808,7 +846,7 @@ chat_turn_tick (chat_state_t *state)
         *at++ = '{';
         for (chat_turn_t *turn = (chat_turn_t *) zhashx_first (state->turns); turn;
              turn = (chat_turn_t *) zhashx_next (state->turns)) {
-            if (turn->phase == S_FINISHING)
+            if (turn->phase == CHAT_TURN_FINISHING)
                 continue;
             turn->polled = state->poll_generation;
             if (count++)

@@ -147,9 +147,12 @@ static const ProtobufCMessageDescriptor *const s_messages[] = {
     &chorus_chat__message_list__descriptor,
     &chorus_chat__send_request__descriptor,
     &chorus_chat__cancel_reply__descriptor,
+    &chorus_chat__assign_request__descriptor,
     &chorus_channels__connection__descriptor,
     &chorus_channels__connection_list__descriptor,
     &chorus_channels__inbox_list__descriptor,
+    &chorus_channels__outbound_list__descriptor,
+    &chorus_channels__connection_test__descriptor,
 };
 
 static void s_add_message (json_t *schemas, const ProtobufCMessageDescriptor *desc);
@@ -733,7 +736,9 @@ edge_openapi_test (bool verbose)
         == 0);
     json_t *conversations = json_object_get (
         json_object_get (paths, "/api/v1/conversations"), "get");
-    assert (json_array_size (json_object_get (conversations, "parameters")) == 5);
+    assert (
+        json_array_size (json_object_get (conversations, "parameters"))
+        == 8);  //  X-Request-Id, cursor, limit, archived, agent_id, channel, status, assignee_id
     json_t *created = json_object_get (
         json_object_get (json_object_get (paths, "/api/v1/agents"), "post"), "responses");
     assert (json_object_get (created, "201") && json_object_get (created, "409"));

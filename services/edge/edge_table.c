@@ -507,7 +507,13 @@ static const edge_route_t s_routes[] = {
                {"limit", "integer", 1, 100, "Items per page, newest first (default 50)"},
                {"archived", "boolean", 0, 0,
                 "Archived conversations instead (default false)"},
-               {"agent_id", "string", 0, 0, "Only the conversations with this agent"}},
+               {"agent_id", "string", 0, 0, "Only the conversations with this agent"},
+               {"channel", "string", 0, 0,
+                "Only those of a platform (whatsapp, messenger, instagram, telegram, "
+                "slack), or web for those without one"},
+               {"status", "string", 0, 0, "Only those open, pending or resolved"},
+               {"assignee_id", "string", 0, 0,
+                "Only those assigned to this member, or none: those the agent answers"}},
      .need = EDGE_NEED_USER},
     {.method = "POST",
      .pattern = "/api/v1/conversations",
@@ -591,6 +597,46 @@ static const edge_route_t s_routes[] = {
      .summary = "Stop the running turn of a conversation and its upstream request",
      .reply_schema = "CancelReply",
      .need = EDGE_NEED_USER},
+    {.method = "POST",
+     .pattern = "/api/v1/conversations/{id}/assign",
+     .kind = EDGE_ROUTE_BUS,
+     .service = "chat",
+     .command = "conversations.assign",
+     .status = 200,
+     .summary = "Hand the conversation to a member of the tenant (assignee_id; absent "
+                "or null: back to the agent); the agent stays silent while a member "
+                "holds it",
+     .request_schema = "AssignRequest",
+     .reply_schema = "Conversation",
+     .need = EDGE_NEED_USER},
+    {.method = "POST",
+     .pattern = "/api/v1/conversations/{id}/unassign",
+     .kind = EDGE_ROUTE_BUS,
+     .service = "chat",
+     .command = "conversations.unassign",
+     .status = 200,
+     .summary = "Give the conversation back to the agent (open, no assignee)",
+     .reply_schema = "Conversation",
+     .need = EDGE_NEED_USER},
+    {.method = "POST",
+     .pattern = "/api/v1/conversations/{id}/resolve",
+     .kind = EDGE_ROUTE_BUS,
+     .service = "chat",
+     .command = "conversations.resolve",
+     .status = 200,
+     .summary = "Mark the conversation resolved (a new message from its contact "
+                "reopens it)",
+     .reply_schema = "Conversation",
+     .need = EDGE_NEED_USER},
+    {.method = "POST",
+     .pattern = "/api/v1/conversations/{id}/reopen",
+     .kind = EDGE_ROUTE_BUS,
+     .service = "chat",
+     .command = "conversations.reopen",
+     .status = 200,
+     .summary = "Open a resolved or pending conversation again",
+     .reply_schema = "Conversation",
+     .need = EDGE_NEED_USER},
 
     //  Channels (schemas/channels.md "Routes"): the channels service
     {.method = "GET",
@@ -655,9 +701,35 @@ static const edge_route_t s_routes[] = {
      .query = {{"cursor", "string", 0, 0,
                 "Where to go on: next_cursor of the previous page"},
                {"limit", "integer", 1, 100, "Items per page, newest first (default 50)"},
-               {"status", "string", 0, 0,
-                "Only messages in this state: received, processing, done, failed"}},
+               {"status", "string", 0,
+                0, "Only messages in this state: received, processing, done, failed"}},
      .need = EDGE_NEED_USER},
+    {.method = "GET",
+     .pattern = "/api/v1/channels/connections/{id}/outbound",
+     .kind = EDGE_ROUTE_BUS,
+     .service = "channels",
+     .command = "outbound.list",
+     .status = 200,
+     .summary = "Messages sent (or being sent) through the connection, one per part, "
+                "newest first, with their delivery status and the platform's error",
+     .reply_schema = "OutboundList",
+     .query =
+         {{"cursor", "string", 0, 0, "Where to go on: next_cursor of the previous page"},
+          {"limit", "integer", 1, 100, "Items per page, newest first (default 50)"},
+          {"status", "string", 0, 0,
+           "Only deliveries in this state: queued, sending, sent, delivered, read, "
+           "failed"}},
+     .need = EDGE_NEED_USER},
+    {.method = "POST",
+     .pattern = "/api/v1/channels/connections/{id}/test",
+     .kind = EDGE_ROUTE_BUS,
+     .service = "channels",
+     .command = "connections.test",
+     .status = 200,
+     .summary = "Try the connection's credentials on the platform's API (ok, or the "
+                "platform's error)",
+     .reply_schema = "ConnectionTest",
+     .need = EDGE_NEED_TENANT_ADMIN},
 
     //  Webhooks of the platforms: raw bytes in, the service's WebhookReply out
     {.method = "GET",
@@ -847,6 +919,14 @@ edge_table_test (bool verbose)
          "messages.send", EDGE_NEED_USER, 200},
         {"POST", "/api/v1/conversations/{id}/cancel", "chat", "conversations.cancel",
          EDGE_NEED_USER, 200},
+        {"POST", "/api/v1/conversations/{id}/assign", "chat", "conversations.assign",
+         EDGE_NEED_USER, 200},
+        {"POST", "/api/v1/conversations/{id}/unassign", "chat", "conversations.unassign",
+         EDGE_NEED_USER, 200},
+        {"POST", "/api/v1/conversations/{id}/resolve", "chat", "conversations.resolve",
+         EDGE_NEED_USER, 200},
+        {"POST", "/api/v1/conversations/{id}/reopen", "chat", "conversations.reopen",
+         EDGE_NEED_USER, 200},
         {"GET", "/v1/models", "agents", "openai_models", EDGE_NEED_USER, 200},
         {"POST", "/v1/chat/completions", "agents", "openai_chat", EDGE_NEED_USER, 200},
     };
@@ -869,7 +949,7 @@ edge_table_test (bool verbose)
         assert (r->need == chat_md[c].need && r->status == chat_md[c].status);
     }
 
-    //  schemas/channels.md "Routes" (connections.test comes with step 2)
+    //  schemas/channels.md "Routes"
     static const struct {
         const char *method, *pattern, *command;
         edge_need_t need;
@@ -886,6 +966,10 @@ edge_table_test (bool verbose)
          EDGE_NEED_TENANT_ADMIN, 204},
         {"GET", "/api/v1/channels/connections/{id}/inbox", "inbox.list", EDGE_NEED_USER,
          200},
+        {"GET", "/api/v1/channels/connections/{id}/outbound", "outbound.list",
+         EDGE_NEED_USER, 200},
+        {"POST", "/api/v1/channels/connections/{id}/test", "connections.test",
+         EDGE_NEED_TENANT_ADMIN, 200},
         {"GET", "/webhooks/{platform}/{connection_id}", "webhooks.receive",
          EDGE_NEED_PUBLIC, 200},
         {"POST", "/webhooks/{platform}/{connection_id}", "webhooks.receive",

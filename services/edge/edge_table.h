@@ -32,7 +32,7 @@ typedef struct {
     const char *description;  //  one line for the OpenAPI document
 } edge_query_param_t;
 
-#define EDGE_ROUTE_MAX_QUERY 4
+#define EDGE_ROUTE_MAX_QUERY 8
 
 //  Flags of a route (edge_route_t.flags)
 //  A 2xx JSON answer with access_token and refresh_token sets both token cookies

@@ -495,7 +495,9 @@ def main():
         "CHORUS_EDGE_WEBHOOK_RATE_PER_MIN": str(PER_MIN),
         "CHORUS_EDGE_RATE_IP_PER_MIN": str(IP_PER_MIN),
         "CHORUS_EDGE_RATE_USER_PER_MIN": "100000", "CHORUS_EDGE_RATE_FAIL_OPEN": "false",
-        "CHORUS_EDGE_RATE_TIMEOUT_MS": "2000"})
+        "CHORUS_EDGE_RATE_TIMEOUT_MS": "2000",
+        # the inbox as stored: processing and sending are test_delivery.py's
+        "CHORUS_CHANNELS_PROCESS": "false"})
     for name in ("CHORUS_JWT_PREVIOUS_SECRETS", "CHORUS_JWT_ISSUER", "CHORUS_JWT_AUDIENCE",
                  "CHORUS_EDGE_WEBHOOK_TIMEOUT_MS"):
         environment.pop(name, None)
