@@ -13,6 +13,32 @@ const char *const bench_sse_error_names[BENCH_SSE_ERR_KINDS] = {
     "connect",      "http_status", "error_event", "failed",
     "closed_early", "timeout",     "token_count"};
 
+//  Count a failure under its error code (the "code" in detail's JSON, or "-").
+static void
+s_count_code (bench_sse_run_t *run, bench_sse_error_t kind, const char *detail)
+{
+    char code[40] = "-";
+    const char *at = detail ? strstr (detail, "\"code\":\"") : NULL;
+    if (at) {
+        at += 8;
+        size_t len = strcspn (at, "\"");
+        if (len >= sizeof code)
+            len = sizeof code - 1;
+        memcpy (code, at, len);
+        code[len] = 0;
+    }
+    for (int i = 0; i < run->code_count; i++)
+        if (run->codes[i].kind == kind && strcmp (run->codes[i].code, code) == 0) {
+            run->codes[i].count++;
+            return;
+        }
+    if (run->code_count == BENCH_SSE_CODES_MAX)
+        return;
+    snprintf (run->codes[run->code_count].code, sizeof run->codes[0].code, "%s", code);
+    run->codes[run->code_count].kind = kind;
+    run->codes[run->code_count++].count = 1;
+}
+
 void
 bench_sse_fail (bench_sse_run_t *run, bench_sse_stream_t *stream, bench_sse_error_t kind,
                 const char *detail)
@@ -21,6 +47,7 @@ bench_sse_fail (bench_sse_run_t *run, bench_sse_stream_t *stream, bench_sse_erro
         return;
     run->errors[kind]++;
     run->over++;
+    s_count_code (run, kind, detail);
     if (!stream->first_us)
         run->open++;
     if (!run->example[kind][0])

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #define BENCH_SSE_CARRY_MAX 8192  //  longest header block or SSE line kept between reads
+#define BENCH_SSE_CODES_MAX 16    //  distinct error codes counted
 
 typedef enum {
     BENCH_SSE_DIRECT,  //  OpenAI chunks straight from the upstream, data: [DONE] last
@@ -89,6 +90,12 @@ typedef struct {
     int held_at_gate;    //  streams the upstream held then (-1 unknown)
     int over;            //  streams ended (ok or failed)
     int open;            //  streams with a first token, or failed
+    struct {
+        char code[40];             //  the error's "code" (or "-")
+        bench_sse_error_t kind;    //  how it showed
+        int count;                 //  streams that ended so
+    } codes[BENCH_SSE_CODES_MAX];  //  failures by error code
+    int code_count;                //  entries in codes
 } bench_sse_run_t;
 
 //  The stream failed for kind (detail for the first of its kind): close it, count it.

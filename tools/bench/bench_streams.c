@@ -20,19 +20,22 @@
     --sequential S single streams each way: the time to first token of an idle
     stack. Requests carry the upstream's markers ([[tokens:T delay_us:U]]):
     --delay-ms D paces the concurrent runs' tokens (after the gate the streams
-    are spread over one delay).
+    are spread over one delay). --ramp-s R spreads the concurrent runs' requests
+    over R seconds (each connects and sends at its time) instead of all at once.
 
         bench-streams --n N --upstream http://127.0.0.1:P [--api-key KEY]
                       [--edge http://127.0.0.1:P --token JWT --conversations FILE]
-                      [--pid NAME=PID]... [--extra-pid NAME=PID]... [--label NAME]
+                      [--pid NAME=PID]... [--extra-pid NAME=PID]...
+                      [--extra-tree NAME=PID]... [--label NAME]
                       [--tokens T] [--warmup W] [--sequential S] [--delay-ms D]
-                      [--gate-stall-s S] [--timeout-s S] [--connect-window W]
-                      [--no-reference]
+                      [--ramp-s R] [--gate-stall-s S] [--timeout-s S]
+                      [--connect-window W] [--no-reference]
     --pid processes are summed into mem_per_stream; --extra-pid ones are reported
-    alone. Prints "figure <label>_<name> <value> <unit>" lines on stdout (label
+    alone, --extra-tree ones with their children (PostgreSQL's backends). Prints "figure <label>_<name> <value> <unit>" lines on stdout (label
     default streams_<N>); details go to stderr. Exits 3 when a stream failed.   */
 #include <arpa/inet.h>
 #include <assert.h>
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
@@ -52,13 +55,14 @@
 
 #include "bench_sse.h"
 
-#define S_PIDS_MAX 16  //  processes watched
-#define S_EVENTS 1024  //  epoll events per wait
+#define S_PIDS_MAX 128  //  processes watched
+#define S_EVENTS 1024   //  epoll events per wait
 
 typedef struct {
     char name[32];      //  process name for figures
     int pid;            //  its pid
     bool summed;        //  part of mem_per_stream and the CPU sums
+    bool tree;          //  with its child processes (PostgreSQL's backends)
     long rss_kib[3];    //  VmRSS before, all open, after
     long cpu_ticks[3];  //  utime + stime at start, all open, end
 } s_proc_t;
@@ -71,6 +75,7 @@ typedef struct {
     int timeout_s;                //  deadline of a run
     int delay_ms;                 //  the upstream's delay per token in concurrent runs
     int stall_s;                  //  the gate opens after this long without progress
+    int ramp_s;                   //  concurrent runs spread their requests over this
     char marker[64];              //  the marker asking for it in this run's requests
     int window;                   //  connects in progress at once
     bool reference;               //  run the direct reference
@@ -148,13 +153,45 @@ s_cpu_ticks (int pid)
     return utime + stime;
 }
 
-//  Sample every watched process into slot (0 before, 1 all open, 2 after).
+//  The parent of pid, or -1.
+static int
+s_parent (int pid)
+{
+    char path[64], text[512];
+    snprintf (path, sizeof path, "/proc/%d/stat", pid);
+    FILE *file = fopen (path, "r");
+    if (!file)
+        return -1;
+    size_t size = fread (text, 1, sizeof text - 1, file);
+    fclose (file);
+    text[size] = 0;
+    const char *at = strrchr (text, ')');
+    return at && at[1] == ' ' && at[2] ? (int) strtol (at + 4, NULL, 10) : -1;
+}
+
+//  Sample every watched process into slot (0 before, 1 all open, 2 after); a
+//  tree process counts its children too (the ones alive at each sample).
 static void
 s_sample (s_bench_t *self, int slot)
 {
     for (int i = 0; i < self->proc_count; i++) {
-        self->procs[i].rss_kib[slot] = s_rss_kib (self->procs[i].pid);
-        self->procs[i].cpu_ticks[slot] = s_cpu_ticks (self->procs[i].pid);
+        s_proc_t *proc = &self->procs[i];
+        proc->rss_kib[slot] = s_rss_kib (proc->pid);
+        proc->cpu_ticks[slot] = s_cpu_ticks (proc->pid);
+        if (!proc->tree || proc->rss_kib[slot] < 0)
+            continue;
+        DIR *dir = opendir ("/proc");
+        struct dirent *entry;
+        while (dir && (entry = readdir (dir))) {
+            int child = (int) strtol (entry->d_name, NULL, 10);
+            if (child <= 0 || s_parent (child) != proc->pid)
+                continue;
+            long rss = s_rss_kib (child), cpu = s_cpu_ticks (child);
+            proc->rss_kib[slot] += rss > 0 ? rss : 0;
+            proc->cpu_ticks[slot] += cpu > 0 ? cpu : 0;
+        }
+        if (dir)
+            closedir (dir);
     }
 }
 
@@ -353,7 +390,10 @@ s_run (s_bench_t *self, bench_sse_run_t *run, bench_sse_mode_t mode, int n, int 
     int64_t deadline = s_now_us () + (int64_t) self->timeout_s * 1000000;
     int next = 0, connecting = 0, over = 0, seen_open = 0;
     int64_t progress_us = s_now_us ();
-    bool burst = false;
+    //  With a ramp, stream i connects at i * ramp / n and sends at once.
+    int64_t ramp_us = gated ? (int64_t) self->ramp_s * 1000000 : 0;
+    int64_t ramp_start = s_now_us ();
+    bool burst = ramp_us > 0;
     struct epoll_event events[S_EVENTS];
     for (int i = 0; i < n; i++) {
         streams[i].fd = -1;
@@ -361,7 +401,8 @@ s_run (s_bench_t *self, bench_sse_run_t *run, bench_sse_mode_t mode, int n, int 
     }
     while (over < n) {
         //  Connect at most a window at a time; then every request at once.
-        while (!burst && next < n && connecting < self->window) {
+        while (next < n && connecting < self->window
+               && (ramp_us == 0 || s_now_us () >= ramp_start + ramp_us * next / n)) {
             if (s_connect (self, run, &streams[next]) == 0)
                 connecting++;
             next++;
@@ -379,7 +420,7 @@ s_run (s_bench_t *self, bench_sse_run_t *run, bench_sse_mode_t mode, int n, int 
                 bench_sse_fail (run, &streams[i], BENCH_SSE_ERR_TIMEOUT, "deadline");
             break;
         }
-        int ready = epoll_wait (run->epoll, events, S_EVENTS, 100);
+        int ready = epoll_wait (run->epoll, events, S_EVENTS, next < n ? 1 : 100);
         now = s_now_us ();
         for (int e = 0; e < ready; e++) {
             bench_sse_stream_t *stream = events[e].data.ptr;
@@ -395,6 +436,10 @@ s_run (s_bench_t *self, bench_sse_run_t *run, bench_sse_mode_t mode, int n, int 
                 stream->state = BENCH_SSE_CONNECTED;
                 struct epoll_event ev = {.events = 0, .data.ptr = stream};
                 epoll_ctl (run->epoll, EPOLL_CTL_MOD, stream->fd, &ev);
+                if (ramp_us > 0) {
+                    s_send (self, run, stream);
+                    progress_us = now;
+                }
                 continue;
             }
             if (stream->state == BENCH_SSE_SENDING) {
@@ -427,7 +472,7 @@ s_run (s_bench_t *self, bench_sse_run_t *run, bench_sse_mode_t mode, int n, int 
             seen_open = run->open;
             progress_us = now;
         }
-        if (burst && !run->released
+        if (burst && !run->released && next == n && connecting == 0
             && (run->open == n
                 || now - progress_us > (int64_t) self->stall_s * 1000000)) {
             if (run->open < n)
@@ -543,6 +588,10 @@ s_summary (const char *what, bench_sse_run_t *run)
         s_ttft_at (run->ttft, run->ttft_size, 0.5) / 1e3,
         s_ttft_at (run->ttft, run->ttft_size, 0.99) / 1e3, s_latency_at (run, 0.5),
         s_latency_at (run, 0.99), s_tokens_per_s (run));
+    for (int i = 0; i < run->code_count; i++)
+        fprintf (stderr, "bench-streams: %s: %d streams ended with %s, code %s\n", what,
+                 run->codes[i].count, bench_sse_error_names[run->codes[i].kind],
+                 run->codes[i].code);
     for (int k = 0; k < BENCH_SSE_ERR_KINDS; k++)
         if (run->errors[k])
             fprintf (stderr, "bench-streams: %s: %d %s errors, first: %s\n", what,
@@ -695,7 +744,7 @@ s_conversations (s_bench_t *self, const char *path)
 }
 
 static int
-s_pid_option (s_bench_t *self, const char *value, bool summed)
+s_pid_option (s_bench_t *self, const char *value, bool summed, bool tree)
 {
     const char *eq = strchr (value, '=');
     if (!eq || eq == value || eq - value >= 32 || self->proc_count == S_PIDS_MAX)
@@ -705,6 +754,7 @@ s_pid_option (s_bench_t *self, const char *value, bool summed)
     proc->name[eq - value] = 0;
     proc->pid = (int) strtol (eq + 1, NULL, 10);
     proc->summed = summed;
+    proc->tree = tree;
     return proc->pid > 0 ? 0 : -1;
 }
 
@@ -740,6 +790,8 @@ s_options (s_bench_t *self, int argc, char *argv[])
             self->warmup = (int) number;
         else if (strcmp (name, "--gate-stall-s") == 0 && number > 0)
             self->stall_s = (int) number;
+        else if (strcmp (name, "--ramp-s") == 0 && number >= 0)
+            self->ramp_s = (int) number;
         else if (strcmp (name, "--delay-ms") == 0 && number >= 0)
             self->delay_ms = (int) number;
         else if (strcmp (name, "--timeout-s") == 0 && number > 0)
@@ -758,8 +810,11 @@ s_options (s_bench_t *self, int argc, char *argv[])
             conversations = value;
         else if (strcmp (name, "--label") == 0)
             self->label = value;
-        else if (strcmp (name, "--pid") == 0 || strcmp (name, "--extra-pid") == 0) {
-            if (s_pid_option (self, value, strcmp (name, "--pid") == 0) != 0)
+        else if (strcmp (name, "--pid") == 0 || strcmp (name, "--extra-pid") == 0
+                 || strcmp (name, "--extra-tree") == 0) {
+            if (s_pid_option (self, value, strcmp (name, "--pid") == 0,
+                              strcmp (name, "--extra-tree") == 0)
+                != 0)
                 return -1;
         }
         else
@@ -789,13 +844,14 @@ main (int argc, char *argv[])
     s_bench_t self;
     memset (&self, 0, sizeof self);
     if (s_options (&self, argc, argv) != 0) {
-        fprintf (stderr,
-                 "usage: bench-streams --n N --upstream http://127.0.0.1:P "
-                 "[--api-key KEY] [--edge http://127.0.0.1:P --token JWT "
-                 "--conversations FILE] [--pid NAME=PID]... [--extra-pid "
-                 "NAME=PID]... [--label NAME] [--tokens T] [--warmup W] [--sequential S] "
-                 "[--delay-ms D] [--gate-stall-s S] [--timeout-s S] [--connect-window W] "
-                 "[--no-reference]\n");
+        fprintf (stderr, "usage: bench-streams --n N --upstream http://127.0.0.1:P "
+                         "[--api-key KEY] [--edge http://127.0.0.1:P --token JWT "
+                         "--conversations FILE] [--pid NAME=PID]... [--extra-pid "
+                         "NAME=PID]... [--extra-tree NAME=PID]... [--label NAME] "
+                         "[--tokens T] [--warmup W] [--sequential S] "
+                         "[--delay-ms D] [--ramp-s R] [--gate-stall-s S] [--timeout-s S] "
+                         "[--connect-window W] "
+                         "[--no-reference]\n");
         return 2;
     }
     char label[64];
