@@ -200,6 +200,26 @@ s_line (bench_sse_run_t *run, bench_sse_stream_t *stream, const char *line, size
     }
 }
 
+//  Keep size more bytes of an unfinished line; false when it grew too long.
+static bool
+s_carry (bench_sse_stream_t *stream, const char *data, size_t size)
+{
+    size_t want = stream->carry_size + size;
+    if (want > BENCH_SSE_LINE_MAX)
+        return false;
+    if (want > stream->carry_cap) {
+        size_t cap = stream->carry_cap * 2;
+        while (cap < want)
+            cap *= 2;
+        stream->carry = realloc (stream->carry, cap + 1);
+        assert (stream->carry);
+        stream->carry_cap = cap;
+    }
+    memcpy (stream->carry + stream->carry_size, data, size);
+    stream->carry_size = want;
+    return true;
+}
+
 //  Body bytes (after HTTP framing): split into SSE lines.
 static void
 s_body (bench_sse_run_t *run, bench_sse_stream_t *stream, const char *data, size_t size,
@@ -208,22 +228,17 @@ s_body (bench_sse_run_t *run, bench_sse_stream_t *stream, const char *data, size
     while (size > 0 && stream->state == BENCH_SSE_BODY) {
         const char *eol = memchr (data, '\n', size);
         if (!eol) {
-            if (stream->carry_size + size > BENCH_SSE_CARRY_MAX) {
+            if (!s_carry (stream, data, size))
                 bench_sse_fail (run, stream, BENCH_SSE_ERR_EVENT, "SSE line too long");
-                return;
-            }
-            memcpy (stream->carry + stream->carry_size, data, size);
-            stream->carry_size += size;
             return;
         }
         size_t len = (size_t) (eol - data);
         if (stream->carry_size > 0) {
-            if (stream->carry_size + len > BENCH_SSE_CARRY_MAX) {
+            if (!s_carry (stream, data, len)) {
                 bench_sse_fail (run, stream, BENCH_SSE_ERR_EVENT, "SSE line too long");
                 return;
             }
-            memcpy (stream->carry + stream->carry_size, data, len);
-            size_t whole = stream->carry_size + len;
+            size_t whole = stream->carry_size;
             stream->carry_size = 0;
             if (whole > 0 && stream->carry[whole - 1] == '\r')
                 whole--;

@@ -10,8 +10,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BENCH_SSE_CARRY_MAX 8192  //  longest header block or SSE line kept between reads
-#define BENCH_SSE_CODES_MAX 16    //  distinct error codes counted
+#define BENCH_SSE_CARRY_MAX 8192       //  longest header block, first carry size
+#define BENCH_SSE_LINE_MAX (16 << 20)  //  longest SSE line
+#define BENCH_SSE_CODES_MAX 16         //  distinct error codes counted
 
 typedef enum {
     BENCH_SSE_DIRECT,  //  OpenAI chunks straight from the upstream, data: [DONE] last
@@ -55,6 +56,7 @@ typedef struct {
     size_t request_size;          //  bytes left in request
     char *carry;                  //  header block or incomplete SSE line
     size_t carry_size;            //  bytes in carry
+    size_t carry_cap;             //  allocated (BENCH_SSE_CARRY_MAX and up, +1 for a NUL)
     bench_sse_framing_t framing;  //  how the body ends
     int64_t remaining;            //  body bytes left (length) or chunk bytes left
     int chunk_state;              //  0 size line, 1 data, 2 CRLF after data, 3 trailer

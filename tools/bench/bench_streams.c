@@ -338,6 +338,7 @@ s_send (s_bench_t *self, bench_sse_run_t *run, bench_sse_stream_t *stream)
     stream->state = stream->request ? BENCH_SSE_SENDING : BENCH_SSE_HEADERS;
     if (!stream->carry) {
         stream->carry = malloc (BENCH_SSE_CARRY_MAX + 1);
+        stream->carry_cap = BENCH_SSE_CARRY_MAX;
         assert (stream->carry);
     }
     struct epoll_event ev = {.events = stream->request ? EPOLLOUT : EPOLLIN,
