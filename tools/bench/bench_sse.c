@@ -39,6 +39,22 @@ s_count_code (bench_sse_run_t *run, bench_sse_error_t kind, const char *detail)
     run->codes[run->code_count++].count = 1;
 }
 
+//  Close the stream's socket and free its buffers: it is over.
+static void
+s_close (bench_sse_run_t *run, bench_sse_stream_t *stream)
+{
+    if (stream->fd >= 0) {
+        epoll_ctl (run->epoll, EPOLL_CTL_DEL, stream->fd, NULL);
+        close (stream->fd);
+        stream->fd = -1;
+    }
+    stream->state = BENCH_SSE_OVER;
+    free (stream->carry);
+    stream->carry = NULL;
+    free (stream->request);
+    stream->request = NULL;
+}
+
 void
 bench_sse_fail (bench_sse_run_t *run, bench_sse_stream_t *stream, bench_sse_error_t kind,
                 const char *detail)
@@ -53,16 +69,7 @@ bench_sse_fail (bench_sse_run_t *run, bench_sse_stream_t *stream, bench_sse_erro
     if (!run->example[kind][0])
         snprintf (run->example[kind], sizeof run->example[kind], "stream %d: %s",
                   stream->index, detail ? detail : "");
-    if (stream->fd >= 0) {
-        epoll_ctl (run->epoll, EPOLL_CTL_DEL, stream->fd, NULL);
-        close (stream->fd);
-        stream->fd = -1;
-    }
-    stream->state = BENCH_SSE_OVER;
-    free (stream->carry);
-    stream->carry = NULL;
-    free (stream->request);
-    stream->request = NULL;
+    s_close (run, stream);
 }
 
 //  The stream ended as it should: close it, count it.
@@ -74,14 +81,7 @@ s_finish (bench_sse_run_t *run, bench_sse_stream_t *stream)
     stream->ok = true;
     run->ok++;
     run->over++;
-    if (stream->fd >= 0) {
-        epoll_ctl (run->epoll, EPOLL_CTL_DEL, stream->fd, NULL);
-        close (stream->fd);
-        stream->fd = -1;
-    }
-    stream->state = BENCH_SSE_OVER;
-    free (stream->carry);
-    stream->carry = NULL;
+    s_close (run, stream);
 }
 
 //  The tokens in one SSE data line: every "@<digits>" is a token's send time.

@@ -124,8 +124,9 @@ s_rss_kib (int pid)
     return kib;
 }
 
+//  Field number field (from 1, as in proc(5)) of /proc/<pid>/stat, or -1.
 static long
-s_cpu_ticks (int pid)
+s_stat_field (int pid, int field)
 {
     char path[64], text[1024];
     snprintf (path, sizeof path, "/proc/%d/stat", pid);
@@ -135,38 +136,22 @@ s_cpu_ticks (int pid)
     size_t size = fread (text, 1, sizeof text - 1, file);
     fclose (file);
     text[size] = 0;
-    //  After "(comm)", fields from the third on; utime and stime are 14 and 15.
-    char *at = strrchr (text, ')');
-    if (!at)
-        return -1;
-    long utime = 0, stime = 0;
-    char *field = at + 2;
-    for (int i = 3; i <= 15 && field; i++) {
-        if (i == 14)
-            utime = strtol (field, NULL, 10);
-        if (i == 15)
-            stime = strtol (field, NULL, 10);
-        field = strchr (field, ' ');
-        if (field)
-            field++;
+    //  After "(comm)" come the fields from the third on.
+    const char *at = strrchr (text, ')');
+    for (int i = 3; at && i <= field; i++) {
+        at = strchr (at, ' ');
+        if (at)
+            at++;
     }
-    return utime + stime;
+    return at ? strtol (at, NULL, 10) : -1;
 }
 
-//  The parent of pid, or -1.
-static int
-s_parent (int pid)
+//  User and system CPU time of pid in clock ticks, or -1.
+static long
+s_cpu_ticks (int pid)
 {
-    char path[64], text[512];
-    snprintf (path, sizeof path, "/proc/%d/stat", pid);
-    FILE *file = fopen (path, "r");
-    if (!file)
-        return -1;
-    size_t size = fread (text, 1, sizeof text - 1, file);
-    fclose (file);
-    text[size] = 0;
-    const char *at = strrchr (text, ')');
-    return at && at[1] == ' ' && at[2] ? (int) strtol (at + 4, NULL, 10) : -1;
+    long utime = s_stat_field (pid, 14), stime = s_stat_field (pid, 15);
+    return utime < 0 || stime < 0 ? -1 : utime + stime;
 }
 
 //  Sample every watched process into slot (0 before, 1 all open, 2 after); a
@@ -184,7 +169,7 @@ s_sample (s_bench_t *self, int slot)
         struct dirent *entry;
         while (dir && (entry = readdir (dir))) {
             int child = (int) strtol (entry->d_name, NULL, 10);
-            if (child <= 0 || s_parent (child) != proc->pid)
+            if (child <= 0 || s_stat_field (child, 4) != proc->pid)
                 continue;
             long rss = s_rss_kib (child), cpu = s_cpu_ticks (child);
             proc->rss_kib[slot] += rss > 0 ? rss : 0;
