@@ -127,6 +127,18 @@ s_publish (service_events_t *self, const char *topic, const char *tenant_id, uin
     bus_proto_send (&msg, self->pub);
 }
 
+void
+service_events_publish_live (service_events_t *self, const char *tenant_id,
+                             const char *topic, const void *payload, size_t size)
+{
+    if (!self || !self->pub)
+        return;
+    zframe_t *frame = zframe_new (payload, size);
+    s_publish (self, topic, tenant_id ? tenant_id : "", 0, (int64_t) zclock_time (),
+               frame);
+    zframe_destroy (&frame);
+}
+
 static void
 s_emit_free (s_emit_t **emit_p)
 {

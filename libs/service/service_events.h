@@ -38,6 +38,11 @@ int service_events_emit (service_events_t *self, const char *tenant_id, const ch
                          size_t count, service_events_done_fn *done, void *arg)
     __attribute__ ((warn_unused_result));
 
+//  Publish a best-effort event (seq 0, schemas/bus.md "Events"): not written to the
+//  outbox, never replayed; for live traffic such as a reply's stream events.
+void service_events_publish_live (service_events_t *self, const char *tenant_id,
+                                  const char *topic, const void *payload, size_t size);
+
 //  The bus commands this module answers, and the handler.
 bool service_events_handles (const char *command);
 void service_events_handle (service_events_t *self, bus_worker_t *worker,

@@ -17,27 +17,29 @@
 
 //  The chat service's state, shared by its handlers.
 typedef struct {
-    service_runtime_t *runtime;  //  the runtime (bus, database, Redis, log)
-    core_log_t *log;             //  its logger
-    zhashx_t *turns;             //  reply id -> chat_turn_t * running here
-    zlistx_t *waiting;           //  chat_call_t * waiting on another service
-    zlistx_t *replays;           //  chat_replay_t * following a reply
-    int timer;                   //  heartbeats, cancels, sweeps (zloop timer)
-    bool polling;                //  a heartbeat query is in flight
-    uint32_t poll_generation;    //  which heartbeat query a turn was part of
-    uint32_t ticks;              //  timer ticks so far
-    int64_t turn_timeout_ms;     //  longest agent turn
-    int64_t content_max;         //  largest user message (bytes)
-    int64_t reply_max;           //  largest reply kept (bytes)
-    int64_t history_max;         //  messages loaded into a turn's context
-    int64_t context_tokens;      //  context window of models the table lacks
-    int64_t tool_calls_max;      //  tool calls kept per reply
-    int64_t replay_ttl_s;        //  how long a reply's events stay replayable
-    int64_t replay_events_max;   //  events kept per reply for replays
-    int64_t replay_poll_ms;      //  how often a replay looks for new events
-    int64_t stale_s;             //  a streaming reply nobody touches this long failed
-    char *handoff_keywords;      //  comma-separated: a contact asking for a person
-    char *handoff_reply;         //  the agent's answer when it hands off
+    service_runtime_t *runtime;    //  the runtime (bus, database, Redis, log)
+    core_log_t *log;               //  its logger
+    zhashx_t *turns;               //  reply id -> chat_turn_t * running here
+    zlistx_t *waiting;             //  chat_call_t * waiting on another service
+    zlistx_t *replays;             //  chat_replay_t * following a reply
+    int timer;                     //  heartbeats, cancels, sweeps (zloop timer)
+    bool polling;                  //  a heartbeat query is in flight
+    uint32_t poll_generation;      //  which heartbeat query a turn was part of
+    uint32_t ticks;                //  timer ticks so far
+    int64_t turn_timeout_ms;       //  longest agent turn
+    int64_t content_max;           //  largest user message (bytes)
+    int64_t reply_max;             //  largest reply kept (bytes)
+    int64_t history_max;           //  messages loaded into a turn's context
+    int64_t context_tokens;        //  context window of models the table lacks
+    int64_t tool_calls_max;        //  tool calls kept per reply
+    int64_t replay_ttl_s;          //  how long a reply's events stay replayable
+    int64_t replay_events_max;     //  events kept per reply for replays
+    int64_t replay_poll_ms;        //  how often a replay looks for new events
+    int64_t stale_s;               //  a streaming reply nobody touches this long failed
+    char *handoff_keywords;        //  comma-separated: a contact asking for a person
+    char *handoff_reply;           //  the agent's answer when it hands off
+    char origin[SERVICE_ID_SIZE];  //  this replica, in live stream events
+    uint64_t live_seq;             //  live stream events published so far
 } chat_state_t;
 
 //  What a call is, for the cancel hook.

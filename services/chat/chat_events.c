@@ -102,6 +102,23 @@ chat_events_error (msgpack_sbuffer *buf, const char *message_id, uint32_t n,
     s_pack_str (&pk, message);
 }
 
+void
+chat_events_live (msgpack_sbuffer *out, const char *conversation_id, const char *origin,
+                  uint64_t n, const void *event, size_t size)
+{
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, out, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, 4);
+    s_pack_str (&pk, "conversation_id");
+    s_pack_str (&pk, conversation_id);
+    s_pack_str (&pk, "origin");
+    s_pack_str (&pk, origin);
+    s_pack_str (&pk, "n");
+    msgpack_pack_uint64 (&pk, n);
+    s_pack_str (&pk, "stream");
+    msgpack_sbuffer_write (out, event, size);  //  the event's own map, as it is
+}
+
 int
 chat_events_parse_id (const char *text, char *message_id, uint32_t *n)
 {

@@ -118,6 +118,7 @@ s_state_new (service_runtime_t *runtime)
     state->runtime = runtime;
     state->log = service_runtime_log (runtime);
     s_read_options (state);
+    service_uuid_new (state->origin);
     state->turns = zhashx_new ();
     state->waiting = zlistx_new ();
     state->replays = zlistx_new ();

@@ -157,6 +157,22 @@ s_event (chat_turn_t *turn, uint32_t n, const char *event, msgpack_sbuffer *buf)
                             turn->message_id, n, event, buf->data, buf->size, ttl);
     if (turn->stream && !last && !turn->caller_gone)
         chat_call_partial_raw (&turn->call, buf->data, buf->size);
+    //  And to the edges, for WebSocket clients watching the conversation
+    service_events_t *events = service_runtime_events (turn->call.base.runtime);
+    if (events) {
+        msgpack_sbuffer live;
+        msgpack_sbuffer_init (&live);
+        chat_events_live (&live, turn->call.id, state->origin, ++state->live_seq,
+                          buf->data, buf->size);
+        char topic[64];
+        snprintf (topic, sizeof topic, "chat.stream.%s", event);
+        for (char *p = topic + strlen ("chat.stream."); *p; p++)
+            if (*p == '.')
+                *p = '_';
+        service_events_publish_live (events, turn->call.tenant_id, topic, live.data,
+                                     live.size);
+        msgpack_sbuffer_destroy (&live);
+    }
 }
 
 //  The reply as it stands, as a new Message with status (caller frees).

@@ -17,6 +17,7 @@
 #include "edge_metrics.h"
 
 typedef struct _edge_ready_t edge_ready_t;
+typedef struct _edge_live_t edge_live_t;
 
 typedef struct {
     //  Configuration, read once at start.
@@ -38,6 +39,7 @@ typedef struct {
     edge_metrics_t *metrics;           //  Prometheus metrics
     edge_ready_t *ready;               //  cached readiness checks
     edge_guard_t *guard;               //  credentials, revocations, budgets
+    edge_live_t *live;                 //  what WebSocket clients watch (edge_live)
     lws_sorted_usec_list_t sul_guard;  //  edge_guard_tick timer
     sul_cb_t guard_timer;              //  its callback (edge_server's)
     char *openapi;                     //  OpenAPI document text

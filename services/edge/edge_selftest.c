@@ -6,6 +6,7 @@
 #include "edge_http.h"
 #include "edge_keycache.h"
 #include "edge_limit.h"
+#include "edge_live.h"
 #include "edge_metrics.h"
 #include "edge_openapi.h"
 #include "edge_queue.h"
@@ -33,6 +34,7 @@ static const core_selftest_t s_tests[] = {
     {"edge_call", edge_call_test},
     {"edge_webhook", edge_webhook_test},
     {"edge_ready", edge_ready_test},
+    {"edge_live", edge_live_test},
     {"edge_testservice", edge_testservice_test},
     {"edge_server", edge_server_test},
     {"edge_http", edge_http_test},

@@ -11,6 +11,7 @@
 
 #include "edge_context.h"
 #include "edge_http.h"
+#include "edge_live.h"
 #include "edge_openapi.h"
 #include "edge_ready.h"
 #include "edge_ws.h"
@@ -162,6 +163,8 @@ s_callback_zmq (struct lws *wsi, enum lws_callback_reasons reason, void *user, v
     if (reason == LWS_CALLBACK_RAW_RX_FILE && self) {
         s_handle_pipe (self);
         bus_client_process (self->edge.bus);
+        if (self->edge.live)
+            edge_live_process (self->edge.live);
         //  An API key's answer may have parked requests for their budget
         if (self->edge.guard && edge_guard_busy (self->edge.guard))
             edge_wake_guard (&self->edge);
@@ -193,6 +196,8 @@ s_on_house_timer (lws_sorted_usec_list_t *sul)
     self_t *self = lws_container_of (sul, self_t, sul_house);
     int64_t now = edge_now_us ();
     edge_http_heartbeat (&self->edge);
+    if (self->edge.live)
+        edge_live_tick (self->edge.live);
     if (!self->edge.draining && now >= self->next_ready_us) {
         bool asked = edge_ready_poll (self->edge.ready);
         int64_t wait_ms = asked ? self->ready_interval_ms : 100;
@@ -374,8 +379,11 @@ s_self_new (zsock_t *pipe, core_config_t *config)
         edge->lws = NULL;
         return self;
     }
-    zsock_t *sockets[16];
+    zsock_t *sockets[17];
     size_t count = bus_client_sockets (edge->bus, sockets, 16);
+    edge->live = edge_live_new (core_config_str (config, "brokers"), edge->log);
+    if (edge->live)
+        sockets[count++] = edge_live_socket (edge->live);
     int rc = s_adopt (self, pipe);
     for (size_t i = 0; i < count; i++)
         rc |= s_adopt (self, sockets[i]);
@@ -416,6 +424,7 @@ s_self_destroy (self_t **self_p)
     edge_guard_destroy (&edge->guard);
     edge_ready_destroy (&edge->ready);
     bus_client_destroy (&edge->bus);
+    edge_live_destroy (&edge->live);  //  after the connections that watched
     zlistx_destroy (&edge->streams);
     edge_metrics_destroy (&edge->metrics);
     free (edge->openapi);

@@ -7,17 +7,23 @@
 #include <string.h>
 
 #include "edge_call.h"
+#include "edge_live.h"
 #include "edge_queue.h"
 #include "edge_routes.h"
 
 #define S_MAX_CALLS 64  //  requests one connection may have in flight
 
 typedef struct {
-    edge_ws_t *conn;     //  the connection it belongs to
-    char id[65];         //  the client's id for it
-    uint64_t handle;     //  bus handle
-    uint64_t ticket;     //  admission waiting in the guard (0: none)
-    bool auth;           //  an "auth" message, not a request
+    edge_ws_t *conn;    //  the connection it belongs to
+    char id[65];        //  the client's id for it
+    uint64_t handle;    //  bus handle
+    uint64_t ticket;    //  admission waiting in the guard (0: none)
+    bool auth;          //  an "auth" message, not a request
+    bool watch;         //  a "subscribe" to a conversation: read it first
+    bool watch_tenant;  //  a "subscribe" to the tenant's events
+    char conversation[EDGE_AUTH_ID_MAX + 1];  //  the conversation subscribed to
+    char tenant_id[EDGE_AUTH_ID_MAX + 1];     //  who subscribes
+    char user_id[EDGE_AUTH_ID_MAX + 1];
     edge_match_t match;  //  the route and its parameters (requests)
     json_t *body;        //  the request body, until sent
     void *cursor;        //  its place in conn->calls
@@ -131,6 +137,48 @@ s_call_end (s_call_t *call)
     s_call_free (call);
 }
 
+//  An event for this connection (edge_live).
+static void
+s_live_send (void *watcher, const char *text, size_t size)
+{
+    s_send ((edge_ws_t *) watcher, text, size);
+}
+
+//  Answer a subscribe that is allowed: watch, and say so (with who is there).
+static void
+s_watched (edge_ws_t *self, s_call_t *call)
+{
+    edge_live_t *live = self->edge->live;
+    if (!live) {
+        s_send_error (self, call->id, "unavailable", "live events are not available");
+        return;
+    }
+    int rc = call->watch_tenant
+                 ? edge_live_watch_tenant (live, self, s_live_send, call->tenant_id,
+                                           call->user_id)
+                 : edge_live_watch (live, self, s_live_send, call->tenant_id,
+                                    call->conversation, call->user_id);
+    if (rc != 0) {
+        s_send_error (self, call->id, "overloaded", "too many subscriptions");
+        return;
+    }
+    json_t *answer = json_pack ("{s:s}", "type", "subscribed");
+    if (*call->id)
+        json_object_set_new (answer, "id", json_string (call->id));
+    if (call->watch_tenant)
+        json_object_set_new (answer, "scope", json_string ("tenant"));
+    else {
+        char *present = edge_live_presence (live, call->conversation);
+        json_object_set_new (answer, "conversation_id", json_string (call->conversation));
+        json_object_set_new (answer, "presence", json_loads (present, 0, NULL));
+        free (present);
+    }
+    char *text = json_dumps (answer, JSON_COMPACT);
+    json_decref (answer);
+    s_send (self, text, strlen (text));
+    free (text);
+}
+
 //  A bus reply for a WebSocket request.
 static void
 s_reply_fn (bus_client_t *client, const bus_reply_t *reply, void *arg)
@@ -139,6 +187,19 @@ s_reply_fn (bus_client_t *client, const bus_reply_t *reply, void *arg)
     edge_ws_t *self = call->conn;
     if (reply->kind != BUS_REPLY_PARTIAL)
         call->handle = 0;
+    if (call->watch) {
+        //  The conversation could be read as the user: watch it
+        if (reply->kind == BUS_REPLY_ERROR) {
+            const char *code = NULL;
+            edge_error_status (reply->code, &code);
+            s_send_error (self, call->id, code, reply->message);
+        }
+        else if (reply->kind == BUS_REPLY_FINAL)
+            s_watched (self, call);
+        if (reply->kind != BUS_REPLY_PARTIAL && !self->close_code)
+            s_call_end (call);
+        return;
+    }
     if (reply->kind == BUS_REPLY_ERROR) {
         const char *code = NULL;
         edge_error_status (reply->code, &code);
@@ -181,6 +242,13 @@ s_admitted (s_call_t *call, const edge_verdict_t *verdict)
         if (call->auth)
             self->credential.kind = EDGE_CRED_NONE;  //  later requests are anonymous
         s_send_error (self, id, verdict->code, verdict->message);
+        s_call_end (call);
+        return;
+    }
+    snprintf (call->tenant_id, sizeof call->tenant_id, "%s", verdict->identity.tenant_id);
+    snprintf (call->user_id, sizeof call->user_id, "%s", verdict->identity.user_id);
+    if (call->watch_tenant) {
+        s_watched (self, call);
         s_call_end (call);
         return;
     }
@@ -328,6 +396,88 @@ s_handle_request (edge_ws_t *self, json_t *msg, const char *id)
         s_admitted (call, &verdict);
 }
 
+//  {"type":"subscribe","conversation_id"} (the conversation is read as the
+//  connection's user first: another tenant's is the usual not_found) or
+//  {"type":"subscribe","scope":"tenant"}.
+static void
+s_handle_subscribe (edge_ws_t *self, json_t *msg, const char *id)
+{
+    edge_t *edge = self->edge;
+    const char *conversation = json_string_value (
+        json_object_get (msg, "conversation_id"));
+    const char *scope = json_string_value (json_object_get (msg, "scope"));
+    bool tenant = scope && strcmp (scope, "tenant") == 0;
+    if (!tenant && (!conversation || !*conversation || strlen (conversation) > 64)) {
+        s_send_error (self, id, "bad_request",
+                      "subscribe needs a conversation_id or \"scope\": \"tenant\"");
+        return;
+    }
+    if (zlistx_size (self->calls) >= S_MAX_CALLS) {
+        s_send_error (self, id, "overloaded", "too many requests in flight");
+        return;
+    }
+    if (edge->draining) {
+        s_send_error (self, id, "shutting_down", "the edge is shutting down");
+        return;
+    }
+    edge_match_t match;
+    char path[128];
+    snprintf (path, sizeof path, "/api/v1/conversations/%s", tenant ? "-" : conversation);
+    if (!tenant
+        && (strchr (conversation, '/') || strchr (conversation, '?')
+            || edge_routes_parse_target ("GET", path, strlen (path), &match)
+                   != EDGE_MATCH_OK)) {
+        s_send_error (self, id, "not_found", "no such conversation");
+        return;
+    }
+    s_call_t *call = s_call_new (self, id);
+    call->watch = !tenant;
+    call->watch_tenant = tenant;
+    if (!tenant) {
+        snprintf (call->conversation, sizeof call->conversation, "%s", conversation);
+        call->match = match;
+    }
+    edge_verdict_t verdict;
+    call->ticket = edge_guard_admit (edge->guard, EDGE_NEED_USER, "GET",
+                                     &self->credential, self->client_ip, !tenant,
+                                     s_admitted_fn, call, &verdict);
+    if (call->ticket) {
+        edge_wake_guard (edge);
+        bus_client_process (edge->bus);
+    }
+    else
+        s_admitted (call, &verdict);
+}
+
+//  {"type":"unsubscribe","conversation_id"} or {"type":"unsubscribe","scope":"tenant"}.
+static void
+s_handle_unsubscribe (edge_ws_t *self, json_t *msg, const char *id)
+{
+    const char *conversation = json_string_value (
+        json_object_get (msg, "conversation_id"));
+    const char *scope = json_string_value (json_object_get (msg, "scope"));
+    bool tenant = scope && strcmp (scope, "tenant") == 0;
+    if (self->edge->live && (tenant || conversation)
+        && edge_live_unwatch (self->edge->live, self, tenant ? NULL : conversation))
+        s_send_typed (self, "unsubscribed", id, NULL, NULL);
+    else
+        s_send_error (self, id, "not_found", "no such subscription");
+}
+
+//  {"type":"typing","conversation_id","typing":true|false}: to the others watching.
+static void
+s_handle_typing (edge_ws_t *self, json_t *msg, const char *id)
+{
+    const char *conversation = json_string_value (
+        json_object_get (msg, "conversation_id"));
+    json_t *typing = json_object_get (msg, "typing");
+    bool on = !typing || json_is_true (typing);
+    if (!self->edge->live || !conversation
+        || !edge_live_typing (self->edge->live, self, conversation, on))
+        s_send_error (self, id, "not_found",
+                      "typing needs a conversation this connection subscribed to");
+}
+
 //  One complete text message.
 static void
 s_handle_message (edge_ws_t *self)
@@ -352,6 +502,12 @@ s_handle_message (edge_ws_t *self)
         s_handle_auth (self, msg, id);
     else if (type && strcmp (type, "request") == 0)
         s_handle_request (self, msg, id);
+    else if (type && strcmp (type, "subscribe") == 0)
+        s_handle_subscribe (self, msg, id);
+    else if (type && strcmp (type, "unsubscribe") == 0)
+        s_handle_unsubscribe (self, msg, id);
+    else if (type && strcmp (type, "typing") == 0)
+        s_handle_typing (self, msg, id);
     else if (type && strcmp (type, "cancel") == 0) {
         s_call_t *call = id ? s_call_find (self, id) : NULL;
         if (call && !call->auth) {
@@ -373,6 +529,8 @@ s_destroy (edge_ws_t **self_p)
     edge_ws_t *self = *self_p;
     if (!self)
         return;
+    if (self->edge->live)
+        edge_live_unwatch_all (self->edge->live, self);
     for (s_call_t *call = (s_call_t *) zlistx_first (self->calls); call;
          call = (s_call_t *) zlistx_next (self->calls))
         s_call_free (call);

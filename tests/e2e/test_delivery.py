@@ -215,6 +215,83 @@ def check(name, fn):
     print("ok   %-58s %.2fs" % (name, time.time() - started), flush=True)
 
 
+class WebSocket:
+    """A minimal RFC 6455 client: masked text frames out, text frames in."""
+
+    def __init__(self, port, token):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=15)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall(("GET /api/v1/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                           "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                           "Authorization: Bearer %s\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                           % (key, token)).encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = self.sock.recv(4096)
+            assert chunk, head
+            head += chunk
+        assert head.startswith(b"HTTP/1.1 101"), head
+        self.buf = head.split(b"\r\n\r\n", 1)[1]
+        self.inbox = []
+
+    def send(self, message):
+        payload = json.dumps(message).encode()
+        mask = os.urandom(4)
+        n = len(payload)
+        head = bytes([0x81, 0x80 | n]) if n < 126 else \
+            bytes([0x81, 0x80 | 126]) + n.to_bytes(2, "big")
+        self.sock.sendall(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+
+    def _frame(self):
+        if len(self.buf) < 2:
+            return None
+        n, at = self.buf[1] & 0x7F, 2
+        if n == 126:
+            if len(self.buf) < 4:
+                return None
+            n, at = int.from_bytes(self.buf[2:4], "big"), 4
+        elif n == 127:
+            if len(self.buf) < 10:
+                return None
+            n, at = int.from_bytes(self.buf[2:10], "big"), 10
+        if len(self.buf) < at + n:
+            return None
+        opcode, payload = self.buf[0] & 0x0F, self.buf[at:at + n]
+        self.buf = self.buf[at + n:]
+        return opcode, payload
+
+    def until(self, what, done, timeout=20.0):
+        """Read messages until done(message) holds for one; returns it."""
+        end = time.time() + timeout
+        for message in self.inbox:
+            if done(message):
+                return message
+        while True:
+            frame = self._frame()
+            if frame is None:
+                assert time.time() < end, ("WebSocket: timed out on " + what,
+                                           self.inbox[-5:])
+                self.sock.settimeout(max(0.1, end - time.time()))
+                try:
+                    chunk = self.sock.recv(65536)
+                except socket.timeout:
+                    continue
+                assert chunk, ("WebSocket closed", self.inbox[-3:])
+                self.buf += chunk
+                continue
+            opcode, payload = frame
+            if opcode == 0x8:
+                raise AssertionError("WebSocket closed by the edge: %r" % payload)
+            if opcode == 0x1:
+                message = json.loads(payload)
+                self.inbox.append(message)
+                if done(message):
+                    return message
+
+    def close(self):
+        self.sock.close()
+
+
 # ---------------------------------------------------------------------------------
 
 
@@ -460,6 +537,73 @@ def c_cross_tenant():
     assert got == 400, answer
 
 
+def c_websocket_live():
+    # bea, a member of ada's tenant, joins by invite
+    _, invite = api("POST", "/api/v1/auth/invites", {"email": "bea-%s@delivery.test" % RUN,
+                                                     "role": "member"}, W.ada, 201)
+    _, bea = api("POST", "/api/v1/auth/register", {
+        "email": "bea-%s@delivery.test" % RUN, "password": PASSWORD,
+        "invite_token": invite["token"]}, status=201)
+    W.bea, W.bea_id = bea["access_token"], bea["user"]["id"]
+    _, conv = api("POST", "/api/v1/conversations", {"agent_id": W.agent, "title": "Live"},
+                  W.ada, 201)
+    # ada on edge 1, bea on edge 2 (the other replica), eve (another tenant) on edge 2
+    ada, bea, eve = (WebSocket(W.port, W.ada), WebSocket(W.port2, W.bea),
+                     WebSocket(W.port2, W.eve))
+    try:
+        ada.send({"type": "subscribe", "id": "s1", "conversation_id": conv["id"]})
+        got = ada.until("subscribed", lambda m: m.get("id") == "s1")
+        assert got["type"] == "subscribed" and got["presence"] == [W.ada_id], got
+        bea.send({"type": "subscribe", "id": "s2", "conversation_id": conv["id"]})
+        got = bea.until("subscribed", lambda m: m.get("id") == "s2")
+        assert got["type"] == "subscribed" and W.bea_id in got["presence"], got
+        # presence crosses replicas: ada hears bea arrive
+        ada.until("bea's presence", lambda m: m.get("type") == "presence"
+                  and m["user_id"] == W.bea_id and m["online"] is True)
+        # another tenant cannot watch it: the usual not_found
+        eve.send({"type": "subscribe", "id": "s3", "conversation_id": conv["id"]})
+        got = eve.until("refused", lambda m: m.get("id") == "s3")
+        assert got["type"] == "error" and got["error"]["code"] == "not_found", got
+        # bea types; ada (on the other edge) sees it, bea does not hear herself
+        bea.send({"type": "typing", "conversation_id": conv["id"], "typing": True})
+        got = ada.until("typing", lambda m: m.get("type") == "typing")
+        assert got["user_id"] == W.bea_id and got["typing"] is True, got
+        # bea sends a message over HTTP; ada watches the reply stream in live
+        bea.send({"type": "subscribe", "id": "s4", "scope": "tenant"})
+        bea.until("tenant", lambda m: m.get("id") == "s4" and m["type"] == "subscribed")
+        api("POST", "/api/v1/conversations/%s/messages" % conv["id"],
+            {"content": "live over the bus"}, W.bea, 200)
+        done = ada.until("the reply completed", lambda m: m.get("type") == "event"
+                         and m.get("event") == "message.completed")
+        assert done["conversation_id"] == conv["id"], done
+        assert done["data"]["content"] == "Echo: live over the bus", done
+        events = [m["event"] for m in ada.inbox if m.get("type") == "event"
+                  and m.get("event")]
+        assert events[0] == "message.created" and "message.delta" in events, events
+        deltas = "".join(m["data"]["delta"] for m in ada.inbox
+                         if m.get("event") == "message.delta")
+        assert deltas == "Echo: live over the bus", deltas
+        # the tenant's durable events reach bea: the new message, a handoff change
+        bea.until("chat.message.created", lambda m: m.get("topic") == "chat.message.created"
+                  and m.get("conversation_id") == conv["id"])
+        api("POST", "/api/v1/conversations/%s/resolve" % conv["id"], None, W.ada, 200)
+        got = bea.until("resolved", lambda m: m.get("topic") == "chat.conversation.resolved")
+        assert got["data"]["status"] == "resolved" and got["conversation_id"] == conv["id"]
+        assert not [m for m in eve.inbox if m.get("type") == "event"], eve.inbox
+        # bea leaves: ada is told
+        bea.close()
+        ada.until("bea left", lambda m: m.get("type") == "presence"
+                  and m["user_id"] == W.bea_id and m["online"] is False)
+        ada.send({"type": "unsubscribe", "id": "u1", "conversation_id": conv["id"]})
+        assert ada.until("unsubscribed", lambda m: m.get("id") == "u1")["type"] \
+            == "unsubscribed"
+        ada.send({"type": "typing", "id": "t2", "conversation_id": conv["id"]})
+        assert ada.until("refused", lambda m: m.get("id") == "t2")["type"] == "error"
+    finally:
+        for ws in (ada, bea, eve):
+            ws.close()
+
+
 def c_sigkill():
     # the turn takes a while; channels dies right after the answer, mid-processing
     wamid = "wamid.KILL-%s" % RUN
@@ -498,7 +642,7 @@ def main():
         ["--token", TOKEN, "--token", "7000000001:" + TOKEN])
     W.llm = "http://127.0.0.1:%d" % llm_port
     graph = "http://127.0.0.1:%d/v21.0" % W.standin_port
-    base, W.port = free_port(3), free_port()
+    base, W.port, W.port2 = free_port(3), free_port(), free_port()
     environment = dict(os.environ)
     environment.update({
         "CHORUS_BROKERS": "tcp://127.0.0.1:%d" % base,
@@ -525,13 +669,19 @@ def main():
                  for name in ("broker", "auth", "agents", "chat")]
     W.channels = start("channels", [BIN + "/chorus-channels"], environment)
     edge = start("edge", [BIN + "/chorus-edge"], environment)
-    processes.append(edge)
+    second = dict(environment, CHORUS_EDGE_PORT=str(W.port2))
+    processes += [edge, start("edge-2", [BIN + "/chorus-edge"], second)]
     try:
         def ready():
             if call("GET", "/readyz")[0] != 200:
                 return False
-            return all(call("GET", "/api/v1/services/%s/ping" % s)[0] == 200
-                       for s in ("auth", "agents", "chat", "channels"))
+            conn = http.client.HTTPConnection("127.0.0.1", W.port2, timeout=5)
+            conn.request("GET", "/readyz")
+            second = conn.getresponse().status
+            conn.close()
+            return second == 200 and all(
+                call("GET", "/api/v1/services/%s/ping" % s)[0] == 200
+                for s in ("auth", "agents", "chat", "channels"))
         wait_for("the stack", ready, 60)
         check("tenants, the agent on the LLM stand-in, four connections", c_setup)
         check("WhatsApp: answered on the Cloud API once, delivered", c_whatsapp)
@@ -542,6 +692,7 @@ def main():
         check("a 429 then success; a permanent failure stored", c_faults)
         check("connections.test against the platforms", c_connection_test)
         check("another tenant: the same 404s", c_cross_tenant)
+        check("WebSocket: live replies, typing, presence, two edges", c_websocket_live)
         check("channels SIGKILLed mid-processing: answered once", c_sigkill)
         for proc in [W.channels] + list(reversed(processes)):
             proc.send_signal(signal.SIGTERM)
