@@ -10,13 +10,16 @@ edge; what goes out is read from the stand-in's request log.
 Checks: a signed WhatsApp message answered by the agent on the Cloud API (and a
 redelivery answered once), the status callback moving the part to delivered; a
 Telegram reply longer than 4096 characters split in order; Slack mentions answered in
-their thread and the bot's own messages ignored; Messenger; handoff (a contact asking
-for a person gets the notice, the agent stays silent while the conversation waits
-or a member holds it, the member's reply goes out, resolve, reopen, unassign gives
-it back to the agent); a 429 then success, a permanent failure stored as failed with
-the platform's error; connections.test against the stand-in; the cross-tenant 404s;
-and the channels service killed with SIGKILL after the answer, the reply still
-delivered once after its restart.
+their thread and the bot's own messages ignored; Messenger and Instagram (parts of at
+most 1000 bytes); handoff (a contact asking for a person gets the notice, the agent
+stays silent while the conversation waits or a member holds it, the member's reply
+goes out, resolve, reopen, unassign gives it back to the agent); a 429 then success,
+a permanent failure stored as failed with the platform's error; connections.test
+against the stand-in; the cross-tenant 404s; WebSocket clients on two edge replicas
+(a reply streaming live to a watcher, typing, presence, the tenant's events, a member
+taking a conversation and answering over the WebSocket, a member's 403 on
+connections.test); and the channels service killed with SIGKILL after the answer,
+the reply still delivered once after its restart.
 
 Needs CHORUS_BIN_DIR, CHORUS_TEST_DATABASE_URL and CHORUS_TEST_REDIS_URL
 (tools/chorus test sets them)."""
@@ -53,7 +56,9 @@ SEED = int(RUN, 16)
 WA_ID, WA_KILL = "1631%07d" % (SEED % 10**7), "1632%07d" % (SEED % 10**7)
 TG_CHAT, TG_HANDOFF = 700000000 + SEED % 10**8, 800000000 + SEED % 10**8
 SLACK_CHANNEL, SLACK_DM, PSID = "C0" + RUN.upper(), "D0" + RUN.upper(), "PSID" + RUN
-RECIPIENTS = {WA_ID, WA_KILL, str(TG_CHAT), str(TG_HANDOFF), SLACK_CHANNEL, SLACK_DM, PSID}
+IGSID = "IGSID" + RUN
+RECIPIENTS = {WA_ID, WA_KILL, str(TG_CHAT), str(TG_HANDOFF), SLACK_CHANNEL, SLACK_DM, PSID,
+              IGSID}
 sys.path.insert(0, os.path.join(SRC, "tests", "standins"))
 import channels_standin  # noqa: E402
 import llm_standin  # noqa: E402
@@ -315,10 +320,14 @@ def c_setup():
         request.update(fields)
         return api("POST", "/api/v1/channels/connections", request, W.ada, 201)[1]
     W.wa_secret, W.ms_secret = "wa-secret-" + RUN, "ms-secret-" + RUN
+    W.ig_secret = "ig-secret-" + RUN
     wa = create("whatsapp", {"access_token": TOKEN, "app_secret": W.wa_secret,
                              "verify_token": "v"}, phone_number_id="106540352242922")
     ms = create("messenger", {"access_token": TOKEN, "app_secret": W.ms_secret,
                               "verify_token": "v"}, page_id="PAGE1")
+    ig = create("instagram", {"access_token": TOKEN, "app_secret": W.ig_secret,
+                              "verify_token": "v"}, page_id="ig17841400000")
+    W.ig, W.ig_url = ig["id"], ig["webhook_url"]
     tg = create("telegram", {"bot_token": "7000000001:" + TOKEN})
     W.sl_secret = "sl-secret-" + RUN
     sl = create("slack", {"bot_token": TOKEN, "signing_secret": W.sl_secret},
@@ -430,6 +439,20 @@ def c_messenger():
     assert record["path"] == "/v21.0/PAGE1/messages", record
     assert record["body"]["recipient"] == {"id": PSID}, record
     assert record["body"]["messaging_type"] == "RESPONSE", record
+    # Instagram: the same Send API on the Instagram account, 1000 bytes a part
+    body = json.dumps({"object": "instagram", "entry": [{"id": "ig17841400000", "time": 1,
+        "messaging": [{"sender": {"id": IGSID}, "recipient": {"id": "ig17841400000"},
+                       "timestamp": int(time.time() * 1000),
+                       "message": {"mid": "ig_%s" % RUN,
+                                   "text": "[[tokens:300]] insta \u00e9"}}]}]}).encode()
+    assert hook(W.ig_url, body, sign_meta(W.ig_secret, body))["stored"] == 1
+    parts = wait_for("every Instagram part sent", lambda: (lambda rows: len(rows) > 1 and all(
+        o["status"] == "sent" for o in rows) and rows)(outbound(W.ig)))
+    records = sent("instagram")
+    assert len(records) == len(parts), (len(records), len(parts))
+    assert all(r["path"] == "/v21.0/ig17841400000/messages" for r in records), records[0]
+    assert all(len(r["body"]["message"]["text"].encode()) <= 1000 for r in records)
+    assert records[0]["body"]["message"]["text"].startswith("Echo: insta \u00e9")
 
 
 def c_handoff():
@@ -518,6 +541,7 @@ def c_connection_test():
     _, no = api("POST", "/api/v1/channels/connections/%s/test" % bad["id"], None, W.ada,
                 200)
     assert no["ok"] is False and no["error_code"] == "invalid_auth", no
+    W.bad_connection = bad["id"]
 
 
 def c_cross_tenant():
@@ -590,6 +614,23 @@ def c_websocket_live():
         got = bea.until("resolved", lambda m: m.get("topic") == "chat.conversation.resolved")
         assert got["data"]["status"] == "resolved" and got["conversation_id"] == conv["id"]
         assert not [m for m in eve.inbox if m.get("type") == "event"], eve.inbox
+        # a member reads the deliveries but cannot test (or change) connections
+        api("GET", "/api/v1/channels/connections/%s/outbound" % W.tg, None, W.bea, 200)
+        got, answer = api("POST", "/api/v1/channels/connections/%s/test" % W.tg, None,
+                          W.bea)
+        assert got == 403 and answer["error"]["code"] == "forbidden", answer
+        # and can take a conversation over the WebSocket, like over HTTP
+        bea.send({"type": "request", "id": "r1", "method": "POST",
+                  "path": "/api/v1/conversations/%s/assign" % W.h_conv,
+                  "body": {"assignee_id": W.bea_id}})
+        got = bea.until("assigned", lambda m: m.get("id") == "r1")
+        assert got["type"] == "final" and got["data"]["assignee_id"] == W.bea_id, got
+        bea.send({"type": "request", "id": "r2", "method": "POST",
+                  "path": "/api/v1/conversations/%s/messages" % W.h_conv,
+                  "body": {"content": "Bea over the WebSocket"}})
+        got = bea.until("sent", lambda m: m.get("id") == "r2" and m["type"] != "partial")
+        assert got["type"] == "final", got
+        wait_for("bea's reply out", lambda: sent("telegram", "Bea over the WebSocket"))
         # bea leaves: ada is told
         bea.close()
         ada.until("bea left", lambda m: m.get("type") == "presence"
@@ -687,7 +728,7 @@ def main():
         check("WhatsApp: answered on the Cloud API once, delivered", c_whatsapp)
         check("Telegram: a long reply split at 4096, in order", c_telegram_long)
         check("Slack: mention answered in its thread, own bot ignored", c_slack_thread)
-        check("Messenger: answered on the Send API", c_messenger)
+        check("Messenger and Instagram: answered on the Send API", c_messenger)
         check("handoff: notice, silence, member replies, resolve", c_handoff)
         check("a 429 then success; a permanent failure stored", c_faults)
         check("connections.test against the platforms", c_connection_test)
