@@ -503,6 +503,14 @@ def c_handoff():
     assert back["assignee_id"] is None and back["status"] == "open", back
     telegram("bot again?", chat)
     wait_for("the agent answers again", lambda: sent("telegram", "Echo: bot again?"))
+    # the history it got holds what was said while a member held it: the contact's
+    # messages and the member's answers (as the assistant's)
+    with urllib.request.urlopen(W.llm + "/_standin/requests", timeout=10) as response:
+        records = json.loads(response.read())["requests"]
+    asked = [r for r in records if "bot again?" in json.dumps(r.get("body"))][-1]
+    history = [(m["role"], m["content"]) for m in asked["body"]["messages"]]
+    assert ("user", "thanks Ada") in history and ("user", "one more thing") in history
+    assert ("assistant", "Hi, Ada here. How can I help?") in history, history
     # an assignee must be a member of the tenant
     got, answer = api("POST", "/api/v1/conversations/%s/assign" % W.h_conv,
                       {"assignee_id": W.eve_id}, W.ada)
