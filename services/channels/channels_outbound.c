@@ -84,6 +84,50 @@ s_publish_rows (channels_state_t *state, PGresult *result)
         channels_receive_publish (state, result, row);
 }
 
+//  What a platform's answer means (check: the answer to a credentials check);
+//  returns the HTTP status, 0 when none arrived (the error then says why).
+static long
+s_read_answer (http_response_t *response, const char *platform, bool check,
+               channels_outcome_t *outcome)
+{
+    long status = http_response_error (response) == HTTP_OK
+                      ? http_response_status (response)
+                      : 0;
+    channels_send_outcome (platform, check, status, http_response_body (response),
+                           http_response_body_size (response),
+                           http_response_retry_after (response), outcome);
+    if (status == 0)
+        snprintf (outcome->error, sizeof outcome->error,
+                  "no answer from the platform: %s", http_response_error_text (response));
+    return status;
+}
+
+//  Start the request http describes (and free it); the transfer's id, 0 when it
+//  could not start.
+static uint64_t
+s_start (channels_state_t *state, channels_http_t *http, const char *request_id,
+         http_done_fn *on_done, void *arg)
+{
+    http_request_t *request = http_request_new (http->method, http->url);
+    bool headers_ok = !http->authorization
+                      || http_request_add_header (request, "Authorization",
+                                                  http->authorization)
+                             == 0;
+    if (http->body)
+        http_request_set_body (request, http->body, strlen (http->body),
+                               http->content_type);
+    channels_http_free (http);
+    http_request_set_timeout (request, S_SEND_TIMEOUT_MS);
+    http_request_set_max_body (request, 1 << 20);
+    http_request_set_request_id (request, request_id);
+    http_request_set_callbacks (request, NULL, NULL, on_done, arg);
+    uint64_t transfer = headers_ok && state->http
+                            ? http_client_send (state->http, &request)
+                            : 0;
+    http_request_destroy (&request);
+    return transfer;
+}
+
 //  ---------------------------------------------------------------------------------
 //  The sender
 
@@ -154,16 +198,8 @@ s_on_done (http_response_t *response, void *arg)
 {
     s_send_t *send = (s_send_t *) arg;
     send->transfer = 0;
-    long status = http_response_error (response) == HTTP_OK
-                      ? http_response_status (response)
-                      : 0;
     channels_outcome_t outcome;
-    channels_send_outcome (send->platform, false, status, http_response_body (response),
-                           http_response_body_size (response),
-                           http_response_retry_after (response), &outcome);
-    if (status == 0)
-        snprintf (outcome.error, sizeof outcome.error, "no answer from the platform: %s",
-                  http_response_error_text (response));
+    s_read_answer (response, send->platform, false, &outcome);
     if (outcome.ok)
         s_finish (send, "sent", outcome.external_id, NULL, NULL, 0);
     else
@@ -217,20 +253,7 @@ s_send (s_send_t *send, PGresult *result, int row)
                     "the part cannot be sent (no account id, or not UTF-8)");
         return;
     }
-    http_request_t *request = http_request_new (http.method, http.url);
-    bool headers_ok = !http.authorization
-                      || http_request_add_header (request, "Authorization",
-                                                  http.authorization)
-                             == 0;
-    if (http.body)
-        http_request_set_body (request, http.body, strlen (http.body), http.content_type);
-    channels_http_free (&http);
-    http_request_set_timeout (request, S_SEND_TIMEOUT_MS);
-    http_request_set_max_body (request, 1 << 20);
-    http_request_set_request_id (request, send->request_id);
-    http_request_set_callbacks (request, NULL, NULL, s_on_done, send);
-    send->transfer = headers_ok ? http_client_send (state->http, &request) : 0;
-    http_request_destroy (&request);
+    send->transfer = s_start (state, &http, send->request_id, s_on_done, send);
     if (!send->transfer)
         s_not_sent (send, true, -1, "internal", "the request could not start");
 }
@@ -473,13 +496,8 @@ s_check_done (http_response_t *response, void *arg)
 {
     s_check_t *check = (s_check_t *) arg;
     check->transfer = 0;
-    long status = http_response_error (response) == HTTP_OK
-                      ? http_response_status (response)
-                      : 0;
     channels_outcome_t outcome;
-    channels_send_outcome (check->platform, true, status, http_response_body (response),
-                           http_response_body_size (response),
-                           http_response_retry_after (response), &outcome);
+    long status = s_read_answer (response, check->platform, true, &outcome);
     ChorusChannels__ConnectionTest reply = CHORUS_CHANNELS__CONNECTION_TEST__INIT;
     reply.has_ok = reply.has_status = true;
     reply.ok = outcome.ok;
@@ -488,8 +506,7 @@ s_check_done (http_response_t *response, void *arg)
         reply.account = outcome.account;
     else {
         reply.error_code = outcome.error_code;
-        reply.error = status ? outcome.error
-                             : (char *) http_response_error_text (response);
+        reply.error = outcome.error;
     }
     service_call_reply (&check->base.base, &reply.base);
 }
@@ -529,19 +546,8 @@ s_check_connection (service_call_t *call, PGresult *result)
         service_call_fail (call, "bad_request", "the connection lacks its account id");
         return;
     }
-    http_request_t *request = http_request_new (http.method, http.url);
-    bool headers_ok = !http.authorization
-                      || http_request_add_header (request, "Authorization",
-                                                  http.authorization)
-                             == 0;
-    channels_http_free (&http);
-    http_request_set_timeout (request, S_SEND_TIMEOUT_MS);
-    http_request_set_max_body (request, 1 << 20);
-    http_request_set_request_id (request, service_call_request_id (call));
-    http_request_set_callbacks (request, NULL, NULL, s_check_done, check);
-    check->transfer = headers_ok && state->http ? http_client_send (state->http, &request)
-                                                : 0;
-    http_request_destroy (&request);
+    check->transfer = s_start (state, &http, service_call_request_id (call), s_check_done,
+                               check);
     if (!check->transfer)
         service_call_fail (call, "unavailable", "the request could not start");
 }

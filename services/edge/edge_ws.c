@@ -292,12 +292,29 @@ s_admitted_fn (const edge_verdict_t *verdict, void *arg)
     s_admitted (call, verdict);
 }
 
+//  Ask the guard about a call (need, method: its route's; bus: a request that
+//  counts against the budget); the verdict comes now or later (s_admitted_fn).
+static void
+s_admit (s_call_t *call, edge_need_t need, const char *method, bool bus)
+{
+    edge_ws_t *self = call->conn;
+    edge_t *edge = self->edge;
+    edge_verdict_t verdict;
+    call->ticket = edge_guard_admit (edge->guard, need, method, &self->credential,
+                                     self->client_ip, bus, s_admitted_fn, call, &verdict);
+    if (call->ticket) {
+        edge_wake_guard (edge);
+        bus_client_process (edge->bus);  //  the verdict may be there already
+    }
+    else
+        s_admitted (call, &verdict);
+}
+
 //  {"type":"auth","token":...}: the connection's credential from now on, checked
 //  at once (answered "authenticated" or with an error).
 static void
 s_handle_auth (edge_ws_t *self, json_t *msg, const char *id)
 {
-    edge_t *edge = self->edge;
     const char *token = json_string_value (json_object_get (msg, "token"));
     if (!token || !*token) {
         s_send_error (self, id, "bad_request", "an auth message needs a token");
@@ -318,16 +335,7 @@ s_handle_auth (edge_ws_t *self, json_t *msg, const char *id)
         memcpy (self->credential.token, token, len + 1);
     s_call_t *call = s_call_new (self, id);
     call->auth = true;
-    edge_verdict_t verdict;
-    call->ticket = edge_guard_admit (edge->guard, EDGE_NEED_USER, "GET",
-                                     &self->credential, self->client_ip, false,
-                                     s_admitted_fn, call, &verdict);
-    if (call->ticket) {
-        edge_wake_guard (edge);
-        bus_client_process (edge->bus);
-    }
-    else
-        s_admitted (call, &verdict);
+    s_admit (call, EDGE_NEED_USER, "GET", false);
 }
 
 //  {"type":"request",...}
@@ -384,16 +392,7 @@ s_handle_request (edge_ws_t *self, json_t *msg, const char *id)
     s_call_t *call = s_call_new (self, id);
     call->match = match;
     call->body = json_is_object (body) ? json_incref (body) : NULL;
-    edge_verdict_t verdict;
-    call->ticket = edge_guard_admit (edge->guard, match.route->need, match.route->method,
-                                     &self->credential, self->client_ip, true,
-                                     s_admitted_fn, call, &verdict);
-    if (call->ticket) {
-        edge_wake_guard (edge);
-        bus_client_process (edge->bus);  //  the verdict may be there already
-    }
-    else
-        s_admitted (call, &verdict);
+    s_admit (call, match.route->need, match.route->method, true);
 }
 
 //  {"type":"subscribe","conversation_id"} (the conversation is read as the
@@ -437,16 +436,7 @@ s_handle_subscribe (edge_ws_t *self, json_t *msg, const char *id)
         snprintf (call->conversation, sizeof call->conversation, "%s", conversation);
         call->match = match;
     }
-    edge_verdict_t verdict;
-    call->ticket = edge_guard_admit (edge->guard, EDGE_NEED_USER, "GET",
-                                     &self->credential, self->client_ip, !tenant,
-                                     s_admitted_fn, call, &verdict);
-    if (call->ticket) {
-        edge_wake_guard (edge);
-        bus_client_process (edge->bus);
-    }
-    else
-        s_admitted (call, &verdict);
+    s_admit (call, EDGE_NEED_USER, "GET", !tenant);
 }
 
 //  {"type":"unsubscribe","conversation_id"} or {"type":"unsubscribe","scope":"tenant"}.
