@@ -42,7 +42,6 @@ import os
 import shutil
 import signal
 import struct
-import socket
 import subprocess
 import sys
 import tempfile
@@ -78,37 +77,12 @@ XFAILED = []
 
 sys.path.insert(0, os.path.join(SRC, "tests", "standins"))
 import llm_standin  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import free_port, wait_for, WebSocket, start as start_in  # noqa: E402
 
 
-def free_port(consecutive=1):
-    for _ in range(500):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        if base + consecutive > 65000:
-            continue
-        ok = True
-        for port in range(base, base + consecutive):
-            with socket.socket() as t:
-                try:
-                    t.bind(("127.0.0.1", port))
-                except OSError:
-                    ok = False
-        if ok:
-            return base
-    raise RuntimeError("no free port")
-
-
-def wait_for(what, predicate, timeout=15.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            if predicate():
-                return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
+def start(name, args, environment):
+    return start_in(name, args, environment, WORK, PROCESSES)
 
 
 def check(name, fn, xfail=None):
@@ -132,14 +106,6 @@ def check(name, fn, xfail=None):
         print("XPASS %-57s (fixed? %s)" % (name, xfail), flush=True)
     else:
         print("ok   %-58s %.2fs" % (name, time.time() - started), flush=True)
-
-
-def start(name, args, environment):
-    log = open(os.path.join(WORK, name + ".log"), "ab")
-    proc = subprocess.Popen(args, env=environment, stdout=log, stderr=log)
-    proc.name = name
-    PROCESSES.append(proc)
-    return proc
 
 
 # ---------------------------------------------------------------------------------
@@ -222,88 +188,6 @@ def sse_events(raw):
             out.append((fields.get("event", ["message"])[0], fields.get("id", [None])[0],
                         json.loads("\n".join(fields["data"]))))
     return out
-
-
-class WebSocket:
-    """A minimal RFC 6455 client: masked text frames out, text frames in."""
-
-    def __init__(self, port, token=None):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=15)
-        key = base64.b64encode(os.urandom(16)).decode()
-        auth = "Authorization: Bearer %s\r\n" % token if token else ""
-        self.sock.sendall(("GET /api/v1/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-                           "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n%s"
-                           "Sec-WebSocket-Version: 13\r\n\r\n" % (key, auth)).encode())
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = self.sock.recv(4096)
-            assert chunk, head
-            head += chunk
-        assert head.startswith(b"HTTP/1.1 101"), head
-        self.buf = head.split(b"\r\n\r\n", 1)[1]
-        self.inbox = []
-
-    def send(self, message):
-        payload = json.dumps(message).encode()
-        mask = os.urandom(4)
-        n = len(payload)
-        if n < 126:
-            head = bytes([0x81, 0x80 | n])
-        elif n < 65536:
-            head = bytes([0x81, 0x80 | 126]) + n.to_bytes(2, "big")
-        else:
-            head = bytes([0x81, 0x80 | 127]) + n.to_bytes(8, "big")
-        self.sock.sendall(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
-
-    def _frame(self):
-        """One whole frame from the buffer, or None."""
-        if len(self.buf) < 2:
-            return None
-        n, at = self.buf[1] & 0x7F, 2
-        if n == 126:
-            if len(self.buf) < 4:
-                return None
-            n, at = int.from_bytes(self.buf[2:4], "big"), 4
-        elif n == 127:
-            if len(self.buf) < 10:
-                return None
-            n, at = int.from_bytes(self.buf[2:10], "big"), 10
-        if len(self.buf) < at + n:
-            return None
-        opcode, payload = self.buf[0] & 0x0F, self.buf[at:at + n]
-        self.buf = self.buf[at + n:]
-        return opcode, payload
-
-    def until(self, done, timeout=20.0):
-        """Read messages until done(inbox) is true; returns the inbox."""
-        end = time.time() + timeout
-        while not done(self.inbox):
-            frame = self._frame()
-            if frame is None:
-                assert time.time() < end, ("WebSocket: timed out", self.inbox[-3:])
-                self.sock.settimeout(max(0.1, end - time.time()))
-                chunk = self.sock.recv(65536)
-                assert chunk, ("WebSocket closed", self.inbox[-3:])
-                self.buf += chunk
-                continue
-            opcode, payload = frame
-            if opcode == 0x1:
-                self.inbox.append(json.loads(payload))
-            elif opcode == 0x8:
-                raise AssertionError("WebSocket closed by the edge: %r" % payload)
-        return self.inbox
-
-    def of(self, rid):
-        return [m for m in self.inbox if m.get("id") == rid]
-
-    def ended(self, rid, timeout=20.0):
-        """The messages of request rid once its final (or error) came."""
-        self.until(lambda box: any(m.get("id") == rid and m.get("type") in
-                                   ("final", "error", "cancelled") for m in box), timeout)
-        return self.of(rid)
-
-    def close(self):
-        self.sock.close()
 
 
 # ---------------------------------------------------------------------------------

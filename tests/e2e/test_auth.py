@@ -32,6 +32,8 @@ import time
 import traceback
 import urllib.parse
 import uuid
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import free_port, start as start_in  # noqa: E402
 
 try:
     import jwt
@@ -1361,6 +1363,10 @@ LIMIT_CHECKS = [
 # ---------------------------------------------------------------------------
 # Running
 
+def start(name, args, environment):
+    return start_in(name, args, environment, WORK)
+
+
 def check(name, fn, *args):
     HISTORY.clear()
     started = time.time()
@@ -1385,32 +1391,6 @@ def check(name, fn, *args):
     PASSED.append(name)
     print("ok   %-60s %.2fs" % (name, time.time() - started), flush=True)
     return True
-
-
-def free_port(consecutive=1):
-    for _ in range(500):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        if base + consecutive > 65000:
-            continue
-        ok = True
-        for port in range(base, base + consecutive):
-            with socket.socket() as t:
-                try:
-                    t.bind(("127.0.0.1", port))
-                except OSError:
-                    ok = False
-        if ok:
-            return base
-    raise RuntimeError("no free port")
-
-
-def start(name, args, environment):
-    log = open(os.path.join(WORK, name + ".log"), "ab")
-    proc = subprocess.Popen(args, env=environment, stdout=log, stderr=log)
-    proc.name = name
-    return proc
 
 
 def create_database(url):

@@ -23,7 +23,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,8 @@ import uuid
 
 import msgpack
 import zmq
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import free_port, wait_for, start as start_in  # noqa: E402
 
 BIN = os.environ.get("CHORUS_BIN_DIR", "build/bin")
 SRC = os.environ.get("CHORUS_SOURCE_DIR", os.path.dirname(os.path.abspath(__file__))
@@ -49,34 +50,6 @@ REQUEST, PARTIAL, FINAL, ERROR = b"\x01", b"\x11", b"\x12", b"\x13"
 
 class W:
     """What the checks share."""
-
-
-def free_port(consecutive=1):
-    for _ in range(500):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        if base + consecutive > 65000:
-            continue
-        ok = True
-        for port in range(base, base + consecutive):
-            with socket.socket() as t:
-                try:
-                    t.bind(("127.0.0.1", port))
-                except OSError:
-                    ok = False
-        if ok:
-            return base
-    raise RuntimeError("no free port")
-
-
-def wait_for(what, predicate, timeout=30.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting for " + what)
 
 
 class Bus:
@@ -174,6 +147,10 @@ def refused(answer, status, code):
     got, ctype, body = answer
     assert got == status and ctype == "application/json", answer
     assert json.loads(body)["error"]["code"] == code, body
+
+
+def start(name, args, environment):
+    return start_in(name, args, environment, WORK)
 
 
 def check(name, fn):
@@ -614,13 +591,6 @@ def c_delete():
 
 
 # ---------------------------------------------------------------------------------
-
-
-def start(name, args, environment):
-    log = open(os.path.join(WORK, name + ".log"), "ab")
-    proc = subprocess.Popen(args, env=environment, stdout=log, stderr=log)
-    proc.name = name
-    return proc
 
 
 def main():

@@ -69,6 +69,8 @@ FAILED = []
 
 sys.path.insert(0, os.path.join(SRC, "tests", "standins"))
 import llm_standin  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import wait_for, start as start_in  # noqa: E402
 
 REQUEST, CANCEL, HEARTBEAT, READY = b"\x01", b"\x02", b"\x03", b"\x04"
 DISCONNECT, PARTIAL, FINAL, ERROR = b"\x06", b"\x11", b"\x12", b"\x13"
@@ -94,16 +96,8 @@ def free_base_port():
     raise RuntimeError("no free ports")
 
 
-def wait_for(what, predicate, timeout=15.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            if predicate():
-                return
-        except OSError:             # not listening yet
-            pass
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
+def start(name, args, environment):
+    return start_in(name, args, environment, WORK, PROCESSES)
 
 
 def check(name, fn):
@@ -302,14 +296,6 @@ def redis_command(*args):
 
 
 # ---------------------------------------------------------------------------------
-
-def start(name, args, environment):
-    log = open(os.path.join(WORK, name + ".log"), "ab")
-    proc = subprocess.Popen(args, env=environment, stdout=log, stderr=log)
-    proc.name = name
-    PROCESSES.append(proc)
-    return proc
-
 
 def stream_events(replies):
     """The (event, id, data) of stream replies, the final one last."""

@@ -32,8 +32,6 @@ import json
 import os
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -62,42 +60,12 @@ RECIPIENTS = {WA_ID, WA_KILL, str(TG_CHAT), str(TG_HANDOFF), SLACK_CHANNEL, SLAC
 sys.path.insert(0, os.path.join(SRC, "tests", "standins"))
 import channels_standin  # noqa: E402
 import llm_standin  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import free_port, wait_for, WebSocket, start as start_in  # noqa: E402
 
 
 class W:
     """What the checks share."""
-
-
-def free_port(consecutive=1):
-    for _ in range(500):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        if base + consecutive > 65000:
-            continue
-        ok = True
-        for port in range(base, base + consecutive):
-            with socket.socket() as t:
-                try:
-                    t.bind(("127.0.0.1", port))
-                except OSError:
-                    ok = False
-        if ok:
-            return base
-    raise RuntimeError("no free port")
-
-
-def wait_for(what, predicate, timeout=30.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting for " + what)
 
 
 def call(method, path, body=None, headers=None, timeout=30):
@@ -214,87 +182,14 @@ def inbox(connection):
     return answer["data"]
 
 
+def start(name, args, environment):
+    return start_in(name, args, environment, WORK)
+
+
 def check(name, fn):
     started = time.time()
     fn()
     print("ok   %-58s %.2fs" % (name, time.time() - started), flush=True)
-
-
-class WebSocket:
-    """A minimal RFC 6455 client: masked text frames out, text frames in."""
-
-    def __init__(self, port, token):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=15)
-        key = base64.b64encode(os.urandom(16)).decode()
-        self.sock.sendall(("GET /api/v1/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-                           "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-                           "Authorization: Bearer %s\r\nSec-WebSocket-Version: 13\r\n\r\n"
-                           % (key, token)).encode())
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = self.sock.recv(4096)
-            assert chunk, head
-            head += chunk
-        assert head.startswith(b"HTTP/1.1 101"), head
-        self.buf = head.split(b"\r\n\r\n", 1)[1]
-        self.inbox = []
-
-    def send(self, message):
-        payload = json.dumps(message).encode()
-        mask = os.urandom(4)
-        n = len(payload)
-        head = bytes([0x81, 0x80 | n]) if n < 126 else \
-            bytes([0x81, 0x80 | 126]) + n.to_bytes(2, "big")
-        self.sock.sendall(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
-
-    def _frame(self):
-        if len(self.buf) < 2:
-            return None
-        n, at = self.buf[1] & 0x7F, 2
-        if n == 126:
-            if len(self.buf) < 4:
-                return None
-            n, at = int.from_bytes(self.buf[2:4], "big"), 4
-        elif n == 127:
-            if len(self.buf) < 10:
-                return None
-            n, at = int.from_bytes(self.buf[2:10], "big"), 10
-        if len(self.buf) < at + n:
-            return None
-        opcode, payload = self.buf[0] & 0x0F, self.buf[at:at + n]
-        self.buf = self.buf[at + n:]
-        return opcode, payload
-
-    def until(self, what, done, timeout=20.0):
-        """Read messages until done(message) holds for one; returns it."""
-        end = time.time() + timeout
-        for message in self.inbox:
-            if done(message):
-                return message
-        while True:
-            frame = self._frame()
-            if frame is None:
-                assert time.time() < end, ("WebSocket: timed out on " + what,
-                                           self.inbox[-5:])
-                self.sock.settimeout(max(0.1, end - time.time()))
-                try:
-                    chunk = self.sock.recv(65536)
-                except socket.timeout:
-                    continue
-                assert chunk, ("WebSocket closed", self.inbox[-3:])
-                self.buf += chunk
-                continue
-            opcode, payload = frame
-            if opcode == 0x8:
-                raise AssertionError("WebSocket closed by the edge: %r" % payload)
-            if opcode == 0x1:
-                message = json.loads(payload)
-                self.inbox.append(message)
-                if done(message):
-                    return message
-
-    def close(self):
-        self.sock.close()
 
 
 # ---------------------------------------------------------------------------------
@@ -584,28 +479,28 @@ def c_websocket_live():
                      WebSocket(W.port2, W.eve))
     try:
         ada.send({"type": "subscribe", "id": "s1", "conversation_id": conv["id"]})
-        got = ada.until("subscribed", lambda m: m.get("id") == "s1")
+        got = ada.next("subscribed", lambda m: m.get("id") == "s1")
         assert got["type"] == "subscribed" and got["presence"] == [W.ada_id], got
         bea.send({"type": "subscribe", "id": "s2", "conversation_id": conv["id"]})
-        got = bea.until("subscribed", lambda m: m.get("id") == "s2")
+        got = bea.next("subscribed", lambda m: m.get("id") == "s2")
         assert got["type"] == "subscribed" and W.bea_id in got["presence"], got
         # presence crosses replicas: ada hears bea arrive
-        ada.until("bea's presence", lambda m: m.get("type") == "presence"
+        ada.next("bea's presence", lambda m: m.get("type") == "presence"
                   and m["user_id"] == W.bea_id and m["online"] is True)
         # another tenant cannot watch it: the usual not_found
         eve.send({"type": "subscribe", "id": "s3", "conversation_id": conv["id"]})
-        got = eve.until("refused", lambda m: m.get("id") == "s3")
+        got = eve.next("refused", lambda m: m.get("id") == "s3")
         assert got["type"] == "error" and got["error"]["code"] == "not_found", got
         # bea types; ada (on the other edge) sees it, bea does not hear herself
         bea.send({"type": "typing", "conversation_id": conv["id"], "typing": True})
-        got = ada.until("typing", lambda m: m.get("type") == "typing")
+        got = ada.next("typing", lambda m: m.get("type") == "typing")
         assert got["user_id"] == W.bea_id and got["typing"] is True, got
         # bea sends a message over HTTP; ada watches the reply stream in live
         bea.send({"type": "subscribe", "id": "s4", "scope": "tenant"})
-        bea.until("tenant", lambda m: m.get("id") == "s4" and m["type"] == "subscribed")
+        bea.next("tenant", lambda m: m.get("id") == "s4" and m["type"] == "subscribed")
         api("POST", "/api/v1/conversations/%s/messages" % conv["id"],
             {"content": "live over the bus"}, W.bea, 200)
-        done = ada.until("the reply completed", lambda m: m.get("type") == "event"
+        done = ada.next("the reply completed", lambda m: m.get("type") == "event"
                          and m.get("event") == "message.completed")
         assert done["conversation_id"] == conv["id"], done
         assert done["data"]["content"] == "Echo: live over the bus", done
@@ -616,10 +511,10 @@ def c_websocket_live():
                          if m.get("event") == "message.delta")
         assert deltas == "Echo: live over the bus", deltas
         # the tenant's durable events reach bea: the new message, a handoff change
-        bea.until("chat.message.created", lambda m: m.get("topic") == "chat.message.created"
+        bea.next("chat.message.created", lambda m: m.get("topic") == "chat.message.created"
                   and m.get("conversation_id") == conv["id"])
         api("POST", "/api/v1/conversations/%s/resolve" % conv["id"], None, W.ada, 200)
-        got = bea.until("resolved", lambda m: m.get("topic") == "chat.conversation.resolved")
+        got = bea.next("resolved", lambda m: m.get("topic") == "chat.conversation.resolved")
         assert got["data"]["status"] == "resolved" and got["conversation_id"] == conv["id"]
         assert not [m for m in eve.inbox if m.get("type") == "event"], eve.inbox
         # a member reads the deliveries but cannot test (or change) connections
@@ -631,23 +526,23 @@ def c_websocket_live():
         bea.send({"type": "request", "id": "r1", "method": "POST",
                   "path": "/api/v1/conversations/%s/assign" % W.h_conv,
                   "body": {"assignee_id": W.bea_id}})
-        got = bea.until("assigned", lambda m: m.get("id") == "r1")
+        got = bea.next("assigned", lambda m: m.get("id") == "r1")
         assert got["type"] == "final" and got["data"]["assignee_id"] == W.bea_id, got
         bea.send({"type": "request", "id": "r2", "method": "POST",
                   "path": "/api/v1/conversations/%s/messages" % W.h_conv,
                   "body": {"content": "Bea over the WebSocket"}})
-        got = bea.until("sent", lambda m: m.get("id") == "r2" and m["type"] != "partial")
+        got = bea.next("sent", lambda m: m.get("id") == "r2" and m["type"] != "partial")
         assert got["type"] == "final", got
         wait_for("bea's reply out", lambda: sent("telegram", "Bea over the WebSocket"))
         # bea leaves: ada is told
         bea.close()
-        ada.until("bea left", lambda m: m.get("type") == "presence"
+        ada.next("bea left", lambda m: m.get("type") == "presence"
                   and m["user_id"] == W.bea_id and m["online"] is False)
         ada.send({"type": "unsubscribe", "id": "u1", "conversation_id": conv["id"]})
-        assert ada.until("unsubscribed", lambda m: m.get("id") == "u1")["type"] \
+        assert ada.next("unsubscribed", lambda m: m.get("id") == "u1")["type"] \
             == "unsubscribed"
         ada.send({"type": "typing", "id": "t2", "conversation_id": conv["id"]})
-        assert ada.until("refused", lambda m: m.get("id") == "t2")["type"] == "error"
+        assert ada.next("refused", lambda m: m.get("id") == "t2")["type"] == "error"
     finally:
         for ws in (ada, bea, eve):
             ws.close()
@@ -672,13 +567,6 @@ def c_sigkill():
 
 
 # ---------------------------------------------------------------------------------
-
-
-def start(name, args, environment):
-    log = open(os.path.join(WORK, name + ".log"), "ab")
-    proc = subprocess.Popen(args, env=environment, stdout=log, stderr=log)
-    proc.name = name
-    return proc
 
 
 def main():

@@ -14,10 +14,11 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import free_port, wait_for, start as start_in  # noqa: E402
 
 BIN = os.environ.get("CHORUS_BIN_DIR", "build/bin")
 SRC = os.environ.get("CHORUS_SOURCE_DIR", os.path.dirname(__file__) + "/../..")
@@ -28,25 +29,6 @@ SERVICES = ["auth", "chat", "agents", "rag", "integrations", "workflows", "chann
 WORK = tempfile.mkdtemp(prefix="chorus-stack-test-")
 
 
-def free_port(consecutive=1):
-    for _ in range(500):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        if base + consecutive > 65000:
-            continue
-        ok = True
-        for port in range(base, base + consecutive):
-            with socket.socket() as t:
-                try:
-                    t.bind(("127.0.0.1", port))
-                except OSError:
-                    ok = False
-        if ok:
-            return base
-    raise RuntimeError("no free port")
-
-
 def request(port, method, path, body=None, headers=None, timeout=10):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     conn.request(method, path, body=body, headers=headers or {})
@@ -54,18 +36,6 @@ def request(port, method, path, body=None, headers=None, timeout=10):
     data = response.read()
     conn.close()
     return response.status, dict(response.getheaders()), data
-
-
-def wait_for(what, predicate, timeout=30.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            if predicate():
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting for " + what)
 
 
 def ws_roundtrip(port, messages, want):
@@ -107,6 +77,10 @@ def ws_roundtrip(port, messages, want):
         buf += sock.recv(65536)
     sock.close()
     return answers
+
+
+def start(name, args, environment):
+    return start_in(name, args, environment, WORK)
 
 
 def check(name, fn):
@@ -200,13 +174,6 @@ def run_checks(port):
         assert status == 200 and doc["openapi"].startswith("3.1"), doc.get("openapi")
         assert "/api/v1/services/{name}/ping" in doc["paths"]
     check("OpenAPI document", openapi)
-
-
-def start(name, args, environment):
-    log = open(os.path.join(WORK, name + ".log"), "ab")
-    proc = subprocess.Popen(args, env=environment, stdout=log, stderr=log)
-    proc.name = name
-    return proc
 
 
 def main():

@@ -29,12 +29,13 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
 import urllib.parse
 import uuid
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import free_port, wait_for, start as start_in  # noqa: E402
 
 BIN = os.environ.get("CHORUS_BIN_DIR", "build/bin")
 SRC = os.environ.get("CHORUS_SOURCE_DIR", os.path.dirname(os.path.abspath(__file__))
@@ -53,37 +54,6 @@ IP_PER_MIN = 30             # CHORUS_EDGE_RATE_IP_PER_MIN: webhooks are not coun
 class W:
     """What the checks share."""
     statuses = []           # every webhook answer's status (429s are counted)
-
-
-def free_port(consecutive=1):
-    for _ in range(500):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        if base + consecutive > 65000:
-            continue
-        ok = True
-        for port in range(base, base + consecutive):
-            with socket.socket() as t:
-                try:
-                    t.bind(("127.0.0.1", port))
-                except OSError:
-                    ok = False
-        if ok:
-            return base
-    raise RuntimeError("no free port")
-
-
-def wait_for(what, predicate, timeout=30.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            if predicate():
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting for " + what)
 
 
 def call(method, path, body=None, headers=None, timeout=10):
@@ -176,6 +146,10 @@ def redis_database(url, index):
             if not reply.startswith(b"+"):
                 raise RuntimeError("redis %s: %r" % (command[0], reply))
     return urllib.parse.urlunsplit(parts._replace(path="/%d" % index))
+
+
+def start(name, args, environment):
+    return start_in(name, args, environment, WORK)
 
 
 def check(name, fn):
@@ -465,13 +439,6 @@ def c_service_gone():
 
 
 # ---------------------------------------------------------------------------------
-
-
-def start(name, args, environment):
-    log = open(os.path.join(WORK, name + ".log"), "ab")
-    proc = subprocess.Popen(args, env=environment, stdout=log, stderr=log)
-    proc.name = name
-    return proc
 
 
 def main():
