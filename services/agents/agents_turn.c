@@ -70,6 +70,12 @@ agents_turn_start (agents_state_t *state)
         http_client_destroy (&http);
         return -1;
     }
+    //  Each turn this replica holds (its credit) is one upstream stream: none waits
+    //  behind the client's own limit
+    size_t credit = (size_t) core_config_int (service_runtime_config (state->runtime),
+                                              "credit");
+    http_client_set_max_active (http, credit > 256 ? credit : 256);
+    http_client_set_max_queued (http, credit > 1024 ? credit : 1024);
     state->http = http;
     state->llm = llm_client_new (service_runtime_loop (state->runtime), http, state->log);
     return state->llm ? 0 : -1;
