@@ -339,7 +339,8 @@ s_conn_send (s_conn_t *conn)
         params = (const char *const *) stmt->params;
     }
     //  Statements with parameters run prepared (see the top)
-    const char *name = nparams ? (const char *) zhashx_lookup (conn->prepared, sql) : NULL;
+    const char *name = nparams ? (const char *) zhashx_lookup (conn->prepared, sql)
+                               : NULL;
     int sent;
     if (name)
         sent = PQsendQueryPrepared (conn->pg, name, nparams, params, NULL, NULL, 0);

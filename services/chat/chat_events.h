@@ -23,11 +23,11 @@
 
 //  Append event n of reply message_id to buf with data a message (encoded by the
 //  codec). Returns 0 or -1 (buf back as it was).
-//  The payload of a live bus event (topic chat.stream.<event>, not durable) that
-//  carries stream event `event` (size bytes of msgpack, as chat_events_* wrote it)
-//  of a conversation to the edges: {conversation_id, origin, n, stream}. origin
-//  and n (counting from 1 per origin) let a receiver drop the copies that come
-//  through several brokers.
+//  The payload of a live bus event (topic chat.stream.<conversation>, not
+//  durable) that carries stream event `event` (size bytes of msgpack, as
+//  chat_events_* wrote it) of a conversation to the edges: {conversation_id,
+//  origin, n, stream}. origin and n (counting from 1 per origin) let a receiver
+//  drop the copies that come through several brokers.
 void chat_events_live (msgpack_sbuffer *out, const char *conversation_id,
                        const char *origin, uint64_t n, const void *event, size_t size);
 

@@ -165,10 +165,7 @@ s_event (chat_turn_t *turn, uint32_t n, const char *event, msgpack_sbuffer *buf)
         chat_events_live (&live, turn->call.id, state->origin, ++state->live_seq,
                           buf->data, buf->size);
         char topic[64];
-        snprintf (topic, sizeof topic, "chat.stream.%s", event);
-        for (char *p = topic + strlen ("chat.stream."); *p; p++)
-            if (*p == '.')
-                *p = '_';
+        snprintf (topic, sizeof topic, "chat.stream.%s", turn->call.id);
         service_events_publish_live (events, turn->call.tenant_id, topic, live.data,
                                      live.size);
         msgpack_sbuffer_destroy (&live);

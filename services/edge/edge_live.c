@@ -35,6 +35,7 @@ struct _edge_live_t {
     zhashx_t *watchers;       //  "%p" of a watcher -> zlistx_t of its s_watch_t
     zhashx_t *presence;       //  conversation -> zhashx_t "user|origin" -> expiry
     zhashx_t *seen;           //  publisher or origin -> last seq or n (uint64_t *)
+    zhashx_t *wanted;         //  topic prefix subscribed -> watches that need it
     int64_t next_tick;        //  ms: expiries
     int64_t next_renew;       //  ms: our own announcements again
 };
@@ -61,11 +62,13 @@ s_hash_destroy (void **item)
 //  Publishing (typing, presence)
 
 static void
-s_publish (edge_live_t *self, const char *topic, const char *tenant,
+s_publish (edge_live_t *self, const char *kind, const char *tenant,
            const char *conversation, const char *user, const char *key, bool value)
 {
     if (!self->pub)
         return;
+    char topic[S_ID_MAX + 32];
+    snprintf (topic, sizeof topic, "edge.%s.%s", kind, conversation);
     msgpack_sbuffer buf;
     msgpack_sbuffer_init (&buf);
     msgpack_packer pk;
@@ -109,6 +112,46 @@ s_watched_as (edge_live_t *self, const char *conversation, const char *user,
     return false;
 }
 
+//  Count a watch's need of topic prefix (delta +1 or -1): the socket subscribes
+//  to it while anything needs it, so events nobody here watches (a reply's tokens
+//  in a conversation no client of this edge follows) never reach this edge.
+static void
+s_want (edge_live_t *self, const char *prefix, int delta)
+{
+    char *count = (char *) zhashx_lookup (self->wanted, prefix);
+    long now = (count ? strtol (count, NULL, 10) : 0) + delta;
+    if (now <= 0) {
+        if (count) {
+            zsock_set_unsubscribe (self->sub, prefix);
+            zhashx_delete (self->wanted, prefix);
+        }
+        return;
+    }
+    if (!count)
+        zsock_set_subscribe (self->sub, prefix);
+    zhashx_update (self->wanted, prefix, zsys_sprintf ("%ld", now));
+}
+
+//  The prefixes a watch needs: the tenant's durable events (chat conversations
+//  and messages, channel deliveries), and for a conversation its reply streams,
+//  typing and presence (topics that end with the conversation's id).
+static void
+s_want_watch (edge_live_t *self, const s_watch_t *watch, int delta)
+{
+    static const char *const durable[] = {"chat.conversation.", "chat.message.",
+                                          "channels."};
+    for (size_t i = 0; i < sizeof durable / sizeof durable[0]; i++)
+        s_want (self, durable[i], delta);
+    if (!*watch->conversation)
+        return;
+    static const char *const kinds[] = {"chat.stream.", "edge.typing.", "edge.presence."};
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        char prefix[S_ID_MAX + 32];
+        snprintf (prefix, sizeof prefix, "%s%s", kinds[i], watch->conversation);
+        s_want (self, prefix, delta);
+    }
+}
+
 //  ---------------------------------------------------------------------------------
 //  Watches
 
@@ -136,9 +179,7 @@ edge_live_new (const char *brokers, core_log_t *log)
             zsock_connect (self->pub, "%s", in);
     }
     zlist_destroy (&endpoints);
-    zsock_set_subscribe (self->sub, "chat.");
-    zsock_set_subscribe (self->sub, "channels.");
-    zsock_set_subscribe (self->sub, "edge.conversation.");
+    //  Nothing until a client watches something (s_want)
     zuuid_t *uuid = zuuid_new ();
     snprintf (self->origin, sizeof self->origin, "%s", zuuid_str_canonical (uuid));
     zuuid_destroy (&uuid);
@@ -152,6 +193,8 @@ edge_live_new (const char *brokers, core_log_t *log)
     zhashx_set_destructor (self->presence, s_hash_destroy);
     self->seen = zhashx_new ();
     zhashx_set_destructor (self->seen, (zhashx_destructor_fn *) zstr_free);
+    self->wanted = zhashx_new ();
+    zhashx_set_destructor (self->wanted, (zhashx_destructor_fn *) zstr_free);
     self->next_renew = s_now () + S_PRESENCE_RENEW_MS;
     return self;
 }
@@ -174,6 +217,7 @@ edge_live_destroy (edge_live_t **self_p)
     zhashx_destroy (&self->watchers);
     zhashx_destroy (&self->presence);
     zhashx_destroy (&self->seen);
+    zhashx_destroy (&self->wanted);
     zsock_destroy (&self->sub);
     zsock_destroy (&self->pub);
     free (self);
@@ -242,12 +286,12 @@ s_watch (edge_live_t *self, void *watcher, edge_live_send_fn *send, const char *
     snprintf (watch->user, sizeof watch->user, "%s", user);
     snprintf (watch->conversation, sizeof watch->conversation, "%s", conversation);
     zlistx_add_end (mine, watch);
+    s_want_watch (self, watch, +1);
     if (*conversation) {
         bool first = !s_watched_as (self, conversation, user, NULL);
         zlistx_add_end (s_list (self->conversations, conversation), watch);
         if (first)
-            s_publish (self, "edge.conversation.presence", tenant, conversation, user,
-                       "online", true);
+            s_publish (self, "presence", tenant, conversation, user, "online", true);
     }
     else
         zlistx_add_end (s_list (self->tenants, tenant), watch);
@@ -273,11 +317,12 @@ edge_live_watch_tenant (edge_live_t *self, void *watcher, edge_live_send_fn *sen
 static void
 s_unwatch (edge_live_t *self, s_watch_t *watch)
 {
+    s_want_watch (self, watch, -1);
     if (*watch->conversation) {
         s_list_remove (self->conversations, watch->conversation, watch);
         if (!s_watched_as (self, watch->conversation, watch->user, NULL))
-            s_publish (self, "edge.conversation.presence", watch->tenant,
-                       watch->conversation, watch->user, "online", false);
+            s_publish (self, "presence", watch->tenant, watch->conversation, watch->user,
+                       "online", false);
     }
     else
         s_list_remove (self->tenants, watch->tenant, watch);
@@ -319,8 +364,8 @@ edge_live_typing (edge_live_t *self, void *watcher, const char *conversation_id,
     s_watch_t *watch = s_find (self, watcher, conversation_id);
     if (!watch)
         return false;
-    s_publish (self, "edge.conversation.typing", watch->tenant, conversation_id,
-               watch->user, "typing", typing);
+    s_publish (self, "typing", watch->tenant, conversation_id, watch->user, "typing",
+               typing);
     return true;
 }
 
@@ -505,7 +550,7 @@ s_event (edge_live_t *self, const char *topic, const ChorusBus__EventMeta *meta,
             s_send_json (self, out, tenant, conversation, false, NULL);
         json_decref (out);
     }
-    else if (live && streq (topic, "edge.conversation.typing")) {
+    else if (live && strncmp (topic, "edge.typing.", 12) == 0) {
         const char *conversation = s_str (payload, "conversation_id");
         const char *user = s_str (payload, "user_id");
         if (!conversation || !user)
@@ -517,7 +562,7 @@ s_event (edge_live_t *self, const char *topic, const ChorusBus__EventMeta *meta,
         s_send_json (self, out, tenant, conversation, false, user);
         json_decref (out);
     }
-    else if (live && streq (topic, "edge.conversation.presence"))
+    else if (live && strncmp (topic, "edge.presence.", 14) == 0)
         s_presence (self, tenant, payload);
     else if (!live) {
         //  A durable event: to the tenant's watchers, and to the conversation's
@@ -587,8 +632,8 @@ edge_live_tick (edge_live_t *self)
                 char key[2 * S_ID_MAX + 2];
                 snprintf (key, sizeof key, "%s|%s", w->conversation, w->user);
                 if (zhashx_insert (done, key, w) == 0)
-                    s_publish (self, "edge.conversation.presence", w->tenant,
-                               w->conversation, w->user, "online", true);
+                    s_publish (self, "presence", w->tenant, w->conversation, w->user,
+                               "online", true);
             }
         zhashx_destroy (&done);
     }
@@ -661,6 +706,9 @@ edge_live_test (bool verbose)
     assert (edge_live_watch_tenant (live, b, s_collect, tenant, "bob") == 0);
     char *present = edge_live_presence (live, "c1");
     assert (streq (present, "[\"alice\",\"bob\"]"));
+    //  Subscribed to what the watches need: c1's topics once, the durable ones
+    assert (streq ((char *) zhashx_lookup (live->wanted, "chat.stream.c1"), "2"));
+    assert (streq ((char *) zhashx_lookup (live->wanted, "channels."), "3"));
     free (present);
     //  A live stream event reaches the conversation's watchers of its tenant only
     ChorusBus__EventMeta meta = CHORUS_BUS__EVENT_META__INIT;
@@ -669,15 +717,15 @@ edge_live_test (bool verbose)
     json_t *payload = json_pack (
         "{s:s, s:s, s:i, s:{s:s, s:s, s:{s:s}}}", "conversation_id", "c1", "origin", "o1",
         "n", 1, "stream", "event", "message.delta", "id", "m:3", "data", "delta", "hi");
-    s_event (live, "chat.stream.message_delta", &meta, payload);
+    s_event (live, "chat.stream.c1", &meta, payload);
     assert (zlistx_size (a) == 1 && zlistx_size (b) == 1);
     assert (strstr ((char *) zlistx_first (a), "\"event\":\"message.delta\""));
     //  The same event through another broker: dropped
-    s_event (live, "chat.stream.message_delta", &meta, payload);
+    s_event (live, "chat.stream.c1", &meta, payload);
     assert (zlistx_size (a) == 1);
     meta.tenant_id = (char *) other;
     json_object_set_new (payload, "n", json_integer (2));
-    s_event (live, "chat.stream.message_delta", &meta, payload);
+    s_event (live, "chat.stream.c1", &meta, payload);
     assert (zlistx_size (a) == 1);
     json_decref (payload);
     //  A durable event: to the tenant's watchers and the conversation's
@@ -693,21 +741,21 @@ edge_live_test (bool verbose)
     meta.seq = 0;
     payload = json_pack ("{s:s, s:s, s:s, s:i, s:b}", "conversation_id", "c1", "user_id",
                          "alice", "origin", "o2", "n", 1, "typing", 1);
-    s_event (live, "edge.conversation.typing", &meta, payload);
+    s_event (live, "edge.typing.c1", &meta, payload);
     assert (zlistx_size (a) == 2 && zlistx_size (b) == 4);
     assert (strstr ((char *) zlistx_last (b), "\"typing\":true"));
     json_decref (payload);
     //  Presence from another edge: carol arrives, then leaves
     payload = json_pack ("{s:s, s:s, s:s, s:i, s:b}", "conversation_id", "c1", "user_id",
                          "carol", "origin", "o3", "n", 1, "online", 1);
-    s_event (live, "edge.conversation.presence", &meta, payload);
+    s_event (live, "edge.presence.c1", &meta, payload);
     assert (zlistx_size (a) == 3 && strstr ((char *) zlistx_last (a), "carol"));
     present = edge_live_presence (live, "c1");
     assert (strstr (present, "carol") && strstr (present, "alice"));
     free (present);
     json_object_set_new (payload, "n", json_integer (2));
     json_object_set_new (payload, "online", json_false ());
-    s_event (live, "edge.conversation.presence", &meta, payload);
+    s_event (live, "edge.presence.c1", &meta, payload);
     assert (zlistx_size (a) == 4
             && strstr ((char *) zlistx_last (a), "\"online\":false"));
     json_decref (payload);
@@ -725,6 +773,7 @@ edge_live_test (bool verbose)
     assert (edge_live_watch (live, a, s_collect, tenant, "one-more", "alice") == -1);
     edge_live_unwatch_all (live, a);
     edge_live_unwatch_all (live, b);
+    assert (zhashx_size (live->wanted) == 0);  //  nothing watched: nothing comes
     edge_live_tick (live);
     edge_live_destroy (&live);
     zlistx_destroy (&a);

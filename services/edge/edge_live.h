@@ -2,10 +2,13 @@
     "WebSocket"). The edge subscribes to the bus events of chat and channels and
     to the edges' own (typing, presence), so a client on any replica sees what
     happens on any other: the live stream events of a conversation's replies
-    (chat.stream.*, best effort), the durable events of its tenant (chat.*,
-    channels.*), and who is typing in and present at a conversation
-    (edge.conversation.typing / .presence, published by the edge the client is
-    on). Copies of one event that come through several brokers are dropped.
+    (chat.stream.<conversation>, best effort), the durable events of its tenant
+    (chat.conversation.*, chat.message.*, channels.*), and who is typing in and
+    present at a conversation (edge.typing.<conversation>,
+    edge.presence.<conversation>, published by the edge the client is on). The
+    edge subscribes only to the topics its clients need, so a reply nobody here
+    follows costs it nothing. Copies of one event that come through several
+    brokers are dropped.
 
     A watcher is an opaque pointer (a WebSocket connection) with a function that
     takes the JSON text to send it. Presence: each edge announces the users its
