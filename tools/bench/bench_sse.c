@@ -63,6 +63,8 @@ bench_sse_fail (bench_sse_run_t *run, bench_sse_stream_t *stream, bench_sse_erro
         return;
     run->errors[kind]++;
     run->over++;
+    if (stream->tokens >= run->tokens_expected)
+        run->failed_late++;
     s_count_code (run, kind, detail);
     if (!stream->first_us)
         run->open++;

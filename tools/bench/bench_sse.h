@@ -98,6 +98,7 @@ typedef struct {
         int count;                 //  streams that ended so
     } codes[BENCH_SSE_CODES_MAX];  //  failures by error code
     int code_count;                //  entries in codes
+    int failed_late;               //  streams that failed after all their tokens came
 } bench_sse_run_t;
 
 //  The stream failed for kind (detail for the first of its kind): close it, count it.

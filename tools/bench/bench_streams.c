@@ -576,6 +576,10 @@ s_summary (const char *what, bench_sse_run_t *run)
         s_ttft_at (run->ttft, run->ttft_size, 0.5) / 1e3,
         s_ttft_at (run->ttft, run->ttft_size, 0.99) / 1e3, s_latency_at (run, 0.5),
         s_latency_at (run, 0.99), s_tokens_per_s (run));
+    if (run->failed_late)
+        fprintf (stderr,
+                 "bench-streams: %s: %d streams failed after all their tokens came\n",
+                 what, run->failed_late);
     for (int i = 0; i < run->code_count; i++)
         fprintf (stderr, "bench-streams: %s: %d streams ended with %s, code %s\n", what,
                  run->codes[i].count, bench_sse_error_names[run->codes[i].kind],
