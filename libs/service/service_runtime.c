@@ -324,6 +324,7 @@ s_open_database (service_runtime_t *self)
     db_pool_config_t config = {
         .conninfo = url,
         .size = (int) core_config_int (self->config, "database_pool"),
+        .queue_max = (int) core_config_int (self->config, "database_queue"),
         .application_name = self->def->name};
     self->db = db_pool_new (&config, self->log);
     if (!self->db || db_pool_attach (self->db, self->loop))
