@@ -14,6 +14,7 @@
 #define S_ID_MAX 80                //  ids kept (UUIDs, with room)
 #define S_PRESENCE_TTL_MS 45000    //  an announcement not renewed ends
 #define S_PRESENCE_RENEW_MS 15000  //  how often our own are renewed
+#define S_TYPING_REPEAT_MS 1000    //  a repeated typing state goes out at most this often
 
 //  One thing a watcher watches: a conversation, or its tenant (conversation "").
 typedef struct {
@@ -22,6 +23,8 @@ typedef struct {
     char tenant[S_ID_MAX];
     char user[S_ID_MAX];
     char conversation[S_ID_MAX];
+    bool typing;        //  the last typing state published
+    int64_t typing_at;  //  when (ms), to publish a repeat at most once a second
 } s_watch_t;
 
 struct _edge_live_t {
@@ -364,6 +367,14 @@ edge_live_typing (edge_live_t *self, void *watcher, const char *conversation_id,
     s_watch_t *watch = s_find (self, watcher, conversation_id);
     if (!watch)
         return false;
+    //  A client sending "typing" on every key press publishes a change at once and
+    //  the same state again at most once a second
+    int64_t now = s_now ();
+    if (watch->typing_at && watch->typing == typing
+        && now - watch->typing_at < S_TYPING_REPEAT_MS)
+        return true;
+    watch->typing = typing;
+    watch->typing_at = now;
     s_publish (self, "typing", watch->tenant, conversation_id, watch->user, "typing",
                typing);
     return true;
@@ -760,7 +771,12 @@ edge_live_test (bool verbose)
             && strstr ((char *) zlistx_last (a), "\"online\":false"));
     json_decref (payload);
     //  Unwatching
+    uint64_t before = live->published;
     assert (edge_live_typing (live, a, "c1", true));
+    assert (edge_live_typing (live, a, "c1", true));  //  a repeat: held back
+    assert (live->published == before + 1);
+    assert (edge_live_typing (live, a, "c1", false));  //  a change: at once
+    assert (live->published == before + 2);
     assert (!edge_live_typing (live, a, "c2", true));
     assert (edge_live_unwatch (live, a, "c1"));
     assert (!edge_live_unwatch (live, a, "c1"));
