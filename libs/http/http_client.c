@@ -1,8 +1,11 @@
 /*  http_client: curl multi interface driven by a czmq zloop.
 
     curl tells us which sockets it wants watched (CURLMOPT_SOCKETFUNCTION) and when
-    it next needs a call (CURLMOPT_TIMERFUNCTION); we mirror those as zloop pollers
-    and a one-shot zloop timer, and hand events back with curl_multi_socket_action.
+    it next needs a call (CURLMOPT_TIMERFUNCTION); we keep those sockets in one
+    epoll set, itself one zloop poller (a zloop poller per socket would make every
+    pass of the loop poll() all of them: a thousand streams, a thousand fds per
+    wake-up), mirror the timer as a one-shot zloop timer, and hand events back
+    with curl_multi_socket_action.
     Completed transfers come out of curl_multi_info_read.
 
     User callbacks (on_response, on_data) run inside curl's callbacks, where curl
@@ -19,13 +22,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
 #include <time.h>
+#include <unistd.h>
+
+#define S_EPOLL_BATCH 256  //  ready sockets taken per epoll_wait
 
 
 typedef struct _s_sock_t s_sock_t;
 struct _s_sock_t {
     curl_socket_t fd;  //  socket curl wants watched
-    int events;        //  ZMQ_POLLIN / ZMQ_POLLOUT registered
+    int events;        //  EPOLLIN / EPOLLOUT registered, 0 none
     s_sock_t *prev;    //  in the client's socket list
     s_sock_t *next;    //  in the client's socket list
 };
@@ -39,6 +46,8 @@ typedef struct {
 struct _http_client_t {
     core_log_t *log;          //  where we log, may be NULL
     zloop_t *loop;            //  loop that drives us, NULL until attached
+    int epoll_fd;             //  epoll set of curl's sockets
+    size_t sock_count;        //  sockets in it (a zloop poller while any)
     CURLM *multi;             //  curl multi handle, owns the connection cache
     int timer_id;             //  zloop timer for curl, -1 when none
     int idle_timer_id;        //  zloop timer sweeping idle transfers, -1 none
@@ -52,6 +61,8 @@ struct _http_client_t {
     s_sock_t *socks;          //  sockets registered as pollers
     uint64_t next_id;         //  last request id handed out
     int in_curl;              //  depth of calls into curl that run callbacks
+    http_pass_fn *pass_fn;    //  called after each pass of curl, or NULL
+    void *pass_arg;           //  its argument
 };
 
 static void s_start_queued (http_client_t *self);
@@ -234,8 +245,9 @@ s_process (http_client_t *self)
     s_start_queued (self);
 }
 
+//  Hand one socket's events (or a timeout, CURL_SOCKET_TIMEOUT) to curl.
 static void
-s_socket_action (http_client_t *self, curl_socket_t fd, int flags)
+s_curl_action (http_client_t *self, curl_socket_t fd, int flags)
 {
     int running = 0;
     self->in_curl++;
@@ -244,53 +256,69 @@ s_socket_action (http_client_t *self, curl_socket_t fd, int flags)
     if (rc != CURLM_OK)
         core_log_error (self->log, NULL, "http: curl_multi_socket_action: %s",
                         curl_multi_strerror (rc));
+}
+
+//  curl's pass is over: the pass function, then what ended and what waits.
+static void
+s_pass_end (http_client_t *self)
+{
+    if (self->pass_fn)
+        self->pass_fn (self, self->pass_arg);
     s_process (self);
 }
 
 //  ---------------------------------------------------------------------------
-//  curl's sockets and timer as zloop pollers and timer
+//  curl's sockets in the epoll set, its timer as a zloop timer
 
+//  The epoll set has ready sockets: each goes to curl, then one pass end.
 static int
-s_handle_socket (zloop_t *loop, zmq_pollitem_t *item, void *arg)
+s_handle_epoll (zloop_t *loop, zmq_pollitem_t *item, void *arg)
 {
+    (void) loop;
+    (void) item;
     http_client_t *self = (http_client_t *) arg;
-    int flags = 0;
-    if (item->revents & ZMQ_POLLIN)
-        flags |= CURL_CSELECT_IN;
-    if (item->revents & ZMQ_POLLOUT)
-        flags |= CURL_CSELECT_OUT;
-    if (item->revents & ZMQ_POLLERR)
-        flags |= CURL_CSELECT_ERR;
-    s_socket_action (self, item->fd, flags);
+    struct epoll_event ready[S_EPOLL_BATCH];
+    int n = epoll_wait (self->epoll_fd, ready, S_EPOLL_BATCH, 0);
+    for (int i = 0; i < n; i++) {
+        uint32_t e = ready[i].events;
+        int flags = 0;
+        if (e & (EPOLLIN | EPOLLHUP | EPOLLRDHUP))
+            flags |= CURL_CSELECT_IN;
+        if (e & EPOLLOUT)
+            flags |= CURL_CSELECT_OUT;
+        if (e & EPOLLERR)
+            flags |= CURL_CSELECT_ERR;
+        //  A socket curl dropped earlier in this batch is unknown to it: ignored
+        s_curl_action (self, (curl_socket_t) ready[i].data.fd, flags);
+    }
+    if (n > 0)
+        s_pass_end (self);
     return 0;
 }
 
 static int
 s_handle_timer (zloop_t *loop, int timer_id, void *arg)
 {
+    (void) loop;
     http_client_t *self = (http_client_t *) arg;
     if (timer_id != self->timer_id)
         return 0;  //  replaced earlier in this pass of the loop
     self->timer_id = -1;
-    s_socket_action (self, CURL_SOCKET_TIMEOUT, 0);
+    s_curl_action (self, CURL_SOCKET_TIMEOUT, 0);
+    s_pass_end (self);
     return 0;
-}
-
-static void
-s_poller_end (http_client_t *self, curl_socket_t fd)
-{
-    zmq_pollitem_t item = {NULL, fd, 0, 0};
-    zloop_poller_end (self->loop, &item);
 }
 
 static int
 s_curl_socket (CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
 {
+    (void) easy;
     http_client_t *self = (http_client_t *) userp;
     s_sock_t *sock = (s_sock_t *) socketp;
     if (what == CURL_POLL_REMOVE) {
-        s_poller_end (self, fd);
         if (sock) {
+            if (sock->events)
+                epoll_ctl (self->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
             if (sock->prev)
                 sock->prev->next = sock->next;
             else
@@ -298,11 +326,15 @@ s_curl_socket (CURL *easy, curl_socket_t fd, int what, void *userp, void *socket
             if (sock->next)
                 sock->next->prev = sock->prev;
             free (sock);
+            if (--self->sock_count == 0) {
+                zmq_pollitem_t item = {NULL, self->epoll_fd, ZMQ_POLLIN, 0};
+                zloop_poller_end (self->loop, &item);
+            }
         }
         return 0;
     }
-    int events = ((what & CURL_POLL_IN) ? ZMQ_POLLIN : 0)
-                 | ((what & CURL_POLL_OUT) ? ZMQ_POLLOUT : 0);
+    int events = ((what & CURL_POLL_IN) ? EPOLLIN | EPOLLRDHUP : 0)
+                 | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0);
     if (!sock) {
         sock = calloc (1, sizeof (s_sock_t));
         assert (sock);
@@ -312,22 +344,23 @@ s_curl_socket (CURL *easy, curl_socket_t fd, int what, void *userp, void *socket
             self->socks->prev = sock;
         self->socks = sock;
         curl_multi_assign (self->multi, fd, sock);
+        if (self->sock_count++ == 0) {
+            zmq_pollitem_t item = {NULL, self->epoll_fd, ZMQ_POLLIN, 0};
+            if (zloop_poller (self->loop, &item, s_handle_epoll, self)) {
+                core_log_error (self->log, NULL, "http: cannot poll the epoll set");
+                return -1;
+            }
+        }
     }
-    else {
-        if (sock->events == events)
-            return 0;
-        s_poller_end (self, fd);
+    if (sock->events == events)
+        return 0;
+    struct epoll_event ev = {.events = (uint32_t) events, .data.fd = fd};
+    int op = !sock->events ? EPOLL_CTL_ADD : events ? EPOLL_CTL_MOD : EPOLL_CTL_DEL;
+    if (epoll_ctl (self->epoll_fd, op, fd, &ev)) {
+        core_log_error (self->log, NULL, "http: cannot poll socket %d", (int) fd);
+        return -1;
     }
     sock->events = events;
-    if (events) {
-        zmq_pollitem_t item = {NULL, fd, (short) events, 0};
-        if (zloop_poller (self->loop, &item, s_handle_socket, self)) {
-            core_log_error (self->log, NULL, "http: cannot poll socket %d", (int) fd);
-            return -1;
-        }
-        //  A hang-up shows as ZMQ_POLLERR; curl must see it, not zloop drop it
-        zloop_poller_set_tolerant (self->loop, &item);
-    }
     return 0;
 }
 
@@ -366,6 +399,8 @@ http_client_new (core_log_t *log)
     self->idle_resolution = 100;
     self->max_active = 256;
     self->max_queued = 1024;
+    self->epoll_fd = epoll_create1 (EPOLL_CLOEXEC);
+    assert (self->epoll_fd >= 0);
     curl_multi_setopt (self->multi, CURLMOPT_SOCKETFUNCTION, s_curl_socket);
     curl_multi_setopt (self->multi, CURLMOPT_SOCKETDATA, self);
     curl_multi_setopt (self->multi, CURLMOPT_TIMERFUNCTION, s_curl_timer);
@@ -401,10 +436,13 @@ http_client_destroy (http_client_t **self_p)
     while (self->socks) {
         s_sock_t *sock = self->socks;
         self->socks = sock->next;
-        if (self->loop)
-            s_poller_end (self, sock->fd);
         free (sock);
     }
+    if (self->loop && self->sock_count) {
+        zmq_pollitem_t item = {NULL, self->epoll_fd, ZMQ_POLLIN, 0};
+        zloop_poller_end (self->loop, &item);
+    }
+    close (self->epoll_fd);
     curl_global_cleanup ();
     free (self);
     *self_p = NULL;
@@ -419,6 +457,14 @@ http_client_attach (http_client_t *self, zloop_t *loop)
         return -1;
     self->loop = loop;
     return 0;
+}
+
+void
+http_client_set_pass_fn (http_client_t *self, http_pass_fn *fn, void *arg)
+{
+    assert (self);
+    self->pass_fn = fn;
+    self->pass_arg = arg;
 }
 
 void

@@ -51,6 +51,13 @@ void http_client_set_max_cached_connections (http_client_t *self, long max);
 //  How often idle timeouts are checked, in ms (default 100).
 void http_client_set_idle_resolution (http_client_t *self, int64_t ms);
 
+//  Called once curl has handed over all that one socket event or timer brought
+//  (every on_data of that pass), before the transfers that ended get their
+//  on_done: a streaming user can join the pieces of one pass into one event.
+//  One function per client (NULL: none).
+typedef void (http_pass_fn) (http_client_t *client, void *arg);
+void http_client_set_pass_fn (http_client_t *self, http_pass_fn *fn, void *arg);
+
 //  Start a request; takes ownership of it and NULLs the caller's pointer. Returns
 //  its id (> 0), or 0 when it was refused (client not attached, URL not http(s),
 //  queue full); a refused request makes no callback. May be called from any of

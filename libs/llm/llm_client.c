@@ -3,11 +3,16 @@
     A stream builds its provider's wire request once (llm_<provider>_build) and
     sends it from a zloop timer, so no event is ever delivered from inside
     llm_stream_start. Each attempt's body goes through a fresh llm_parser.
-    A DONE is held until the HTTP transfer has ended (so that the connection
-    is kept for reuse) and then delivered; an ERROR is delivered at once and
-    aborts the transfer. A stream is owned by its caller: it is freed only by
-    llm_stream_cancel, which defers the free while one of our callbacks for the
-    stream is running further up the stack (busy).                              */
+    The text pieces the parser finds in one pass of curl (all that one socket
+    event brought: curl hands each HTTP chunk over on its own) are joined into
+    one DELTA, delivered when the pass ends (http_client_set_pass_fn) or before
+    any other event of the stream, so a provider that sends faster than we
+    forward costs one event per read, not one per token. A DONE is held until
+    the HTTP transfer has ended (so that the connection is kept for reuse) and
+    then delivered; an ERROR is delivered at once and aborts the transfer. A
+    stream is owned by its caller: it is freed only by llm_stream_cancel, which
+    defers the free while one of our callbacks for the stream is running further
+    up the stack (busy).                                                        */
 #include "llm_client.h"
 #include "llm_private.h"
 
@@ -25,12 +30,14 @@
 
 #define S_MAX_ERROR_BODY (64 * 1024)  //  bytes of an error reply kept
 #define S_OFFLINE_PIECE 48            //  bytes of an offline piece, about
+#define S_PENDING_MAX (256 * 1024)    //  text joined into one DELTA at most
 
 struct _llm_client_t {
     zloop_t *loop;          //  loop that drives us
     http_client_t *http;    //  where requests go
     core_log_t *log;        //  where we log, may be NULL
     llm_stream_t *streams;  //  streams not yet freed
+    llm_stream_t *dirty;    //  streams holding text pieces (pending)
     size_t stream_count;    //  entries in streams
     int max_attempts;       //  attempts per stream, at least 1
     int64_t retry_base;     //  first backoff, ms
@@ -40,35 +47,42 @@ struct _llm_client_t {
 };
 
 struct _llm_stream_t {
-    llm_client_t *client;     //  our client, NULL once it was destroyed
-    llm_stream_t *prev;       //  in the client's list
-    llm_stream_t *next;       //  in the client's list
-    llm_provider_t provider;  //  whose format
-    llm_wire_t wire;          //  the HTTP request, sent on every attempt
-    char *request_id;         //  for logs, or NULL
-    int64_t idle_ms;          //  idle timeout per attempt, 0 none
-    int64_t deadline;         //  zclock_mono when the total timeout passes, 0 none
-    llm_event_fn *fn;         //  where events go
-    void *arg;                //  argument of fn
-    uint64_t http_id;         //  transfer running, 0 none
-    int timer_id;             //  timer pending, -1 none
-    int attempts;             //  attempts started
-    llm_parser_t *parser;     //  parser of this attempt's 2xx body, or NULL
-    long status;              //  status of this attempt, 0 before one
-    char *error_body;         //  this attempt's non-2xx body, bounded
-    size_t error_size;        //  bytes in error_body
-    bool delivered;           //  a DELTA, TOOL_CALL or USAGE reached fn
-    bool ended;               //  DONE or ERROR reached fn (or the client went)
-    bool done_held;           //  the parser gave DONE; delivered when HTTP ends
-    char held_finish[32];     //  finish reason of the held DONE
-    char *held_replay;        //  replay of the held DONE, or NULL
-    bool cancelled;           //  llm_stream_cancel ran while busy
-    int busy;                 //  our handlers for this stream on the stack
-    char *offline_text;       //  offline: the answer
-    size_t offline_offset;    //  offline: bytes delivered
+    llm_client_t *client;      //  our client, NULL once it was destroyed
+    llm_stream_t *prev;        //  in the client's list
+    llm_stream_t *next;        //  in the client's list
+    llm_provider_t provider;   //  whose format
+    llm_wire_t wire;           //  the HTTP request, sent on every attempt
+    char *request_id;          //  for logs, or NULL
+    int64_t idle_ms;           //  idle timeout per attempt, 0 none
+    int64_t deadline;          //  zclock_mono when the total timeout passes, 0 none
+    llm_event_fn *fn;          //  where events go
+    void *arg;                 //  argument of fn
+    uint64_t http_id;          //  transfer running, 0 none
+    int timer_id;              //  timer pending, -1 none
+    int attempts;              //  attempts started
+    llm_parser_t *parser;      //  parser of this attempt's 2xx body, or NULL
+    long status;               //  status of this attempt, 0 before one
+    char *error_body;          //  this attempt's non-2xx body, bounded
+    size_t error_size;         //  bytes in error_body
+    bool delivered;            //  a DELTA, TOOL_CALL or USAGE reached fn
+    bool ended;                //  DONE or ERROR reached fn (or the client went)
+    bool done_held;            //  the parser gave DONE; delivered when HTTP ends
+    char held_finish[32];      //  finish reason of the held DONE
+    char *held_replay;         //  replay of the held DONE, or NULL
+    bool cancelled;            //  llm_stream_cancel ran while busy
+    int busy;                  //  our handlers for this stream on the stack
+    char *pending;             //  text pieces of this read not yet delivered
+    size_t pending_size;       //  bytes in pending
+    size_t pending_room;       //  bytes allocated for pending
+    bool dirty;                //  in the client's dirty list
+    llm_stream_t *dirty_prev;  //  in the client's dirty list
+    llm_stream_t *dirty_next;  //  in the client's dirty list
+    char *offline_text;        //  offline: the answer
+    size_t offline_offset;     //  offline: bytes delivered
 };
 
 static void s_attempt (llm_stream_t *self);
+static void s_undirty (llm_stream_t *self);
 static int s_handle_timer (zloop_t *loop, int timer_id, void *arg);
 
 //  ---------------------------------------------------------------------------
@@ -143,6 +157,7 @@ static void
 s_free (llm_stream_t *self)
 {
     s_stop (self);
+    s_undirty (self);
     if (self->client) {
         llm_client_t *client = self->client;
         if (self->prev)
@@ -157,6 +172,7 @@ s_free (llm_stream_t *self)
     llm_wire_clear (&self->wire);
     free (self->error_body);
     free (self->held_replay);
+    free (self->pending);
     free (self->request_id);
     free (self->offline_text);
     free (self);
@@ -174,11 +190,76 @@ s_leave (llm_stream_t *self)
 //  ---------------------------------------------------------------------------
 //  HTTP callbacks of an attempt
 
-//  Events from the parser of a 2xx body.
+//  Take the stream off its client's dirty list.
+static void
+s_undirty (llm_stream_t *self)
+{
+    if (!self->dirty)
+        return;
+    if (self->dirty_prev)
+        self->dirty_prev->dirty_next = self->dirty_next;
+    else if (self->client)
+        self->client->dirty = self->dirty_next;
+    if (self->dirty_next)
+        self->dirty_next->dirty_prev = self->dirty_prev;
+    self->dirty = false;
+    self->dirty_prev = self->dirty_next = NULL;
+}
+
+//  Deliver the text pieces joined so far as one DELTA; -1 as s_deliver.
+static int
+s_flush (llm_stream_t *self)
+{
+    s_undirty (self);
+    if (self->pending_size == 0)
+        return self->ended || self->cancelled ? -1 : 0;
+    llm_event_t delta = {
+        .type = LLM_EVENT_DELTA, .text = self->pending, .text_size = self->pending_size};
+    self->pending_size = 0;
+    int rc = s_deliver (self, &delta);
+    if (self->pending)
+        self->pending[0] = 0;
+    return rc;
+}
+
+//  Keep a text piece to deliver with the others of this read; -1 as s_deliver.
+static int
+s_hold_delta (llm_stream_t *self, const llm_event_t *event)
+{
+    if (self->ended || self->cancelled)
+        return -1;
+    if (self->pending_size + event->text_size + 1 > self->pending_room) {
+        size_t room = self->pending_room ? self->pending_room : 1024;
+        while (room < self->pending_size + event->text_size + 1)
+            room *= 2;
+        char *grown = realloc (self->pending, room);
+        assert (grown);
+        self->pending = grown;
+        self->pending_room = room;
+    }
+    memcpy (self->pending + self->pending_size, event->text, event->text_size);
+    self->pending_size += event->text_size;
+    self->pending[self->pending_size] = 0;
+    if (!self->dirty && self->client) {
+        self->dirty = true;
+        self->dirty_next = self->client->dirty;
+        if (self->dirty_next)
+            self->dirty_next->dirty_prev = self;
+        self->client->dirty = self;
+    }
+    return self->pending_size >= S_PENDING_MAX ? s_flush (self) : 0;
+}
+
+//  Events from the parser of a 2xx body: text pieces are held (s_hold_delta),
+//  anything else goes out after them.
 static int
 s_on_parser_event (const llm_event_t *event, void *arg)
 {
     llm_stream_t *self = (llm_stream_t *) arg;
+    if (event->type == LLM_EVENT_DELTA)
+        return s_hold_delta (self, event);
+    if (s_flush (self))
+        return -1;
     if (event->type == LLM_EVENT_DONE) {
         self->done_held = true;
         snprintf (self->held_finish, sizeof self->held_finish, "%s", event->finish);
@@ -314,6 +395,7 @@ s_on_done (http_response_t *response, void *arg)
     llm_stream_t *self = (llm_stream_t *) arg;
     self->http_id = 0;
     self->busy++;
+    (void) s_flush (self);  //  ended or cancelled: what follows delivers nothing
     http_error_t error = http_response_error (response);
     bool started = self->parser != NULL;
     if (self->ended)
@@ -322,7 +404,8 @@ s_on_done (http_response_t *response, void *arg)
         s_deliver_held (self);
     else if (error == HTTP_OK && started) {
         llm_parser_finish (self->parser);
-        if (self->done_held)
+        (void) s_flush (self);
+        if (self->done_held && !self->ended)
             s_deliver_held (self);
     }
     else if (error == HTTP_OK)
@@ -371,6 +454,8 @@ s_attempt (llm_stream_t *self)
     self->attempts++;
     self->status = 0;
     self->error_size = 0;
+    self->pending_size = 0;
+    s_undirty (self);
     llm_parser_destroy (&self->parser);
     http_request_t *request = http_request_new ("POST", self->wire.url);
     for (size_t i = 0; i < self->wire.header_count; i++) {
@@ -442,6 +527,20 @@ s_handle_timer (zloop_t *loop, int timer_id, void *arg)
 //  ---------------------------------------------------------------------------
 //  Client and streams
 
+//  curl's pass ended: every stream that took text pieces in it delivers them.
+static void
+s_on_pass (http_client_t *http, void *arg)
+{
+    (void) http;
+    llm_client_t *client = (llm_client_t *) arg;
+    while (client->dirty) {
+        llm_stream_t *stream = client->dirty;
+        stream->busy++;
+        (void) s_flush (stream);  //  takes it off the list
+        s_leave (stream);
+    }
+}
+
 llm_client_t *
 llm_client_new (zloop_t *loop, http_client_t *http, core_log_t *log)
 {
@@ -459,6 +558,7 @@ llm_client_new (zloop_t *loop, http_client_t *http, core_log_t *log)
     self->offline_pace = 15;
     int rc = http_client_attach (http, loop);
     (void) rc;  //  -1: it was attached already, which is fine
+    http_client_set_pass_fn (http, s_on_pass, self);
     return self;
 }
 
@@ -468,6 +568,9 @@ llm_client_destroy (llm_client_t **self_p)
     if (!self_p || !*self_p)
         return;
     llm_client_t *self = *self_p;
+    http_client_set_pass_fn (self->http, NULL, NULL);
+    while (self->dirty)
+        s_undirty (self->dirty);
     while (self->streams) {
         llm_stream_t *stream = self->streams;
         s_stop (stream);

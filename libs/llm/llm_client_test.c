@@ -39,8 +39,7 @@ static const char *s_openai_text[] = {
     "\"completion_tokens\":2,\"total_tokens\":11}}\n\n",
     "data: [DONE]\n\n",
     NULL};
-static const char
-    *s_openai_text_events = "delta Hello\ndelta  world\nusage 9 2\ndone stop\n";
+static const char *s_openai_text_events = "delta Hello world\nusage 9 2\ndone stop\n";
 
 static const char *s_openai_tools[] = {
     "data: {\"id\":\"chatcmpl-2\",\"object\":\"chat.completion.chunk\",\"choices\":"
@@ -87,7 +86,7 @@ static const char *s_anthropic[] = {
     "\"stop_sequence\":null},\"usage\":{\"output_tokens\":15}}\n\n",
     "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
     NULL};
-static const char *s_anthropic_events = "delta Hello\ndelta !\nusage 25 15\ndone stop\n";
+static const char *s_anthropic_events = "delta Hello!\nusage 25 15\ndone stop\n";
 
 static const char *s_anthropic_error[] = {
     "event: content_block_start\n"
@@ -108,8 +107,7 @@ static const char *s_gemini[] = {
     "{\"promptTokenCount\": 8,\"candidatesTokenCount\": 5,\"totalTokenCount\": "
     "13}}\r\n\r\n",
     NULL};
-static const char
-    *s_gemini_events = "delta The sky\ndelta  is blue.\nusage 8 5\ndone stop\n";
+static const char *s_gemini_events = "delta The sky is blue.\nusage 8 5\ndone stop\n";
 
 static const char *s_ollama[] = {
     "{\"model\":\"llama3.2\",\"created_at\":\"2023-08-04T08:52:19.385406455-07:00\","
@@ -122,7 +120,7 @@ static const char *s_ollama[] = {
     "\"prompt_eval_duration\":342546000,\"eval_count\":282,\"eval_duration\":4535599000}"
     "\n",
     NULL};
-static const char *s_ollama_events = "delta The\ndelta  sky\nusage 26 282\ndone stop\n";
+static const char *s_ollama_events = "delta The sky\nusage 26 282\ndone stop\n";
 
 static const char *s_n8n[] = {
     "{\"type\":\"begin\",\"metadata\":{\"nodeId\":\"a1\",\"nodeName\":\"AI Agent\","
@@ -137,15 +135,19 @@ static const char *s_n8n[] = {
     "{\"type\":\"end\",\"metadata\":{\"nodeId\":\"a1\",\"nodeName\":\"AI Agent\","
     "\"timestamp\":1737000000003,\"runIndex\":0,\"itemIndex\":0}}\n",
     NULL};
-static const char *s_n8n_events = "delta We open \ndelta at 9.\ndone stop\n";
+static const char *s_n8n_events = "delta We open at 9.\ndone stop\n";
 
 //  ---------------------------------------------------------------------------
 //  Helpers
 
 typedef struct {
-    char log[8192];        //  events, one llm_event_format line each
+    char log[8192];        //  events, one llm_event_format line each (the text of
+                           //  DELTAs in a row joined on one line: how the pieces
+                           //  are split between reads is the network's choice)
     size_t size;           //  bytes in log
     int events;            //  events seen
+    int deltas;            //  DELTA events seen
+    bool after_delta;      //  the last event was a DELTA
     llm_stream_t *stream;  //  the stream, freed at its end or cancel
     int cancel_at;         //  cancel the stream at this event
     int *counter;          //  shared count of streams ended or cancelled
@@ -161,12 +163,27 @@ s_on_event (llm_stream_t *stream, const llm_event_t *event, void *arg)
     assert (!run->in_start);
     assert (stream == run->stream);
     run->events++;
-    size_t room = sizeof run->log - run->size;
-    size_t n = llm_event_format (event, run->log + run->size, room);
-    run->size += n < room ? n : room - 1;
+    bool delta = event->type == LLM_EVENT_DELTA;
+    if (delta) {
+        run->deltas++;
+        assert (event->text_size > 0 && event->text[event->text_size] == 0);
+    }
+    if (delta && run->after_delta && run->size > 0) {
+        run->size--;  //  the text goes on the last line, before its newline
+        size_t room = sizeof run->log - run->size - 2;
+        size_t n = event->text_size < room ? event->text_size : room;
+        memcpy (run->log + run->size, event->text, n);
+        run->size += n;
+    }
+    else {
+        size_t room = sizeof run->log - run->size;
+        size_t n = llm_event_format (event, run->log + run->size, room);
+        run->size += n < room ? n : room - 1;
+    }
     if (run->size < sizeof run->log - 1)
         run->log[run->size++] = '\n';
     run->log[run->size] = 0;
+    run->after_delta = delta;
     bool terminal = event->type == LLM_EVENT_DONE || event->type == LLM_EVENT_ERROR;
     if (terminal || (run->cancel_at && run->events == run->cancel_at)) {
         assert (terminal == llm_stream_ended (stream));
@@ -518,11 +535,10 @@ llm_client_test (bool verbose)
             {LLM_PROVIDER_ANTHROPIC, "/emid", "claude-sonnet-4-5",
              "delta Hi\nerror upstream_error 0 -1 Overloaded\n", 1},
             {LLM_PROVIDER_OPENAI, "/eclean", "gpt-4o",
-             "delta Hello\ndelta  world\nerror stream_broken 0 -1 the stream ended "
-             "before "
+             "delta Hello world\nerror stream_broken 0 -1 the stream ended before "
              "its end marker\n",
              1},
-            {LLM_PROVIDER_OPENAI, "/ecut", "gpt-4o", "delta Hello\ndelta  world\n", 1},
+            {LLM_PROVIDER_OPENAI, "/ecut", "gpt-4o", "delta Hello world\n", 1},
             {LLM_PROVIDER_OPENAI, "/e429", "gpt-4o", s_openai_text_events, 2},
             {LLM_PROVIDER_OPENAI, "/e503", "gpt-4o", s_openai_text_events, 3},
             {LLM_PROVIDER_OPENAI, "/e500", "gpt-4o",
@@ -597,8 +613,8 @@ llm_client_test (bool verbose)
         llm_request_destroy (&request);
         int64_t started = zclock_mono ();
         assert (core_waiter_wait_count (waiter, &ended, 2, 5000));
-        assert (strstr (idle.log, "delta  world\nerror timeout 200 -1 no data"));
-        assert (strstr (total.log, "delta  world\nerror timeout 200 -1"));
+        assert (strstr (idle.log, "delta Hello world\nerror timeout 200 -1 no data"));
+        assert (strstr (total.log, "delta Hello world\nerror timeout 200 -1"));
         assert (zclock_mono () - started < 2000);
     }
     //  Cancel mid-stream, from inside the callback and from outside: no event
