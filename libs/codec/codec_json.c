@@ -202,6 +202,185 @@ codec_msgpack_to_jansson (const msgpack_object *o)
     return o ? s_to_jansson (o, 0) : NULL;
 }
 
+//  ---------------------------------------------------------------------------
+//  msgpack -> compact JSON text without a jansson tree, for the streaming paths
+
+//  Append bytes to a text under construction.
+static void
+s_put (codec_text_t *text, const char *data, size_t size)
+{
+    if (text->size + size + 1 > text->room) {
+        size_t room = text->room ? text->room : 256;
+        while (room < text->size + size + 1)
+            room *= 2;
+        char *grown = realloc (text->data, room);
+        assert (grown);
+        text->data = grown;
+        text->room = room;
+    }
+    memcpy (text->data + text->size, data, size);
+    text->size += size;
+    text->data[text->size] = 0;
+}
+
+//  Append a JSON string of UTF-8 bytes, escaped as jansson escapes (", \, and
+//  control characters; the rest as it is).
+static void
+s_put_string (codec_text_t *text, const char *s, size_t len)
+{
+    s_put (text, "\"", 1);
+    size_t from = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char) s[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        s_put (text, s + from, i - from);
+        char escape[8];
+        switch (c) {
+            case '"':
+                s_put (text, "\\\"", 2);
+                break;
+            case '\\':
+                s_put (text, "\\\\", 2);
+                break;
+            case '\b':
+                s_put (text, "\\b", 2);
+                break;
+            case '\f':
+                s_put (text, "\\f", 2);
+                break;
+            case '\n':
+                s_put (text, "\\n", 2);
+                break;
+            case '\r':
+                s_put (text, "\\r", 2);
+                break;
+            case '\t':
+                s_put (text, "\\t", 2);
+                break;
+            default:
+                snprintf (escape, sizeof escape, "\\u%04X", c);
+                s_put (text, escape, 6);
+        }
+        from = i + 1;
+    }
+    s_put (text, s + from, len - from);
+    s_put (text, "\"", 1);
+}
+
+#define S_DIRECT_MAP_MAX 32  //  larger maps go through jansson (repeated keys)
+
+//  Append o as JSON; -1 for what only the jansson path renders (reals, bin,
+//  ext, non-string or repeated keys, invalid UTF-8, big maps, too deep).
+static int
+s_put_object (codec_text_t *text, const msgpack_object *o, size_t depth)
+{
+    char number[32];
+    switch (o->type) {
+        case MSGPACK_OBJECT_NIL:
+            s_put (text, "null", 4);
+            return 0;
+        case MSGPACK_OBJECT_BOOLEAN:
+            if (o->via.boolean)
+                s_put (text, "true", 4);
+            else
+                s_put (text, "false", 5);
+            return 0;
+        case MSGPACK_OBJECT_POSITIVE_INTEGER:
+            if (o->via.u64 > INT64_MAX)
+                return -1;
+            s_put (text, number,
+                   (size_t) snprintf (number, sizeof number, "%" PRIu64, o->via.u64));
+            return 0;
+        case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+            s_put (text, number,
+                   (size_t) snprintf (number, sizeof number, "%" PRId64, o->via.i64));
+            return 0;
+        case MSGPACK_OBJECT_STR:
+            if (!codec_check_utf8 (o->via.str.ptr, o->via.str.size))
+                return -1;
+            s_put_string (text, o->via.str.size ? o->via.str.ptr : "", o->via.str.size);
+            return 0;
+        case MSGPACK_OBJECT_ARRAY:
+            if (depth + 1 > CODEC_MAX_DEPTH)
+                return -1;
+            s_put (text, "[", 1);
+            for (uint32_t i = 0; i < o->via.array.size; i++) {
+                if (i)
+                    s_put (text, ",", 1);
+                if (s_put_object (text, &o->via.array.ptr[i], depth + 1))
+                    return -1;
+            }
+            s_put (text, "]", 1);
+            return 0;
+        case MSGPACK_OBJECT_MAP:
+            if (depth + 1 > CODEC_MAX_DEPTH || o->via.map.size > S_DIRECT_MAP_MAX)
+                return -1;
+            s_put (text, "{", 1);
+            for (uint32_t i = 0; i < o->via.map.size; i++) {
+                const msgpack_object *key = &o->via.map.ptr[i].key;
+                if (key->type != MSGPACK_OBJECT_STR)
+                    return -1;
+                for (uint32_t j = 0; j < i; j++)  //  a key twice: jansson's way
+                    if (o->via.map.ptr[j].key.via.str.size == key->via.str.size
+                        && (key->via.str.size == 0
+                            || memcmp (o->via.map.ptr[j].key.via.str.ptr,
+                                       key->via.str.ptr, key->via.str.size)
+                                   == 0))
+                        return -1;
+                if (i)
+                    s_put (text, ",", 1);
+                if (s_put_object (text, key, depth + 1))
+                    return -1;
+                s_put (text, ":", 1);
+                if (s_put_object (text, &o->via.map.ptr[i].val, depth + 1))
+                    return -1;
+            }
+            s_put (text, "}", 1);
+            return 0;
+        default:
+            return -1;
+    }
+}
+
+int
+codec_msgpack_object_json (const msgpack_object *o, codec_text_t *text)
+{
+    assert (o && text);
+    size_t start = text->size;
+    if (s_put_object (text, o, 0) == 0)
+        return 0;
+    //  The general path; a map with a key twice keeps the last value there
+    text->size = start;
+    json_t *value = s_to_jansson (o, 0);
+    char *dumped = value ? json_dumps (value, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+    json_decref (value);
+    if (!dumped) {
+        if (text->data)
+            text->data[start] = 0;
+        return -1;
+    }
+    s_put (text, dumped, strlen (dumped));
+    free (dumped);
+    return 0;
+}
+
+void
+codec_text_append (codec_text_t *text, const char *data, size_t size)
+{
+    assert (text);
+    s_put (text, data, size);
+}
+
+void
+codec_text_clear (codec_text_t *text)
+{
+    assert (text);
+    free (text->data);
+    text->data = NULL;
+    text->size = text->room = 0;
+}
+
 char *
 codec_msgpack_to_json (const void *data, size_t size, int flags)
 {
@@ -497,6 +676,52 @@ codec_json_test (bool verbose)
     free (text);
     msgpack_sbuffer_clear (&buf);
     msgpack_sbuffer_write (&buf, "\x81\x01\x02", 3);
+
+    //  The direct writer: the same text, reals and bin through jansson
+    {
+        msgpack_sbuffer_clear (&buf);
+        msgpack_pack_map (&pk, 6);
+        msgpack_pack_str_with_body (&pk, "s", 1);
+        msgpack_pack_str_with_body (&pk, "q\"\\\x01\t\xc3\xa9", 7);
+        msgpack_pack_str_with_body (&pk, "n", 1);
+        msgpack_pack_array (&pk, 4);
+        msgpack_pack_int64 (&pk, -5);
+        msgpack_pack_uint64 (&pk, 7);
+        msgpack_pack_nil (&pk);
+        msgpack_pack_false (&pk);
+        msgpack_pack_str_with_body (&pk, "r", 1);
+        msgpack_pack_double (&pk, 0.25);
+        msgpack_pack_str_with_body (&pk, "b", 1);
+        msgpack_pack_bin (&pk, 2);
+        msgpack_pack_bin_body (&pk, "\x00\xff", 2);
+        msgpack_pack_str_with_body (&pk, "e", 1);
+        msgpack_pack_map (&pk, 0);
+        msgpack_pack_str_with_body (&pk, "s", 1);  //  repeated: the last one
+        msgpack_pack_true (&pk);
+        msgpack_unpacked unpacked;
+        msgpack_unpacked_init (&unpacked);
+        assert (codec_check_unpack (buf.data, buf.size, &unpacked, NULL, 0) == 0);
+        codec_text_t direct = {0};
+        assert (codec_msgpack_object_json (&unpacked.data.via.map.ptr[0].val, &direct)
+                == 0);
+        assert (streq (direct.data, "\"q\\\"\\\\\\u0001\\t\xc3\xa9\""));
+        direct.size = 0;
+        assert (codec_msgpack_object_json (&unpacked.data.via.map.ptr[1].val, &direct)
+                == 0);
+        assert (streq (direct.data, "[-5,7,null,false]"));
+        direct.size = 0;
+        assert (codec_msgpack_object_json (&unpacked.data, &direct) == 0);
+        text = codec_msgpack_to_json (buf.data, buf.size, 0);
+        assert (streq (direct.data, text));
+        assert (streq (text, "{\"s\":true,\"n\":[-5,7,null,false],\"r\":0.25,"
+                             "\"b\":\"AP8=\",\"e\":{}}"));
+        free (text);
+        codec_text_clear (&direct);
+        assert (direct.data == NULL && direct.size == 0);
+        msgpack_unpacked_destroy (&unpacked);
+        msgpack_sbuffer_clear (&buf);
+        msgpack_sbuffer_write (&buf, "\x81\x01\x02", 3);
+    }
 
     //  Malformed msgpack gives NULL
     assert (codec_msgpack_to_json (buf.data, buf.size - 1, 0) == NULL);

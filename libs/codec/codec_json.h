@@ -23,6 +23,25 @@
 //  frees. NULL on malformed, truncated, too deep or trailing input.
 char *codec_msgpack_to_json (const void *data, size_t size, int flags);
 
+//  Text built in pieces (a malloc'd buffer, always NUL-terminated once used).
+typedef struct {
+    char *data;   //  the text, NULL before the first append
+    size_t size;  //  bytes of text
+    size_t room;  //  bytes allocated
+} codec_text_t;
+
+//  Append an unpacked msgpack object to text as compact JSON, the same text
+//  codec_msgpack_to_json gives; the common shapes (nil, booleans, integers,
+//  UTF-8 strings, arrays, maps with string keys) are written directly, anything
+//  else through jansson. Returns 0, or -1 (text as it was) when nested deeper
+//  than CODEC_MAX_DEPTH.
+int codec_msgpack_object_json (const msgpack_object *o, codec_text_t *text)
+    __attribute__ ((warn_unused_result));
+
+//  Append bytes to text; free its buffer (the text is then empty).
+void codec_text_append (codec_text_t *text, const char *data, size_t size);
+void codec_text_clear (codec_text_t *text);
+
 //  Parse JSON text (len bytes, at most CODEC_MAX_SIZE) and append it to out as
 //  msgpack. Returns 0, or -1 with a reason in error (may be NULL) and out put back
 //  to its size on entry.

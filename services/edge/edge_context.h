@@ -5,6 +5,7 @@
 #define EDGE_CONTEXT_H_INCLUDED
 
 #include <czmq.h>
+#include <ev.h>
 #include <libwebsockets.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -33,23 +34,23 @@ typedef struct {
     bool trust_proxy;            //  the client address is X-Forwarded-For's last hop
     bool cookie_secure;          //  token cookies carry Secure
 
-    core_log_t *log;                   //  logger (owned by the server)
-    struct lws_context *lws;           //  libwebsockets context
-    bus_client_t *bus;                 //  bus client
-    edge_metrics_t *metrics;           //  Prometheus metrics
-    edge_ready_t *ready;               //  cached readiness checks
-    edge_guard_t *guard;               //  credentials, revocations, budgets
-    edge_live_t *live;                 //  what WebSocket clients watch (edge_live)
-    lws_sorted_usec_list_t sul_guard;  //  edge_guard_tick timer
-    sul_cb_t guard_timer;              //  its callback (edge_server's)
-    char *openapi;                     //  OpenAPI document text
-    char *jwks;                        //  JWKS of EdDSA access tokens, NULL with HS256
-    size_t openapi_size;               //  its length
-    zlistx_t *streams;                 //  SSE requests (edge_request_t *), for heartbeats
-    size_t sse_open;                   //  SSE streams whose headers went out
-    size_t ws_open;                    //  WebSocket connections open
-    size_t connections;                //  client connections open
-    bool draining;                     //  stopping: refuse new work
+    core_log_t *log;          //  logger (owned by the server)
+    struct lws_context *lws;  //  libwebsockets context
+    bus_client_t *bus;        //  bus client
+    edge_metrics_t *metrics;  //  Prometheus metrics
+    edge_ready_t *ready;      //  cached readiness checks
+    edge_guard_t *guard;      //  credentials, revocations, budgets
+    edge_live_t *live;        //  what WebSocket clients watch (edge_live)
+    struct ev_loop *loop;     //  the loop lws runs on (edge_server's)
+    ev_timer guard_timer;     //  edge_guard_tick timer (edge_server's)
+    char *openapi;            //  OpenAPI document text
+    char *jwks;               //  JWKS of EdDSA access tokens, NULL with HS256
+    size_t openapi_size;      //  its length
+    zlistx_t *streams;        //  SSE requests (edge_request_t *), for heartbeats
+    size_t sse_open;          //  SSE streams whose headers went out
+    size_t ws_open;           //  WebSocket connections open
+    size_t connections;       //  client connections open
+    bool draining;            //  stopping: refuse new work
 } edge_t;
 
 //  Run the guard's timer at the next turn of the loop: a request was parked and
@@ -57,8 +58,11 @@ typedef struct {
 static inline void
 edge_wake_guard (edge_t *edge)
 {
-    if (edge->lws && edge->guard_timer)
-        lws_sul_schedule (edge->lws, 0, &edge->sul_guard, edge->guard_timer, 1);
+    if (edge->loop && ev_is_active (&edge->guard_timer)) {
+        ev_timer_stop (edge->loop, &edge->guard_timer);
+        ev_timer_set (&edge->guard_timer, 0., 0.);
+        ev_timer_start (edge->loop, &edge->guard_timer);
+    }
 }
 
 //  Monotonic time in microseconds.

@@ -346,17 +346,21 @@ s_sse_open (edge_request_t *self)
     lws_callback_on_writable (self->wsi);
 }
 
-//  Queue the SSE text of one reply body (JSON), in the route's framing.
-static void
-s_sse_reply (edge_request_t *self, const char *json, bool final)
+//  Queue the SSE text of one reply, in the route's framing; -1 when its body is
+//  not readable msgpack.
+static int
+s_sse_reply (edge_request_t *self, const bus_reply_t *reply, bool final)
 {
+    size_t size = 0;
+    char *text = edge_sse_reply_msgpack (self->sse_mode, reply->body, reply->size, final,
+                                         &self->event_id, &size);
+    if (!text)
+        return -1;
     if (!self->sse_open)
         s_sse_open (self);
-    size_t size = 0;
-    char *text = edge_sse_reply (self->sse_mode, json, strlen (json), final,
-                                 &self->event_id, &size);
     s_sse_queue (self, text, size);
     free (text);
+    return 0;
 }
 
 //  Queue the error that ends an SSE stream, in the route's framing.
@@ -418,8 +422,13 @@ s_reply_fn (bus_client_t *client, const bus_reply_t *reply, void *arg)
         s_webhook_reply (self, reply);
         return;
     }
-    char *json = edge_call_reply_json (reply);
-    if (!json) {
+    if (!self->sse && !last)
+        return;  //  a plain JSON client receives the final reply only
+    char *json = NULL;
+    int rc = self->sse                               ? s_sse_reply (self, reply, last)
+             : (json = edge_call_reply_json (reply)) ? 0
+                                                     : -1;
+    if (rc) {
         core_log_warn (self->edge->log, self->request_id, "reply is not valid msgpack");
         if (self->sse_open)
             s_sse_error (self, "internal", "bad reply from service", 502);
@@ -431,14 +440,10 @@ s_reply_fn (bus_client_t *client, const bus_reply_t *reply, void *arg)
         }
         return;
     }
-    if (self->sse) {
-        s_sse_reply (self, json, last);
-        if (last)
-            self->sse_end = true;
-    }
-    else if (last)
+    if (self->sse && last)
+        self->sse_end = true;
+    else if (!self->sse)
         s_respond_final (self, json);
-    //  A plain JSON client receives the final reply only; partials are dropped.
     free (json);
 }
 

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <ev.h>
 #include <openssl/crypto.h>
 
 #include "edge_context.h"
@@ -77,18 +78,19 @@ const size_t edge_server_option_count = sizeof edge_server_options
                                         / sizeof edge_server_options[0];
 
 typedef struct {
-    edge_t edge;                       //  state shared with edge_http / edge_ws
-    zsock_t *pipe;                     //  actor pipe
-    char *host;                        //  listen address
-    int port;                          //  bound port, -1 when not listening
-    int ready_interval_ms;             //  readiness poll period
-    int64_t drain_ms;                  //  drain budget on $TERM
-    int64_t drain_deadline_us;         //  when draining must end (0: not draining)
-    int64_t next_ready_us;             //  next readiness poll
-    bool terminated;                   //  leave the loop
-    lws_sorted_usec_list_t sul_bus;    //  bus_client_tick timer
-    lws_sorted_usec_list_t sul_house;  //  heartbeats, readiness, drain
-    lws_sorted_usec_list_t sul_redis;  //  Redis driving
+    edge_t edge;                //  state shared with edge_http / edge_ws
+    zsock_t *pipe;              //  actor pipe
+    char *host;                 //  listen address
+    int port;                   //  bound port, -1 when not listening
+    int ready_interval_ms;      //  readiness poll period
+    int64_t drain_ms;           //  drain budget on $TERM
+    int64_t drain_deadline_us;  //  when draining must end (0: not draining)
+    int64_t next_ready_us;      //  next readiness poll
+    bool terminated;            //  leave the loop
+    ev_timer bus_timer;         //  bus_client_tick timer
+    ev_timer house_timer;       //  heartbeats, readiness, drain (100 ms)
+    ev_timer redis_timer;       //  Redis driving (50 ms)
+    struct ev_loop *loop;       //  libev loop (epoll) lws runs on
 } self_t;
 
 static int s_callback_http (struct lws *wsi, enum lws_callback_reasons reason, void *user,
@@ -174,26 +176,37 @@ s_callback_zmq (struct lws *wsi, enum lws_callback_reasons reason, void *user, v
     return 0;
 }
 
+//  Run a one-shot timer again after ms milliseconds.
+static void
+s_timer_again (struct ev_loop *loop, ev_timer *timer, int ms)
+{
+    ev_timer_stop (loop, timer);
+    ev_timer_set (timer, ms / 1000., 0.);
+    ev_timer_start (loop, timer);
+}
+
 //  Timer: heartbeats and deadlines of the bus client.
 static void
-s_on_bus_timer (lws_sorted_usec_list_t *sul)
+s_on_bus_timer (struct ev_loop *loop, ev_timer *timer, int revents)
 {
-    self_t *self = lws_container_of (sul, self_t, sul_bus);
+    (void) revents;
+    self_t *self = (self_t *) timer->data;
     int ms = bus_client_tick (self->edge.bus);
     bus_client_process (self->edge.bus);
     if (ms < 1)
         ms = 1;
     if (ms > 1000)
         ms = 1000;
-    lws_sul_schedule (self->edge.lws, 0, &self->sul_bus, s_on_bus_timer,
-                      (lws_usec_t) ms * LWS_US_PER_MS);
+    s_timer_again (loop, timer, ms);
 }
 
 //  Timer, every 100 ms: SSE heartbeats, readiness polls, the end of a drain.
 static void
-s_on_house_timer (lws_sorted_usec_list_t *sul)
+s_on_house_timer (struct ev_loop *loop, ev_timer *timer, int revents)
 {
-    self_t *self = lws_container_of (sul, self_t, sul_house);
+    (void) loop;
+    (void) revents;
+    self_t *self = (self_t *) timer->data;
     int64_t now = edge_now_us ();
     edge_http_heartbeat (&self->edge);
     if (self->edge.live)
@@ -215,29 +228,27 @@ s_on_house_timer (lws_sorted_usec_list_t *sul)
             self->terminated = true;
         }
     }
-    lws_sul_schedule (self->edge.lws, 0, &self->sul_house, s_on_house_timer,
-                      100 * LWS_US_PER_MS);
 }
 
-//  Timer: drive the Redis connection.
+//  Timer, every 50 ms: drive the Redis connection.
 static void
-s_on_redis_timer (lws_sorted_usec_list_t *sul)
+s_on_redis_timer (struct ev_loop *loop, ev_timer *timer, int revents)
 {
-    self_t *self = lws_container_of (sul, self_t, sul_redis);
+    (void) loop;
+    (void) revents;
+    self_t *self = (self_t *) timer->data;
     edge_ready_tick (self->edge.ready);
-    lws_sul_schedule (self->edge.lws, 0, &self->sul_redis, s_on_redis_timer,
-                      50 * LWS_US_PER_MS);
 }
 
 //  Timer: revocation polls, budget checks waiting for Redis, cache pruning.
 static void
-s_on_guard_timer (lws_sorted_usec_list_t *sul)
+s_on_guard_timer (struct ev_loop *loop, ev_timer *timer, int revents)
 {
-    self_t *self = lws_container_of (sul, self_t, edge.sul_guard);
+    (void) revents;
+    self_t *self = (self_t *) timer->data;
     int ms = edge_guard_tick (self->edge.guard);
     bus_client_process (self->edge.bus);
-    lws_sul_schedule (self->edge.lws, 0, &self->edge.sul_guard, s_on_guard_timer,
-                      (lws_usec_t) (ms > 0 ? ms : 1) * LWS_US_PER_MS);
+    s_timer_again (loop, timer, ms > 0 ? ms : 1);
 }
 
 //  The guard from the configuration: the JWT key set (auth_keys) and the budgets.
@@ -318,7 +329,15 @@ s_listen (self_t *self, core_config_t *config)
     info.timeout_secs = 10;
     info.timeout_secs_ah_idle = 10;
     info.keepalive_timeout = (int) core_config_int (config, "edge_idle_timeout_s");
-    info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
+    //  lws's own loop poll()s every connection at each wake-up; on libev (epoll)
+    //  a pass costs what is ready, not what is open. Our loop, not one lws makes:
+    //  that one takes the process's SIGINT and allows one context per process.
+    self->loop = ev_loop_new (EVFLAG_AUTO);
+    if (!self->loop)
+        return -1;
+    void *foreign_loops[1] = {self->loop};
+    info.foreign_loops = foreign_loops;
+    info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_LIBEV;
     if (!strchr (self->host, ':'))
         info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
     self->edge.lws = lws_create_context (&info);
@@ -394,12 +413,22 @@ s_self_new (zsock_t *pipe, core_config_t *config)
         self->port = -1;
         return self;
     }
-    lws_sul_schedule (edge->lws, 0, &self->sul_bus, s_on_bus_timer, 1);
-    lws_sul_schedule (edge->lws, 0, &self->sul_house, s_on_house_timer, 1);
-    edge->guard_timer = s_on_guard_timer;
-    lws_sul_schedule (edge->lws, 0, &edge->sul_guard, s_on_guard_timer, 1);
-    if (*core_config_str (config, "redis_url"))
-        lws_sul_schedule (edge->lws, 0, &self->sul_redis, s_on_redis_timer, 1);
+    //  Our timers are libev's, not lws_sul: lws 4.1 on libev does not bring its
+    //  one timer forward when a sul is scheduled sooner than it (a parked request's
+    //  Redis answer waited up to 50 ms for the next pass)
+    edge->loop = self->loop;
+    ev_timer_init (&self->bus_timer, s_on_bus_timer, 0.001, 0.);
+    ev_timer_init (&self->house_timer, s_on_house_timer, 0.001, 0.1);
+    ev_timer_init (&edge->guard_timer, s_on_guard_timer, 0.001, 0.);
+    self->bus_timer.data = self->house_timer.data = edge->guard_timer.data = self;
+    ev_timer_start (self->loop, &self->bus_timer);
+    ev_timer_start (self->loop, &self->house_timer);
+    ev_timer_start (self->loop, &edge->guard_timer);
+    if (*core_config_str (config, "redis_url")) {
+        ev_timer_init (&self->redis_timer, s_on_redis_timer, 0.001, 0.05);
+        self->redis_timer.data = self;
+        ev_timer_start (self->loop, &self->redis_timer);
+    }
     core_log_info (edge->log, NULL, "edge listening on %s:%d, brokers %s", self->host,
                    self->port, core_config_str (config, "brokers"));
     return self;
@@ -414,13 +443,16 @@ s_self_destroy (self_t **self_p)
     edge_t *edge = &self->edge;
     if (edge->lws) {
         //  Closing every connection cancels its bus requests: the bus is still up.
-        lws_sul_cancel (&self->sul_bus);
-        lws_sul_cancel (&self->sul_house);
-        lws_sul_cancel (&self->sul_redis);
-        lws_sul_cancel (&edge->sul_guard);
+        ev_timer_stop (self->loop, &self->bus_timer);
+        ev_timer_stop (self->loop, &self->house_timer);
+        ev_timer_stop (self->loop, &self->redis_timer);
+        ev_timer_stop (self->loop, &edge->guard_timer);
+        edge->loop = NULL;
         lws_context_destroy (edge->lws);
         edge->lws = NULL;
     }
+    if (self->loop)
+        ev_loop_destroy (self->loop);
     edge_guard_destroy (&edge->guard);
     edge_ready_destroy (&edge->ready);
     bus_client_destroy (&edge->bus);
@@ -473,9 +505,9 @@ edge_server_actor (zsock_t *pipe, void *args)
         //  Anything that arrived before the fds were adopted sets no edge: read now.
         s_handle_pipe (self);
         bus_client_process (self->edge.bus);
+        //  One pass of libev per turn: everything that ends us runs inside it
         while (!self->terminated)
-            if (lws_service (self->edge.lws, 0) < 0)
-                break;
+            ev_run (self->loop, EVRUN_ONCE);
     }
     s_self_destroy (&self);
     //  Free this thread's OpenSSL state (lws and libjwt use it) now: czmq's actor

@@ -1,8 +1,10 @@
 /*  edge_server: the edge actor. One thread runs libwebsockets and the bus client
     together: the ZeroMQ sockets' ZMQ_FDs (the bus client's and the actor pipe's)
     are adopted into lws as raw file descriptors, bus_client_process runs when one
-    is readable and after every send, and lws_sul timers drive bus_client_tick,
-    SSE heartbeats, readiness polls and Redis. Used by services/edge/main.c
+    is readable and after every send, and timers drive bus_client_tick, SSE
+    heartbeats, readiness polls and Redis. lws runs on a libev loop of ours
+    (epoll: a pass costs what is ready, not every open connection, as lws's own
+    poll() loop did), whose timers these are. Used by services/edge/main.c
     (chorus-edge) and chorusd.
 
         core_config_t *config = core_config_new (edge_server_options,

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec_check.h"
+#include "codec_json.h"
 #include "edge_call.h"
 
 //  Longest event name passed on as "event:"; longer ones make a plain body.
@@ -101,6 +103,119 @@ edge_sse_reply (edge_sse_mode_t mode, const char *json, size_t len, bool final,
     return s_format (size, "id: %llu\nevent: %s\ndata: %.*s\n\n",
                      (unsigned long long) ++*counter, final ? "final" : "partial",
                      (int) len, json);
+}
+
+//  The value of a map's string key (the last one when it repeats), or NULL.
+static const msgpack_object *
+s_map_get (const msgpack_object *map, const char *key)
+{
+    size_t len = strlen (key);
+    const msgpack_object *found = NULL;
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object *k = &map->via.map.ptr[i].key;
+        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == len
+            && memcmp (k->via.str.ptr, key, len) == 0)
+            found = &map->via.map.ptr[i].val;
+    }
+    return found;
+}
+
+//  As s_event_of, on the unpacked body.
+static bool
+s_event_of_object (const msgpack_object *body, const char **event, size_t *event_len,
+                   const char **id, size_t *id_len, char *id_buf, size_t id_size,
+                   const msgpack_object **data)
+{
+    if (body->type != MSGPACK_OBJECT_MAP || !(*data = s_map_get (body, "data")))
+        return false;
+    const msgpack_object *name = s_map_get (body, "event");
+    if (!name || name->type != MSGPACK_OBJECT_STR)
+        return false;
+    size_t len = name->via.str.size;
+    if (len == 0 || len > S_EVENT_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char) name->via.str.ptr[i] < 0x21
+            || (unsigned char) name->via.str.ptr[i] > 0x7e)
+            return false;
+    *event = name->via.str.ptr;
+    *event_len = len;
+    *id = NULL;
+    *id_len = 0;
+    const msgpack_object *value = s_map_get (body, "id");
+    if (value && value->type == MSGPACK_OBJECT_STR
+        && edge_sse_id_valid (value->via.str.ptr, value->via.str.size)) {
+        *id = value->via.str.ptr;
+        *id_len = value->via.str.size;
+    }
+    else if (value
+             && (value->type == MSGPACK_OBJECT_NEGATIVE_INTEGER
+                 || (value->type == MSGPACK_OBJECT_POSITIVE_INTEGER
+                     && value->via.u64 <= INT64_MAX))) {
+        int n = snprintf (id_buf, id_size, "%lld", (long long) value->via.i64);
+        *id = id_buf;
+        *id_len = (size_t) n;
+    }
+    return true;
+}
+
+char *
+edge_sse_reply_msgpack (edge_sse_mode_t mode, const void *body, size_t size, bool final,
+                        uint64_t *counter, size_t *out_size)
+{
+    msgpack_unpacked unpacked;
+    msgpack_unpacked_init (&unpacked);
+    msgpack_object empty = {.type = MSGPACK_OBJECT_MAP};
+    const msgpack_object *root = &empty;  //  no body: {}
+    if (size > 0) {
+        if (size > CODEC_MAX_SIZE
+            || codec_check_unpack (body, size, &unpacked, NULL, 0)) {
+            msgpack_unpacked_destroy (&unpacked);
+            return NULL;
+        }
+        root = &unpacked.data;
+    }
+    codec_text_t text = {0};
+    const char *event = NULL, *id = NULL;
+    size_t event_len = 0, id_len = 0;
+    char id_buf[24];
+    const msgpack_object *data = NULL;
+    int rc = 0;
+    if (mode != EDGE_SSE_OPENAI
+        && s_event_of_object (root, &event, &event_len, &id, &id_len, id_buf,
+                              sizeof id_buf, &data)) {
+        if (id) {
+            codec_text_append (&text, "id: ", 4);
+            codec_text_append (&text, id, id_len);
+            codec_text_append (&text, "\n", 1);
+        }
+        codec_text_append (&text, "event: ", 7);
+        codec_text_append (&text, event, event_len);
+        codec_text_append (&text, "\ndata: ", 7);
+        rc = codec_msgpack_object_json (data, &text);
+        codec_text_append (&text, "\n\n", 2);
+    }
+    else {
+        char head[64] = "data: ";
+        if (mode == EDGE_SSE_GENERIC)
+            snprintf (head, sizeof head,
+                      "id: %llu\nevent: %s\ndata: ", (unsigned long long) ++*counter,
+                      final ? "final" : "partial");
+        codec_text_append (&text, head, strlen (head));
+        rc = codec_msgpack_object_json (root, &text);
+        codec_text_append (&text, "\n\n", 2);
+        if (mode == EDGE_SSE_OPENAI && final)
+            codec_text_append (&text, "data: [DONE]\n\n", 14);
+    }
+    msgpack_unpacked_destroy (&unpacked);
+    if (rc) {
+        if (mode == EDGE_SSE_GENERIC && !event)
+            --*counter;  //  nothing was written
+        codec_text_clear (&text);
+        return NULL;
+    }
+    *out_size = text.size;
+    return text.data;
 }
 
 char *
@@ -205,6 +320,47 @@ edge_sse_test (bool verbose)
             == 0);
     assert (size == strlen (text));
     free (text);
+
+    //  Straight from msgpack: the same texts
+    {
+        msgpack_sbuffer buf;
+        msgpack_sbuffer_init (&buf);
+        msgpack_packer pk;
+        msgpack_packer_init (&pk, &buf, msgpack_sbuffer_write);
+        msgpack_pack_map (&pk, 3);
+        msgpack_pack_str_with_body (&pk, "event", 5);
+        msgpack_pack_str_with_body (&pk, "message.delta", 13);
+        msgpack_pack_str_with_body (&pk, "id", 2);
+        msgpack_pack_str_with_body (&pk, "m-1:3", 5);
+        msgpack_pack_str_with_body (&pk, "data", 4);
+        msgpack_pack_map (&pk, 2);
+        msgpack_pack_str_with_body (&pk, "message_id", 10);
+        msgpack_pack_str_with_body (&pk, "m-1", 3);
+        msgpack_pack_str_with_body (&pk, "delta", 5);
+        msgpack_pack_str_with_body (&pk, "Hi\n", 3);
+        uint64_t counter = 0;
+        text = edge_sse_reply_msgpack (EDGE_SSE_EVENTS, buf.data, buf.size, false,
+                                       &counter, &size);
+        assert (text && size == strlen (rendered) && strcmp (text, rendered) == 0);
+        free (text);
+        text = edge_sse_reply_msgpack (EDGE_SSE_OPENAI, buf.data, buf.size, true,
+                                       &counter, &size);
+        assert (strcmp (text, "data: {\"event\":\"message.delta\",\"id\":\"m-1:3\","
+                              "\"data\":{\"message_id\":\"m-1\",\"delta\":\"Hi\\n\"}}"
+                              "\n\ndata: [DONE]\n\n")
+                == 0);
+        free (text);
+        text = edge_sse_reply_msgpack (EDGE_SSE_GENERIC, NULL, 0, true, &counter, &size);
+        assert (strcmp (text, "id: 1\nevent: final\ndata: {}\n\n") == 0);
+        free (text);
+        //  Not msgpack, or cut short: NULL, the counter as it was
+        assert (!edge_sse_reply_msgpack (EDGE_SSE_GENERIC, "\xc1", 1, false, &counter,
+                                         &size));
+        assert (!edge_sse_reply_msgpack (EDGE_SSE_EVENTS, buf.data, buf.size - 1, false,
+                                         &counter, &size));
+        assert (counter == 1);
+        msgpack_sbuffer_destroy (&buf);
+    }
 
     //  Event ids and Last-Event-ID values
     assert (edge_sse_id_valid ("0b7c-11:4", 9));

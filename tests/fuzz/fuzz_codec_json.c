@@ -1,7 +1,9 @@
 /*  fuzz_codec_json: the schema-free JSON <-> msgpack conversions. An even first
     byte feeds the rest as JSON text (json -> msgpack -> json -> msgpack must give
     the same bytes); an odd one feeds it as msgpack (msgpack -> json, whose output
-    must parse back unless nested too deep or holding NUL).                                   */
+    must parse back unless nested too deep or holding NUL, and must equal what
+    codec_msgpack_object_json writes).                                   */
+#include "codec_check.h"
 #include "codec_json.h"
 #include "codec_msgpack.h"
 
@@ -45,6 +47,21 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     }
     else {
         char *json = codec_msgpack_to_json (body, len, (data[0] >> 1) & 3);
+        //  The direct writer gives the same compact text
+        msgpack_unpacked unpacked;
+        msgpack_unpacked_init (&unpacked);
+        if (((data[0] >> 1) & 3) == 0
+            && codec_check_unpack (body, len, &unpacked, NULL, 0) == 0) {
+            codec_text_t text = {0};
+            int rc = codec_msgpack_object_json (&unpacked.data, &text);
+            if ((rc == 0) != (json != NULL)
+                || (json
+                    && (text.size != strlen (json)
+                        || memcmp (text.data, json, text.size))))
+                s_fail ("the direct writer differs:", text.data);
+            codec_text_clear (&text);
+        }
+        msgpack_unpacked_destroy (&unpacked);
         if (json) {
             //  Nesting may grow by one (ext objects), and the JSON side refuses NUL
             //  bytes that msgpack strings may hold; anything else must parse back
