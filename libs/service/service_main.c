@@ -5,6 +5,7 @@
 
 #include "bus_client.h"
 #include "codec_msgpack.h"
+#include "core_process.h"
 
 #ifndef CHORUS_SQL_DIR
 #define CHORUS_SQL_DIR "/usr/share/chorus/sql"
@@ -124,6 +125,7 @@ service_main_ex (int argc, char **argv, const char *name, zactor_fn *actor_fn,
         free (table);
         return 0;
     }
+    core_process_tune ();
     char *error = NULL;
     core_config_t *config = core_config_new (table, count, &error);
     if (!config) {

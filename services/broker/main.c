@@ -2,6 +2,7 @@
     and the two ports after it (events in, events out), runs until SIGTERM.        */
 #include "bus_broker.h"
 #include "core_config.h"
+#include "core_process.h"
 
 static const core_config_option_t s_options[] = {
     {"bind", "CHORUS_BROKER_BIND", CORE_CONFIG_STRING, 0, 0, "tcp://127.0.0.1:7100",
@@ -25,6 +26,7 @@ main (int argc, char **argv)
         free (error);
         return 2;
     }
+    core_process_tune ();
     zsys_init ();
     const char *id = core_config_str (config, "broker_id");
     bus_broker_config_t broker_config = {

@@ -60,6 +60,7 @@ struct _edge_request_t {
     uint64_t event_id;      //  SSE: last generic event id
     int64_t last_write_us;  //  SSE: last time something was queued
     void *stream_cursor;    //  SSE: handle in edge->streams
+    int64_t backstop_us;    //  SSE: when the edge ends the stream itself, 0 none
 };
 
 static void s_reply_fn (bus_client_t *client, const bus_reply_t *reply, void *arg);
@@ -315,6 +316,23 @@ s_sse_queue (edge_request_t *self, const char *text, size_t size)
     return -1;
 }
 
+//  lws's own timeout must not cut a long answer: the bus deadline bounds it, with
+//  a backstop a little later. An SSE stream's backstop is ours, checked by the
+//  heartbeat sweep: lws 4.1 keeps its timeouts in one list sorted by insertion
+//  from the head, so with 10,000 streams open every timeout set walked all the
+//  others (half the edge's CPU while streams opened).
+static void
+s_backstop (edge_request_t *self)
+{
+    int seconds = (int) (self->edge->timeout_ms / 1000) + 5;
+    if (self->stream_cursor) {
+        lws_set_timeout (self->wsi, NO_PENDING_TIMEOUT, 0);
+        self->backstop_us = edge_now_us () + (int64_t) seconds * 1000000;
+    }
+    else
+        lws_set_timeout (self->wsi, PENDING_TIMEOUT_USER_OK, seconds);
+}
+
 //  Open the SSE stream: queue the response headers and count the stream.
 static void
 s_sse_open (edge_request_t *self)
@@ -341,8 +359,7 @@ s_sse_open (edge_request_t *self)
     if (!self->stream_cursor)
         self->stream_cursor = zlistx_add_end (edge->streams, self);
     self->last_write_us = edge_now_us ();
-    lws_set_timeout (self->wsi, PENDING_TIMEOUT_USER_OK,
-                     (int) (edge->timeout_ms / 1000) + 5);
+    s_backstop (self);
     lws_callback_on_writable (self->wsi);
 }
 
@@ -512,9 +529,8 @@ s_builtin (edge_request_t *self)
 }
 
 //  Give the lws header table back: everything needed from the headers is copied,
-//  and lws would close a connection holding it idle past timeout_secs_ah_idle.
-//  lws's own timeout (timeout_secs) must not cut a long answer either: the bus
-//  deadline bounds it, with a backstop a little later.
+//  and lws would close a connection holding it idle past timeout_secs_ah_idle;
+//  then the answer's backstop replaces lws's own timeout (s_backstop).
 static void
 s_detach (edge_request_t *self)
 {
@@ -522,8 +538,7 @@ s_detach (edge_request_t *self)
         return;
     self->detached = true;
     lws_http_headers_detach (self->wsi);
-    lws_set_timeout (self->wsi, PENDING_TIMEOUT_USER_OK,
-                     (int) (self->edge->timeout_ms / 1000) + 5);
+    s_backstop (self);
 }
 
 //  Without refresh_token in the body, the chorus_refresh cookie's value (refresh
@@ -1097,6 +1112,10 @@ edge_http_heartbeat (edge_t *edge)
     edge_request_t *self = (edge_request_t *) zlistx_first (edge->streams);
     while (self) {
         edge_request_t *next = (edge_request_t *) zlistx_next (edge->streams);
+        if (self->backstop_us && now >= self->backstop_us) {
+            self->backstop_us = 0;
+            lws_set_timeout (self->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        }
         if (!self->sse_end && !self->out
             && now - self->last_write_us >= edge->keepalive_ms * 1000) {
             if (!self->sse_open)

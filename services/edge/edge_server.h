@@ -30,6 +30,16 @@ extern const core_config_option_t edge_server_options[];
 extern const size_t edge_server_option_count;
 
 //  The actor; args is a core_config_t * built with edge_server_options.
+//  Open files a process that is only the edge keeps beyond its connections
+//  (the bus and Redis sockets, ZeroMQ's own, logs).
+#define EDGE_SERVER_FD_RESERVE 256
+
+//  For a process that runs nothing but the edge, before it starts: set the soft
+//  open-file limit to max_connections plus EDGE_SERVER_FD_RESERVE (at most the
+//  hard limit), which lets lws look descriptors up by index. Returns the limit,
+//  or -1.
+int edge_server_fit_fd_limit (int max_connections);
+
 void edge_server_actor (zsock_t *pipe, void *args);
 
 void edge_server_test (bool verbose);

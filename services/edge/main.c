@@ -8,6 +8,7 @@
 
 #include "core_config.h"
 #include "core_log.h"
+#include "core_process.h"
 #include "edge_openapi.h"
 #include "edge_server.h"
 
@@ -31,6 +32,10 @@ main (int argc, char **argv)
         free (error);
         return 1;
     }
+    core_process_tune ();
+    if (edge_server_fit_fd_limit ((int) core_config_int (config, "edge_max_connections"))
+        < 0)
+        fprintf (stderr, "chorus-edge: cannot set the open-file limit\n");
     zsys_init ();  //  installs the SIGINT/SIGTERM handler (zsys_interrupted)
     core_log_t *log = core_log_new ("edge", core_config_str (config, "log_level"));
     zactor_t *edge = zactor_new (edge_server_actor, config);
