@@ -1,5 +1,6 @@
 /*  llm_openai: request builder and stream parser of OpenAI Chat Completions.   */
 #include "llm_openai.h"
+#include "llm_openai_chunk.h"
 
 #include <assert.h>
 #include <stdio.h>
@@ -172,10 +173,13 @@ llm_openai_on_event (llm_parser_t *parser, const http_sse_event_t *event)
         return llm_parser_emit_done (parser, NULL);
     if (event->data_size == 0)
         return 0;
+    int rc = 0;
+    if (!parser->general_json
+        && llm_openai_chunk_read (parser, event->data, event->data_size, &rc))
+        return rc;
     json_t *root = llm_parser_json (parser, event->data, event->data_size);
     if (!root)
         return -1;
-    int rc = 0;
     json_t *error = json_object_get (root, "error");
     if (!json_is_object (root))
         rc = llm_parser_bad (parser, "a chunk is not a JSON object");

@@ -3,7 +3,9 @@
     through base_url. The builder makes POST {base}/chat/completions with
     stream: true and stream_options.include_usage; the parser reads its SSE
     chunks (choices[].delta content and tool_calls, finish_reason, the usage
-    chunk, error members) up to data: [DONE].
+    chunk, error members) up to data: [DONE]. The common chunks (text, finish
+    reasons, usage) are read by llm_openai_chunk without a JSON tree; the rest
+    with jansson.
 
     Thinking: only OpenAI's reasoning models (o1, o3*, o4*, gpt-5*, not o1-mini,
     o1-preview, *-pro or gpt-5*-chat*) get reasoning_effort: quick "low",

@@ -461,10 +461,11 @@ s_fuzz_on_event (const llm_event_t *event, void *arg)
 //  Parse data fed in chunks of step bytes (0: whole) into log.
 static void
 s_fuzz_run (llm_provider_t provider, const char *content_type, const uint8_t *data,
-            size_t size, size_t step, s_log_t *log)
+            size_t size, size_t step, bool general, s_log_t *log)
 {
     llm_parser_t *parser = llm_parser_new (provider, 2048, s_fuzz_on_event, log);
     assert (parser);
+    parser->general_json = general;
     parser->id_seed = 0;  //  made-up ids must match across runs
     if (content_type)
         llm_parser_set_content_type (parser, content_type);
@@ -487,7 +488,7 @@ llm_parser_run (llm_provider_t provider, const char *content_type, const char *d
 {
     s_log_t log = {0};
     s_fuzz_run (provider, content_type, (const uint8_t *) data, strlen (data), step,
-                &log);
+                false, &log);
     return log.log;
 }
 
@@ -520,19 +521,25 @@ llm_parser_fuzz (llm_provider_t provider, const uint8_t *data, size_t size)
         data++;
         size--;
     }
-    s_log_t whole = {0}, bytes = {0}, chunks = {0};
-    s_fuzz_run (provider, content_type, data, size, 0, &whole);
-    s_fuzz_run (provider, content_type, data, size, 1, &bytes);
-    s_fuzz_run (provider, content_type, data, size, chunk, &chunks);
+    s_log_t whole = {0}, bytes = {0}, chunks = {0}, general = {0};
+    s_fuzz_run (provider, content_type, data, size, 0, false, &whole);
+    s_fuzz_run (provider, content_type, data, size, 1, false, &bytes);
+    s_fuzz_run (provider, content_type, data, size, chunk, false, &chunks);
+    //  OpenAI chunks: llm_openai_chunk gives what the general reader gives
+    s_fuzz_run (provider, content_type, data, size, 0, true, &general);
     if (whole.size != bytes.size || memcmp (whole.log, bytes.log, whole.size)
-        || whole.size != chunks.size || memcmp (whole.log, chunks.log, whole.size)) {
-        fprintf (stderr, "llm_parser_fuzz: events differ\n--- whole\n%s--- bytes\n%s",
-                 whole.log, bytes.log);
+        || whole.size != chunks.size || memcmp (whole.log, chunks.log, whole.size)
+        || whole.size != general.size || memcmp (whole.log, general.log, whole.size)) {
+        fprintf (stderr,
+                 "llm_parser_fuzz: events differ\n--- whole\n%s--- bytes\n%s"
+                 "--- general JSON reader\n%s",
+                 whole.log, bytes.log, general.log);
         abort ();
     }
     free (whole.log);
     free (bytes.log);
     free (chunks.log);
+    free (general.log);
     return 0;
 }
 

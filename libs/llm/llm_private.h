@@ -170,6 +170,8 @@ struct _llm_parser_t {
     char content_type[64];               //  n8n: Content-Type, lower case, no parameters
     char *body;                          //  n8n: buffered body
     size_t body_size;                    //  n8n: bytes in body
+    bool general_json;                   //  OpenAI: every chunk through jansson, not
+                                         //  llm_openai_chunk (llm_parser_fuzz compares)
 };
 
 //  Emit events; each returns 0 to go on, or -1 when the stream ended or fn

@@ -1,0 +1,439 @@
+/*  llm_openai_chunk: the common OpenAI chunk read without a JSON tree (see the
+    header). yajl calls us for every key and value; we follow where each sits
+    (the chunk, its choices, a choice, its delta, usage) and keep what the events
+    need. Nothing is emitted before the whole chunk parsed, so a chunk that turns
+    out to need the general reader is handed over untouched.                    */
+#include "llm_openai_chunk.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yajl/yajl_parse.h>
+
+#include "codec_check.h"
+
+#define S_DEPTH_MAX 32  //  deeper chunks go to the general reader
+
+//  What a container is.
+typedef enum {
+    S_OTHER = 0,  //  anything we skip
+    S_ROOT,       //  the chunk
+    S_CHOICES,    //  its choices array
+    S_CHOICE,     //  one choice
+    S_DELTA,      //  a choice's delta
+    S_USAGE       //  the usage object
+} s_frame_t;
+
+//  The keys that matter, as bits (to see one twice).
+typedef enum {
+    S_KEY_NONE = 0,
+    S_KEY_CHOICES = 1,
+    S_KEY_USAGE = 2,
+    S_KEY_ERROR = 4,
+    S_KEY_INDEX = 8,
+    S_KEY_DELTA = 16,
+    S_KEY_FINISH = 32,
+    S_KEY_CONTENT = 64,
+    S_KEY_TOOLS = 128,
+    S_KEY_PROMPT = 256,
+    S_KEY_COMPLETION = 512
+} s_key_t;
+
+//  What one choice brought.
+typedef struct {
+    bool index_integer;   //  index was an integer
+    long long index;      //  its value
+    char *content;        //  delta.content when a string, or NULL
+    size_t content_size;  //  its bytes
+    bool finish_string;   //  finish_reason was a string
+    char finish[32];      //  its value ("?" when longer: an unknown reason)
+} s_choice_t;
+
+//  The reader's state over one chunk.
+typedef struct {
+    s_frame_t frames[S_DEPTH_MAX];  //  containers we are in
+    unsigned seen[S_DEPTH_MAX];     //  keys met in each map
+    int depth;                      //  how many
+    s_key_t key;                    //  key of the value that comes next
+    bool general;                   //  the general reader must read it
+    bool usage;                     //  a usage object came
+    long long prompt;               //  usage.prompt_tokens, -1 not an integer
+    long long completion;           //  usage.completion_tokens, -1 the same
+    s_choice_t choices[LLM_OPENAI_CHUNK_CHOICES];  //  the choices
+    int choice_count;                              //  how many
+} s_chunk_t;
+
+//  The container the next value is in, or S_OTHER before the first.
+static s_frame_t
+s_frame (s_chunk_t *self)
+{
+    return self->depth ? self->frames[self->depth - 1] : S_OTHER;
+}
+
+//  Stop: the general reader takes the chunk (yajl ends with client_canceled).
+static int
+s_general (s_chunk_t *self)
+{
+    self->general = true;
+    return 0;
+}
+
+//  A scalar value arrived: what it means where it is. type is the yajl value
+//  kind: 'n' null, 'b' boolean, 'i' integer, 'd' real, 's' string.
+static int
+s_scalar (s_chunk_t *self, char type, long long integer, const unsigned char *text,
+          size_t len)
+{
+    if (type == 's'
+        && (memchr (text, 0, len) || !codec_check_utf8 ((const char *) text, len)))
+        return s_general (self);  //  the general reader refuses NUL and what yajl lets
+                                  //  pass of bad UTF-8 (overlong forms)
+    s_frame_t frame = s_frame (self);
+    s_key_t key = self->key;
+    self->key = S_KEY_NONE;
+    if (frame == S_ROOT && key == S_KEY_ERROR && type != 'n')
+        return s_general (self);
+    if (frame == S_DELTA && key == S_KEY_TOOLS && type != 'n')
+        return s_general (self);
+    if (frame == S_CHOICES) {
+        if (self->choice_count == LLM_OPENAI_CHUNK_CHOICES)
+            return s_general (self);
+        self->choice_count++;  //  not an object: a choice with nothing in it
+        return 1;
+    }
+    s_choice_t *choice = self->choice_count ? &self->choices[self->choice_count - 1]
+                                            : NULL;
+    if (frame == S_CHOICE && key == S_KEY_INDEX && type == 'i') {
+        choice->index_integer = true;
+        choice->index = integer;
+    }
+    else if (frame == S_CHOICE && key == S_KEY_FINISH && type == 's') {
+        choice->finish_string = true;
+        snprintf (choice->finish, sizeof choice->finish, "%.*s", (int) len, text);
+        if (len >= sizeof choice->finish)
+            snprintf (choice->finish, sizeof choice->finish, "?");
+    }
+    else if (frame == S_DELTA && key == S_KEY_CONTENT && type == 's') {
+        free (choice->content);
+        choice->content = malloc (len + 1);
+        assert (choice->content);
+        memcpy (choice->content, text, len);
+        choice->content[len] = 0;
+        choice->content_size = len;
+    }
+    else if (frame == S_USAGE && (key == S_KEY_PROMPT || key == S_KEY_COMPLETION))
+        *(key == S_KEY_PROMPT ? &self->prompt : &self->completion) = type == 'i' ? integer
+                                                                                 : -1;
+    return 1;
+}
+
+static int
+s_null (void *ctx)
+{
+    return s_scalar ((s_chunk_t *) ctx, 'n', 0, NULL, 0);
+}
+
+static int
+s_boolean (void *ctx, int value)
+{
+    (void) value;
+    return s_scalar ((s_chunk_t *) ctx, 'b', 0, NULL, 0);
+}
+
+static int
+s_integer (void *ctx, long long value)
+{
+    return s_scalar ((s_chunk_t *) ctx, 'i', value, NULL, 0);
+}
+
+static int
+s_double (void *ctx, double value)
+{
+    (void) value;
+    return s_scalar ((s_chunk_t *) ctx, 'd', 0, NULL, 0);
+}
+
+static int
+s_string (void *ctx, const unsigned char *text, size_t len)
+{
+    return s_scalar ((s_chunk_t *) ctx, 's', 0, text, len);
+}
+
+//  A map or an array begins: push what it is.
+static int
+s_start (s_chunk_t *self, bool map)
+{
+    if (self->depth == S_DEPTH_MAX)
+        return s_general (self);
+    s_frame_t frame = s_frame (self);
+    s_key_t key = self->key;
+    self->key = S_KEY_NONE;
+    s_frame_t next = S_OTHER;
+    if (self->depth == 0)
+        next = map ? S_ROOT : S_OTHER;
+    else if (frame == S_ROOT && key == S_KEY_CHOICES && !map)
+        next = S_CHOICES;
+    else if (frame == S_ROOT && key == S_KEY_USAGE && map) {
+        next = S_USAGE;
+        self->usage = true;
+        self->prompt = self->completion = -1;
+    }
+    else if (frame == S_ROOT && key == S_KEY_ERROR)
+        return s_general (self);
+    else if (frame == S_CHOICES) {
+        if (self->choice_count == LLM_OPENAI_CHUNK_CHOICES)
+            return s_general (self);
+        self->choice_count++;
+        next = map ? S_CHOICE : S_OTHER;
+    }
+    else if (frame == S_CHOICE && key == S_KEY_DELTA && map)
+        next = S_DELTA;
+    else if (frame == S_DELTA && key == S_KEY_TOOLS)
+        return s_general (self);
+    if (self->depth == 0 && !map)
+        return s_general (self);  //  not an object: the general reader says so
+    self->frames[self->depth] = next;
+    self->seen[self->depth] = 0;
+    self->depth++;
+    return 1;
+}
+
+static int
+s_start_map (void *ctx)
+{
+    return s_start ((s_chunk_t *) ctx, true);
+}
+
+static int
+s_start_array (void *ctx)
+{
+    return s_start ((s_chunk_t *) ctx, false);
+}
+
+static int
+s_end (void *ctx)
+{
+    s_chunk_t *self = (s_chunk_t *) ctx;
+    self->depth--;
+    self->key = S_KEY_NONE;
+    return 1;
+}
+
+//  A map key: which one it is where it is (one that matters, twice: general).
+static int
+s_map_key (void *ctx, const unsigned char *text, size_t len)
+{
+    s_chunk_t *self = (s_chunk_t *) ctx;
+    if (memchr (text, 0, len) || !codec_check_utf8 ((const char *) text, len))
+        return s_general (self);
+    static const struct {
+        s_frame_t frame;
+        const char *name;
+        s_key_t key;
+    } keys[] = {
+        {S_ROOT, "choices", S_KEY_CHOICES},
+        {S_ROOT, "usage", S_KEY_USAGE},
+        {S_ROOT, "error", S_KEY_ERROR},
+        {S_CHOICE, "index", S_KEY_INDEX},
+        {S_CHOICE, "delta", S_KEY_DELTA},
+        {S_CHOICE, "finish_reason", S_KEY_FINISH},
+        {S_DELTA, "content", S_KEY_CONTENT},
+        {S_DELTA, "tool_calls", S_KEY_TOOLS},
+        {S_USAGE, "prompt_tokens", S_KEY_PROMPT},
+        {S_USAGE, "completion_tokens", S_KEY_COMPLETION},
+    };
+    s_frame_t frame = s_frame (self);
+    self->key = S_KEY_NONE;
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if (keys[i].frame == frame && strlen (keys[i].name) == len
+            && memcmp (keys[i].name, text, len) == 0) {
+            if (self->seen[self->depth - 1] & keys[i].key)
+                return s_general (self);  //  which one counts is the general reader's
+            self->seen[self->depth - 1] |= keys[i].key;
+            self->key = keys[i].key;
+            break;
+        }
+    return 1;
+}
+
+static const yajl_callbacks s_callbacks = {s_null, s_boolean,     s_integer,   s_double,
+                                           NULL,   s_string,      s_start_map, s_map_key,
+                                           s_end,  s_start_array, s_end};
+
+//  The finish reason of a chunk, as llm_openai maps it.
+static const char *
+s_finish (const char *reason)
+{
+    if (strcmp (reason, "function_call") == 0)
+        return "tool_calls";
+    const char *known[] = {"stop", "length", "tool_calls", "content_filter"};
+    for (size_t i = 0; i < 4; i++)
+        if (strcmp (reason, known[i]) == 0)
+            return known[i];
+    return "stop";
+}
+
+//  True when data is JSON white space, then one object, then white space only:
+//  yajl lets a token that is still open at the end pass after the value (where
+//  jansson refuses trailing bytes). Only quotes, escapes and brackets are looked
+//  at; the parse checks the rest.
+static bool
+s_one_object (const char *data, size_t size)
+{
+    size_t at = 0;
+    while (at < size && strchr (" \t\n\r", data[at]) && data[at])
+        at++;
+    if (at == size || data[at] != '{')
+        return false;
+    int depth = 0;
+    bool in_string = false;
+    for (; at < size; at++) {
+        char c = data[at];
+        if (in_string) {
+            if (c == '\\')
+                at++;
+            else if (c == '"')
+                in_string = false;
+        }
+        else if (c == '"')
+            in_string = true;
+        else if (c == '{' || c == '[')
+            depth++;
+        else if ((c == '}' || c == ']') && --depth == 0)
+            break;
+    }
+    if (at >= size)
+        return false;
+    for (at++; at < size; at++)
+        if (!strchr (" \t\n\r", data[at]) || !data[at])
+            return false;
+    return true;
+}
+
+bool
+llm_openai_chunk_read (llm_parser_t *parser, const char *data, size_t size, int *rc)
+{
+    assert (parser && rc);
+    //  \u escapes, and \v or \f: the general reader's (yajl and jansson differ on
+    //  lone surrogates; yajl takes \v and \f for white space, JSON does not)
+    if (memmem (data, size, "\\u", 2) || memchr (data, '\v', size)
+        || memchr (data, '\f', size) || !s_one_object (data, size))
+        return false;
+    s_chunk_t chunk;
+    memset (&chunk, 0, sizeof chunk);
+    yajl_handle yajl = yajl_alloc (&s_callbacks, NULL, &chunk);
+    assert (yajl);
+    bool read = yajl_parse (yajl, (const unsigned char *) data, size) == yajl_status_ok
+                && yajl_complete_parse (yajl) == yajl_status_ok && !chunk.general;
+    yajl_free (yajl);
+    *rc = 0;
+    if (read) {
+        if (chunk.usage) {
+            parser->usage = true;
+            parser->prompt_tokens = chunk.prompt;
+            parser->completion_tokens = chunk.completion;
+        }
+        for (int i = 0; i < chunk.choice_count && *rc == 0; i++) {
+            s_choice_t *choice = &chunk.choices[i];
+            if (choice->index_integer && choice->index != 0)
+                continue;  //  we ask for one choice
+            if (choice->content
+                && llm_parser_emit_delta (parser, choice->content, choice->content_size))
+                *rc = -1;
+            else if (choice->finish_string)
+                llm_parser_set_finish (parser, s_finish (choice->finish));
+        }
+    }
+    for (int i = 0; i < chunk.choice_count; i++)
+        free (chunk.choices[i].content);
+    return read;
+}
+
+//  ---------------------------------------------------------------------------
+//  Selftest
+
+//  Events as llm_event_format lines.
+typedef struct {
+    char log[1024];  //  the lines
+    size_t size;     //  bytes in log
+} s_log_t;
+
+static int
+s_record (const llm_event_t *event, void *arg)
+{
+    s_log_t *log = (s_log_t *) arg;
+    size_t n = llm_event_format (event, log->log + log->size,
+                                 sizeof log->log - log->size);
+    log->size += n;
+    assert (log->size < sizeof log->log - 1);
+    log->log[log->size++] = '\n';
+    log->log[log->size] = 0;
+    return 0;
+}
+
+//  Read data, then end the stream: whether this reader took it, and the log of
+//  its events and of the DONE after them (usage and the finish reason).
+static void
+s_expect (const char *data, bool read, const char *expected)
+{
+    s_log_t log = {0};
+    llm_parser_t *parser = llm_parser_new (LLM_PROVIDER_OPENAI, 4096, s_record, &log);
+    int rc = -2;
+    bool took = llm_openai_chunk_read (parser, data, strlen (data), &rc);
+    if (took != read)
+        fprintf (stderr, "\nllm_openai_chunk: %s: %s\n", data, took ? "read" : "general");
+    assert (took == read);
+    if (read) {
+        assert (rc == 0);
+        llm_parser_emit_done (parser, NULL);
+        if (strcmp (log.log, expected) != 0)
+            fprintf (stderr, "\nllm_openai_chunk: %s:\n%s", data, log.log);
+        assert (strcmp (log.log, expected) == 0);
+    }
+    else
+        assert (log.size == 0);
+    llm_parser_destroy (&parser);
+}
+
+void
+llm_openai_chunk_test (bool verbose)
+{
+    printf (" * llm_openai_chunk: ");
+    //  @selftest
+    //  Read here: text, finish reasons, usage, choices other than 0 skipped
+    s_expect (
+        "{\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":"
+        "0,\"delta\":{\"role\":\"assistant\",\"content\":\"Hi \\\"there\\\"\\n\"},"
+        "\"logprobs\":null,\"finish_reason\":null}],\"usage\":null}",
+        true, "delta Hi \"there\"\n\ndone stop\n");
+    s_expect (
+        "{\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"length\"}],"
+        "\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":2,\"total_tokens\":11}}",
+        true, "usage 9 2\ndone length\n");
+    s_expect ("{\"choices\":[{\"index\":1,\"delta\":{\"content\":\"no\"}},5,"
+              "{\"delta\":{\"content\":\"yes\"},\"finish_reason\":\"function_call\"}],"
+              "\"usage\":{\"prompt_tokens\":\"x\"}}",
+              true, "delta yes\nusage -1 -1\ndone tool_calls\n");
+    //  Left to the general reader: nothing emitted here
+    const char *general[] = {
+        "{\"error\":{\"message\":\"boom\"}}",
+        "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0}]}}]}",
+        "{\"choices\":[{\"delta\":{\"content\":\"caf\\u00e9\"}}]}",
+        "{\"choices\":[],\"choices\":[]}",
+        "{\"choices\":[{\"index\":0,\"index\":1}]}",
+        "[1]",
+        "{oops",
+        "{\"a\":1} x",
+        "{\"choices\":[1,2,3,4,5]}",
+        "{\"choices\":[{\"delta\":{\"content\":\"\xff\"}}]}",
+        "{\"choices\":[]}\":[x",
+        "{\"choices\":[]}\v",
+    };
+    for (size_t i = 0; i < sizeof general / sizeof general[0]; i++)
+        s_expect (general[i], false, NULL);
+    if (verbose)
+        printf ("(%zu left to the general reader) ", sizeof general / sizeof general[0]);
+    //  @end
+    printf ("OK\n");
+}
