@@ -537,6 +537,13 @@ bus_request_size (bus_request_t *request)
     return zmq_msg_size (&request->body);
 }
 
+void
+bus_request_drop_body (bus_request_t *request)
+{
+    zmq_msg_close (&request->body);
+    zmq_msg_init (&request->body);
+}
+
 int64_t
 bus_request_deadline (bus_request_t *request)
 {

@@ -46,6 +46,10 @@ const char *bus_request_command (bus_request_t *request);
 const ChorusBus__Headers *bus_request_headers (bus_request_t *request);
 const uint8_t *bus_request_body (bus_request_t *request);
 size_t bus_request_size (bus_request_t *request);
+
+//  Free the body once it is decoded (a stream may hold its request for minutes:
+//  a long history need not stay in memory twice); the body is empty after.
+void bus_request_drop_body (bus_request_t *request);
 int64_t bus_request_deadline (bus_request_t *request);  //  monotonic ms
 bool bus_request_cancelled (bus_request_t *request);
 void bus_request_set_data (bus_request_t *request, void *data);

@@ -46,6 +46,7 @@ service_call_new (service_runtime_t *runtime, void *state, bus_request_t **reque
         bus_worker_error (worker, &request, "bad_request", error);
         return NULL;
     }
+    bus_request_drop_body (request);  //  args hold what it said
     service_call_t *call = calloc (1, size);
     assert (call);
     call->runtime = runtime;

@@ -42,7 +42,8 @@ struct _service_call_t {
 
 //  Start a call of size bytes (at least sizeof (service_call_t), zeroed) for
 //  request (taking it), decoding its body as args_desc (an empty body is an empty
-//  message). On a bad body answers bad_request and returns NULL.
+//  message) and then freeing the body (bus_request_drop_body: read it before).
+//  On a bad body answers bad_request and returns NULL.
 service_call_t *service_call_new (service_runtime_t *runtime, void *state,
                                   bus_request_t **request_p,
                                   const ProtobufCMessageDescriptor *args_desc,

@@ -704,8 +704,15 @@ s_agent_read (service_call_t *call, PGresult *result)
                                                s_on_event, turn, error, sizeof error)
                            : NULL;
     llm_request_destroy (&request);
-    if (!turn->llm)
+    if (!turn->llm) {
         service_call_fail (call, "upstream_error", error);
+        return;
+    }
+    //  The history is in the stream's wire request now: not held twice more
+    protobuf_c_message_free_unpacked (call->args, NULL);
+    call->args = NULL;
+    json_decref (turn->openai);
+    turn->openai = NULL;
 }
 
 //  Read the agent (by id, or by name for openai) with its provider setting.
