@@ -1,5 +1,6 @@
-/*  core_process: process-wide settings every Chorus program applies once at the
-    start of main, before it starts threads (broker, edge, services, chorusd).  */
+/*  core_process: process-wide settings a Chorus program applies once at the
+    start of main, before it starts threads (broker, edge, each service; not
+    chorusd, whose many allocating threads want glibc's arenas).               */
 #ifndef CORE_PROCESS_H_INCLUDED
 #define CORE_PROCESS_H_INCLUDED
 
