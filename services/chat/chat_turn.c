@@ -812,18 +812,19 @@ s_polled (PGresult *result, const char *error, void *arg)
     //  A turn of this poll stops when its row is cancelled, gone or finished
     //  elsewhere (swept)
     zlistx_t *stopping = zlistx_new ();
+    zhashx_t *running = zhashx_new ();  //  ids still streaming, not cancelled
     int rows = PQntuples (result);
+    for (int row = 0; row < rows; row++)
+        if (streq (PQgetvalue (result, row, 1), "f"))
+            zhashx_insert (running, PQgetvalue (result, row, 0), state);
     for (chat_turn_t *turn = (chat_turn_t *) zhashx_first (state->turns); turn;
          turn = (chat_turn_t *) zhashx_next (state->turns)) {
         if (turn->polled != state->poll_generation || turn->phase == CHAT_TURN_FINISHING)
             continue;
-        bool running = false;
-        for (int row = 0; row < rows && !running; row++)
-            running = streq (PQgetvalue (result, row, 0), turn->message_id)
-                      && streq (PQgetvalue (result, row, 1), "f");
-        if (!running)
+        if (!zhashx_lookup (running, turn->message_id))
             zlistx_add_end (stopping, turn);
     }
+    zhashx_destroy (&running);
     for (chat_turn_t *turn = (chat_turn_t *) zlistx_first (stopping); turn;
          turn = (chat_turn_t *) zlistx_next (stopping)) {
         core_log_debug (state->log, service_call_request_id (&turn->call.base),
@@ -870,12 +871,19 @@ chat_turn_tick (chat_state_t *state)
         *at++ = '}';
         *at = 0;
         const char *params[] = {ids};
+        //  Cancels from other replicas are looked for every tick; the heartbeat
+        //  the sweep goes by is written a third of CHORUS_CHAT_STALE_S apart (each
+        //  write is a new row version of every streaming reply)
+        int64_t every = state->stale_s / 3 > 1 ? state->stale_s / 3 : 1;
+        bool beat = state->ticks % every == 0;
         if (count
             && db_pool_query (
                    db,
-                   "UPDATE chat.messages SET heartbeat_at = clock_timestamp () "
-                   "WHERE id = ANY ($1::uuid[]) AND status = 'streaming' "
-                   "RETURNING id::text, cancel_requested",
+                   beat ? "UPDATE chat.messages SET heartbeat_at = clock_timestamp () "
+                          "WHERE id = ANY ($1::uuid[]) AND status = 'streaming' "
+                          "RETURNING id::text, cancel_requested"
+                        : "SELECT id::text, cancel_requested FROM chat.messages "
+                          "WHERE id = ANY ($1::uuid[]) AND status = 'streaming'",
                    1, params, s_polled, state)
                    == 0)
             state->polling = true;
