@@ -221,7 +221,9 @@ s_broker_lost (bus_worker_t *self, s_broker_t *broker, const char *why)
             zlistx_add_end (held, request);
     for (bus_request_t *request = (bus_request_t *) zlistx_first (held); request;
          request = (bus_request_t *) zlistx_next (held))
-        s_cancel (self, request, BUS_ERR_BROKER_LOST, why);
+        //  worker_lost, not broker_lost: a broker that is alive after all relays
+        //  the error, and its clients take broker_lost for that broker going away
+        s_cancel (self, request, BUS_ERR_WORKER_LOST, why);
     zlistx_destroy (&held);
 }
 
