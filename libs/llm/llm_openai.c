@@ -117,9 +117,8 @@ llm_openai_build (llm_request_t *request, llm_wire_t *wire, char *error, size_t 
     return 0;
 }
 
-//  Map a finish_reason to ours.
-static const char *
-s_finish (const char *reason)
+const char *
+llm_openai_finish (const char *reason)
 {
     if (!reason)
         return NULL;
@@ -161,8 +160,8 @@ s_choice (llm_parser_t *parser, json_t *choice)
                 json_is_string (arguments) ? json_string_length (arguments) : 0))
             return -1;
     }
-    llm_parser_set_finish (
-        parser, s_finish (json_string_value (json_object_get (choice, "finish_reason"))));
+    llm_parser_set_finish (parser, llm_openai_finish (json_string_value (
+                                       json_object_get (choice, "finish_reason"))));
     return 0;
 }
 

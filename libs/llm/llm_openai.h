@@ -22,6 +22,10 @@ int llm_openai_build (llm_request_t *request, llm_wire_t *wire, char *error, siz
 //  Parse one SSE event of the stream; 0 to go on, -1 when the stream ended.
 int llm_openai_on_event (llm_parser_t *parser, const http_sse_event_t *event);
 
+//  Our finish reason for OpenAI's (function_call is tool_calls, unknown ones
+//  stop); NULL for NULL.
+const char *llm_openai_finish (const char *reason);
+
 void llm_openai_test (bool verbose);
 
 #endif

@@ -12,6 +12,7 @@
 #include <yajl/yajl_parse.h>
 
 #include "codec_check.h"
+#include "llm_openai.h"
 
 #define S_DEPTH_MAX 32  //  deeper chunks go to the general reader
 
@@ -261,19 +262,6 @@ static const yajl_callbacks s_callbacks = {s_null, s_boolean,     s_integer,   s
                                            NULL,   s_string,      s_start_map, s_map_key,
                                            s_end,  s_start_array, s_end};
 
-//  The finish reason of a chunk, as llm_openai maps it.
-static const char *
-s_finish (const char *reason)
-{
-    if (strcmp (reason, "function_call") == 0)
-        return "tool_calls";
-    const char *known[] = {"stop", "length", "tool_calls", "content_filter"};
-    for (size_t i = 0; i < 4; i++)
-        if (strcmp (reason, known[i]) == 0)
-            return known[i];
-    return "stop";
-}
-
 //  True when data is JSON white space, then one object, then white space only:
 //  yajl lets a token that is still open at the end pass after the value (where
 //  jansson refuses trailing bytes). Only quotes, escapes and brackets are looked
@@ -342,7 +330,7 @@ llm_openai_chunk_read (llm_parser_t *parser, const char *data, size_t size, int 
                 && llm_parser_emit_delta (parser, choice->content, choice->content_size))
                 *rc = -1;
             else if (choice->finish_string)
-                llm_parser_set_finish (parser, s_finish (choice->finish));
+                llm_parser_set_finish (parser, llm_openai_finish (choice->finish));
         }
     }
     for (int i = 0; i < chunk.choice_count; i++)
