@@ -216,10 +216,7 @@ s_flush (llm_stream_t *self)
     llm_event_t delta = {
         .type = LLM_EVENT_DELTA, .text = self->pending, .text_size = self->pending_size};
     self->pending_size = 0;
-    int rc = s_deliver (self, &delta);
-    if (self->pending)
-        self->pending[0] = 0;
-    return rc;
+    return s_deliver (self, &delta);
 }
 
 //  Keep a text piece to deliver with the others of this read; -1 as s_deliver.

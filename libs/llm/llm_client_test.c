@@ -456,6 +456,52 @@ llm_client_test (bool verbose)
         assert (strcmp (runs[1].log, "delta We open at 9.\ndone stop\n") == 0);
         assert (strcmp (runs[2].log, "delta We open at 9.\ndone stop\n") == 0);
     }
+    //  Text pieces that arrive together go out as one DELTA; paced ones each alone
+    {
+        const char *head = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"";
+        const char *tail = "\"},\"finish_reason\":null}]}\n\n";
+        json_t *burst = s_response (200, "text/event-stream", NULL);
+        json_t *paced = s_response (200, "text/event-stream", NULL);
+        char piece[160], expected[512] = "delta ";
+        for (int i = 0; i < 40; i++) {
+            snprintf (piece, sizeof piece, "%s t%d%s", head, i, tail);
+            json_array_append_new (json_object_get (burst, "chunks"),
+                                   json_string (piece));
+            snprintf (piece, sizeof piece, " t%d", i);
+            strncat (expected, piece, sizeof expected - strlen (expected) - 1);
+            if (i < 3) {
+                snprintf (piece, sizeof piece, "%s p%d%s", head, i, tail);
+                json_array_append_new (json_object_get (paced, "chunks"),
+                                       json_string (piece));
+            }
+        }
+        strncat (expected, "\ndone stop\n", sizeof expected - strlen (expected) - 1);
+        json_array_append_new (json_object_get (burst, "chunks"),
+                               json_string ("data: [DONE]\n\n"));
+        json_array_append_new (json_object_get (paced, "chunks"),
+                               json_string ("data: [DONE]\n\n"));
+        json_object_set_new (burst, "chunked", json_false ());  //  one write
+        json_object_set_new (paced, "delay_ms", json_integer (100));
+        s_script (server, "/burst/chat/completions", json_pack ("[o]", burst));
+        s_script (server, "/paced/chat/completions", json_pack ("[o]", paced));
+        int ended = 0;
+        s_run_t runs[2];
+        memset (runs, 0, sizeof runs);
+        llm_request_t *request = s_request (LLM_PROVIDER_OPENAI, base, "/burst",
+                                            "gpt-4o");
+        s_start (llm, request, &runs[0], &ended);
+        llm_request_destroy (&request);
+        request = s_request (LLM_PROVIDER_OPENAI, base, "/paced", "gpt-4o");
+        s_start (llm, request, &runs[1], &ended);
+        llm_request_destroy (&request);
+        assert (core_waiter_wait_count (waiter, &ended, 2, 10000));
+        if (verbose)
+            printf ("\n   burst: %d deltas, paced: %d ", runs[0].deltas, runs[1].deltas);
+        assert (strcmp (runs[0].log, expected) == 0);
+        assert (runs[0].deltas <= 2);  //  40 pieces in one or two reads
+        assert (strcmp (runs[1].log, "delta  p0 p1 p2\ndone stop\n") == 0);
+        assert (runs[1].deltas >= 2);  //  100 ms apart: not joined
+    }
     //  Failures: 401 (no retry), an error event mid-stream, a stream that ends
     //  cleanly without [DONE], one cut off, 429 with Retry-After then success,
     //  503 twice then success, always 500, 429 asking too long a wait,

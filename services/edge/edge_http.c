@@ -369,8 +369,8 @@ static int
 s_sse_reply (edge_request_t *self, const bus_reply_t *reply, bool final)
 {
     size_t size = 0;
-    char *text = edge_sse_reply_msgpack (self->sse_mode, reply->body, reply->size, final,
-                                         &self->event_id, &size);
+    char *text = edge_sse_reply (self->sse_mode, reply->body, reply->size, final,
+                                 &self->event_id, &size);
     if (!text)
         return -1;
     if (!self->sse_open)

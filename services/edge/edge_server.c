@@ -327,10 +327,11 @@ s_listen (self_t *self, core_config_t *config)
     info.max_http_header_data = (unsigned short) max_header;
     info.max_http_header_pool = (unsigned short) (max_connections < 4096 ? max_connections
                                                                          : 4096);
-    //  Clients, plus the listener, the adopted ZMQ fds and lws's own. Below the
-    //  process's open-file limit, lws 4.1 finds a descriptor's connection by a
-    //  scan of all of them (wsi_from_fd: 9% of the CPU with 10,000 streams), at
-    //  it by index: a limit that edge_server_fit_fd_limit set is taken as it is.
+    //  Clients, plus the listener, the adopted ZMQ fds and lws's own. With a limit
+    //  below the process's open-file limit, lws 4.1 finds a descriptor's
+    //  connection by scanning them all (wsi_from_fd: 9% of the CPU with 10,000
+    //  streams); with the limit equal to it, by index. So the limit that
+    //  edge_server_fit_fd_limit set is taken as it is.
     unsigned limit = (unsigned) max_connections + 64;
     struct rlimit files;
     if (getrlimit (RLIMIT_NOFILE, &files) == 0 && files.rlim_cur != RLIM_INFINITY

@@ -2,7 +2,6 @@
 #include "edge_sse.h"
 
 #include <assert.h>
-#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,68 +42,6 @@ s_format (size_t *size, const char *format, ...)
     return text;
 }
 
-//  The named event a body stands for, or false: a JSON object with "event" a
-//  string fit for an event line and "data"; *id is its "id" (a string fit for an
-//  id line, or an integer, written into id_buf), or NULL.
-static bool
-s_event_of (json_t *body, const char **event, const char **id, char *id_buf,
-            size_t id_size)
-{
-    if (!json_is_object (body) || !json_object_get (body, "data"))
-        return false;
-    json_t *name = json_object_get (body, "event");
-    const char *text = json_string_value (name);
-    size_t len = json_string_length (name);
-    if (!text || len == 0 || len > S_EVENT_MAX || strlen (text) != len)
-        return false;
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char) text[i] < 0x21 || (unsigned char) text[i] > 0x7e)
-            return false;
-    *event = text;
-    *id = NULL;
-    json_t *value = json_object_get (body, "id");
-    const char *given = json_string_value (value);
-    if (given && edge_sse_id_valid (given, json_string_length (value))
-        && strlen (given) == json_string_length (value))
-        *id = given;
-    else if (json_is_integer (value)) {
-        snprintf (id_buf, id_size, "%lld", (long long) json_integer_value (value));
-        *id = id_buf;
-    }
-    return true;
-}
-
-char *
-edge_sse_reply (edge_sse_mode_t mode, const char *json, size_t len, bool final,
-                uint64_t *counter, size_t *size)
-{
-    if (mode == EDGE_SSE_OPENAI)
-        return final ? s_format (size, "data: %.*s\n\ndata: [DONE]\n\n", (int) len, json)
-                     : s_format (size, "data: %.*s\n\n", (int) len, json);
-    //  A named event? Parse only what may be one.
-    json_t *body = NULL;
-    if (len > 0 && json[0] == '{' && memmem (json, len, "\"event\"", 7))
-        body = json_loadb (json, len, 0, NULL);
-    const char *event = NULL, *id = NULL;
-    char id_buf[24];
-    if (body && s_event_of (body, &event, &id, id_buf, sizeof id_buf)) {
-        char *data = json_dumps (json_object_get (body, "data"),
-                                 JSON_COMPACT | JSON_ENCODE_ANY);
-        assert (data);
-        char *text = s_format (size, "%s%s%sevent: %s\ndata: %s\n\n", id ? "id: " : "",
-                               id ? id : "", id ? "\n" : "", event, data);
-        free (data);
-        json_decref (body);
-        return text;
-    }
-    json_decref (body);
-    if (mode == EDGE_SSE_EVENTS)
-        return s_format (size, "data: %.*s\n\n", (int) len, json);
-    return s_format (size, "id: %llu\nevent: %s\ndata: %.*s\n\n",
-                     (unsigned long long) ++*counter, final ? "final" : "partial",
-                     (int) len, json);
-}
-
 //  The value of a map's string key (the last one when it repeats), or NULL.
 static const msgpack_object *
 s_map_get (const msgpack_object *map, const char *key)
@@ -120,7 +57,9 @@ s_map_get (const msgpack_object *map, const char *key)
     return found;
 }
 
-//  As s_event_of, on the unpacked body.
+//  The named event a body stands for, or false: a map with "event" a string fit
+//  for an event line and "data"; *id is its "id" (a string fit for an id line, or
+//  an integer, written into id_buf), or NULL. A key given twice: the last one.
 static bool
 s_event_of_object (const msgpack_object *body, const char **event, size_t *event_len,
                    const char **id, size_t *id_len, char *id_buf, size_t id_size,
@@ -160,8 +99,8 @@ s_event_of_object (const msgpack_object *body, const char **event, size_t *event
 }
 
 char *
-edge_sse_reply_msgpack (edge_sse_mode_t mode, const void *body, size_t size, bool final,
-                        uint64_t *counter, size_t *out_size)
+edge_sse_reply (edge_sse_mode_t mode, const void *body, size_t size, bool final,
+                uint64_t *counter, size_t *out_size)
 {
     msgpack_unpacked unpacked;
     msgpack_unpacked_init (&unpacked);
@@ -238,18 +177,31 @@ edge_sse_error (edge_sse_mode_t mode, const char *code, const char *message, int
 //  --------------------------------------------------------------------------
 //  Selftest
 
-//  Render json as one reply and compare with expected.
+//  Render a msgpack body as one reply and compare with expected.
+static void
+s_expect_packed (edge_sse_mode_t mode, const void *body, size_t body_size, bool final,
+                 uint64_t *counter, const char *expected)
+{
+    size_t size = 0;
+    char *text = edge_sse_reply (mode, body, body_size, final, counter, &size);
+    if (!text || strcmp (text, expected) != 0)
+        fprintf (stderr, "\nedge_sse:\n  gave     '%s'\n  expected '%s'\n",
+                 text ? text : "(null)", expected);
+    assert (text && strcmp (text, expected) == 0 && size == strlen (expected));
+    free (text);
+}
+
+//  The same for the msgpack of JSON text (as the edge gets it from a service).
 static void
 s_expect (edge_sse_mode_t mode, const char *json, bool final, uint64_t *counter,
           const char *expected)
 {
-    size_t size = 0;
-    char *text = edge_sse_reply (mode, json, strlen (json), final, counter, &size);
-    if (strcmp (text, expected) != 0)
-        fprintf (stderr, "\nedge_sse: %s\n  gave     '%s'\n  expected '%s'\n", json, text,
-                 expected);
-    assert (strcmp (text, expected) == 0 && size == strlen (expected));
-    free (text);
+    msgpack_sbuffer buf;
+    msgpack_sbuffer_init (&buf);
+    int rc = codec_json_to_msgpack (json, strlen (json), &buf, NULL, 0);
+    assert (rc == 0);
+    s_expect_packed (mode, buf.data, buf.size, final, counter, expected);
+    msgpack_sbuffer_destroy (&buf);
 }
 
 void
@@ -281,8 +233,18 @@ edge_sse_test (bool verbose)
               "event: e\ndata: 1\n\n");
     s_expect (EDGE_SSE_EVENTS, "{\"event\":\"a b\",\"data\":1}", false, &n,
               "data: {\"event\":\"a b\",\"data\":1}\n\n");
-    s_expect (EDGE_SSE_EVENTS, "{\"event\":\"a\\u0000b\",\"data\":1}", false, &n,
-              "data: {\"event\":\"a\\u0000b\",\"data\":1}\n\n");
+    {
+        //  (JSON text cannot hold the NUL a msgpack string can)
+        const char packed[] = "\x82\xa5"
+                              "event"
+                              "\xa3"
+                              "a\0b"
+                              "\xa4"
+                              "data"
+                              "\x01";
+        s_expect_packed (EDGE_SSE_EVENTS, packed, sizeof packed - 1, false, &n,
+                         "data: {\"event\":\"a\\u0000b\",\"data\":1}\n\n");
+    }
     s_expect (EDGE_SSE_EVENTS, "{\"event\":\"\",\"data\":1}", false, &n,
               "data: {\"event\":\"\",\"data\":1}\n\n");
     //  Other bodies: a plain data line (events), numbered partial/final (generic)
@@ -321,43 +283,23 @@ edge_sse_test (bool verbose)
     assert (size == strlen (text));
     free (text);
 
-    //  Straight from msgpack: the same texts
+    //  No body stands for {}; what is not one msgpack value gives NULL, the
+    //  counter as it was
     {
+        uint64_t counter = 0;
+        s_expect_packed (EDGE_SSE_GENERIC, NULL, 0, true, &counter,
+                         "id: 1\nevent: final\ndata: {}\n\n");
         msgpack_sbuffer buf;
         msgpack_sbuffer_init (&buf);
-        msgpack_packer pk;
-        msgpack_packer_init (&pk, &buf, msgpack_sbuffer_write);
-        msgpack_pack_map (&pk, 3);
-        msgpack_pack_str_with_body (&pk, "event", 5);
-        msgpack_pack_str_with_body (&pk, "message.delta", 13);
-        msgpack_pack_str_with_body (&pk, "id", 2);
-        msgpack_pack_str_with_body (&pk, "m-1:3", 5);
-        msgpack_pack_str_with_body (&pk, "data", 4);
-        msgpack_pack_map (&pk, 2);
-        msgpack_pack_str_with_body (&pk, "message_id", 10);
-        msgpack_pack_str_with_body (&pk, "m-1", 3);
-        msgpack_pack_str_with_body (&pk, "delta", 5);
-        msgpack_pack_str_with_body (&pk, "Hi\n", 3);
-        uint64_t counter = 0;
-        text = edge_sse_reply_msgpack (EDGE_SSE_EVENTS, buf.data, buf.size, false,
-                                       &counter, &size);
-        assert (text && size == strlen (rendered) && strcmp (text, rendered) == 0);
-        free (text);
-        text = edge_sse_reply_msgpack (EDGE_SSE_OPENAI, buf.data, buf.size, true,
-                                       &counter, &size);
-        assert (strcmp (text, "data: {\"event\":\"message.delta\",\"id\":\"m-1:3\","
-                              "\"data\":{\"message_id\":\"m-1\",\"delta\":\"Hi\\n\"}}"
-                              "\n\ndata: [DONE]\n\n")
-                == 0);
-        free (text);
-        text = edge_sse_reply_msgpack (EDGE_SSE_GENERIC, NULL, 0, true, &counter, &size);
-        assert (strcmp (text, "id: 1\nevent: final\ndata: {}\n\n") == 0);
-        free (text);
-        //  Not msgpack, or cut short: NULL, the counter as it was
-        assert (!edge_sse_reply_msgpack (EDGE_SSE_GENERIC, "\xc1", 1, false, &counter,
-                                         &size));
-        assert (!edge_sse_reply_msgpack (EDGE_SSE_EVENTS, buf.data, buf.size - 1, false,
-                                         &counter, &size));
+        int rc = codec_json_to_msgpack (delta, strlen (delta), &buf, NULL, 0);
+        assert (rc == 0);
+        size_t size = 0;
+        assert (!edge_sse_reply (EDGE_SSE_GENERIC, "\xc1", 1, false, &counter, &size));
+        assert (!edge_sse_reply (EDGE_SSE_GENERIC, buf.data, buf.size - 1, false,
+                                 &counter, &size));
+        msgpack_sbuffer_write (&buf, "\xc0", 1);  //  a second value after the first
+        assert (!edge_sse_reply (EDGE_SSE_OPENAI, buf.data, buf.size, false, &counter,
+                                 &size));
         assert (counter == 1);
         msgpack_sbuffer_destroy (&buf);
     }

@@ -29,19 +29,14 @@ typedef enum {
     EDGE_SSE_OPENAI        //  data: body ..., data: [DONE]
 } edge_sse_mode_t;
 
-//  The SSE text of one reply body (JSON text of len bytes, a bus reply already
-//  converted); final marks the last reply. *counter numbers generic events (it
-//  is incremented for each). Returns a new string (caller frees), its length in
-//  *size.
-char *edge_sse_reply (edge_sse_mode_t mode, const char *json, size_t len, bool final,
-                      uint64_t *counter, size_t *size);
-
-//  The same from the reply's msgpack body (size bytes; none stands for {}),
-//  without the JSON text of the whole body in between: the text is exactly what
-//  edge_sse_reply gives for that body's JSON. NULL (counter unchanged) when the
-//  body is not one well-formed msgpack value or is nested too deep.
-char *edge_sse_reply_msgpack (edge_sse_mode_t mode, const void *body, size_t size,
-                              bool final, uint64_t *counter, size_t *out_size);
+//  The SSE text of one reply from its msgpack body (size bytes; none stands for
+//  {}), the data written as compact JSON straight from msgpack; final marks the
+//  last reply. *counter numbers generic events (it is incremented for each).
+//  Returns a new string (caller frees), its length in *out_size; NULL (counter
+//  unchanged) when the body is not one well-formed msgpack value or is nested
+//  too deep.
+char *edge_sse_reply (edge_sse_mode_t mode, const void *body, size_t size, bool final,
+                      uint64_t *counter, size_t *out_size);
 
 //  The SSE text of an error that ends the stream: code and message as the edge
 //  shows them (edge_error_status), status the HTTP status it maps to (it picks
