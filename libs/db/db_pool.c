@@ -15,14 +15,21 @@
     the prepared one, then and every later time, so PostgreSQL parses and plans
     the services' few hundred statements once per connection instead of on every
     call. A failed prepare is the statement's error. At most S_PREPARED_MAX per
-    connection; past that, statements run unnamed as before.                     */
+    connection; past that, statements run unnamed as before.
+
+    Transactions are pipelined (libpq pipeline mode): BEGIN, every statement (with
+    the Parse of those not yet prepared) and COMMIT go out at once, followed by one
+    Sync, so a transaction costs one round trip, and the row locks it takes (the
+    outbox counter's, say) are held only while the server runs it, not across the
+    round trips to us. The first failing statement's error is the job's; the server
+    skips the rest, COMMIT included, and a transaction block left open or failed
+    is rolled back before the connection is idle again.                          */
 #include "db_pool.h"
-#include "core_waiter.h"
-#include "db_testing.h"
 
 #include <assert.h>
 #include <czmq.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -57,6 +64,12 @@ struct _s_job_t {
     s_job_t *next_job;       //  queue link
 };
 
+//  One command of a pipelined transaction, in the order its results come.
+typedef struct {
+    size_t stmt;   //  the job's statement it belongs to
+    bool prepare;  //  the statement's Parse (its Execute is the next piece)
+} s_piece_t;
+
 typedef struct {
     db_pool_t *pool;           //  owner
     int index;                 //  position in the pool, for logs
@@ -73,6 +86,10 @@ typedef struct {
     int reg_events;            //  ZMQ_POLLIN/OUT registered
     zhashx_t *prepared;        //  statement text -> its name on this connection
     bool preparing;            //  BUSY: the running statement's Parse is in flight
+    uint64_t names;            //  prepared statement names used on this session
+    s_piece_t *pieces;         //  BUSY, pipelined: the commands sent, or NULL
+    size_t piece_count;        //  how many
+    size_t piece_at;           //  the one whose results come next
 } s_conn_t;
 
 struct _db_pool_t {
@@ -198,6 +215,10 @@ s_conn_close (s_conn_t *conn, bool failure)
     //  A new session knows none of them
     zhashx_purge (conn->prepared);
     conn->preparing = false;
+    conn->names = 0;
+    free (conn->pieces);
+    conn->pieces = NULL;
+    conn->piece_count = conn->piece_at = 0;
     conn->state = S_DOWN;
     conn->want_read = conn->want_write = false;
     if (failure) {
@@ -346,7 +367,7 @@ s_conn_send (s_conn_t *conn)
         sent = PQsendQueryPrepared (conn->pg, name, nparams, params, NULL, NULL, 0);
     else if (nparams && zhashx_size (conn->prepared) < S_PREPARED_MAX) {
         char fresh[24];
-        snprintf (fresh, sizeof fresh, "chorus_%zu", zhashx_size (conn->prepared) + 1);
+        snprintf (fresh, sizeof fresh, "chorus_%" PRIu64, conn->names + 1);
         sent = PQsendPrepare (conn->pg, fresh, sql, nparams, NULL);
         conn->preparing = true;
     }
@@ -359,6 +380,142 @@ s_conn_send (s_conn_t *conn)
     s_conn_flush (conn);
 }
 
+//  Send a whole transaction as one pipeline (see the top).
+static void
+s_conn_send_pipeline (s_conn_t *conn)
+{
+    s_job_t *job = conn->job;
+    if (!PQenterPipelineMode (conn->pg)) {
+        s_conn_broken (conn, PQerrorMessage (conn->pg));
+        return;
+    }
+    conn->pieces = calloc (job->count * 2, sizeof (s_piece_t));
+    assert (conn->pieces);
+    conn->piece_count = conn->piece_at = 0;
+    for (size_t i = 0; i < job->count; i++) {
+        s_stmt_t *stmt = &job->stmts[i];
+        const char *const *params = (const char *const *) stmt->params;
+        const char *name = stmt->nparams
+                               ? (const char *) zhashx_lookup (conn->prepared, stmt->sql)
+                               : NULL;
+        int sent = 1;
+        if (!name && stmt->nparams && zhashx_size (conn->prepared) < S_PREPARED_MAX) {
+            //  known from now on, so a repeat in this transaction runs it; forgotten
+            //  again when its Parse fails or is skipped
+            char *fresh = zsys_sprintf ("chorus_%" PRIu64, ++conn->names);
+            assert (fresh);
+            zhashx_insert (conn->prepared, stmt->sql, fresh);
+            name = fresh;
+            sent = PQsendPrepare (conn->pg, name, stmt->sql, stmt->nparams, NULL);
+            conn->pieces[conn->piece_count++] = (s_piece_t){i, true};
+        }
+        if (sent && name)
+            sent = PQsendQueryPrepared (conn->pg, name, stmt->nparams, params, NULL, NULL,
+                                        0);
+        else if (sent)
+            sent = PQsendQueryParams (conn->pg, stmt->sql, stmt->nparams, NULL, params,
+                                      NULL, NULL, 0);
+        if (!sent) {
+            s_conn_broken (conn, PQerrorMessage (conn->pg));
+            return;
+        }
+        conn->pieces[conn->piece_count++] = (s_piece_t){i, false};
+    }
+    if (!PQpipelineSync (conn->pg)) {
+        s_conn_broken (conn, PQerrorMessage (conn->pg));
+        return;
+    }
+    s_conn_flush (conn);
+}
+
+//  The next command of the pipeline ended with result (NULL: the server skipped it).
+static void
+s_piece_done (s_conn_t *conn, PGresult *result)
+{
+    s_job_t *job = conn->job;
+    s_piece_t *piece = &conn->pieces[conn->piece_at++];
+    s_stmt_t *stmt = &job->stmts[piece->stmt];
+    ExecStatusType status = result ? PQresultStatus (result) : PGRES_PIPELINE_ABORTED;
+    bool ok = status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK
+              || status == PGRES_EMPTY_QUERY;
+    if (piece->prepare && !ok)
+        zhashx_delete (conn->prepared, stmt->sql);
+    if (ok && !piece->prepare && piece->stmt == job->count - 2) {
+        //  the transaction's last user statement
+        PQclear (job->result);
+        job->result = result;
+        return;
+    }
+    if (!ok && status != PGRES_PIPELINE_ABORTED) {
+        const char *message = PQresultErrorMessage (result);
+        s_job_set_error (job, result, "%s", *message ? message : PQresStatus (status));
+        return;
+    }
+    PQclear (result);
+}
+
+//  The pipeline's Sync came back: every command has answered.
+static void
+s_conn_pipeline_end (s_conn_t *conn)
+{
+    s_job_t *job = conn->job;
+    while (conn->piece_at < conn->piece_count)
+        s_piece_done (conn, NULL);
+    free (conn->pieces);
+    conn->pieces = NULL;
+    conn->piece_count = conn->piece_at = 0;
+    if (!PQexitPipelineMode (conn->pg)) {
+        s_conn_broken (conn, PQerrorMessage (conn->pg));
+        return;
+    }
+    if (PQtransactionStatus (conn->pg) != PQTRANS_IDLE) {
+        //  a failed statement left the block open (its COMMIT was skipped)
+        if (!job->error)
+            s_job_set_error (job, NULL, "the transaction did not commit");
+        job->rolling_back = true;
+        s_conn_send (conn);
+        return;
+    }
+    conn->job = NULL;
+    conn->state = S_IDLE;
+    s_job_finish (&job);
+}
+
+//  Read a pipelined transaction's results as they come.
+static void
+s_conn_read_pipeline (s_conn_t *conn)
+{
+    while (conn->state == S_BUSY && conn->pieces && !PQisBusy (conn->pg)) {
+        PGresult *result = PQgetResult (conn->pg);
+        if (result && PQresultStatus (result) == PGRES_PIPELINE_SYNC) {
+            PQclear (result);
+            PQclear (conn->pending);
+            conn->pending = NULL;
+            s_conn_pipeline_end (conn);
+            return;
+        }
+        if (result) {
+            ExecStatusType status = PQresultStatus (result);
+            if (status == PGRES_COPY_IN || status == PGRES_COPY_OUT
+                || status == PGRES_COPY_BOTH) {
+                PQclear (result);
+                s_conn_broken (conn, "COPY is not supported by db_pool");
+                return;
+            }
+            PQclear (conn->pending);
+            conn->pending = result;
+            continue;
+        }
+        //  one command's results are complete
+        PGresult *last = conn->pending;
+        conn->pending = NULL;
+        if (conn->piece_at < conn->piece_count)
+            s_piece_done (conn, last);
+        else
+            PQclear (last);
+    }
+}
+
 //  The Parse of the running statement ended with result: remember its name and
 //  run it, or (failed) let it be the statement's error. false when it failed.
 static bool
@@ -369,7 +526,7 @@ s_conn_prepared (s_conn_t *conn, PGresult *result)
         return false;
     PQclear (result);
     s_stmt_t *stmt = &conn->job->stmts[conn->job->next];
-    char *name = zsys_sprintf ("chorus_%zu", zhashx_size (conn->prepared) + 1);
+    char *name = zsys_sprintf ("chorus_%" PRIu64, ++conn->names);
     assert (name);
     zhashx_insert (conn->prepared, stmt->sql, name);
     s_conn_send (conn);
@@ -427,6 +584,10 @@ s_conn_read (s_conn_t *conn)
             PQclear (stray);
         if (PQstatus (conn->pg) == CONNECTION_BAD)
             s_conn_broken (conn, PQerrorMessage (conn->pg));
+        return;
+    }
+    if (conn->pieces) {
+        s_conn_read_pipeline (conn);
         return;
     }
     //  BUSY: collect results until libpq returns NULL (statement complete)
@@ -493,7 +654,10 @@ s_dispatch (db_pool_t *self)
         job->next_job = NULL;
         conn->job = job;
         conn->state = S_BUSY;
-        s_conn_send (conn);
+        if (job->tx)
+            s_conn_send_pipeline (conn);
+        else
+            s_conn_send (conn);
         //  a send failure already failed the job; try the next connection
     }
 }
@@ -927,259 +1091,8 @@ db_pool_handle (db_pool_t *self, int fd, short revents)
     s_settle (self);
 }
 
-
-//  --------------------------------------------------------------------------
-//  Selftest: needs a real server in CHORUS_TEST_DATABASE_URL.
-
-typedef struct {
-    int done;          //  callbacks seen
-    int ok;            //  successful ones
-    int failed;        //  failed ones
-    char error[512];   //  last error
-    char sqlstate[8];  //  last SQLSTATE
-    char value[64];    //  first column of the first row of the last result
-} s_tally_t;
-
-static void
-s_tally_fn (PGresult *result, const char *error, void *arg)
+size_t
+db_pool_size (db_pool_t *self)
 {
-    s_tally_t *tally = (s_tally_t *) arg;
-    tally->done++;
-    if (error) {
-        tally->failed++;
-        snprintf (tally->error, sizeof tally->error, "%s", error);
-        const char *state = result ? PQresultErrorField (result, PG_DIAG_SQLSTATE) : NULL;
-        snprintf (tally->sqlstate, sizeof tally->sqlstate, "%s", state ? state : "");
-        return;
-    }
-    tally->ok++;
-    if (PQntuples (result) > 0 && PQnfields (result) > 0)
-        snprintf (tally->value, sizeof tally->value, "%s", PQgetvalue (result, 0, 0));
-}
-
-typedef struct {
-    int expect;  //  expected doubled value
-    int *good;   //  incremented when the answer matches
-    int *done;   //  incremented on every callback
-} s_echo_t;
-
-static void
-s_echo_fn (PGresult *result, const char *error, void *arg)
-{
-    s_echo_t *echo = (s_echo_t *) arg;
-    (*echo->done)++;
-    if (!error && PQntuples (result) == 1
-        && strtol (PQgetvalue (result, 0, 0), NULL, 10) == echo->expect)
-        (*echo->good)++;
-}
-
-static bool
-s_all_connected (void *arg)
-{
-    db_pool_t *pool = (db_pool_t *) arg;
-    return db_pool_connected (pool) == (size_t) pool->size;
-}
-
-void
-db_pool_test (bool verbose)
-{
-    printf (" * db_pool: ");
-    const char *url = db_testing_url ();
-    core_log_t *log = core_log_new ("db_pool_test", verbose ? "debug" : "off");
-    zloop_t *loop = zloop_new ();
-    assert (loop);
-    core_waiter_t *waiter = core_waiter_new (loop);
-
-    //  a private schema for this run
-    char schema[64], app[64], sql[512];
-    snprintf (schema, sizeof schema, "db_pool_test_%d", (int) getpid ());
-    snprintf (app, sizeof app, "chorus-db-pool-test-%d", (int) getpid ());
-    PGconn *admin = db_testing_connect (url);
-    snprintf (sql, sizeof sql,
-              "DROP SCHEMA IF EXISTS %s CASCADE; CREATE SCHEMA %s;"
-              "CREATE TABLE %s.items (id int PRIMARY KEY, name text NOT NULL)",
-              schema, schema, schema);
-    db_testing_exec (admin, sql);
-
-    //  @selftest
-    //  A pool of 3 connections answers 300 concurrent queries inside a zloop
-    db_pool_config_t config = {
-        .conninfo = url, .size = 3, .queue_max = 1000, .application_name = app};
-    db_pool_t *pool = db_pool_new (&config, log);
-    assert (pool);
-    assert (db_pool_attach (pool, loop) == 0);
-    int good = 0, done = 0;
-    s_echo_t echoes[300];
-    for (int i = 0; i < 300; i++) {
-        char value[16];
-        snprintf (value, sizeof value, "%d", i);
-        const char *params[] = {value};
-        echoes[i] = (s_echo_t){i * 2, &good, &done};
-        assert (
-            db_pool_query (pool, "SELECT $1::int * 2", 1, params, s_echo_fn, &echoes[i])
-            == 0);
-    }
-    assert (core_waiter_wait_count (waiter, &done, 300, 10000));
-    assert (good == 300);
-    assert (db_pool_healthy (pool));
-    assert (db_pool_queued (pool) == 0);
-
-    //  A syntax error comes back as an error with the server's SQLSTATE
-    s_tally_t tally = {0};
-    assert (db_pool_query (pool, "SELEC 1", 0, NULL, s_tally_fn, &tally) == 0);
-    assert (core_waiter_wait_count (waiter, &tally.done, 1, 5000));
-    assert (tally.failed == 1 && strcmp (tally.sqlstate, "42601") == 0);
-    assert (strstr (tally.error, "syntax error"));
-
-    //  A transaction commits, and returns its last statement's result
-    char insert[128], count_sql[128];
-    snprintf (insert, sizeof insert, "INSERT INTO %s.items VALUES ($1, $2)", schema);
-    snprintf (count_sql, sizeof count_sql, "SELECT count(*) FROM %s.items", schema);
-    const char *row1[] = {"1", "one"}, *row2[] = {"2", "two"}, *row3[] = {"3", "three"};
-    db_stmt_t commit_tx[] = {{insert, 2, row1}, {insert, 2, row2}, {count_sql, 0, NULL}};
-    memset (&tally, 0, sizeof tally);
-    assert (db_pool_tx (pool, commit_tx, 3, s_tally_fn, &tally) == 0);
-    assert (core_waiter_wait_count (waiter, &tally.done, 1, 5000));
-    assert (tally.ok == 1 && strcmp (tally.value, "2") == 0);
-
-    //  A failing statement rolls the whole transaction back
-    db_stmt_t failing_tx[] = {{insert, 2, row3}, {insert, 2, row1}, {count_sql, 0, NULL}};
-    memset (&tally, 0, sizeof tally);
-    assert (db_pool_tx (pool, failing_tx, 3, s_tally_fn, &tally) == 0);
-    assert (core_waiter_wait_count (waiter, &tally.done, 1, 5000));
-    assert (tally.failed == 1 && strcmp (tally.sqlstate, "23505") == 0);
-    memset (&tally, 0, sizeof tally);
-    assert (db_pool_query (pool, count_sql, 0, NULL, s_tally_fn, &tally) == 0);
-    assert (core_waiter_wait_count (waiter, &tally.done, 1, 5000));
-    assert (tally.ok == 1 && strcmp (tally.value, "2") == 0);
-
-    //  A transaction past its deadline fails; the server rolls it back
-    const char *row9[] = {"9", "nine"};
-    db_stmt_t slow_tx[] = {{insert, 2, row9}, {"SELECT pg_sleep(10)", 0, NULL}};
-    memset (&tally, 0, sizeof tally);
-    assert (db_pool_tx_timeout (pool, 200, slow_tx, 2, s_tally_fn, &tally) == 0);
-    assert (core_waiter_wait_count (waiter, &tally.done, 1, 5000));
-    assert (tally.failed == 1 && strstr (tally.error, "timed out"));
-
-    //  A query past its deadline fails fast; the connection is replaced
-    memset (&tally, 0, sizeof tally);
-    int64_t started = s_now ();
-    assert (db_pool_query_timeout (pool, 200, "SELECT pg_sleep(10)", 0, NULL, s_tally_fn,
-                                   &tally)
-            == 0);
-    assert (core_waiter_wait_count (waiter, &tally.done, 1, 5000));
-    assert (tally.failed == 1 && strstr (tally.error, "timed out"));
-    assert (s_now () - started < 2000);
-    memset (&tally, 0, sizeof tally);
-    assert (db_pool_query (pool, "SELECT 42", 0, NULL, s_tally_fn, &tally) == 0);
-    assert (core_waiter_wait_count (waiter, &tally.done, 1, 5000));
-    assert (tally.ok == 1 && strcmp (tally.value, "42") == 0);
-
-    //  Kill every pool connection on the server: the pool reconnects by itself
-    assert (core_waiter_wait (waiter, s_all_connected, pool, 5000));
-    const char *kill_params[] = {app};
-    PGresult *killed = PQexecParams (
-        admin,
-        "SELECT count(*) FROM (SELECT pg_terminate_backend (pid) FROM "
-        "pg_stat_activity WHERE application_name = $1) AS k",
-        1, NULL, kill_params, NULL, NULL, 0);
-    assert (PQresultStatus (killed) == PGRES_TUPLES_OK);
-    //  3, plus maybe the backend still finishing the timed-out pg_sleep
-    assert (strtol (PQgetvalue (killed, 0, 0), NULL, 10) >= 3);
-    PQclear (killed);
-    //  queries sent on a dying connection fail with an error, never hang
-    int attempts = 0;
-    memset (&tally, 0, sizeof tally);
-    while (tally.ok == 0 && attempts < 100) {
-        attempts++;
-        int before = tally.done;
-        if (db_pool_query (pool, "SELECT 7", 0, NULL, s_tally_fn, &tally) == 0)
-            assert (core_waiter_wait_count (waiter, &tally.done, before + 1, 5000));
-        else {
-            //  every connection down: refused at once until one is back
-            assert (strstr (db_pool_error (pool), "unreachable"));
-            core_waiter_wait (waiter, s_all_connected, pool, 100);
-        }
-    }
-    assert (tally.ok == 1 && strcmp (tally.value, "7") == 0);
-    assert (core_waiter_wait (waiter, s_all_connected, pool, 5000));
-    db_pool_destroy (&pool);
-    assert (pool == NULL);
-
-    //  The queue is bounded: over the limit a query is refused at once
-    config.size = 1;
-    config.queue_max = 3;
-    pool = db_pool_new (&config, log);
-    assert (pool);
-    assert (db_pool_attach (pool, loop) == 0);
-    assert (core_waiter_wait (waiter, s_all_connected, pool, 5000));
-    memset (&tally, 0, sizeof tally);
-    assert (db_pool_query (pool, "SELECT pg_sleep(0.2)", 0, NULL, s_tally_fn, &tally)
-            == 0);
-    assert (db_pool_running (pool) == 1);
-    for (int i = 0; i < 3; i++)
-        assert (db_pool_query (pool, "SELECT 1", 0, NULL, s_tally_fn, &tally) == 0);
-    assert (db_pool_queued (pool) == 3);
-    assert (db_pool_query (pool, "SELECT 1", 0, NULL, s_tally_fn, &tally) == -1);
-    assert (strstr (db_pool_error (pool), "queue full"));
-    assert (core_waiter_wait_count (waiter, &tally.done, 4, 5000));
-    assert (tally.ok == 4);
-    db_pool_destroy (&pool);
-
-    //  Outside zloop: poll(2) over db_pool_pollfds, db_pool_handle and db_pool_tick
-    pool = db_pool_new (&config, log);
-    assert (pool);
-    memset (&tally, 0, sizeof tally);
-    assert (db_pool_query (pool, "SELECT 'polled'", 0, NULL, s_tally_fn, &tally) == 0);
-    int64_t deadline = s_now () + 5000;
-    while (tally.done == 0 && s_now () < deadline) {
-        db_pollfd_t fds[8];
-        size_t count = db_pool_pollfds (pool, fds, 8);
-        int rc = poll (fds, count, DB_POOL_TICK_MS);
-        for (size_t i = 0; rc > 0 && i < count; i++)
-            if (fds[i].revents)
-                db_pool_handle (pool, fds[i].fd, fds[i].revents);
-        db_pool_tick (pool);
-    }
-    assert (tally.ok == 1 && strcmp (tally.value, "polled") == 0);
-    db_pool_destroy (&pool);
-
-    //  An unreachable server: a waiting query fails when the connection attempt
-    //  fails, later ones are refused at once while the pool is down; none hang
-    config.conninfo = "postgresql://chorus@127.0.0.1:1/chorus";
-    config.backoff_min_ms = 500;
-    pool = db_pool_new (&config, log);
-    assert (pool);
-    assert (db_pool_attach (pool, loop) == 0);
-    memset (&tally, 0, sizeof tally);
-    if (db_pool_query (pool, "SELECT 1", 0, NULL, s_tally_fn, &tally) == 0) {
-        assert (core_waiter_wait_count (waiter, &tally.done, 1, 5000));
-        assert (tally.failed == 1 && strstr (tally.error, "unreachable"));
-    }
-    assert (!db_pool_healthy (pool));
-    assert (db_pool_query (pool, "SELECT 1", 0, NULL, s_tally_fn, &tally) == -1);
-    assert (strstr (db_pool_error (pool), "unreachable"));
-    db_pool_destroy (&pool);
-
-    //  Queries waiting when the pool goes away fail with "pool destroyed"
-    config.conninfo = url;
-    pool = db_pool_new (&config, log);
-    assert (pool);
-    memset (&tally, 0, sizeof tally);
-    assert (db_pool_query (pool, "SELECT 1", 0, NULL, s_tally_fn, &tally) == 0);
-    db_pool_destroy (&pool);
-    assert (tally.failed == 1 && strstr (tally.error, "destroyed"));
-
-    //  A bad conninfo is refused
-    config.conninfo = "this is not a conninfo";
-    assert (db_pool_new (&config, log) == NULL);
-    //  @end
-
-    snprintf (sql, sizeof sql, "DROP SCHEMA %s CASCADE", schema);
-    db_testing_exec (admin, sql);
-    PQfinish (admin);
-    core_waiter_destroy (&waiter);
-    zloop_destroy (&loop);
-    core_log_destroy (&log);
-    printf ("OK\n");
+    return (size_t) self->size;
 }

@@ -98,6 +98,8 @@ bool db_pool_healthy (db_pool_t *self);
 size_t db_pool_connected (db_pool_t *self);
 size_t db_pool_queued (db_pool_t *self);
 size_t db_pool_running (db_pool_t *self);
+//  Connections the pool keeps (its configured size).
+size_t db_pool_size (db_pool_t *self);
 
 //  Loop-agnostic driving. Fill fds (up to max) with the descriptors to watch and
 //  return how many; ask again after every call into the pool, fds change.
