@@ -86,12 +86,12 @@ s_finish (bench_sse_run_t *run, bench_sse_stream_t *stream)
     s_close (run, stream);
 }
 
-//  The tokens in one SSE data line: every "@<digits>" is a token's send time.
+//  The stamps of one data line, each counted as a token read now.
 static void
-s_tokens (bench_sse_run_t *run, bench_sse_stream_t *stream, const char *line, size_t size,
-          int64_t now)
+s_tokens_read (bench_sse_run_t *run, bench_sse_stream_t *stream, const char *line,
+               const char *end, int64_t now)
 {
-    const char *end = line + size;
+    size_t size = (size_t) (end - line);
     for (const char *at = memchr (line, '@', size); at;
          at = memchr (at, '@', (size_t) (end - at))) {
         at++;
@@ -126,6 +126,18 @@ s_tokens (bench_sse_run_t *run, bench_sse_stream_t *stream, const char *line, si
                                             : latency > UINT32_MAX ? UINT32_MAX
                                                                    : (uint32_t) latency;
     }
+}
+
+//  The tokens in one SSE data line: every "@<digits>" is a token's send time.
+static void
+s_tokens (bench_sse_run_t *run, bench_sse_stream_t *stream, const char *line, size_t size,
+          int64_t now)
+{
+    const char *end = line + size;
+    int64_t before = run->tokens_after;
+    s_tokens_read (run, stream, line, end, now);
+    if (run->tokens_after > before)
+        run->lines_after++;
 }
 
 //  Is this JSON a message with "status":"complete"?

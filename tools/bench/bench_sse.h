@@ -78,20 +78,21 @@ typedef struct {
     char example[BENCH_SSE_ERR_KINDS][200];  //  the first failure of each kind
     int64_t tokens;                          //  tokens read
     int64_t tokens_after;                    //  tokens read after the gate opened
-    uint32_t *latency;                       //  per token 2.., microseconds
-    size_t latency_size;                     //  samples
-    size_t latency_cap;                      //  allocated
-    int64_t *ttft;       //  per stream with a first token, microseconds
-    int ttft_size;       //  samples
-    int64_t start_us;    //  first request written
-    int64_t open_us;     //  every stream had its first token (or failed)
-    int64_t release_us;  //  the gate opened
-    int64_t last_us;     //  last token read
-    bool released;       //  the gate was opened
-    int open_at_gate;    //  streams with a first token when it opened
-    int held_at_gate;    //  streams the upstream held then (-1 unknown)
-    int over;            //  streams ended (ok or failed)
-    int open;            //  streams with a first token, or failed
+    int64_t lines_after;  //  data lines with tokens read after the gate opened
+    uint32_t *latency;    //  per token 2.., microseconds
+    size_t latency_size;  //  samples
+    size_t latency_cap;   //  allocated
+    int64_t *ttft;        //  per stream with a first token, microseconds
+    int ttft_size;        //  samples
+    int64_t start_us;     //  first request written
+    int64_t open_us;      //  every stream had its first token (or failed)
+    int64_t release_us;   //  the gate opened
+    int64_t last_us;      //  last token read
+    bool released;        //  the gate was opened
+    int open_at_gate;     //  streams with a first token when it opened
+    int held_at_gate;     //  streams the upstream held then (-1 unknown)
+    int over;             //  streams ended (ok or failed)
+    int open;             //  streams with a first token, or failed
     struct {
         char code[40];             //  the error's "code" (or "-")
         bench_sse_error_t kind;    //  how it showed

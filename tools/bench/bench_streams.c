@@ -556,6 +556,11 @@ s_run_figures (s_bench_t *self, const char *prefix, bench_sse_run_t *run)
     }
     snprintf (name, sizeof name, "%stokens_per_s", prefix);
     s_figure (self, name, s_tokens_per_s (run), "tokens/s");
+    snprintf (name, sizeof name, "%stokens_per_delta", prefix);
+    s_figure (self, name,
+              run->lines_after ? (double) run->tokens_after / (double) run->lines_after
+                               : 0,
+              "tokens");
     snprintf (name, sizeof name, "%serrors", prefix);
     s_figure (self, name, run->n - run->ok, "count");
 }
