@@ -18,6 +18,7 @@ typedef struct {
     bool busy;         //  a Redis command or a query is in flight
     bool orphaned;     //  the service stopped while Redis was busy: free on reply
     bool finished;     //  the stored reply is no longer streaming
+    uint32_t last;     //  the stored reply's message.completed number (0: none known)
     int quiet;         //  polls without events since finished
     int timer;         //  zloop timer, -1: none
     int64_t checked;   //  last look at the stored reply (monotonic ms)
@@ -97,7 +98,9 @@ s_derived (chat_call_t *call, PGresult *result)
                 chat_call_partial_raw (call, buf.data, buf.size);
             msgpack_sbuffer_clear (&buf);
         }
-        uint32_t n = (replay->after > 2 ? replay->after : 2) + 1;
+        uint32_t n = replay->last > replay->after
+                         ? replay->last
+                         : (replay->after > 2 ? replay->after : 2) + 1;
         if (chat_events_message (&buf, CHAT_EVENT_COMPLETED, reply->id, n, &reply->base))
             service_call_fail (&call->base, "internal", "the reply could not be encoded");
         else
@@ -127,6 +130,17 @@ s_derive (chat_replay_t *replay)
 //  ---------------------------------------------------------------------------------
 //  Following the log
 
+//  Take the stored reply's status and end number (row 0 of result).
+static void
+s_status (chat_replay_t *replay, PGresult *result)
+{
+    replay->finished = !streq (PQgetvalue (result, 0, 0), "streaming");
+    replay->last = PQgetisnull (result, 0, 1)
+                       ? 0
+                       : (uint32_t) strtoul (PQgetvalue (result, 0, 1), NULL, 10);
+    replay->checked = bus_proto_now ();
+}
+
 static void
 s_checked (chat_call_t *call, PGresult *result)
 {
@@ -137,8 +151,7 @@ s_checked (chat_call_t *call, PGresult *result)
         service_call_fail (&call->base, "not_found", "the message is gone");
         return;
     }
-    replay->finished = !streq (PQgetvalue (result, 0, 0), "streaming");
-    replay->checked = bus_proto_now ();
+    s_status (replay, result);
     s_poll (replay);
 }
 
@@ -150,8 +163,8 @@ s_check (chat_replay_t *replay)
     replay->busy = true;
     const char *params[] = {call->other_id, call->tenant_id};
     service_call_query (&call->base, (service_step_fn *) s_checked,
-                        "SELECT status FROM chat.messages WHERE id = $1 AND tenant_id = "
-                        "$2",
+                        "SELECT status, completed_event FROM chat.messages WHERE id = $1 "
+                        "AND tenant_id = $2",
                         2, params);
 }
 
@@ -262,8 +275,15 @@ s_found (chat_call_t *call, PGresult *result)
         service_call_fail (&call->base, "not_found", "no such message");
         return;
     }
-    replay->finished = !streq (PQgetvalue (result, 0, 0), "streaming");
-    replay->checked = bus_proto_now ();
+    s_status (replay, result);
+    if (replay->stream && replay->finished && replay->last
+        && replay->after >= replay->last) {
+        //  The caller has the end already: nothing follows (HTTP 204, which also
+        //  tells an EventSource to stop reconnecting)
+        service_call_fail (&call->base, "no_content",
+                           "the reply has ended; no event follows this one");
+        return;
+    }
     s_poll (replay);
 }
 
@@ -291,8 +311,9 @@ chat_replay_start (chat_state_t *state, bus_request_t *request)
     replay->busy = true;
     const char *params[] = {call->other_id, call->id, call->tenant_id};
     service_call_query (&call->base, (service_step_fn *) s_found,
-                        "SELECT status FROM chat.messages WHERE id = $1 AND "
-                        "conversation_id = $2 AND tenant_id = $3 AND role = 'assistant'",
+                        "SELECT status, completed_event FROM chat.messages WHERE id = "
+                        "$1 AND conversation_id = $2 AND tenant_id = $3 AND role = "
+                        "'assistant'",
                         3, params);
 }
 

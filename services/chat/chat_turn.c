@@ -253,7 +253,7 @@ s_finish (chat_turn_t *turn)
         msgpack_sbuffer_destroy (&buf);
     }
     ChorusChat__Message *reply = s_reply_message (turn, turn->status);
-    char updated_at[40], prompt[16], completion[16], latency[16];
+    char updated_at[40], prompt[16], completion[16], latency[16], completed[16];
     s_time_at (s_now_us (), updated_at, sizeof updated_at);
     reply->updated_at = s_strdup (updated_at);
     reply->error = s_strdup (turn->error_message);
@@ -286,6 +286,8 @@ s_finish (chat_turn_t *turn)
     snprintf (completion, sizeof completion, "%" PRIu32, reply->completion_tokens);
     snprintf (latency, sizeof latency, "%" PRIu32, reply->latency_ms);
     char *tools = chat_message_tool_calls_json (reply);
+    //  s_done numbers message.completed next: nothing else is sent once finishing
+    snprintf (completed, sizeof completed, "%" PRIu32, turn->seq + 1);
     const char *params[] = {turn->message_id,
                             call->tenant_id,
                             reply->status,
@@ -296,13 +298,15 @@ s_finish (chat_turn_t *turn)
                             reply->has_latency_ms ? latency : NULL,
                             reply->error,
                             tools,
-                            updated_at};
+                            updated_at,
+                            completed};
     const char *conversation[] = {call->id, call->tenant_id};
     db_stmt_t stmts[] = {
         {"UPDATE chat.messages SET status = $3, content = $4, model = $5, prompt_tokens "
          "= $6, completion_tokens = $7, latency_ms = $8, error = $9, tool_calls = "
-         "$10::jsonb, updated_at = $11 WHERE id = $1 AND tenant_id = $2",
-         11, params},
+         "$10::jsonb, updated_at = $11, completed_event = $12::integer WHERE id = $1 AND "
+         "tenant_id = $2",
+         12, params},
         {"UPDATE chat.conversations SET updated_at = clock_timestamp () WHERE id = $1 "
          "AND tenant_id = $2",
          2, conversation}};

@@ -187,6 +187,8 @@ edge_call_stream_body (const edge_match_t *match, json_t *body, bool sse,
     bool replay = (flags & EDGE_ROUTE_REPLAY) && !resume && message_id
                   && !json_object_get (body, "last_event_id");
     bool stream = (flags & EDGE_ROUTE_EVENTS) && sse;
+    if ((flags & EDGE_ROUTE_EVENTS) && !sse && json_is_object (body))
+        json_object_del (body, "stream");  //  Accept decides, not the body
     if (!resume && !replay && !stream)
         return body;
     if (!body)
@@ -304,6 +306,10 @@ edge_call_test (bool verbose)
     assert (!json_object_get (body, "last_event_id"));
     json_decref (body);
     assert (edge_call_stream_body (&m, NULL, false, "") == NULL);
+    body = edge_call_stream_body (
+        &m, json_pack ("{s:s, s:b}", "content", "hi", "stream", 1), false, NULL);
+    assert (!json_object_get (body, "stream"));
+    json_decref (body);
     body = edge_call_stream_body (&m, NULL, false, "m-1:4");
     assert (!json_object_get (body, "stream"));
     assert (strcmp (json_string_value (json_object_get (body, "last_event_id")), "m-1:4")

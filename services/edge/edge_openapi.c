@@ -403,7 +403,8 @@ s_operation (const edge_route_t *route)
             json_pack ("{s:s, s:s, s:b, s:s, s:{s:s, s:i}}", "name", "Last-Event-ID",
                        "in", "header", "required", 0, "description",
                        "The id of the last event received (<message id>:<n>): no new "
-                       "message; the events after it are sent again, then the live ones",
+                       "message; the events after it are sent again, then the live ones "
+                       "(204 when it was the reply's message.completed)",
                        "schema", "type", "string", "maxLength", EDGE_SSE_ID_MAX));
     json_object_set_new (op, "parameters", params);
     if (route->request_schema) {
@@ -471,6 +472,11 @@ s_operation (const edge_route_t *route)
     else
         json_decref (content);
     json_object_set_new (responses, status, ok);
+    if (route->flags & EDGE_ROUTE_RESUME)
+        json_object_set_new (responses, "204",
+                             json_pack ("{s:s}", "description",
+                                        "Last-Event-ID names the reply's last event: "
+                                        "nothing follows"));
     if (route->kind == EDGE_ROUTE_BUS) {
         //  OpenAI's routes answer errors in OpenAI's shape as well
         const char *error = route->flags & EDGE_ROUTE_OPENAI ? "OpenAIError" : "Error";

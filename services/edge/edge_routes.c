@@ -362,6 +362,7 @@ edge_error_status (const char *bus_code, const char **http_code)
         {"worker_lost", 502},
         {"broker_lost", 503},
         {"cancelled", 499},
+        {"no_content", 204},
         {"bad_request", 400},
         {"not_found", 404},
         {"unknown_command", 404},

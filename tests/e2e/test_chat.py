@@ -681,14 +681,18 @@ def run(bus, upstream, events, replicas_of):
         redis_command("DEL", "chorus:chat:events:" + mid)
         derived = stream_events(bus.call("messages.send", {
             "id": ctx["conv"], "stream": True, "last_event_id": "%s:5" % mid}, alice))
-        assert derived == [("message.completed", "%s:6" % mid, a[-1][2])], derived
+        # the end keeps the number it had in the stream (stored with the reply)
+        assert derived == [("message.completed", a[-1][1], a[-1][2])], derived
         derived = stream_events(bus.call("messages.send", {
             "id": ctx["conv"], "stream": True, "last_event_id": mid}, alice))
         assert [(e[0], e[1]) for e in derived] == [
             ("message.created", mid + ":1"), ("message.created", mid + ":2"),
-            ("message.completed", mid + ":3")], derived
+            ("message.completed", a[-1][1])], derived
         assert derived[0][2] == a[0][2] and derived[2][2] == a[-1][2], derived
         assert derived[1][2]["status"] == "streaming" and derived[1][2]["content"] == ""
+        # a caller that has the end already is told nothing follows
+        assert bus.error("messages.send", {"id": ctx["conv"], "stream": True,
+                                           "last_event_id": a[-1][1]}, alice) == "no_content"
         plain = bus.ok("messages.send", {"id": ctx["conv"], "last_event_id": mid + ":2"},
                        alice)
         assert plain == a[-1][2], plain
@@ -915,7 +919,23 @@ def run_http(port, bus, upstream):
         status, _, raw = web(port, "GET", "/api/v1/conversations/%s/messages/%s/events"
                              % (ctx["conv"], mid), token=ctx["b"])
         assert status == 404 or b"not_found" in raw, (status, raw)
+        # reconnecting after the end: nothing follows, 204 (EventSource stops there)
+        last = evs[-1][1]
+        for method, path in (("POST", "/api/v1/conversations/%s/messages" % ctx["conv"]),
+                             ("GET", "/api/v1/conversations/%s/messages/%s/events"
+                              % (ctx["conv"], mid))):
+            status, headers, raw = web(port, method, path, {} if method == "POST" else None,
+                                       ctx["a"], {"Accept": "text/event-stream",
+                                                  "Last-Event-ID": last})
+            assert status == 204 and raw == b"", (method, status, raw[:300])
         assert len(upstream.records("h2-" + RUN)) == 1   # resuming asked nothing upstream
+        # "stream": true in the body does not make a JSON client's answer a stream
+        text = say("plain again", "h2b-" + RUN)
+        status, headers, raw = web(port, "POST", "/api/v1/conversations/%s/messages"
+                                   % ctx["conv"], {"content": text, "stream": True}, ctx["a"])
+        assert status == 200 and headers["content-type"].startswith("application/json")
+        m = json.loads(raw)
+        assert m["role"] == "assistant" and m["content"] == "Echo: plain again", m
     check("HTTP SSE: events, Last-Event-ID and the events route", sse)
 
     def resume_live():
