@@ -36,6 +36,7 @@ typedef struct {
     int64_t replay_events_max;     //  events kept per reply for replays
     int64_t replay_poll_ms;        //  how often a replay looks for new events
     int64_t stale_s;               //  a streaming reply nobody touches this long failed
+    int64_t resume_grace_ms;       //  a turn whose caller left waits this for a resume
     char *handoff_keywords;        //  comma-separated: a contact asking for a person
     char *handoff_reply;           //  the agent's answer when it hands off
     char origin[SERVICE_ID_SIZE];  //  this replica, in live stream events

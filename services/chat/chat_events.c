@@ -158,6 +158,12 @@ chat_events_key (char *key, size_t size, const char *message_id)
     snprintf (key, size, "chorus:chat:events:%s", message_id);
 }
 
+void
+chat_events_follow_key (char *key, size_t size, const char *message_id)
+{
+    snprintf (key, size, "chorus:chat:follow:%s", message_id);
+}
+
 //  Event log writes are fire and forget; the callback must not touch anything
 //  that may be gone by the time Redis answers (or the client is destroyed).
 static void
@@ -188,6 +194,16 @@ chat_events_record (redis_client_t *redis, const char *message_id, uint32_t n,
         if (redis_client_command_argv (redis, s_ignored, NULL, 3, expire, NULL))
             return;
     }
+}
+
+int
+chat_events_follow (redis_client_t *redis, const char *message_id)
+{
+    char key[80], ttl[16];
+    chat_events_follow_key (key, sizeof key, message_id);
+    snprintf (ttl, sizeof ttl, "%d", CHAT_EVENTS_FOLLOW_MS);
+    const char *argv[] = {"SET", key, "1", "PX", ttl};
+    return redis_client_command_argv (redis, s_ignored, NULL, 5, argv, NULL);
 }
 
 //  Read back a map entry of an unpacked object by key (NULL when absent).

@@ -56,6 +56,15 @@ int chat_events_parse_id (const char *text, char *message_id, uint32_t *n)
 //  The Redis key of a reply's event log into key.
 void chat_events_key (char *key, size_t size, const char *message_id);
 
+//  The Redis key a replay following a streaming reply keeps alive (PX
+//  CHAT_EVENTS_FOLLOW_MS, set every second), so the replica running the turn,
+//  its own caller gone, knows a resumed client still reads it.
+#define CHAT_EVENTS_FOLLOW_MS 3000
+void chat_events_follow_key (char *key, size_t size, const char *message_id);
+
+//  Set (or refresh) that key. Fire and forget; -1 when Redis refused it.
+int chat_events_follow (redis_client_t *redis, const char *message_id);
+
 //  Append event n (name event, body) to the reply's event log; ttl_s > 0 also
 //  (re)sets the log's lifetime. Fire and forget: Redis holds nothing that cannot
 //  be derived again from the stored message. redis may be NULL.

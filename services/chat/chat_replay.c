@@ -22,6 +22,7 @@ typedef struct {
     int quiet;         //  polls without events since finished
     int timer;         //  zloop timer, -1: none
     int64_t checked;   //  last look at the stored reply (monotonic ms)
+    int64_t followed;  //  last refresh of the reply's follow key (monotonic ms)
     void *entry;       //  our place in state->replays
 } chat_replay_t;
 
@@ -248,6 +249,12 @@ s_poll (chat_replay_t *replay)
 {
     chat_call_t *call = &replay->call;
     redis_client_t *redis = service_runtime_redis (call->base.runtime);
+    int64_t now = bus_proto_now ();
+    if (replay->stream && !replay->finished && redis && now - replay->followed >= 1000) {
+        //  Tell the turn, whose own caller may be gone, that we read it
+        if (chat_events_follow (redis, call->other_id) == 0)
+            replay->followed = now;
+    }
     if (replay->stream && redis && redis_client_healthy (redis)) {
         char key[80], start[24], count[16];
         chat_events_key (key, sizeof key, call->other_id);

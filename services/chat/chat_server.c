@@ -37,6 +37,11 @@ const core_config_option_t chat_server_options[] = {
      "100", "chat: how often a replay looks for new events"},
     {"chat_stale_s", "CHORUS_CHAT_STALE_S", CORE_CONFIG_INT, 5, 86400, "30",
      "chat: a streaming reply no replica touched this long is marked failed"},
+    {"chat_resume_grace_ms", "CHORUS_CHAT_RESUME_GRACE_MS", CORE_CONFIG_INT, 0, 600000,
+     "2000",
+     "chat: how long a reply whose client went away goes on, waiting for the client to "
+     "resume it (Last-Event-ID); then, unless a resumed client follows it, the turn is "
+     "cancelled up to the provider (0: at once)"},
     {"chat_handoff_keywords", "CHORUS_CHAT_HANDOFF_KEYWORDS", CORE_CONFIG_STRING, 0, 0,
      "human,real person,operator,representative,live agent,talk to someone,speak to "
      "someone",
@@ -71,11 +76,11 @@ static const service_command_t s_commands[] = {
 static void
 s_read_options (chat_state_t *state)
 {
-    int64_t *slots[] = {&state->turn_timeout_ms, &state->content_max,
-                        &state->reply_max,       &state->history_max,
-                        &state->context_tokens,  &state->tool_calls_max,
-                        &state->replay_ttl_s,    &state->replay_events_max,
-                        &state->replay_poll_ms,  &state->stale_s};
+    int64_t *slots[] = {
+        &state->turn_timeout_ms, &state->content_max,       &state->reply_max,
+        &state->history_max,     &state->context_tokens,    &state->tool_calls_max,
+        &state->replay_ttl_s,    &state->replay_events_max, &state->replay_poll_ms,
+        &state->stale_s,         &state->resume_grace_ms};
     assert (sizeof slots / sizeof slots[0] + 2 == chat_server_option_count);
     char *error = NULL;
     core_config_t *own = core_config_new (chat_server_options, chat_server_option_count,

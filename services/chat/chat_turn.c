@@ -90,10 +90,20 @@ s_tools_free (chat_turn_t *turn)
     turn->tool_count = 0;
 }
 
+//  A look in Redis for a resumed client; outlives its turn when Redis is slow.
+typedef struct _chat_turn_probe_t {
+    chat_turn_t *turn;  //  NULL once the turn is gone
+} chat_turn_probe_t;
+
+static void s_grace_end (chat_turn_t *turn);
+
 static void
 s_turn_destroy (chat_call_t *call)
 {
     chat_turn_t *turn = (chat_turn_t *) call;
+    s_grace_end (turn);
+    if (turn->probe)
+        turn->probe->turn = NULL;
     if (turn->registered)
         zhashx_delete (call->state->turns, turn->message_id);
     free (turn->model);
@@ -242,6 +252,7 @@ s_finish (chat_turn_t *turn)
 {
     chat_call_t *call = &turn->call;
     turn->phase = CHAT_TURN_FINISHING;
+    s_grace_end (turn);
     chat_call_forget (call);  //  a turn.run still running is cancelled upstream
     if (turn->error_code) {
         msgpack_sbuffer buf;
@@ -329,6 +340,77 @@ s_stop (chat_turn_t *turn, const char *status, const char *code, const char *mes
         turn->stop = true;
 }
 
+//  ---------------------------------------------------------------------------------
+//  The caller gone: a grace for a resume (CHORUS_CHAT_RESUME_GRACE_MS)
+
+static int s_on_grace (zloop_t *loop, int timer_id, void *arg);
+
+static void
+s_grace_arm (chat_turn_t *turn, int64_t delay_ms)
+{
+    turn->grace_timer = zloop_timer (service_runtime_loop (turn->call.base.runtime),
+                                     (size_t) delay_ms, 1, s_on_grace, turn);
+    assert (turn->grace_timer >= 0);
+    turn->grace_armed = true;
+}
+
+static void
+s_grace_end (chat_turn_t *turn)
+{
+    if (turn->grace_armed)
+        zloop_timer_end (service_runtime_loop (turn->call.base.runtime),
+                         turn->grace_timer);
+    turn->grace_armed = false;
+}
+
+//  Redis answered whether a resumed client follows the reply.
+static void
+s_followed (redisReply *reply, const char *error, void *arg)
+{
+    chat_turn_probe_t *probe = (chat_turn_probe_t *) arg;
+    chat_turn_t *turn = probe->turn;
+    free (probe);
+    if (!turn)
+        return;
+    turn->probe = NULL;
+    if (turn->phase == CHAT_TURN_FINISHING)
+        return;
+    if (!error && reply && reply->type == REDIS_REPLY_INTEGER && reply->integer > 0)
+        s_grace_arm (turn, 1000);  //  followed: look again in a second
+    else
+        s_stop (turn, "cancelled", NULL, NULL);
+}
+
+static int
+s_on_grace (zloop_t *loop, int timer_id, void *arg)
+{
+    (void) loop;
+    (void) timer_id;
+    chat_turn_t *turn = (chat_turn_t *) arg;
+    turn->grace_armed = false;
+    if (turn->phase == CHAT_TURN_FINISHING)
+        return 0;
+    if (turn->phase == CHAT_TURN_PREPARING) {
+        s_stop (turn, "cancelled", NULL, NULL);  //  no reply stored to resume yet
+        return 0;
+    }
+    redis_client_t *redis = service_runtime_redis (turn->call.base.runtime);
+    char key[80];
+    chat_events_follow_key (key, sizeof key, turn->message_id);
+    const char *argv[] = {"EXISTS", key};
+    chat_turn_probe_t *probe = calloc (1, sizeof (chat_turn_probe_t));
+    assert (probe);
+    probe->turn = turn;
+    if (redis && redis_client_healthy (redis)
+        && redis_client_command_argv (redis, s_followed, probe, 2, argv, NULL) == 0)
+        turn->probe = probe;
+    else {
+        free (probe);
+        s_stop (turn, "cancelled", NULL, NULL);  //  without Redis nobody can resume
+    }
+    return 0;
+}
+
 void
 chat_turn_caller_gone (chat_call_t *call)
 {
@@ -336,8 +418,10 @@ chat_turn_caller_gone (chat_call_t *call)
     turn->caller_gone = true;
     if (bus_proto_now () >= bus_request_deadline (call->base.request))
         s_stop (turn, "failed", "deadline_exceeded", "the request's deadline passed");
-    else
+    else if (call->state->resume_grace_ms == 0 || turn->inbound || !turn->stream)
         s_stop (turn, "cancelled", NULL, NULL);
+    else if (!turn->grace_armed && !turn->probe)
+        s_grace_arm (turn, call->state->resume_grace_ms);
 }
 
 //  ---------------------------------------------------------------------------------

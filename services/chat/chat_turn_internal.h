@@ -24,6 +24,9 @@ typedef struct {
     bool stream;                            //  the caller wants stream events
     bool stop;                              //  stop at the next step (a cancel came)
     bool caller_gone;                       //  the caller cancelled: nobody to answer
+    bool grace_armed;                       //  grace_timer runs (the caller is gone)
+    int grace_timer;                        //  when to look for a resumed client
+    struct _chat_turn_probe_t *probe;       //  that look, while Redis answers it
     bool registered;                        //  in state->turns
     bool inbound;                           //  channel.inbound: answers its reply
     const char *content_in;                 //  the user's message (in the args)

@@ -38,6 +38,7 @@ import http.client
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import socket
@@ -1020,6 +1021,43 @@ def run_http(port, bus, upstream):
             return m["status"] == "cancelled" and m["content"].startswith("Echo: slow")
         wait_for("the reply stored cancelled", stored, 5)
     check("HTTP: the client going away cancels the turn upstream", disconnect)
+
+    def drop_and_resume():
+        # the connection drops mid-reply and the client reconnects within
+        # CHORUS_CHAT_RESUME_GRACE_MS: the same reply goes on to its end, once
+        key = "hr-" + RUN
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        body = json.dumps({"content": say("drop", key, tokens=30, delay_ms=100)}).encode()
+        sock.sendall(("POST /api/v1/conversations/%s/messages HTTP/1.1\r\nHost: x\r\n"
+                      "Authorization: Bearer %s\r\nAccept: text/event-stream\r\n"
+                      "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+                      % (ctx["conv"], ctx["a"], len(body))).encode() + body)
+        seen = b""
+        while seen.count(b"event: message.delta") < 3:
+            chunk = sock.recv(4096)
+            assert chunk, seen
+            seen += chunk
+        sock.close()
+        _, _, head = seen.partition(b"\r\n\r\n")
+        ids = re.findall(rb"^id: (\S+)", head, re.M)
+        last = ids[-1].decode()
+        mid = last.split(":")[0]
+        time.sleep(0.5)
+        status, _, raw = web(port, "GET", "/api/v1/conversations/%s/messages/%s/events"
+                             % (ctx["conv"], mid), token=ctx["a"],
+                             headers={"Last-Event-ID": last}, timeout=30)
+        assert status == 200, (status, raw[:300])
+        evs = sse_events(raw)
+        assert evs[0][1] == "%s:%d" % (mid, int(last.split(":")[1]) + 1), evs[:1]
+        assert evs[-1][0] == "message.completed" and evs[-1][2]["status"] == "complete", \
+            evs[-1]
+        assert evs[-1][2]["content"] == "Echo: drop" + "".join(
+            " tok%d" % i for i in range(3, 31)), evs[-1][2]["content"]
+        rec = upstream.ended(key, 15)
+        assert rec["outcome"] == "completed" and rec["tokens_sent"] == 30, rec
+        assert len(upstream.records(key)) == 1
+    check("HTTP: a dropped SSE connection resumed within the grace gets the whole reply",
+          drop_and_resume)
 
     def delete():
         status, _, raw = web(port, "DELETE", "/api/v1/conversations/%s" % ctx["conv"],
