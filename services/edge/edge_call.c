@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "codec_json.h"
+#include "edge_openapi.h"
 
 uint64_t
 edge_call_send (bus_client_t *bus, const edge_match_t *match, json_t *body,
@@ -205,6 +206,53 @@ edge_call_stream_body (const edge_match_t *match, json_t *body, bool sse,
     return body;
 }
 
+//  edge_call_unknown_field below path (the JSON path so far) at depth.
+static bool
+s_unknown_field (const ProtobufCMessageDescriptor *desc, json_t *body, const char *path,
+                 int depth, char *error, size_t error_size)
+{
+    if (depth > 32 || !json_is_object (body))
+        return false;  //  the decoder reports what is not an object
+    const char *key;
+    json_t *value;
+    json_object_foreach (body, key, value)
+    {
+        const ProtobufCFieldDescriptor
+            *field = protobuf_c_message_descriptor_get_field_by_name (desc, key);
+        char here[256];
+        snprintf (here, sizeof here, "%s%s%s", path, *path ? "." : "", key);
+        if (!field && depth == 0 && strcmp (key, "tenant_id") == 0)
+            continue;  //  the tenant is the credential's: one in a body is ignored
+        if (!field) {
+            snprintf (error, error_size, "unknown field '%s'", here);
+            return true;
+        }
+        if (field->type != PROTOBUF_C_TYPE_MESSAGE)
+            continue;
+        const ProtobufCMessageDescriptor *inner = field->descriptor;
+        if (json_is_object (value)
+            && s_unknown_field (inner, value, here, depth + 1, error, error_size))
+            return true;
+        size_t i;
+        json_t *item;
+        json_array_foreach (value, i, item)
+        {
+            char at[280];
+            snprintf (at, sizeof at, "%s[%zu]", here, i);
+            if (s_unknown_field (inner, item, at, depth + 1, error, error_size))
+                return true;
+        }
+    }
+    return false;
+}
+
+bool
+edge_call_unknown_field (const ProtobufCMessageDescriptor *desc, json_t *body,
+                         char *error, size_t error_size)
+{
+    return desc && s_unknown_field (desc, body, "", 0, error, error_size);
+}
+
 json_t *
 edge_call_parse_body (const char *text, size_t size, bool *ok, char *error,
                       size_t error_size)
@@ -342,6 +390,23 @@ edge_call_test (bool verbose)
     assert (json_object_size (body) == 2);
     json_object_set_new (body, "stream", json_false ());
     assert (!edge_call_wants_sse (&m, body, true));
+    json_decref (body);
+    //  A key the route's message type lacks is named, nested ones by their path
+    const ProtobufCMessageDescriptor *agent = edge_openapi_message ("Agent");
+    assert (agent && !edge_openapi_message ("NoSuchSchema"));
+    char unknown[128];
+    body = json_pack ("{s:s, s:s, s:[{s:s}]}", "name", "a", "system_prompt", "b", "tools",
+                      "name", "t");
+    assert (!edge_call_unknown_field (agent, body, unknown, sizeof unknown));
+    assert (!edge_call_unknown_field (NULL, body, unknown, sizeof unknown));
+    json_object_set_new (body, "systemprompt", json_string ("typo"));
+    assert (edge_call_unknown_field (agent, body, unknown, sizeof unknown));
+    assert (strcmp (unknown, "unknown field 'systemprompt'") == 0);
+    json_object_del (body, "systemprompt");
+    json_object_set_new (json_array_get (json_object_get (body, "tools"), 0), "parms",
+                         json_object ());
+    assert (edge_call_unknown_field (agent, body, unknown, sizeof unknown));
+    assert (strcmp (unknown, "unknown field 'tools[0].parms'") == 0);
     json_decref (body);
     //  Routes that do not stream never answer SSE
     const char *list = "/api/v1/agents";

@@ -7,6 +7,7 @@
 #define EDGE_CALL_H_INCLUDED
 
 #include <jansson.h>
+#include <protobuf-c/protobuf-c.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -80,6 +81,15 @@ bool edge_call_wants_sse (const edge_match_t *match, json_t *body, bool accepts_
 //  Takes body (a JSON object or NULL) and returns the body to send (may be NULL).
 json_t *edge_call_stream_body (const edge_match_t *match, json_t *body, bool sse,
                                const char *last_event_id);
+
+//  The first key of body (an object) that message type desc has no field for,
+//  descending into message-typed fields and their arrays, as its path
+//  ("tools[0].typo") in error: true when there is one. A misspelled field would
+//  otherwise be dropped by the decoder and the change it meant silently lost.
+//  A top-level tenant_id is let through (and ignored downstream): the tenant is
+//  always the credential's (schemas/auth.md).
+bool edge_call_unknown_field (const ProtobufCMessageDescriptor *desc, json_t *body,
+                              char *error, size_t error_size);
 
 //  Parse a request body as JSON. Empty is NULL with *ok set; anything but an
 //  object is refused (*ok false, message in error).

@@ -8,6 +8,7 @@
 
 #include "edge_auth.h"
 #include "edge_call.h"
+#include "edge_openapi.h"
 #include "edge_queue.h"
 #include "edge_ready.h"
 #include "edge_routes.h"
@@ -679,6 +680,14 @@ s_admitted (edge_request_t *self, const edge_verdict_t *verdict)
                                          sizeof message);
     if (!ok) {
         s_respond_error (self, 400, "invalid_json", message);
+        return;
+    }
+    const edge_route_t *route = self->match.route;
+    if (body && !(route->flags & EDGE_ROUTE_OPENAI)
+        && edge_call_unknown_field (edge_openapi_message (route->request_schema), body,
+                                    message, sizeof message)) {
+        json_decref (body);
+        s_respond_error (self, 400, "bad_request", message);
         return;
     }
     if (self->bad_last_event_id && (self->match.route->flags & EDGE_ROUTE_RESUME)) {

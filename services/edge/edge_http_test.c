@@ -143,14 +143,13 @@ s_test_json (int port, const char *member, const char *admin)
     edge_response_free (&r);
     //  The LLM provider's failures are a bad gateway; rate limits keep Retry-After
     assert (s_post (port, "/api/v1/agents/a-1/test", admin,
-                    "{\"error\":\"upstream_unauthorized\"}", &r)
+                    "{\"content\":\"!error=upstream_unauthorized\"}", &r)
             == 502);
     assert (edge_response_error_is (&r, "upstream_unauthorized"));
     assert (!strstr (r.body, "\"type\""));  //  not an OpenAI route
     edge_response_free (&r);
     assert (s_post (port, "/api/v1/conversations/c-1/messages", member,
-                    "{\"content\":\"x\",\"error\":\"rate_limited\",\"retry_after\":7}",
-                    &r)
+                    "{\"content\":\"!error=rate_limited retry_after=7\"}", &r)
             == 429);
     assert (streq (edge_response_header (&r, "retry-after", value, sizeof value), "7"));
     edge_response_free (&r);
@@ -227,7 +226,7 @@ s_test_events (int port, const char *member, const char *admin)
     //  An error mid-stream: event: error with the error body, then the end
     snprintf (headers, sizeof headers, "%sAccept: text/event-stream\r\n", admin);
     assert (s_post (port, "/api/v1/agents/a-1/test", headers,
-                    "{\"content\":\"hi\",\"fail_mid\":true}", &r)
+                    "{\"content\":\"!fail_mid\"}", &r)
             == 200);
     const char *tail = "event: message.delta\ndata: {\"message_id\":\"m-1\",\"delta\":"
                        "\"Hel\\nlo\"}\n\nevent: error\ndata: {\"error\":{\"code\":"
@@ -237,7 +236,7 @@ s_test_events (int port, const char *member, const char *admin)
     edge_response_free (&r);
     //  An error before the stream starts is an HTTP error
     assert (s_post (port, "/api/v1/conversations/c-1/messages", headers,
-                    "{\"error\":\"not_found\"}", &r)
+                    "{\"content\":\"!error=not_found\"}", &r)
             == 404);
     assert (edge_response_error_is (&r, "not_found"));
     edge_response_free (&r);
@@ -324,7 +323,8 @@ s_test_openai (int port, const char *member)
             == 502);
     assert (s_openai_error (&r, "upstream_unauthorized", "api_error"));
     edge_response_free (&r);
-    assert (s_post (port, "/v1/chat/completions", member, "{\"error\":\"not_found\"}", &r)
+    assert (s_post (port, "/v1/chat/completions", member,
+                    "{\"content\":\"!error=not_found\"}", &r)
             == 404);
     assert (s_openai_error (&r, "not_found", "invalid_request_error"));
     edge_response_free (&r);
@@ -337,9 +337,9 @@ s_test_gone (int port, const char *member, zactor_t *chat, zactor_t *agents)
 {
     char headers[2048];
     const char *cases[][3] = {
-        {"/api/v1/conversations/c-1/messages", "", "{\"content\":\"x\",\"hold\":true}"},
+        {"/api/v1/conversations/c-1/messages", "", "{\"content\":\"!hold\"}"},
         {"/api/v1/conversations/c-1/messages", "Accept: text/event-stream\r\n",
-         "{\"content\":\"x\",\"hold\":true}"},
+         "{\"content\":\"!hold\"}"},
         {"/v1/chat/completions", "", "{\"model\":\"a\",\"stream\":true,\"hold\":true}"}};
     for (size_t i = 0; i < 3; i++) {
         zactor_t *service = i == 2 ? agents : chat;

@@ -158,6 +158,15 @@ static const ProtobufCMessageDescriptor *const s_messages[] = {
 static void s_add_message (json_t *schemas, const ProtobufCMessageDescriptor *desc);
 static json_t *s_ref (const char *name);
 
+const ProtobufCMessageDescriptor *
+edge_openapi_message (const char *name)
+{
+    for (size_t i = 0; name && i < sizeof s_messages / sizeof s_messages[0]; i++)
+        if (strcmp (s_messages[i]->short_name, name) == 0)
+            return s_messages[i];
+    return NULL;
+}
+
 //  The JSON schema of one field's value (without repetition).
 static json_t *
 s_field_value (json_t *schemas, const ProtobufCFieldDescriptor *field)

@@ -8,10 +8,14 @@
 #define EDGE_OPENAPI_H_INCLUDED
 
 #include <jansson.h>
+#include <protobuf-c/protobuf-c.h>
 #include <stdbool.h>
 
 //  Build the document from the route table (new reference).
 json_t *edge_openapi_document (void);
+
+//  The message type a route's request_schema names, or NULL (not a message type).
+const ProtobufCMessageDescriptor *edge_openapi_message (const char *name);
 
 //  The document as indented text (caller frees).
 char *edge_openapi_text (void);
