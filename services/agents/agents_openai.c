@@ -64,10 +64,12 @@ static const s_param_t s_params[] = {
 //  The roles a message may have.
 static const char *const s_roles[] = {"system", "developer", "user", "assistant", "tool"};
 
-//  How a JSON value's type reads in a refusal.
+//  How a JSON value's type reads in a refusal (NULL: absent).
 static const char *
 s_type (const json_t *value)
 {
+    if (!value)
+        return "nothing";
     switch (json_typeof (value)) {
         case JSON_OBJECT:
             return "an object";
@@ -145,14 +147,18 @@ s_check_param (const s_param_t *param, const json_t *value, char *error, size_t 
     if (typed && number >= param->min && number <= param->max)
         return 0;
     const char *what = integer ? "an integer" : "a number";
+    char got[32];
+    if (typed)
+        snprintf (got, sizeof got, "%g", number);
+    else
+        snprintf (got, sizeof got, "%s", s_type (value));
     if (isinf (param->min))
-        return s_refuse (error, size, param->name, "expected %s, got %s", what,
-                         s_type (value));
+        return s_refuse (error, size, param->name, "expected %s, got %s", what, got);
     if (isinf (param->max))
         return s_refuse (error, size, param->name, "expected %s of at least %g, got %s",
-                         what, param->min, typed ? "less" : s_type (value));
+                         what, param->min, got);
     return s_refuse (error, size, param->name, "expected %s from %g to %g, got %s", what,
-                     param->min, param->max, typed ? "one out of range" : s_type (value));
+                     param->min, param->max, got);
 }
 
 //  Check one part of a message's content: only text parts are taken.
@@ -522,13 +528,19 @@ agents_openai_test (bool verbose)
         {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":"
          "\"text\",\"text\":1}]}]}",
          "messages[0].content[0].text: "},
+        {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":"
+         "\"text\"}]}]}",
+         "messages[0].content[0].text: expected a string, got nothing"},
         {"{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\","
          "\"tool_calls\":[]}]}",
          "messages[0].tool_calls: "},
-        {"{" S_HI ",\"temperature\":\"hot\"}", "temperature: expected a number"},
-        {"{" S_HI ",\"temperature\":5}", "temperature: expected a number from 0 to 2"},
+        {"{" S_HI ",\"temperature\":\"hot\"}",
+         "temperature: expected a number from 0 to 2, got a string"},
+        {"{" S_HI ",\"temperature\":5}",
+         "temperature: expected a number from 0 to 2, got 5"},
         {"{" S_HI ",\"top_p\":1.5}", "top_p: "},
-        {"{" S_HI ",\"max_tokens\":-1}", "max_tokens: expected an integer of at least 1"},
+        {"{" S_HI ",\"max_tokens\":-1}",
+         "max_tokens: expected an integer of at least 1, got -1"},
         {"{" S_HI ",\"max_tokens\":\"10\"}", "max_tokens: "},
         {"{" S_HI ",\"max_completion_tokens\":0}", "max_completion_tokens: "},
         {"{" S_HI ",\"max_tokens\":2.5}", "max_tokens: "},
