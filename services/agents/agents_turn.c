@@ -666,9 +666,7 @@ s_agent_read (service_call_t *call, PGresult *result)
             const char *answers = json_string_value (
                 json_object_get (message, "tool_call_id"));
             if (streq (role, "tool")
-                && llm_request_set_tool_call_id (
-                    request, answers,
-                    json_string_value (json_object_get (message, "name"))))
+                && llm_request_set_tool_call_id (request, answers, NULL))
                 rc = -1;
         }
     }
