@@ -3,8 +3,10 @@
 
 #include <assert.h>
 #include <jansson.h>
+#include <limits.h>
 #include <sodium.h>
 
+#include "agents_openai.h"
 #include "agents_store.h"
 #include "codec_json.h"
 #include "codec_msgpack.h"
@@ -514,6 +516,17 @@ agents_turn_cancel (service_runtime_t *runtime, bus_request_t *request, void *st
 //  ---------------------------------------------------------------------------------
 //  Starting a turn
 
+//  openai: the model is none of the caller's enabled agents (OpenAI's answer).
+static void
+s_model_not_found (s_turn_t *turn)
+{
+    char message[300];
+    snprintf (message, sizeof message,
+              "The model `%.200s` does not exist or you do not have access to it.",
+              turn->model_shown);
+    service_call_fail (&turn->base, "model_not_found", message);
+}
+
 //  The agent row arrived: build the LLM request and start streaming. The history
 //  comes from the TurnRequest (run/try) or the OpenAI body.
 static void
@@ -526,9 +539,10 @@ s_agent_read (service_call_t *call, PGresult *result)
         return;
     }
     if (PQntuples (result) != 1) {
-        service_call_fail (call, "not_found",
-                           turn->mode == S_MODE_OPENAI ? "The model does not exist"
-                                                       : "no such agent");
+        if (turn->mode == S_MODE_OPENAI)
+            s_model_not_found (turn);
+        else
+            service_call_fail (call, "not_found", "no such agent");
         return;
     }
     char error[256] = "";
@@ -539,7 +553,12 @@ s_agent_read (service_call_t *call, PGresult *result)
     }
     if (agent->has_enabled && !agent->enabled) {
         protobuf_c_message_free_unpacked (&agent->base, NULL);
-        service_call_fail (call, "forbidden", "the agent is disabled");
+        //  /v1 does not list it: it is no model there, as OpenAI hides what one
+        //  cannot use
+        if (turn->mode == S_MODE_OPENAI)
+            s_model_not_found (turn);
+        else
+            service_call_fail (call, "forbidden", "the agent is disabled");
         return;
     }
     snprintf (turn->agent_id, sizeof turn->agent_id, "%s", agent->id);
@@ -598,8 +617,10 @@ s_agent_read (service_call_t *call, PGresult *result)
         value = json_object_get (body, "max_completion_tokens");
         if (!json_is_integer (value))
             value = json_object_get (body, "max_tokens");
-        if (json_is_integer (value) && json_integer_value (value) > 0)
-            llm_request_set_max_tokens (request, (int) json_integer_value (value));
+        if (json_is_integer (value))
+            llm_request_set_max_tokens (request, json_integer_value (value) < INT_MAX
+                                                     ? (int) json_integer_value (value)
+                                                     : INT_MAX);
         json_t *tools = json_object_get (body, "tools");
         size_t index;
         json_t *tool;
@@ -619,30 +640,15 @@ s_agent_read (service_call_t *call, PGresult *result)
                 rc = -1;
             free (parameters);
         }
+        //  The body passed agents_openai_check: roles, contents and calls are sound
         json_t *message;
         json_array_foreach (json_object_get (body, "messages"), index, message)
         {
             const char *role = json_string_value (json_object_get (message, "role"));
-            if (role && streq (role, "developer"))
+            if (streq (role, "developer"))
                 role = "system";
-            json_t *content = json_object_get (message, "content");
-            char *text = NULL;
-            size_t text_size = 0;
-            if (json_is_string (content))
-                s_append (&text, &text_size, json_string_value (content),
-                          json_string_length (content));
-            else {
-                size_t part_index;
-                json_t *part;
-                json_array_foreach (content, part_index, part)
-                {
-                    json_t *piece = json_object_get (part, "text");
-                    if (json_is_string (piece))
-                        s_append (&text, &text_size, json_string_value (piece),
-                                  json_string_length (piece));
-                }
-            }
-            if (!role || llm_request_add_message (request, role, text ? text : ""))
+            char *text = agents_openai_content (message);
+            if (llm_request_add_message (request, role, text))
                 rc = -1;
             free (text);
             size_t call_index;
@@ -659,7 +665,8 @@ s_agent_read (service_call_t *call, PGresult *result)
             }
             const char *answers = json_string_value (
                 json_object_get (message, "tool_call_id"));
-            if (answers && llm_request_set_tool_call_id (request, answers, NULL))
+            if (streq (role, "tool")
+                && llm_request_set_tool_call_id (request, answers, NULL))
                 rc = -1;
         }
     }
@@ -782,7 +789,7 @@ agents_turn_openai_chat (service_runtime_t *runtime, bus_request_t *request, voi
     //  parameters): it is read as JSON, not through a proto type
     msgpack_unpacked unpacked;
     msgpack_unpacked_init (&unpacked);
-    char error[200] = "";
+    char error[256] = "";
     json_t *body = NULL;
     if (codec_check_unpack (bus_request_body (request), bus_request_size (request),
                             &unpacked, error, sizeof error)
@@ -800,23 +807,11 @@ agents_turn_openai_chat (service_runtime_t *runtime, bus_request_t *request, voi
     turn->openai = body;
     if (!service_call_require_user (&turn->base))
         return;
+    if (agents_openai_check (body, error, sizeof error)) {
+        service_call_fail (&turn->base, "bad_request", error);
+        return;
+    }
     const char *model = json_string_value (json_object_get (body, "model"));
-    json_t *messages = json_object_get (body, "messages");
-    if (!json_is_object (body) || !model || !*model) {
-        service_call_fail (&turn->base, "bad_request", "model is required");
-        return;
-    }
-    if (!json_is_array (messages) || json_array_size (messages) == 0
-        || json_array_size (messages) > S_MESSAGES_MAX) {
-        service_call_fail (&turn->base, "bad_request",
-                           "messages must be a non-empty array");
-        return;
-    }
-    json_t *n = json_object_get (body, "n");
-    if (n && !json_is_null (n) && (!json_is_integer (n) || json_integer_value (n) != 1)) {
-        service_call_fail (&turn->base, "bad_request", "n must be 1");
-        return;
-    }
     turn->stream = json_is_true (json_object_get (body, "stream"));
     turn->include_usage = turn->stream
                           && json_is_true (json_object_get (

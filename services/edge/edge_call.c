@@ -2,6 +2,7 @@
 #include "edge_call.h"
 
 #include <assert.h>
+#include <ctype.h>
 #include <msgpack.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -134,6 +135,21 @@ edge_call_openai_type (int status)
     return "api_error";
 }
 
+//  OpenAI's param of a 400's message: the field it starts with, as in
+//  "messages[0].content: ..." (letters, digits, _ . [ ] up to ": "), or NULL.
+static json_t *
+s_openai_param (const char *message, int status)
+{
+    if (status != 400 || !message)
+        return json_null ();
+    size_t length = strspn (message,
+                            "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                            "0123456789_.[]");
+    bool named = length > 0 && length <= 128 && isalpha ((unsigned char) message[0])
+                 && strncmp (message + length, ": ", 2) == 0;
+    return named ? json_stringn (message, length) : json_null ();
+}
+
 char *
 edge_call_error_body (const char *code, const char *message, int status, bool openai)
 {
@@ -142,8 +158,9 @@ edge_call_error_body (const char *code, const char *message, int status, bool op
         message_value = json_string ("");
     json_t *error = NULL;
     if (openai)
-        error = json_pack ("{s:o, s:s, s:n, s:s}", "message", message_value, "type",
-                           edge_call_openai_type (status), "param", "code", code);
+        error = json_pack ("{s:o, s:s, s:o, s:s}", "message", message_value, "type",
+                           edge_call_openai_type (status), "param",
+                           s_openai_param (message, status), "code", code);
     else
         error = json_pack ("{s:s, s:o}", "code", code, "message", message_value);
     assert (error);
@@ -331,6 +348,17 @@ edge_call_test (bool verbose)
                           "\"authentication_error\",\"param\":null,\"code\":"
                           "\"unauthorized\"}}")
             == 0);
+    free (text);
+    //  A 400 that starts with a field names it as param; others have none
+    text = edge_call_error_body ("bad_request", "messages[0].content: expected a string",
+                                 400, true);
+    assert (strstr (text, "\"param\":\"messages[0].content\""));
+    free (text);
+    text = edge_call_error_body ("bad_request", "invalid JSON at line 1: x", 400, true);
+    assert (strstr (text, "\"param\":null"));
+    free (text);
+    text = edge_call_error_body ("not_found", "model: x", 404, true);
+    assert (strstr (text, "\"param\":null"));
     free (text);
     text = edge_call_error_body ("bad_request", NULL, 400, false);
     assert (strcmp (text, "{\"error\":{\"code\":\"bad_request\",\"message\":\"\"}}")

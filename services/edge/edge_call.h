@@ -59,8 +59,9 @@ char *edge_call_reply_json (const bus_reply_t *reply);
 char *edge_call_error_json (const char *code, const char *message);
 
 //  The same, and with openai in OpenAI's shape too, so that its SDKs report it:
-//  {"error":{"message","type","param":null,"code"}}, type from status
-//  (edge_call_openai_type). Caller frees.
+//  {"error":{"message","type","param","code"}}, type from status
+//  (edge_call_openai_type); param is the field a 400's message starts with
+//  ("messages[0].content: expected ..."), else null. Caller frees.
 char *edge_call_error_body (const char *code, const char *message, int status,
                             bool openai);
 

@@ -27,7 +27,8 @@ static const char s_components[] =
     "\"error\":{\"type\":\"object\",\"required\":[\"message\",\"type\",\"code\"],"
     "\"properties\":{\"message\":{\"type\":\"string\"},\"type\":{\"type\":\"string\","
     "\"enum\":[\"invalid_request_error\",\"authentication_error\",\"permission_error\","
-    "\"rate_limit_error\",\"api_error\"]},\"param\":{\"type\":\"null\"},\"code\":"
+    "\"rate_limit_error\",\"api_error\"]},\"param\":{\"type\":[\"string\",\"null\"],"
+    "\"description\":\"The field a 400 refuses, as messages[0].content\"},\"code\":"
     "{\"type\":\"string\"}}}}},"
     "\"Status\":{\"type\":\"object\",\"properties\":{\"status\":{\"type\":\"string\"}}},"
     "\"Ready\":{\"type\":\"object\",\"properties\":{\"status\":{\"type\":\"string\"},"
@@ -51,27 +52,45 @@ static const char s_components[] =
 static const char s_openai_schemas[] =
     "{\"OpenAIChatRequest\":{\"type\":\"object\",\"required\":[\"model\",\"messages\"],"
     "\"description\":\"OpenAI's chat completion request; the agent's system prompt comes "
-    "first, then messages. Other OpenAI fields are ignored.\",\"properties\":{"
-    "\"model\":{\"type\":\"string\",\"description\":\"An agent's name (or id)\"},"
-    "\"messages\":{\"type\":\"array\",\"items\":{\"type\":\"object\",\"required\":"
-    "[\"role\"],\"properties\":{\"role\":{\"type\":\"string\",\"enum\":[\"system\","
-    "\"developer\",\"user\",\"assistant\",\"tool\"]},\"content\":{\"anyOf\":[{\"type\":"
-    "\"string\"},{\"type\":\"array\",\"items\":{\"type\":\"object\"}},{\"type\":"
-    "\"null\"}]},\"name\":{\"type\":\"string\"},\"tool_call_id\":{\"type\":\"string\"},"
-    "\"tool_calls\":{\"type\":\"array\",\"items\":{\"$ref\":"
-    "\"#/components/schemas/OpenAIToolCall\"}}}}},"
+    "first, then messages. It is checked as OpenAI checks it: a refusal is 400 with "
+    "param naming the field. OpenAI's other parameters (user, seed, stop, penalties, "
+    "response_format, metadata, store, logprobs, ...) are type-checked and not used, as "
+    "are top_p, tool_choice and parallel_tool_calls; fields OpenAI does not know are "
+    "ignored.\",\"properties\":{\"model\":{\"type\":\"string\",\"description\":\"An "
+    "agent's name (or id)\"},\"messages\":{\"type\":\"array\",\"minItems\":1,"
+    "\"maxItems\":1000,\"items\":{\"type\":\"object\",\"required\":[\"role\"],"
+    "\"properties\":{\"role\":{\"type\":\"string\",\"enum\":[\"system\",\"developer\","
+    "\"user\",\"assistant\",\"tool\"]},\"content\":{\"description\":\"Required except on "
+    "an assistant message with tool_calls\",\"anyOf\":[{\"type\":\"string\"},"
+    "{\"type\":\"array\",\"minItems\":1,\"items\":{\"type\":\"object\","
+    "\"required\":[\"type\",\"text\"],\"description\":\"Only text parts are supported: "
+    "others (image_url, input_audio, file) are refused with 400\","
+    "\"properties\":{\"type\":{\"type\":\"string\",\"enum\":[\"text\"]},"
+    "\"text\":{\"type\":\"string\"}}}},{\"type\":\"null\"}]},"
+    "\"name\":{\"type\":\"string\"},\"tool_call_id\":{\"type\":\"string\","
+    "\"description\":\"Required on tool messages\"},\"tool_calls\":{\"type\":\"array\","
+    "\"items\":{\"$ref\":\"#/components/schemas/OpenAIToolCall\"}}}}},"
     "\"stream\":{\"type\":\"boolean\",\"description\":\"Answer with "
-    "chat.completion.chunk "
-    "events (SSE) and data: [DONE]\"},"
-    "\"stream_options\":{\"type\":\"object\",\"properties\":{\"include_usage\":{"
-    "\"type\":\"boolean\"}}},"
+    "chat.completion.chunk events (SSE) and data: [DONE]\"},"
+    "\"stream_options\":{\"type\":\"object\","
+    "\"properties\":{\"include_usage\":{\"type\":\"boolean\"}}},"
     "\"temperature\":{\"type\":\"number\",\"minimum\":0,\"maximum\":2},"
+    "\"top_p\":{\"type\":\"number\",\"minimum\":0,\"maximum\":1},"
     "\"max_tokens\":{\"type\":\"integer\",\"minimum\":1},"
     "\"max_completion_tokens\":{\"type\":\"integer\",\"minimum\":1},"
-    "\"tools\":{\"type\":\"array\",\"items\":{\"type\":\"object\",\"properties\":{"
-    "\"type\":{\"type\":\"string\",\"enum\":[\"function\"]},\"function\":{\"type\":"
-    "\"object\",\"required\":[\"name\"],\"properties\":{\"name\":{\"type\":\"string\"},"
-    "\"description\":{\"type\":\"string\"},\"parameters\":{\"type\":\"object\"}}}}}}}},"
+    "\"n\":{\"type\":\"integer\",\"enum\":[1]},"
+    "\"parallel_tool_calls\":{\"type\":\"boolean\"},\"tools\":{\"type\":\"array\","
+    "\"maxItems\":128,\"items\":{\"type\":\"object\",\"required\":[\"type\","
+    "\"function\"],\"properties\":{\"type\":{\"type\":\"string\","
+    "\"enum\":[\"function\"]},\"function\":{\"type\":\"object\",\"required\":[\"name\"],"
+    "\"properties\":{\"name\":{\"type\":\"string\",\"pattern\":\"^[a-zA-Z0-9_-]{1,"
+    "64}$\"},\"description\":{\"type\":\"string\"},\"parameters\":{\"type\":\"object\"},"
+    "\"strict\":{\"type\":\"boolean\"}}}}}},"
+    "\"tool_choice\":{\"anyOf\":[{\"type\":\"string\",\"enum\":[\"none\",\"auto\","
+    "\"required\"]},{\"type\":\"object\",\"required\":[\"type\",\"function\"],"
+    "\"properties\":{\"type\":{\"type\":\"string\",\"enum\":[\"function\"]},"
+    "\"function\":{\"type\":\"object\",\"required\":[\"name\"],"
+    "\"properties\":{\"name\":{\"type\":\"string\"}}}}}]}}},"
     "\"OpenAIToolCall\":{\"type\":\"object\",\"properties\":{\"index\":{\"type\":"
     "\"integer\"},\"id\":{\"type\":\"string\"},\"type\":{\"type\":\"string\",\"enum\":"
     "[\"function\"]},\"function\":{\"type\":\"object\",\"properties\":{\"name\":{"
@@ -489,11 +508,20 @@ s_operation (const edge_route_t *route)
     if (route->kind == EDGE_ROUTE_BUS) {
         //  OpenAI's routes answer errors in OpenAI's shape as well
         const char *error = route->flags & EDGE_ROUTE_OPENAI ? "OpenAIError" : "Error";
-        json_object_set_new (responses, "400",
-                             s_error_response_of ("Bad request or invalid JSON", error));
+        bool completions = (route->flags & EDGE_ROUTE_OPENAI) && route->request_schema;
+        json_object_set_new (
+            responses, "400",
+            s_error_response_of (completions ? "bad_request (invalid_request_error): "
+                                               "invalid JSON, or a body OpenAI would "
+                                               "refuse; param names the field"
+                                             : "Bad request or invalid JSON",
+                                 error));
         json_object_set_new (
             responses, "404",
-            s_error_response_of ("Unknown route, service, command or id", error));
+            s_error_response_of (completions ? "model_not_found: no enabled agent of the "
+                                               "caller's tenant has that name or id"
+                                             : "Unknown route, service, command or id",
+                                 error));
         json_object_set_new (responses, "413",
                              s_error_response_of ("Body larger than the limit", error));
         json_object_set_new (responses, "500",

@@ -365,6 +365,7 @@ edge_error_status (const char *bus_code, const char **http_code)
         {"no_content", 204},
         {"bad_request", 400},
         {"not_found", 404},
+        {"model_not_found", 404},
         {"unknown_command", 404},
         {"overloaded", 503},
         {"forbidden", 403},
@@ -662,6 +663,8 @@ edge_routes_test (bool verbose)
     assert (edge_error_status ("cancelled", &code) == 499);
     assert (edge_error_status ("bad_request", &code) == 400);
     assert (edge_error_status ("unknown_command", &code) == 404);
+    assert (edge_error_status ("model_not_found", &code) == 404
+            && strcmp (code, "model_not_found") == 0);
     assert (edge_error_status ("overloaded", &code) == 503);
     assert (edge_error_status ("forbidden", &code) == 403);
     assert (edge_error_status ("unauthorized", &code) == 401);

@@ -476,12 +476,13 @@ def run(web, upstream, edge_port):
         assert off["name"] not in models and W["helper"]["name"] in models, models
         web.error("POST", "/api/v1/conversations/%s/messages" % conv, {"content": "hi"}, A,
                   status=403, code="forbidden")
+        # /v1 does not list it, and answers it as a model that does not exist
         web.error("POST", "/v1/chat/completions", {"model": off["name"], "messages": [
-            {"role": "user", "content": "hi"}]}, A, status=403)
+            {"role": "user", "content": "hi"}]}, A, status=404, code="model_not_found")
         on = web.json("PATCH", "/api/v1/agents/" + off["id"], {"enabled": True}, A)
         assert on["enabled"] is True and on["name"] in [
             m["id"] for m in web.json("GET", "/v1/models", token=A)["data"]]
-    check("agents: a disabled agent is no model and does not answer (403)", disabled)
+    check("agents: a disabled agent is no model (404) and does not answer (403)", disabled)
 
     def validation():
         bad = [({}, "name"), ({"name": "x"}, "system_prompt"),
