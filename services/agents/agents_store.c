@@ -2,6 +2,7 @@
 #include "agents_store.h"
 
 #include <assert.h>
+#include <ctype.h>
 #include <jansson.h>
 #include <math.h>
 #include <sodium.h>
@@ -94,6 +95,257 @@ s_tools_json (const ChorusAgents__Agent *agent)
     return text;
 }
 
+//  The tool types an agent may bind.
+static const char *const s_tool_types[] = {"function", "integration", "workflow", "mcp"};
+
+//  A string member of a tool as a new string into *out (absent or null: none),
+//  an object as its JSON text when object_ok. -1 when it is of another type.
+static int
+s_tool_text (const json_t *tool, const char *key, bool object_ok, char **out)
+{
+    const json_t *value = json_object_get (tool, key);
+    if (!value || json_is_null (value))
+        return 0;
+    if (json_is_string (value))
+        *out = strdup (json_string_value (value));
+    else if (object_ok && json_is_object (value))
+        *out = json_dumps (value, JSON_COMPACT);
+    else
+        return -1;
+    assert (*out);
+    return 0;
+}
+
+//  Read the tools of a request body (JSON: OpenAI's shape, parameters a JSON Schema
+//  object or its JSON text) into agent->tools, checked. -1 with error naming the
+//  field when one is not acceptable.
+static int
+s_tools_from_json (ChorusAgents__Agent *agent, const json_t *tools, char *error,
+                   size_t size)
+{
+    if (!json_is_array (tools)) {
+        snprintf (error, size, "tools must be an array");
+        return -1;
+    }
+    size_t count = json_array_size (tools);
+    if (count > 64) {
+        snprintf (error, size, "at most 64 tools");
+        return -1;
+    }
+    if (count == 0)
+        return 0;
+    agent->tools = calloc (count, sizeof (ChorusAgents__ToolBinding *));
+    assert (agent->tools);
+    agent->n_tools = count;  //  free_unpacked frees the slots filled so far
+    for (size_t i = 0; i < count; i++) {
+        const json_t *item = json_array_get (tools, i);
+        if (!json_is_object (item)) {
+            snprintf (error, size, "tools[%zu] must be an object", i);
+            return -1;
+        }
+        ChorusAgents__ToolBinding *tool = malloc (sizeof *tool);
+        assert (tool);
+        chorus_agents__tool_binding__init (tool);
+        agent->tools[i] = tool;
+        const char *field = NULL;
+        if (s_tool_text (item, "name", false, &tool->name) || !tool->name || !*tool->name)
+            field = "name is required (a string)";
+        else if (s_tool_text (item, "type", false, &tool->type))
+            field = "type must be function, integration, workflow or mcp";
+        else if (s_tool_text (item, "description", false, &tool->description))
+            field = "description must be a string";
+        else if (s_tool_text (item, "config", true, &tool->config))
+            field = "config must be an object or its JSON text";
+        if (!field) {
+            bool known = !tool->type;
+            for (size_t t = 0; !known && t < sizeof s_tool_types / sizeof *s_tool_types;
+                 t++)
+                known = streq (tool->type, s_tool_types[t]);
+            if (!known)
+                field = "type must be function, integration, workflow or mcp";
+            else if (!tool->type) {
+                tool->type = strdup ("function");  //  OpenAI's only kind
+                assert (tool->type);
+            }
+        }
+        //  parameters: a JSON Schema object, given as such or as its JSON text
+        const json_t *parameters = json_object_get (item, "parameters");
+        if (!field && parameters && !json_is_null (parameters)) {
+            json_t *parsed = json_is_string (parameters)
+                                 ? json_loads (json_string_value (parameters),
+                                               JSON_DECODE_ANY, NULL)
+                                 : json_incref ((json_t *) parameters);
+            if (json_is_object (parsed)) {
+                tool->parameters = json_dumps (parsed, JSON_COMPACT);
+                assert (tool->parameters);
+            }
+            else
+                field = "parameters must be a JSON Schema object (or its JSON text)";
+            json_decref (parsed);
+        }
+        if (field) {
+            snprintf (error, size, "tools[%zu].%s", i, field);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+//  What agents.create and agents.update read from their body: the Agent (the codec
+//  reads all but the tools, whose parameters are free JSON), whether tools came,
+//  and which fields were given as null.
+typedef struct {
+    ChorusAgents__Agent *agent;  //  the body's Agent, tools included
+    bool tools_given;            //  "tools" was in the body (null: none)
+    uint32_t nulls;              //  bit (1 << field number) per field given as null
+} s_agent_body_t;
+
+//  Read the msgpack body of a create or update into body. -1 with error filled
+//  when it is not an acceptable Agent.
+static int
+s_agent_body (const uint8_t *data, size_t size, s_agent_body_t *body, char *error,
+              size_t error_size)
+{
+    memset (body, 0, sizeof *body);
+    msgpack_unpacked unpacked;
+    msgpack_unpacked_init (&unpacked);
+    static const uint8_t empty_map = 0x80;
+    if (size == 0) {
+        data = &empty_map;
+        size = 1;
+    }
+    if (codec_check_unpack (data, size, &unpacked, error, error_size)) {
+        msgpack_unpacked_destroy (&unpacked);
+        return -1;
+    }
+    const msgpack_object *root = &unpacked.data;
+    if (root->type != MSGPACK_OBJECT_MAP) {
+        snprintf (error, error_size, "not a map (got %s)",
+                  codec_check_type_name (root->type));
+        msgpack_unpacked_destroy (&unpacked);
+        return -1;
+    }
+    //  The body again without its tools, for the codec; nulls noted on the way
+    const msgpack_object *tools = NULL;
+    int rc = 0;
+    uint32_t others = 0;
+    for (uint32_t i = 0; i < root->via.map.size; i++) {
+        const msgpack_object *key = &root->via.map.ptr[i].key;
+        if (key->type == MSGPACK_OBJECT_STR && key->via.str.size == 5
+            && memcmp (key->via.str.ptr, "tools", 5) == 0) {
+            if (tools) {
+                snprintf (error, error_size, "field 'tools': duplicate key");
+                rc = -1;
+            }
+            tools = &root->via.map.ptr[i].val;
+        }
+        else
+            others++;
+    }
+    msgpack_sbuffer rest;
+    msgpack_sbuffer_init (&rest);
+    msgpack_packer pk;
+    msgpack_packer_init (&pk, &rest, msgpack_sbuffer_write);
+    msgpack_pack_map (&pk, others);
+    for (uint32_t i = 0; rc == 0 && i < root->via.map.size; i++) {
+        const msgpack_object *key = &root->via.map.ptr[i].key;
+        const msgpack_object *val = &root->via.map.ptr[i].val;
+        if (val == tools)
+            continue;
+        msgpack_pack_object (&pk, *key);
+        msgpack_pack_object (&pk, *val);
+        if (key->type == MSGPACK_OBJECT_STR && val->type == MSGPACK_OBJECT_NIL
+            && key->via.str.size < 32) {
+            char name[32];
+            memcpy (name, key->via.str.ptr, key->via.str.size);
+            name[key->via.str.size] = 0;
+            const ProtobufCFieldDescriptor
+                *field = protobuf_c_message_descriptor_get_field_by_name (
+                    &chorus_agents__agent__descriptor, name);
+            if (field && field->id < 32)
+                body->nulls |= 1u << field->id;
+        }
+    }
+    if (rc == 0)
+        body->agent = (ChorusAgents__Agent *) codec_decode (
+            &chorus_agents__agent__descriptor, rest.data, rest.size, error, error_size);
+    msgpack_sbuffer_destroy (&rest);
+    if (body->agent && tools) {
+        body->tools_given = true;
+        json_t *json = tools->type == MSGPACK_OBJECT_NIL
+                           ? NULL
+                           : codec_msgpack_to_jansson (tools);
+        if (tools->type != MSGPACK_OBJECT_NIL
+            && (!json || s_tools_from_json (body->agent, json, error, error_size))) {
+            if (!json)
+                snprintf (error, error_size, "tools: nested too deep");
+            protobuf_c_message_free_unpacked (&body->agent->base, NULL);
+            body->agent = NULL;
+        }
+        json_decref (json);
+    }
+    msgpack_unpacked_destroy (&unpacked);
+    return body->agent ? 0 : -1;
+}
+
+//  True when field (an Agent field name) was given as null.
+static bool
+s_given_null (const s_agent_body_t *body, const char *name)
+{
+    const ProtobufCFieldDescriptor
+        *field = protobuf_c_message_descriptor_get_field_by_name (
+            &chorus_agents__agent__descriptor, name);
+    assert (field && field->id < 32);
+    return (body->nulls >> field->id) & 1;
+}
+
+//  Start a create or update call: the body read by s_agent_body becomes its args.
+//  NULL when the call was answered (a bad body, not an admin).
+static service_call_t *
+s_agent_call_new (service_runtime_t *runtime, void *state, bus_request_t **request_p,
+                  s_agent_body_t *body, size_t size)
+{
+    char error[200] = "";
+    int rc = s_agent_body (bus_request_body (*request_p), bus_request_size (*request_p),
+                           body, error, sizeof error);
+    //  The call decodes an IdRequest (unknown keys ignored); the Agent replaces it
+    service_call_t *call = service_call_new (
+        runtime, state, request_p, &chorus_agents__id_request__descriptor, size);
+    if (!call) {
+        if (body->agent)
+            protobuf_c_message_free_unpacked (&body->agent->base, NULL);
+        return NULL;
+    }
+    if (rc == 0) {
+        protobuf_c_message_free_unpacked (call->args, NULL);
+        call->args = &body->agent->base;
+    }
+    if (!service_call_require_admin (call))
+        return NULL;
+    if (rc) {
+        service_call_fail (call, "bad_request", error);
+        return NULL;
+    }
+    return call;
+}
+
+//  A networked provider needs a model: the agent's own, or the platform's default
+//  (CHORUS_LLM_MODEL, for CHORUS_LLM_PROVIDER's agents).
+#define S_NO_MODEL "model is required for this provider (it has no default model)"
+
+//  True when an agent on provider with model (as stored) has a model to ask for.
+static bool
+s_model_set (const agents_state_t *self, const char *provider, const char *model)
+{
+    if (model && *model)
+        return true;
+    if (!streq (provider, "openai") && !streq (provider, "anthropic")
+        && !streq (provider, "gemini") && !streq (provider, "ollama"))
+        return true;  //  offline and n8n need none
+    return streq (provider, self->default_provider) && self->default_model
+           && *self->default_model;
+}
+
 //  Why an agent's fields are not acceptable, or NULL. creating: name and
 //  system_prompt are required.
 static const char *
@@ -170,6 +422,8 @@ agents_store_list (service_runtime_t *runtime, bus_request_t *request, void *sta
     if (!call || !service_call_require_user (call))
         return;
     ChorusAgents__ListRequest *args = (ChorusAgents__ListRequest *) call->args;
+    if (!service_call_take_cursor (call, args->cursor))
+        return;
     call->limit = service_call_page_limit (args->has_limit, args->limit);
     char limit[16];
     snprintf (limit, sizeof limit, "%u", call->limit + 1);
@@ -257,10 +511,10 @@ void
 agents_store_create (service_runtime_t *runtime, bus_request_t *request, void *state)
 {
     agents_state_t *self = (agents_state_t *) state;
-    service_call_t *call = service_call_new (runtime, state, &request,
-                                             &chorus_agents__agent__descriptor,
+    s_agent_body_t body;
+    service_call_t *call = s_agent_call_new (runtime, state, &request, &body,
                                              sizeof (s_agent_call_t));
-    if (!call || !service_call_require_admin (call))
+    if (!call)
         return;
     ChorusAgents__Agent *agent = (ChorusAgents__Agent *) call->args;
     const char *problem = s_agent_problem (agent, true);
@@ -269,13 +523,15 @@ agents_store_create (service_runtime_t *runtime, bus_request_t *request, void *s
     if (!problem && streq (provider, "n8n")
         && (!agent->webhook_url || !*agent->webhook_url))
         problem = "an n8n agent needs webhook_url";
+    const char *model = agent->model                               ? agent->model
+                        : streq (provider, self->default_provider) ? self->default_model
+                                                                   : "";
+    if (!problem && !s_model_set (self, provider, model))
+        problem = S_NO_MODEL;
     if (problem) {
         service_call_fail (call, "bad_request", problem);
         return;
     }
-    const char *model = agent->model                               ? agent->model
-                        : streq (provider, self->default_provider) ? self->default_model
-                                                                   : "";
     s_agent_call_t *change = (s_agent_call_t *) call;
     service_uuid_new (change->id);
     char temperature[32], max_tokens[16];
@@ -318,59 +574,77 @@ agents_store_create (service_runtime_t *runtime, bus_request_t *request, void *s
 void
 agents_store_update (service_runtime_t *runtime, bus_request_t *request, void *state)
 {
-    service_call_t *call = service_call_new (runtime, state, &request,
-                                             &chorus_agents__agent__descriptor,
+    agents_state_t *self = (agents_state_t *) state;
+    s_agent_body_t body;
+    service_call_t *call = s_agent_call_new (runtime, state, &request, &body,
                                              sizeof (s_agent_call_t));
     s_agent_call_t *change = (s_agent_call_t *) call;
-    if (!call || !service_call_require_admin (call)
+    if (!call
         || !service_call_take_id (call, ((ChorusAgents__Agent *) call->args)->id,
                                   change->id, "agent"))
         return;
     ChorusAgents__Agent *agent = (ChorusAgents__Agent *) call->args;
     const char *problem = s_agent_problem (agent, false);
+    if (!problem && s_given_null (&body, "name"))
+        problem = "name cannot be null";
+    if (!problem && s_given_null (&body, "system_prompt"))
+        problem = "system_prompt cannot be null";
     if (problem) {
         service_call_fail (call, "bad_request", problem);
         return;
     }
+    //  Absent fields stay; null puts back the default (temperature and max_tokens:
+    //  none; provider: the platform's); tools [] or null clears them
     char temperature[32], max_tokens[16], enabled[8];
-    char *tools = agent->n_tools ? s_tools_json (agent) : NULL;
-    snprintf (enabled, sizeof enabled, "%s", agent->enabled ? "true" : "false");
-    const char *params[] = {change->id,
-                            service_call_tenant (call),
-                            agent->name,
-                            agent->description,
-                            agent->system_prompt,
-                            agent->provider && *agent->provider ? agent->provider : NULL,
-                            agent->model,
-                            s_number (temperature, sizeof temperature,
-                                      agent->has_temperature, agent->temperature, false),
-                            s_number (max_tokens, sizeof max_tokens,
-                                      agent->has_max_tokens, agent->max_tokens, true),
-                            agent->thinking_mode,
-                            tools,
-                            agent->knowledge_base_id,
-                            agent->has_enabled ? enabled : NULL,
-                            agent->webhook_url};
-    //  Absent fields stay; an empty knowledge_base_id or webhook_url clears it
+    char *tools = body.tools_given ? s_tools_json (agent) : NULL;
+    snprintf (enabled, sizeof enabled, "%s",
+              s_given_null (&body, "enabled") || agent->enabled ? "true" : "false");
+    const char *provider = agent->provider && *agent->provider ? agent->provider
+                           : s_given_null (&body, "provider")  ? self->default_provider
+                                                               : NULL;
+    const char *params[] = {
+        change->id,
+        service_call_tenant (call),
+        agent->name,
+        s_given_null (&body, "description") ? "" : agent->description,
+        agent->system_prompt,
+        provider,
+        s_given_null (&body, "model") ? "" : agent->model,
+        s_given_null (&body, "temperature")
+            ? ""
+            : s_number (temperature, sizeof temperature, agent->has_temperature,
+                        agent->temperature, false),
+        s_given_null (&body, "max_tokens")
+            ? ""
+            : s_number (max_tokens, sizeof max_tokens, agent->has_max_tokens,
+                        agent->max_tokens, true),
+        s_given_null (&body, "thinking_mode") ? "balanced" : agent->thinking_mode,
+        tools,
+        s_given_null (&body, "knowledge_base_id") ? "" : agent->knowledge_base_id,
+        agent->has_enabled || s_given_null (&body, "enabled") ? enabled : NULL,
+        s_given_null (&body, "webhook_url") ? "" : agent->webhook_url,
+        self->default_provider,
+        self->default_model ? self->default_model : ""};
+    //  "" clears the nullable ones; the result must still be able to run a turn
     db_stmt_t stmts[] = {
         {"WITH changed AS (UPDATE agents.agents SET name = COALESCE ($3, name), "
          "description = COALESCE ($4, description), system_prompt = COALESCE ($5, "
          "system_prompt), provider = COALESCE ($6, provider), model = COALESCE ($7, "
-         "model), temperature = COALESCE ($8::float8, temperature), max_tokens = "
-         "COALESCE "
-         "($9::integer, max_tokens), thinking_mode = COALESCE ($10, thinking_mode), "
-         "tools "
-         "= COALESCE ($11::jsonb, tools), knowledge_base_id = CASE WHEN $12::text IS "
-         "NULL "
-         "THEN knowledge_base_id ELSE NULLIF ($12, '')::uuid END, enabled = COALESCE "
-         "($13::boolean, enabled), webhook_url = CASE WHEN $14::text IS NULL THEN "
-         "webhook_url ELSE NULLIF ($14, '') END, updated_at = clock_timestamp () WHERE "
-         "id "
-         "= $1 AND tenant_id = $2 RETURNING provider, webhook_url) SELECT agents.require "
-         "(count (*) = 1, 'not_found', 'no such agent') AND agents.require (bool_and "
-         "(provider <> 'n8n' OR webhook_url IS NOT NULL), 'bad_request', 'an n8n agent "
-         "needs webhook_url') FROM changed",
-         14, params}};
+         "model), temperature = CASE WHEN $8::text IS NULL THEN temperature ELSE "
+         "NULLIF ($8, '')::float8 END, max_tokens = CASE WHEN $9::text IS NULL THEN "
+         "max_tokens ELSE NULLIF ($9, '')::integer END, thinking_mode = COALESCE ($10, "
+         "thinking_mode), tools = COALESCE ($11::jsonb, tools), knowledge_base_id = "
+         "CASE WHEN $12::text IS NULL THEN knowledge_base_id ELSE NULLIF ($12, "
+         "'')::uuid END, enabled = COALESCE ($13::boolean, enabled), webhook_url = CASE "
+         "WHEN $14::text IS NULL THEN webhook_url ELSE NULLIF ($14, '') END, "
+         "updated_at = clock_timestamp () WHERE id = $1 AND tenant_id = $2 RETURNING "
+         "provider, model, webhook_url) SELECT agents.require (count (*) = 1, "
+         "'not_found', 'no such agent') AND agents.require (bool_and (provider <> 'n8n' "
+         "OR webhook_url IS NOT NULL) IS NOT FALSE, 'bad_request', 'an n8n agent needs "
+         "webhook_url') AND agents.require (bool_and (provider NOT IN ('openai', "
+         "'anthropic', 'gemini', 'ollama') OR model <> '' OR (provider = $15 AND $16 <> "
+         "'')) IS NOT FALSE, 'bad_request', '" S_NO_MODEL "') FROM changed",
+         16, params}};
     ChorusAgents__Agent event = CHORUS_AGENTS__AGENT__INIT;
     event.id = change->id;
     call->conflict = "an agent with this name exists in the tenant";
@@ -421,12 +695,33 @@ agents_store_avatar_type (const uint8_t *data, size_t size)
     return NULL;
 }
 
-//  Why an avatar upload is not acceptable, or NULL: the declared type must be
-//  one we store and the bytes must be of that type.
+//  The type/subtype of a Content-Type value into out, lower case, without its
+//  parameters and the spaces around it (RFC 9110 8.3.1); "" when too long.
+static void
+s_media_type (const char *value, char *out, size_t size)
+{
+    assert (size > 0);
+    const char *start = value ? value : "";
+    while (*start == ' ' || *start == '\t')
+        start++;
+    size_t len = strcspn (start, ";");
+    while (len && (start[len - 1] == ' ' || start[len - 1] == '\t'))
+        len--;
+    if (len >= size)
+        len = 0;
+    for (size_t i = 0; i < len; i++)
+        out[i] = (char) tolower ((unsigned char) start[i]);
+    out[len] = 0;
+}
+
+//  Why an avatar upload is not acceptable, or NULL: the declared type (its
+//  type/subtype in any case; parameters are ignored) must be one we store and the
+//  bytes must be of that type.
 static const char *
 s_avatar_problem (const ChorusAgents__AvatarRequest *args)
 {
-    const char *declared = args->content_type ? args->content_type : "";
+    char declared[32];
+    s_media_type (args->content_type, declared, sizeof declared);
     if (!streq (declared, "image/png") && !streq (declared, "image/jpeg")
         && !streq (declared, "image/webp") && !streq (declared, "image/gif"))
         return "Content-Type must be image/png, image/jpeg, image/webp or image/gif";
@@ -464,8 +759,9 @@ agents_store_avatar_put (service_runtime_t *runtime, bus_request_t *request, voi
     hex[0] = '\\';
     hex[1] = 'x';
     sodium_bin2hex (hex + 2, hex_size - 2, args->data.data, args->data.len);
-    const char *params[] = {change->id, service_call_tenant (call), args->content_type,
-                            hex};
+    //  Stored as the bytes are: its type, served back as Content-Type
+    const char *type = agents_store_avatar_type (args->data.data, args->data.len);
+    const char *params[] = {change->id, service_call_tenant (call), type, hex};
     db_stmt_t stmts[] = {
         {"WITH saved AS (INSERT INTO agents.agent_avatars (agent_id, content_type, data) "
          "SELECT a.id, $3, $4::bytea FROM agents.agents a WHERE a.id = $1 AND "
@@ -700,6 +996,49 @@ agents_store_openai_models (service_runtime_t *runtime, bus_request_t *request,
                         1, params);
 }
 
+static void
+s_model_read (service_call_t *call, PGresult *result)
+{
+    char error[200] = "";
+    ProtobufCMessage *model = PQntuples (result) == 1 ? db_message_from_row (
+                                  &chorus_agents__open_aimodel__descriptor, result, 0,
+                                  error, sizeof error)
+                                                      : NULL;
+    if (!model) {
+        //  OpenAI's words and code for a model the caller cannot use
+        const char *asked = ((ChorusAgents__IdRequest *) call->args)->id;
+        char message[200];
+        snprintf (message, sizeof message,
+                  "The model '%.100s' does not exist or you do not have access to it.",
+                  asked ? asked : "");
+        service_call_fail (call, "model_not_found", message);
+        return;
+    }
+    service_call_reply (call, model);
+    protobuf_c_message_free_unpacked (model, NULL);
+}
+
+void
+agents_store_openai_model (service_runtime_t *runtime, bus_request_t *request,
+                           void *state)
+{
+    service_call_t *call = service_call_new (runtime, state, &request,
+                                             &chorus_agents__id_request__descriptor,
+                                             sizeof (service_call_t));
+    if (!call || !service_call_require_user (call))
+        return;
+    const char *asked = ((ChorusAgents__IdRequest *) call->args)->id;
+    //  As /v1/chat/completions finds an agent: its id or its name (any case)
+    const char *params[] = {service_call_tenant (call), asked ? asked : ""};
+    service_call_query (call, s_model_read,
+                        "SELECT name AS id, 'model' AS object, extract (epoch FROM "
+                        "created_at)::bigint AS created, 'chorus' AS owned_by FROM "
+                        "agents.agents WHERE tenant_id = $1 AND enabled AND (id::text = "
+                        "lower ($2) OR lower (name) = lower ($2)) ORDER BY id::text = "
+                        "lower ($2) DESC LIMIT 1",
+                        2, params);
+}
+
 void
 agents_store_test (bool verbose)
 {
@@ -772,6 +1111,12 @@ agents_store_test (bool verbose)
     upload.content_type = "image/gif";  //  a PNG said to be a GIF
     assert (s_avatar_problem (&upload));
     upload.content_type = "image/svg+xml";
+    assert (s_avatar_problem (&upload));
+    upload.content_type = "IMAGE/PNG";  //  media types are case-insensitive
+    assert (s_avatar_problem (&upload) == NULL);
+    upload.content_type = " image/png ; charset=binary";  //  parameters are ignored
+    assert (s_avatar_problem (&upload) == NULL);
+    upload.content_type = "image/pngx";
     assert (s_avatar_problem (&upload));
     upload.content_type = NULL;
     assert (s_avatar_problem (&upload));
