@@ -1086,6 +1086,68 @@ agents_store_test (bool verbose)
     protobuf_c_message_free_unpacked (&read->base, NULL);
     free (json);
 
+    //  Bodies: tools read as JSON (parameters an object or its text), nulls noted
+    const char *const good[] = {
+        "{\"name\":\"a\",\"tools\":[{\"name\":\"t\",\"parameters\":{\"type\":"
+        "\"object\"}}],\"temperature\":null}",
+        "{\"tools\":[{\"type\":\"mcp\",\"name\":\"t\",\"parameters\":\"{\\\"type\\\":"
+        "\\\"object\\\"}\"}]}",
+        "{\"tools\":[],\"max_tokens\":null}", "{\"tools\":null}", "{}"};
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+        msgpack_sbuffer buf;
+        msgpack_sbuffer_init (&buf);
+        assert (codec_json_to_msgpack (good[i], strlen (good[i]), &buf, NULL, 0) == 0);
+        s_agent_body_t body;
+        assert (s_agent_body ((const uint8_t *) buf.data, buf.size, &body, error,
+                              sizeof error)
+                == 0);
+        msgpack_sbuffer_destroy (&buf);
+        assert (body.tools_given == (i < 4));
+        assert (body.agent->n_tools == (i < 2 ? 1u : 0u));
+        if (i < 2)
+            assert (streq (body.agent->tools[0]->parameters, "{\"type\":\"object\"}")
+                    && streq (body.agent->tools[0]->type, i ? "mcp" : "function"));
+        assert (s_given_null (&body, "temperature") == (i == 0));
+        assert (s_given_null (&body, "max_tokens") == (i == 2));
+        assert (!s_given_null (&body, "tools") || i == 3);
+        protobuf_c_message_free_unpacked (&body.agent->base, NULL);
+    }
+    const char *const bad[][2] = {
+        {"{\"tools\":[{\"name\":\"t\",\"parameters\":\"not json\"}]}",
+         "tools[0].parameters"},
+        {"{\"tools\":[{\"name\":\"t\",\"parameters\":[1]}]}", "tools[0].parameters"},
+        {"{\"tools\":[{\"name\":\"t\",\"parameters\":\"[1]\"}]}", "tools[0].parameters"},
+        {"{\"tools\":[{\"name\":\"t\"},{\"name\":\"u\",\"type\":\"weird\"}]}",
+         "tools[1].type"},
+        {"{\"tools\":[{\"type\":\"function\"}]}", "tools[0].name"},
+        {"{\"tools\":{}}", "tools must be an array"},
+        {"{\"tools\":[\"t\"]}", "tools[0] must be an object"},
+        {"{\"name\":1,\"tools\":[]}", "name"},
+        {"[]", "not a map"}};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        msgpack_sbuffer buf;
+        msgpack_sbuffer_init (&buf);
+        assert (codec_json_to_msgpack (bad[i][0], strlen (bad[i][0]), &buf, NULL, 0)
+                == 0);
+        s_agent_body_t body;
+        assert (s_agent_body ((const uint8_t *) buf.data, buf.size, &body, error,
+                              sizeof error)
+                == -1);
+        msgpack_sbuffer_destroy (&buf);
+        if (!strstr (error, bad[i][1]))
+            fprintf (stderr, "%s: %s\n", bad[i][0], error);
+        assert (strstr (error, bad[i][1]) && !body.agent);
+    }
+
+    //  A networked provider needs a model, its own or the platform's
+    agents_state_t state = {.default_provider = "openai", .default_model = ""};
+    assert (!s_model_set (&state, "openai", ""));
+    assert (s_model_set (&state, "openai", "gpt-4o"));
+    assert (s_model_set (&state, "n8n", "") && s_model_set (&state, "offline", ""));
+    assert (!s_model_set (&state, "anthropic", NULL));
+    state.default_model = "gpt-4o-mini";
+    assert (s_model_set (&state, "openai", "") && !s_model_set (&state, "gemini", ""));
+
     //  Avatars: the type is the file's magic bytes, and must be the declared one
     static const uint8_t png[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0};
     static const uint8_t jpeg[] = {0xff, 0xd8, 0xff, 0xe0};
