@@ -427,6 +427,53 @@ service_call_take_id (service_call_t *call, const char *id, char *out, const cha
     return true;
 }
 
+bool
+service_cursor_valid (const char *cursor)
+{
+    if (!cursor || !*cursor)
+        return true;
+    //  cursor_of (schemas/sql/*): hex of "<microseconds>/<uuid>"
+    size_t len = strlen (cursor);
+    char text[64];
+    if (len % 2 || len / 2 >= sizeof text)
+        return false;
+    for (size_t i = 0; i < len / 2; i++) {
+        int value = 0;
+        for (size_t j = 0; j < 2; j++) {
+            char c = cursor[2 * i + j];
+            int digit = c >= '0' && c <= '9'   ? c - '0'
+                        : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                        : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                               : -1;
+            if (digit < 0)
+                return false;
+            value = value * 16 + digit;
+        }
+        text[i] = (char) value;
+    }
+    text[len / 2] = 0;
+    const char *slash = strchr (text, '/');
+    if (!slash || strlen (text) != len / 2)
+        return false;
+    const char *digits = text[0] == '-' ? text + 1 : text;
+    size_t count = (size_t) (slash - digits);
+    if (count < 1 || count > 18)  //  a bigint, whatever its digits
+        return false;
+    for (size_t i = 0; i < count; i++)
+        if (!isdigit ((unsigned char) digits[i]))
+            return false;
+    return service_uuid_valid (slash + 1);
+}
+
+bool
+service_call_take_cursor (service_call_t *call, const char *cursor)
+{
+    if (service_cursor_valid (cursor))
+        return true;
+    service_call_fail (call, "bad_request", "invalid cursor");
+    return false;
+}
+
 void
 service_call_done_empty (service_call_t *call, PGresult *result)
 {
@@ -488,6 +535,16 @@ service_call_test (bool verbose)
     char now[40];
     service_time_rfc3339 (now, sizeof now);
     assert (strlen (now) == 27 && now[10] == 'T' && now[26] == 'Z');
+    //  Cursors as cursor_of writes them ("1700000000000000/<uuid>" in hex)
+    const char
+        *cursor = "313730303030303030303030303030302f30623865326134632d356436662d3461"
+                  "31622d396333642d326534663661386230633164";
+    assert (service_cursor_valid (cursor));
+    assert (service_cursor_valid ("") && service_cursor_valid (NULL));
+    assert (!service_cursor_valid ("garbage"));
+    assert (!service_cursor_valid ("2f"));        //  "/"
+    assert (!service_cursor_valid ("313233"));    //  "123": no id
+    assert (!service_cursor_valid (cursor + 1));  //  odd length
     assert (service_call_page_limit (false, 7) == 50);
     assert (service_call_page_limit (true, 0) == 50);
     assert (service_call_page_limit (true, 7) == 7);

@@ -132,6 +132,13 @@ bool service_call_require_admin (service_call_t *call);
 bool service_call_take_id (service_call_t *call, const char *id, char *out,
                            const char *what);
 
+//  True when cursor is a list cursor (cursor_of in schemas/sql/*: the hex of
+//  "<microseconds>/<uuid>"), or NULL or "" (the first page).
+bool service_cursor_valid (const char *cursor);
+//  True when cursor is valid (service_cursor_valid); else answers bad_request
+//  "invalid cursor", frees the call and returns false.
+bool service_call_take_cursor (service_call_t *call, const char *cursor);
+
 //  A step that answers with an empty body (204 at the edge).
 void service_call_done_empty (service_call_t *call, PGresult *result);
 

@@ -35,6 +35,7 @@ static const service_command_t s_commands[] = {
     {"providers.put", agents_store_providers_put},
     {"providers.delete", agents_store_providers_delete},
     {"openai_models", agents_store_openai_models},
+    {"openai_model", agents_store_openai_model},
     {"openai_chat", agents_turn_openai_chat},
     {"turn.run", agents_turn_run},
     {"agents.test", agents_turn_try},

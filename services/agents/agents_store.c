@@ -1,7 +1,9 @@
 /*  agents_store: agents, provider settings and /v1/models.                     */
 #include "agents_store.h"
+#include "agents_body.h"
 
 #include <assert.h>
+#include <ctype.h>
 #include <jansson.h>
 #include <math.h>
 #include <sodium.h>
@@ -94,6 +96,23 @@ s_tools_json (const ChorusAgents__Agent *agent)
     return text;
 }
 
+//  A networked provider needs a model: the agent's own, or the platform's default
+//  (CHORUS_LLM_MODEL, for CHORUS_LLM_PROVIDER's agents).
+#define S_NO_MODEL "model is required for this provider (it has no default model)"
+
+//  True when an agent on provider with model (as stored) has a model to ask for.
+static bool
+s_model_set (const agents_state_t *self, const char *provider, const char *model)
+{
+    if (model && *model)
+        return true;
+    if (!streq (provider, "openai") && !streq (provider, "anthropic")
+        && !streq (provider, "gemini") && !streq (provider, "ollama"))
+        return true;  //  offline and n8n need none
+    return streq (provider, self->default_provider) && self->default_model
+           && *self->default_model;
+}
+
 //  Why an agent's fields are not acceptable, or NULL. creating: name and
 //  system_prompt are required.
 static const char *
@@ -170,6 +189,8 @@ agents_store_list (service_runtime_t *runtime, bus_request_t *request, void *sta
     if (!call || !service_call_require_user (call))
         return;
     ChorusAgents__ListRequest *args = (ChorusAgents__ListRequest *) call->args;
+    if (!service_call_take_cursor (call, args->cursor))
+        return;
     call->limit = service_call_page_limit (args->has_limit, args->limit);
     char limit[16];
     snprintf (limit, sizeof limit, "%u", call->limit + 1);
@@ -231,7 +252,48 @@ agents_store_get (service_runtime_t *runtime, bus_request_t *request, void *stat
 typedef struct {
     service_call_t base;       //  the call
     char id[SERVICE_ID_SIZE];  //  agent id
+    agents_body_t *body;       //  create/update: what the body said, or NULL
 } s_agent_call_t;
+
+static void
+s_agent_call_free (service_call_t *call)
+{
+    agents_body_destroy (&((s_agent_call_t *) call)->body);
+}
+
+//  Start a create or update call: the Agent of its body (agents_body) becomes its
+//  args, the rest stays in the call's body. NULL when the call was answered (a bad
+//  body, not an admin).
+static s_agent_call_t *
+s_agent_call_new (service_runtime_t *runtime, void *state, bus_request_t **request_p)
+{
+    char error[200] = "";
+    agents_body_t *body = agents_body_new (bus_request_body (*request_p),
+                                           bus_request_size (*request_p), error,
+                                           sizeof error);
+    //  The call decodes an IdRequest (unknown keys ignored); the Agent replaces it
+    service_call_t *call = service_call_new (runtime, state, request_p,
+                                             &chorus_agents__id_request__descriptor,
+                                             sizeof (s_agent_call_t));
+    if (!call) {
+        agents_body_destroy (&body);
+        return NULL;
+    }
+    s_agent_call_t *change = (s_agent_call_t *) call;
+    change->body = body;
+    call->free_fn = s_agent_call_free;
+    if (body) {
+        protobuf_c_message_free_unpacked (call->args, NULL);
+        call->args = &agents_body_take_agent (body)->base;
+    }
+    if (!service_call_require_admin (call))
+        return NULL;
+    if (!body) {
+        service_call_fail (call, "bad_request", error);
+        return NULL;
+    }
+    return change;
+}
 
 static void
 s_agent_changed (service_call_t *call, PGresult *result)
@@ -257,11 +319,10 @@ void
 agents_store_create (service_runtime_t *runtime, bus_request_t *request, void *state)
 {
     agents_state_t *self = (agents_state_t *) state;
-    service_call_t *call = service_call_new (runtime, state, &request,
-                                             &chorus_agents__agent__descriptor,
-                                             sizeof (s_agent_call_t));
-    if (!call || !service_call_require_admin (call))
+    s_agent_call_t *change = s_agent_call_new (runtime, state, &request);
+    if (!change)
         return;
+    service_call_t *call = &change->base;
     ChorusAgents__Agent *agent = (ChorusAgents__Agent *) call->args;
     const char *problem = s_agent_problem (agent, true);
     const char *provider = agent->provider && *agent->provider ? agent->provider
@@ -269,14 +330,15 @@ agents_store_create (service_runtime_t *runtime, bus_request_t *request, void *s
     if (!problem && streq (provider, "n8n")
         && (!agent->webhook_url || !*agent->webhook_url))
         problem = "an n8n agent needs webhook_url";
+    const char *model = agent->model                               ? agent->model
+                        : streq (provider, self->default_provider) ? self->default_model
+                                                                   : "";
+    if (!problem && !s_model_set (self, provider, model))
+        problem = S_NO_MODEL;
     if (problem) {
         service_call_fail (call, "bad_request", problem);
         return;
     }
-    const char *model = agent->model                               ? agent->model
-                        : streq (provider, self->default_provider) ? self->default_model
-                                                                   : "";
-    s_agent_call_t *change = (s_agent_call_t *) call;
     service_uuid_new (change->id);
     char temperature[32], max_tokens[16];
     char *tools = s_tools_json (agent);
@@ -318,59 +380,77 @@ agents_store_create (service_runtime_t *runtime, bus_request_t *request, void *s
 void
 agents_store_update (service_runtime_t *runtime, bus_request_t *request, void *state)
 {
-    service_call_t *call = service_call_new (runtime, state, &request,
-                                             &chorus_agents__agent__descriptor,
-                                             sizeof (s_agent_call_t));
-    s_agent_call_t *change = (s_agent_call_t *) call;
-    if (!call || !service_call_require_admin (call)
-        || !service_call_take_id (call, ((ChorusAgents__Agent *) call->args)->id,
-                                  change->id, "agent"))
+    agents_state_t *self = (agents_state_t *) state;
+    s_agent_call_t *change = s_agent_call_new (runtime, state, &request);
+    if (!change)
+        return;
+    service_call_t *call = &change->base;
+    const agents_body_t *body = change->body;
+    if (!service_call_take_id (call, ((ChorusAgents__Agent *) call->args)->id, change->id,
+                               "agent"))
         return;
     ChorusAgents__Agent *agent = (ChorusAgents__Agent *) call->args;
     const char *problem = s_agent_problem (agent, false);
+    if (!problem && agents_body_null (body, "name"))
+        problem = "name cannot be null";
+    if (!problem && agents_body_null (body, "system_prompt"))
+        problem = "system_prompt cannot be null";
     if (problem) {
         service_call_fail (call, "bad_request", problem);
         return;
     }
+    //  Absent fields stay; null puts back the default (temperature and max_tokens:
+    //  none; provider: the platform's); tools [] or null clears them
     char temperature[32], max_tokens[16], enabled[8];
-    char *tools = agent->n_tools ? s_tools_json (agent) : NULL;
-    snprintf (enabled, sizeof enabled, "%s", agent->enabled ? "true" : "false");
-    const char *params[] = {change->id,
-                            service_call_tenant (call),
-                            agent->name,
-                            agent->description,
-                            agent->system_prompt,
-                            agent->provider && *agent->provider ? agent->provider : NULL,
-                            agent->model,
-                            s_number (temperature, sizeof temperature,
-                                      agent->has_temperature, agent->temperature, false),
-                            s_number (max_tokens, sizeof max_tokens,
-                                      agent->has_max_tokens, agent->max_tokens, true),
-                            agent->thinking_mode,
-                            tools,
-                            agent->knowledge_base_id,
-                            agent->has_enabled ? enabled : NULL,
-                            agent->webhook_url};
-    //  Absent fields stay; an empty knowledge_base_id or webhook_url clears it
+    char *tools = agents_body_tools_given (body) ? s_tools_json (agent) : NULL;
+    snprintf (enabled, sizeof enabled, "%s",
+              agents_body_null (body, "enabled") || agent->enabled ? "true" : "false");
+    const char *provider = agent->provider && *agent->provider   ? agent->provider
+                           : agents_body_null (body, "provider") ? self->default_provider
+                                                                 : NULL;
+    const char *params[] = {
+        change->id,
+        service_call_tenant (call),
+        agent->name,
+        agents_body_null (body, "description") ? "" : agent->description,
+        agent->system_prompt,
+        provider,
+        agents_body_null (body, "model") ? "" : agent->model,
+        agents_body_null (body, "temperature")
+            ? ""
+            : s_number (temperature, sizeof temperature, agent->has_temperature,
+                        agent->temperature, false),
+        agents_body_null (body, "max_tokens")
+            ? ""
+            : s_number (max_tokens, sizeof max_tokens, agent->has_max_tokens,
+                        agent->max_tokens, true),
+        agents_body_null (body, "thinking_mode") ? "balanced" : agent->thinking_mode,
+        tools,
+        agents_body_null (body, "knowledge_base_id") ? "" : agent->knowledge_base_id,
+        agent->has_enabled || agents_body_null (body, "enabled") ? enabled : NULL,
+        agents_body_null (body, "webhook_url") ? "" : agent->webhook_url,
+        self->default_provider,
+        self->default_model ? self->default_model : ""};
+    //  "" clears the nullable ones; the result must still be able to run a turn
     db_stmt_t stmts[] = {
         {"WITH changed AS (UPDATE agents.agents SET name = COALESCE ($3, name), "
          "description = COALESCE ($4, description), system_prompt = COALESCE ($5, "
          "system_prompt), provider = COALESCE ($6, provider), model = COALESCE ($7, "
-         "model), temperature = COALESCE ($8::float8, temperature), max_tokens = "
-         "COALESCE "
-         "($9::integer, max_tokens), thinking_mode = COALESCE ($10, thinking_mode), "
-         "tools "
-         "= COALESCE ($11::jsonb, tools), knowledge_base_id = CASE WHEN $12::text IS "
-         "NULL "
-         "THEN knowledge_base_id ELSE NULLIF ($12, '')::uuid END, enabled = COALESCE "
-         "($13::boolean, enabled), webhook_url = CASE WHEN $14::text IS NULL THEN "
-         "webhook_url ELSE NULLIF ($14, '') END, updated_at = clock_timestamp () WHERE "
-         "id "
-         "= $1 AND tenant_id = $2 RETURNING provider, webhook_url) SELECT agents.require "
-         "(count (*) = 1, 'not_found', 'no such agent') AND agents.require (bool_and "
-         "(provider <> 'n8n' OR webhook_url IS NOT NULL), 'bad_request', 'an n8n agent "
-         "needs webhook_url') FROM changed",
-         14, params}};
+         "model), temperature = CASE WHEN $8::text IS NULL THEN temperature ELSE "
+         "NULLIF ($8, '')::float8 END, max_tokens = CASE WHEN $9::text IS NULL THEN "
+         "max_tokens ELSE NULLIF ($9, '')::integer END, thinking_mode = COALESCE ($10, "
+         "thinking_mode), tools = COALESCE ($11::jsonb, tools), knowledge_base_id = "
+         "CASE WHEN $12::text IS NULL THEN knowledge_base_id ELSE NULLIF ($12, "
+         "'')::uuid END, enabled = COALESCE ($13::boolean, enabled), webhook_url = CASE "
+         "WHEN $14::text IS NULL THEN webhook_url ELSE NULLIF ($14, '') END, "
+         "updated_at = clock_timestamp () WHERE id = $1 AND tenant_id = $2 RETURNING "
+         "provider, model, webhook_url) SELECT agents.require (count (*) = 1, "
+         "'not_found', 'no such agent') AND agents.require (bool_and (provider <> 'n8n' "
+         "OR webhook_url IS NOT NULL) IS NOT FALSE, 'bad_request', 'an n8n agent needs "
+         "webhook_url') AND agents.require (bool_and (provider NOT IN ('openai', "
+         "'anthropic', 'gemini', 'ollama') OR model <> '' OR (provider = $15 AND $16 <> "
+         "'')) IS NOT FALSE, 'bad_request', '" S_NO_MODEL "') FROM changed",
+         16, params}};
     ChorusAgents__Agent event = CHORUS_AGENTS__AGENT__INIT;
     event.id = change->id;
     call->conflict = "an agent with this name exists in the tenant";
@@ -421,12 +501,33 @@ agents_store_avatar_type (const uint8_t *data, size_t size)
     return NULL;
 }
 
-//  Why an avatar upload is not acceptable, or NULL: the declared type must be
-//  one we store and the bytes must be of that type.
+//  The type/subtype of a Content-Type value into out, lower case, without its
+//  parameters and the spaces around it (RFC 9110 8.3.1); "" when too long.
+static void
+s_media_type (const char *value, char *out, size_t size)
+{
+    assert (size > 0);
+    const char *start = value ? value : "";
+    while (*start == ' ' || *start == '\t')
+        start++;
+    size_t len = strcspn (start, ";");
+    while (len && (start[len - 1] == ' ' || start[len - 1] == '\t'))
+        len--;
+    if (len >= size)
+        len = 0;
+    for (size_t i = 0; i < len; i++)
+        out[i] = (char) tolower ((unsigned char) start[i]);
+    out[len] = 0;
+}
+
+//  Why an avatar upload is not acceptable, or NULL: the declared type (its
+//  type/subtype in any case; parameters are ignored) must be one we store and the
+//  bytes must be of that type.
 static const char *
 s_avatar_problem (const ChorusAgents__AvatarRequest *args)
 {
-    const char *declared = args->content_type ? args->content_type : "";
+    char declared[32];
+    s_media_type (args->content_type, declared, sizeof declared);
     if (!streq (declared, "image/png") && !streq (declared, "image/jpeg")
         && !streq (declared, "image/webp") && !streq (declared, "image/gif"))
         return "Content-Type must be image/png, image/jpeg, image/webp or image/gif";
@@ -464,8 +565,9 @@ agents_store_avatar_put (service_runtime_t *runtime, bus_request_t *request, voi
     hex[0] = '\\';
     hex[1] = 'x';
     sodium_bin2hex (hex + 2, hex_size - 2, args->data.data, args->data.len);
-    const char *params[] = {change->id, service_call_tenant (call), args->content_type,
-                            hex};
+    //  Stored as the bytes are: its type, served back as Content-Type
+    const char *type = agents_store_avatar_type (args->data.data, args->data.len);
+    const char *params[] = {change->id, service_call_tenant (call), type, hex};
     db_stmt_t stmts[] = {
         {"WITH saved AS (INSERT INTO agents.agent_avatars (agent_id, content_type, data) "
          "SELECT a.id, $3, $4::bytea FROM agents.agents a WHERE a.id = $1 AND "
@@ -700,6 +802,49 @@ agents_store_openai_models (service_runtime_t *runtime, bus_request_t *request,
                         1, params);
 }
 
+static void
+s_model_read (service_call_t *call, PGresult *result)
+{
+    char error[200] = "";
+    ProtobufCMessage *model = PQntuples (result) == 1 ? db_message_from_row (
+                                  &chorus_agents__open_aimodel__descriptor, result, 0,
+                                  error, sizeof error)
+                                                      : NULL;
+    if (!model) {
+        //  OpenAI's words and code for a model the caller cannot use
+        const char *asked = ((ChorusAgents__IdRequest *) call->args)->id;
+        char message[200];
+        snprintf (message, sizeof message,
+                  "The model '%.100s' does not exist or you do not have access to it.",
+                  asked ? asked : "");
+        service_call_fail (call, "model_not_found", message);
+        return;
+    }
+    service_call_reply (call, model);
+    protobuf_c_message_free_unpacked (model, NULL);
+}
+
+void
+agents_store_openai_model (service_runtime_t *runtime, bus_request_t *request,
+                           void *state)
+{
+    service_call_t *call = service_call_new (runtime, state, &request,
+                                             &chorus_agents__id_request__descriptor,
+                                             sizeof (service_call_t));
+    if (!call || !service_call_require_user (call))
+        return;
+    const char *asked = ((ChorusAgents__IdRequest *) call->args)->id;
+    //  As /v1/chat/completions finds an agent: its id or its name (any case)
+    const char *params[] = {service_call_tenant (call), asked ? asked : ""};
+    service_call_query (call, s_model_read,
+                        "SELECT name AS id, 'model' AS object, extract (epoch FROM "
+                        "created_at)::bigint AS created, 'chorus' AS owned_by FROM "
+                        "agents.agents WHERE tenant_id = $1 AND enabled AND (id::text = "
+                        "lower ($2) OR lower (name) = lower ($2)) ORDER BY id::text = "
+                        "lower ($2) DESC LIMIT 1",
+                        2, params);
+}
+
 void
 agents_store_test (bool verbose)
 {
@@ -747,6 +892,15 @@ agents_store_test (bool verbose)
     protobuf_c_message_free_unpacked (&read->base, NULL);
     free (json);
 
+    //  A networked provider needs a model, its own or the platform's
+    agents_state_t state = {.default_provider = "openai", .default_model = ""};
+    assert (!s_model_set (&state, "openai", ""));
+    assert (s_model_set (&state, "openai", "gpt-4o"));
+    assert (s_model_set (&state, "n8n", "") && s_model_set (&state, "offline", ""));
+    assert (!s_model_set (&state, "anthropic", NULL));
+    state.default_model = "gpt-4o-mini";
+    assert (s_model_set (&state, "openai", "") && !s_model_set (&state, "gemini", ""));
+
     //  Avatars: the type is the file's magic bytes, and must be the declared one
     static const uint8_t png[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0};
     static const uint8_t jpeg[] = {0xff, 0xd8, 0xff, 0xe0};
@@ -772,6 +926,12 @@ agents_store_test (bool verbose)
     upload.content_type = "image/gif";  //  a PNG said to be a GIF
     assert (s_avatar_problem (&upload));
     upload.content_type = "image/svg+xml";
+    assert (s_avatar_problem (&upload));
+    upload.content_type = "IMAGE/PNG";  //  media types are case-insensitive
+    assert (s_avatar_problem (&upload) == NULL);
+    upload.content_type = " image/png ; charset=binary";  //  parameters are ignored
+    assert (s_avatar_problem (&upload) == NULL);
+    upload.content_type = "image/pngx";
     assert (s_avatar_problem (&upload));
     upload.content_type = NULL;
     assert (s_avatar_problem (&upload));

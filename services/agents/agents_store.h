@@ -1,6 +1,7 @@
 /*  agents_store: the agents service's configuration commands (schemas/chat.md):
     agents.list/get/create/update/delete, agents.avatar_put/get/delete,
-    providers.list/put/delete and openai_models (GET /v1/models). Every query is scoped by the tenant of the
+    providers.list/put/delete, openai_models (GET /v1/models) and openai_model
+    (GET /v1/models/{id}). Every query is scoped by the tenant of the
     request's headers; an id of another tenant is not_found like a missing one. */
 #ifndef AGENTS_STORE_H_INCLUDED
 #define AGENTS_STORE_H_INCLUDED
@@ -32,6 +33,10 @@ void agents_store_avatar_delete (service_runtime_t *runtime, bus_request_t *requ
                                  void *state);
 void agents_store_openai_models (service_runtime_t *runtime, bus_request_t *request,
                                  void *state);
+//  openai_model (GET /v1/models/{id}): one enabled agent of the tenant, by name (any
+//  case) or id, as an OpenAIModel; model_not_found otherwise.
+void agents_store_openai_model (service_runtime_t *runtime, bus_request_t *request,
+                                void *state);
 
 //  The columns of an agent row by Agent's field names (its tools as "_tools"),
 //  from agents.agents a.

@@ -61,6 +61,8 @@ static void
 s_list (auth_call_t *call, const char *sql, auth_step_fn *next)
 {
     ChorusAuth__ListRequest *args = (ChorusAuth__ListRequest *) call->base.args;
+    if (!service_call_take_cursor (&call->base, args->cursor))
+        return;
     char limit[16];
     uint32_t n = auth_list_limit (args);
     snprintf (limit, sizeof limit, "%u", n + 1);

@@ -436,6 +436,8 @@ s_list_page (service_call_t *call, PGresult *result)
     }
     ChorusChannels__OutboundListRequest *args = (ChorusChannels__OutboundListRequest *)
                                                     call->args;
+    if (!service_call_take_cursor (call, args->cursor))
+        return;
     char limit[16];
     snprintf (limit, sizeof limit, "%u", call->limit + 1);
     const char *params[] = {((s_call_t *) call)->id, args->cursor ? args->cursor : "",

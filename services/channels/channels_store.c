@@ -201,6 +201,8 @@ channels_store_list (service_runtime_t *runtime, bus_request_t *request, void *s
     if (!call || !service_call_require_user (call))
         return;
     ChorusChannels__ListRequest *args = (ChorusChannels__ListRequest *) call->args;
+    if (!service_call_take_cursor (call, args->cursor))
+        return;
     call->limit = service_call_page_limit (args->has_limit, args->limit);
     char limit[16];
     snprintf (limit, sizeof limit, "%u", call->limit + 1);
@@ -461,6 +463,8 @@ s_inbox_page (service_call_t *call, PGresult *result)
     }
     ChorusChannels__InboxListRequest *args = (ChorusChannels__InboxListRequest *)
                                                  call->args;
+    if (!service_call_take_cursor (call, args->cursor))
+        return;
     char limit[16];
     snprintf (limit, sizeof limit, "%u", call->limit + 1);
     const char *params[] = {((s_change_t *) call)->id, args->cursor ? args->cursor : "",

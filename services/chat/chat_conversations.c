@@ -156,6 +156,8 @@ chat_conversations_list (service_runtime_t *runtime, bus_request_t *request, voi
         return;
     ChorusChat__ConversationListRequest *args = (ChorusChat__ConversationListRequest *)
                                                     call->base.args;
+    if (!service_call_take_cursor (&call->base, args->cursor))
+        return;
     const char *agent = "";
     if (args->agent_id && *args->agent_id) {
         if (!service_uuid_valid (args->agent_id)) {
@@ -411,7 +413,8 @@ chat_conversations_messages (service_runtime_t *runtime, bus_request_t *request,
         return;
     ChorusChat__MessageListRequest *args = (ChorusChat__MessageListRequest *)
                                                call->base.args;
-    if (!chat_call_take_id (call, args->id, "conversation"))
+    if (!chat_call_take_id (call, args->id, "conversation")
+        || !service_call_take_cursor (&call->base, args->cursor))
         return;
     call->base.limit = service_call_page_limit (args->has_limit, args->limit);
     char limit[16];

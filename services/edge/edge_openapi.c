@@ -591,6 +591,30 @@ s_operation (const edge_route_t *route)
     return op;
 }
 
+//  What agents.proto's ToolBinding cannot say: the agents service reads a tool's
+//  parameters and config as free JSON (an object, or its JSON text) and answers
+//  them as JSON text; type is one of four kinds.
+static void
+s_tool_binding (json_t *schema)
+{
+    json_t *properties = json_object_get (schema, "properties");
+    assert (properties);
+    const char *const free_json[][2] = {
+        {"parameters", "The arguments' JSON Schema: an object (OpenAI's shape) or its "
+                       "JSON text; answered as JSON text"},
+        {"config", "An object or its JSON text; answered as JSON text"}};
+    for (size_t i = 0; i < 2; i++)
+        json_object_set_new (properties, free_json[i][0],
+                             json_pack ("{s:[{s:s}, {s:s}, {s:s}], s:s}", "anyOf", "type",
+                                        "object", "type", "string", "type", "null",
+                                        "description", free_json[i][1]));
+    json_object_set_new (properties, "type",
+                         json_pack ("{s:[s, s, s, s, n], s:s}", "enum", "function",
+                                    "integration", "workflow", "mcp", "description",
+                                    "function when absent"));
+    json_object_set_new (schema, "required", json_pack ("[s]", "name"));
+}
+
 json_t *
 edge_openapi_document (void)
 {
@@ -603,6 +627,7 @@ edge_openapi_document (void)
     json_decref (openai);
     for (size_t i = 0; i < sizeof s_messages / sizeof s_messages[0]; i++)
         s_add_message (schemas, s_messages[i]);
+    s_tool_binding (json_object_get (schemas, "ToolBinding"));
     json_t *doc = json_pack (
         "{s:s, s:{s:s, s:s, s:s}, s:[{s:s}], s:o}", "openapi", "3.1.0", "info", "title",
         "Chorus edge API", "version", "0.1.0", "description",
@@ -808,6 +833,13 @@ edge_openapi_test (bool verbose)
                            "OpenAIChatCompletionChunk"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         assert (json_object_get (schemas, names[i]));
+    //  A tool's parameters: a JSON Schema object or its text; GET /v1/models/{id}
+    json_t *parameters = json_object_get (
+        json_object_get (json_object_get (schemas, "ToolBinding"), "properties"),
+        "parameters");
+    assert (json_array_size (json_object_get (parameters, "anyOf")) == 3);
+    json_t *model = json_object_get (json_object_get (paths, "/v1/models/{id}"), "get");
+    assert (model && json_object_get (json_object_get (model, "responses"), "404"));
     //  Channels: connections and the inbox from channels.proto; webhooks raw
     json_t *inbox = json_object_get (
         json_object_get (paths, "/api/v1/channels/connections/{id}/inbox"), "get");

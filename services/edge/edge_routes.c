@@ -365,7 +365,7 @@ edge_error_status (const char *bus_code, const char **http_code)
         {"no_content", 204},
         {"bad_request", 400},
         {"not_found", 404},
-        {"model_not_found", 404},
+        {"model_not_found", 404},  //  OpenAI's code: /v1 models the caller cannot see
         {"unknown_command", 404},
         {"overloaded", 503},
         {"forbidden", 403},
@@ -670,6 +670,8 @@ edge_routes_test (bool verbose)
     assert (edge_error_status ("unauthorized", &code) == 401);
     assert (edge_error_status ("conflict", &code) == 409);
     assert (strcmp (code, "conflict") == 0);
+    assert (edge_error_status ("model_not_found", &code) == 404);
+    assert (strcmp (code, "model_not_found") == 0);
     assert (edge_error_status ("invalid_credentials", &code) == 401);
     assert (edge_error_status ("invalid_token", &code) == 401);
     assert (edge_error_status ("token_reused", &code) == 401);

@@ -770,6 +770,17 @@ static const edge_route_t s_routes[] = {
      .reply_schema = "OpenAIModelList",
      .need = EDGE_NEED_USER,
      .flags = EDGE_ROUTE_OPENAI},
+    {.method = "GET",
+     .pattern = "/v1/models/{id}",
+     .kind = EDGE_ROUTE_BUS,
+     .service = "agents",
+     .command = "openai_model",
+     .status = 200,
+     .summary = "One enabled agent of the tenant as an OpenAI model, by its name (or "
+                "id); 404 model_not_found otherwise",
+     .reply_schema = "OpenAIModel",
+     .need = EDGE_NEED_USER,
+     .flags = EDGE_ROUTE_OPENAI},
     {.method = "POST",
      .pattern = "/v1/chat/completions",
      .kind = EDGE_ROUTE_BUS,
@@ -928,6 +939,7 @@ edge_table_test (bool verbose)
         {"POST", "/api/v1/conversations/{id}/reopen", "chat", "conversations.reopen",
          EDGE_NEED_USER, 200},
         {"GET", "/v1/models", "agents", "openai_models", EDGE_NEED_USER, 200},
+        {"GET", "/v1/models/{id}", "agents", "openai_model", EDGE_NEED_USER, 200},
         {"POST", "/v1/chat/completions", "agents", "openai_chat", EDGE_NEED_USER, 200},
     };
     size_t chat_routes = 0;

@@ -1,7 +1,7 @@
 // openai_sdk_e2e.mjs: the official `openai` npm SDK (v6, pinned in
 // tests/standins/package.json) as a real client of Chorus's OpenAI-compatible API
-// (GET /v1/models, POST /v1/chat/completions through the edge), authenticated with a
-// Chorus API key. Run by test_agents.py:
+// (GET /v1/models, GET /v1/models/{id} and POST /v1/chat/completions through the
+// edge), authenticated with a Chorus API key. Run by test_agents.py:
 //
 //     node openai_sdk_e2e.mjs '{"base": "http://127.0.0.1:PORT/v1", "apiKey": "chr_...",
 //                               "model": "<agent name>", "modelId": "<agent id>",
@@ -44,6 +44,33 @@ check('models.list: the agent is a model', async () => {
         ids.push(model.id);
     }
     assert.ok(ids.includes(args.model), JSON.stringify(ids));
+});
+
+check('models.retrieve: the agent by its name, in any case, and by its id', async () => {
+    for (const asked of [args.model, args.model.toUpperCase(), args.modelId]) {
+        const model = await client.models.retrieve(asked);
+        assert.equal(model.id, args.model);
+        assert.equal(model.object, 'model');
+        assert.equal(model.owned_by, 'chorus');
+        assert.equal(typeof model.created, 'number');
+    }
+    // the same object as its entry in models.list
+    const listed = [];
+    for await (const model of client.models.list()) listed.push(model);
+    const entry = listed.find((m) => m.id === args.model);
+    assert.deepEqual({ ...(await client.models.retrieve(args.model)) }, { ...entry });
+});
+
+check('models.retrieve: an unknown model is NotFoundError model_not_found', async () => {
+    for (const asked of [`no-such-agent-${args.run}`, '00000000-0000-4000-8000-000000000000']) {
+        await assert.rejects(client.models.retrieve(asked), (err) => {
+            assert.ok(err instanceof OpenAI.NotFoundError, `${err.constructor.name}: ${err.message}`);
+            assert.equal(err.status, 404);
+            assert.equal(err.code, 'model_not_found');
+            assert.equal(err.type, 'invalid_request_error');
+            return true;
+        });
+    }
 });
 
 check('chat.completions.create: not streamed', async () => {

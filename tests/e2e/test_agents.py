@@ -22,10 +22,11 @@ Checks:
   JSON, a tool call as tool.call events, a provider error mid-stream (error, then a
   stored failed message with the partial text), a 429 retried that still completes,
   and the exact request the provider got (model, system prompt first, history, key);
-- the official openai npm SDK against /v1/models and /v1/chat/completions with a
-  Chorus API key (openai_sdk_e2e.mjs): plain, streamed with include_usage, the stream
-  helper's finalChatCompletion with text, tool-call arguments and usage, a tool
-  result, a mid-stream error, NotFoundError and AuthenticationError;
+- the official openai npm SDK against /v1/models (list, retrieve) and
+  /v1/chat/completions with a Chorus API key (openai_sdk_e2e.mjs): plain, streamed
+  with include_usage, the stream helper's finalChatCompletion with text, tool-call
+  arguments and usage, a tool result, a mid-stream error, NotFoundError (also
+  model_not_found from models.retrieve) and AuthenticationError;
 - WebSocket /api/v1/ws: agents.test and messages.send streamed over the socket, and a
   cancel that reaches the provider;
 - the cross-tenant matrix: another tenant's id answers exactly what a missing id does,
