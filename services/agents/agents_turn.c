@@ -12,6 +12,7 @@
 #include "codec_msgpack.h"
 #include "http_client.h"
 #include "llm_client.h"
+#include "service_stream.h"
 
 //  Most text kept of one answer, and most tool calls in one answer.
 #define S_CONTENT_MAX (4u * 1024u * 1024u)
@@ -47,6 +48,8 @@ typedef struct {
     char *model;                            //  the model asked for
     char *model_shown;                      //  openai: the model name the client gave
     char completion_id[48];                 //  openai: chatcmpl-...
+    char trial_id[SERVICE_ID_SIZE];         //  try: the unsaved reply's id in events
+    uint32_t trial_seq;                     //  try: number of the last event
     int64_t created;                        //  openai: unix seconds
     char *content;                          //  the answer so far
     size_t content_size;                    //  its bytes
@@ -160,22 +163,13 @@ s_send_raw (s_turn_t *turn, const msgpack_sbuffer *buf, bool final)
         service_call_partial_raw (&turn->base, buf->data, buf->size);
 }
 
-//  Send a stream event {"event", "data": msg} (schemas/chat.md).
+//  agents.test's stream: the events of chat's replies (schemas/chat.md), under
+//  an id of their own, as nothing is stored. buf holds an event body.
 static void
-s_send_event (s_turn_t *turn, const char *event, const ProtobufCMessage *data, bool final)
+s_send_trial (s_turn_t *turn, msgpack_sbuffer *buf, bool final)
 {
-    msgpack_sbuffer buf;
-    msgpack_sbuffer_init (&buf);
-    msgpack_packer pk;
-    msgpack_packer_init (&pk, &buf, msgpack_sbuffer_write);
-    msgpack_pack_map (&pk, 2);
-    msgpack_pack_str_with_body (&pk, "event", 5);
-    msgpack_pack_str_with_body (&pk, event, strlen (event));
-    msgpack_pack_str_with_body (&pk, "data", 4);
-    int rc = codec_encode (data, &buf);
-    assert (rc == 0);
-    s_send_raw (turn, &buf, final);
-    msgpack_sbuffer_destroy (&buf);
+    s_send_raw (turn, buf, final);
+    msgpack_sbuffer_destroy (buf);
 }
 
 //  Send a JSON value as a body (openai mode).
@@ -322,7 +316,12 @@ s_finish (s_turn_t *turn, const char *finish)
         return;
     }
     if (turn->mode == S_MODE_TRY) {
-        s_send_event (turn, "message.completed", &result.base, true);
+        msgpack_sbuffer buf;
+        msgpack_sbuffer_init (&buf);
+        int rc = service_stream_message (&buf, SERVICE_STREAM_COMPLETED, turn->trial_id,
+                                         ++turn->trial_seq, &result.base);
+        assert (rc == 0);
+        s_send_trial (turn, &buf, true);
         return;
     }
     //  openai
@@ -418,8 +417,13 @@ s_on_event (llm_stream_t *stream, const llm_event_t *event, void *arg)
             delta.delta = (char *) event->text;
             if (turn->mode == S_MODE_RUN)
                 service_call_partial (&turn->base, &delta.base);
-            else if (turn->mode == S_MODE_TRY && turn->stream)
-                s_send_event (turn, "message.delta", &delta.base, false);
+            else if (turn->mode == S_MODE_TRY && turn->stream) {
+                msgpack_sbuffer buf;
+                msgpack_sbuffer_init (&buf);
+                service_stream_delta (&buf, turn->trial_id, ++turn->trial_seq,
+                                      event->text);
+                s_send_trial (turn, &buf, false);
+            }
             else if (turn->mode == S_MODE_OPENAI && turn->stream) {
                 s_openai_role (turn);
                 json_t *choice = json_pack (
@@ -453,8 +457,14 @@ s_on_event (llm_stream_t *stream, const llm_event_t *event, void *arg)
             fragment.tool_call = &piece;
             if (turn->mode == S_MODE_RUN)
                 service_call_partial (&turn->base, &fragment.base);
-            else if (turn->mode == S_MODE_TRY && turn->stream)
-                s_send_event (turn, "tool.call", &fragment.base, false);
+            else if (turn->mode == S_MODE_TRY && turn->stream) {
+                msgpack_sbuffer buf;
+                msgpack_sbuffer_init (&buf);
+                service_stream_tool_call (&buf, turn->trial_id, ++turn->trial_seq,
+                                          (uint32_t) event->index, event->id, event->name,
+                                          piece.arguments);
+                s_send_trial (turn, &buf, false);
+            }
             else if (turn->mode == S_MODE_OPENAI && turn->stream) {
                 s_openai_role (turn);
                 json_t *function = json_pack ("{s:s%}", "arguments",
@@ -766,6 +776,7 @@ agents_turn_try (service_runtime_t *runtime, bus_request_t *request, void *state
         return;
     ChorusAgents__TurnRequest *args = (ChorusAgents__TurnRequest *) turn->base.args;
     turn->stream = args->has_stream && args->stream;
+    service_uuid_new (turn->trial_id);
     //  The route's path names the agent as {id}
     if (!args->agent_id && args->id) {
         args->agent_id = args->id;

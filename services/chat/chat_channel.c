@@ -393,8 +393,8 @@ s_member_answer (chat_call_t *call, PGresult *result)
     if (turn->stream) {
         msgpack_sbuffer buf;
         msgpack_sbuffer_init (&buf);
-        if (chat_events_message (&buf, CHAT_EVENT_COMPLETED, message->id, 1,
-                                 &message->base)
+        if (service_stream_message (&buf, SERVICE_STREAM_COMPLETED, message->id, 1,
+                                    &message->base)
             == 0)
             chat_call_reply_raw (call, buf.data, buf.size);
         else

@@ -22,86 +22,6 @@ s_pack_str (msgpack_packer *pk, const char *text)
     msgpack_pack_str_body (pk, text, len);
 }
 
-//  The head of every event: a map of three whose "data" value comes next.
-static void
-s_head (msgpack_packer *pk, const char *event, const char *message_id, uint32_t n)
-{
-    char id[64];
-    snprintf (id, sizeof id, "%s:%" PRIu32, message_id, n);
-    msgpack_pack_map (pk, 3);
-    s_pack_str (pk, "event");
-    s_pack_str (pk, event);
-    s_pack_str (pk, "id");
-    s_pack_str (pk, id);
-    s_pack_str (pk, "data");
-}
-
-int
-chat_events_message (msgpack_sbuffer *buf, const char *event, const char *message_id,
-                     uint32_t n, const ProtobufCMessage *data)
-{
-    size_t at = buf->size;
-    msgpack_packer pk;
-    msgpack_packer_init (&pk, buf, msgpack_sbuffer_write);
-    s_head (&pk, event, message_id, n);
-    if (codec_encode (data, buf)) {
-        buf->size = at;
-        return -1;
-    }
-    return 0;
-}
-
-void
-chat_events_delta (msgpack_sbuffer *buf, const char *message_id, uint32_t n,
-                   const char *delta)
-{
-    msgpack_packer pk;
-    msgpack_packer_init (&pk, buf, msgpack_sbuffer_write);
-    s_head (&pk, CHAT_EVENT_DELTA, message_id, n);
-    msgpack_pack_map (&pk, 2);
-    s_pack_str (&pk, "message_id");
-    s_pack_str (&pk, message_id);
-    s_pack_str (&pk, "delta");
-    s_pack_str (&pk, delta ? delta : "");
-}
-
-void
-chat_events_tool_call (msgpack_sbuffer *buf, const char *message_id, uint32_t n,
-                       uint32_t index, const char *id, const char *name,
-                       const char *arguments)
-{
-    msgpack_packer pk;
-    msgpack_packer_init (&pk, buf, msgpack_sbuffer_write);
-    s_head (&pk, CHAT_EVENT_TOOL_CALL, message_id, n);
-    msgpack_pack_map (&pk, 5);
-    s_pack_str (&pk, "message_id");
-    s_pack_str (&pk, message_id);
-    s_pack_str (&pk, "index");
-    msgpack_pack_uint32 (&pk, index);
-    s_pack_str (&pk, "id");
-    s_pack_str (&pk, id);
-    s_pack_str (&pk, "name");
-    s_pack_str (&pk, name);
-    s_pack_str (&pk, "arguments");
-    s_pack_str (&pk, arguments);
-}
-
-void
-chat_events_error (msgpack_sbuffer *buf, const char *message_id, uint32_t n,
-                   const char *code, const char *message)
-{
-    msgpack_packer pk;
-    msgpack_packer_init (&pk, buf, msgpack_sbuffer_write);
-    s_head (&pk, CHAT_EVENT_ERROR, message_id, n);
-    msgpack_pack_map (&pk, 1);
-    s_pack_str (&pk, "error");
-    msgpack_pack_map (&pk, 2);
-    s_pack_str (&pk, "code");
-    s_pack_str (&pk, code);
-    s_pack_str (&pk, "message");
-    s_pack_str (&pk, message);
-}
-
 void
 chat_events_live (msgpack_sbuffer *out, const char *conversation_id, const char *origin,
                   uint64_t n, const void *event, size_t size)
@@ -206,95 +126,12 @@ chat_events_follow (redis_client_t *redis, const char *message_id)
     return redis_client_command_argv (redis, s_ignored, NULL, 5, argv, NULL);
 }
 
-//  Read back a map entry of an unpacked object by key (NULL when absent).
-static msgpack_object *
-s_get (msgpack_object *map, const char *key)
-{
-    if (map->type != MSGPACK_OBJECT_MAP)
-        return NULL;
-    for (uint32_t i = 0; i < map->via.map.size; i++) {
-        msgpack_object_kv *kv = &map->via.map.ptr[i];
-        if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == strlen (key)
-            && memcmp (kv->key.via.str.ptr, key, strlen (key)) == 0)
-            return &kv->val;
-    }
-    return NULL;
-}
-
-static bool
-s_is (msgpack_object *object, const char *text)
-{
-    return object && object->type == MSGPACK_OBJECT_STR
-           && object->via.str.size == strlen (text)
-           && memcmp (object->via.str.ptr, text, strlen (text)) == 0;
-}
-
 void
 chat_events_test (bool verbose)
 {
     (void) verbose;
     printf (" * chat_events: ");
     const char *id = "0b8e2a4c-5d6f-4a1b-9c3d-2e4f6a8b0c1d";
-    msgpack_sbuffer buf;
-    msgpack_sbuffer_init (&buf);
-    msgpack_zone zone;
-    msgpack_zone_init (&zone, 2048);
-    msgpack_object root;
-
-    //  A message event carries the codec's map of the message as data
-    ChorusChat__Message message = CHORUS_CHAT__MESSAGE__INIT;
-    message.id = (char *) id;
-    message.role = "assistant";
-    message.status = "streaming";
-    int rc = chat_events_message (&buf, CHAT_EVENT_CREATED, id, 2, &message.base);
-    assert (rc == 0);
-    assert (msgpack_unpack (buf.data, buf.size, NULL, &zone, &root)
-            == MSGPACK_UNPACK_SUCCESS);
-    assert (root.type == MSGPACK_OBJECT_MAP && root.via.map.size == 3);
-    assert (s_is (s_get (&root, "event"), "message.created"));
-    assert (s_is (s_get (&root, "id"), "0b8e2a4c-5d6f-4a1b-9c3d-2e4f6a8b0c1d:2"));
-    msgpack_object *data = s_get (&root, "data");
-    assert (s_is (s_get (data, "status"), "streaming"));
-    assert (s_is (s_get (data, "role"), "assistant"));
-    assert (s_get (data, "content")->type == MSGPACK_OBJECT_NIL);
-
-    //  A delta
-    msgpack_sbuffer_clear (&buf);
-    chat_events_delta (&buf, id, 3, "Hel");
-    assert (msgpack_unpack (buf.data, buf.size, NULL, &zone, &root)
-            == MSGPACK_UNPACK_SUCCESS);
-    assert (s_is (s_get (&root, "event"), "message.delta"));
-    data = s_get (&root, "data");
-    assert (data->via.map.size == 2);
-    assert (s_is (s_get (data, "message_id"), id));
-    assert (s_is (s_get (data, "delta"), "Hel"));
-
-    //  A tool call piece: absent parts are nil
-    msgpack_sbuffer_clear (&buf);
-    chat_events_tool_call (&buf, id, 4, 1, "call_9", NULL, "{\"a\":");
-    assert (msgpack_unpack (buf.data, buf.size, NULL, &zone, &root)
-            == MSGPACK_UNPACK_SUCCESS);
-    assert (s_is (s_get (&root, "event"), "tool.call"));
-    data = s_get (&root, "data");
-    assert (s_get (data, "index")->type == MSGPACK_OBJECT_POSITIVE_INTEGER);
-    assert (s_get (data, "index")->via.u64 == 1);
-    assert (s_is (s_get (data, "id"), "call_9"));
-    assert (s_get (data, "name")->type == MSGPACK_OBJECT_NIL);
-    assert (s_is (s_get (data, "arguments"), "{\"a\":"));
-
-    //  An error
-    msgpack_sbuffer_clear (&buf);
-    chat_events_error (&buf, id, 5, "unavailable", "no agent");
-    assert (msgpack_unpack (buf.data, buf.size, NULL, &zone, &root)
-            == MSGPACK_UNPACK_SUCCESS);
-    assert (s_is (s_get (&root, "event"), "error"));
-    assert (s_is (s_get (&root, "id"), "0b8e2a4c-5d6f-4a1b-9c3d-2e4f6a8b0c1d:5"));
-    msgpack_object *error = s_get (s_get (&root, "data"), "error");
-    assert (s_is (s_get (error, "code"), "unavailable"));
-    assert (s_is (s_get (error, "message"), "no agent"));
-    msgpack_zone_destroy (&zone);
-    msgpack_sbuffer_destroy (&buf);
-
     //  Last-Event-ID
     char parsed[SERVICE_ID_SIZE];
     uint32_t n = 99;
@@ -316,5 +153,7 @@ chat_events_test (bool verbose)
     char key[80];
     chat_events_key (key, sizeof key, id);
     assert (streq (key, "chorus:chat:events:0b8e2a4c-5d6f-4a1b-9c3d-2e4f6a8b0c1d"));
+    chat_events_follow_key (key, sizeof key, id);
+    assert (streq (key, "chorus:chat:follow:0b8e2a4c-5d6f-4a1b-9c3d-2e4f6a8b0c1d"));
     printf ("OK\n");
 }

@@ -13,40 +13,15 @@
 #include <stdint.h>
 
 #include "redis_client.h"
+#include "service_stream.h"
 
-//  Event names.
-#define CHAT_EVENT_CREATED "message.created"
-#define CHAT_EVENT_DELTA "message.delta"
-#define CHAT_EVENT_TOOL_CALL "tool.call"
-#define CHAT_EVENT_COMPLETED "message.completed"
-#define CHAT_EVENT_ERROR "error"
-
-//  Append event n of reply message_id to buf with data a message (encoded by the
-//  codec). Returns 0 or -1 (buf back as it was).
 //  The payload of a live bus event (topic chat.stream.<conversation>, not
 //  durable) that carries stream event `event` (size bytes of msgpack, as
-//  chat_events_* wrote it) of a conversation to the edges: {conversation_id,
+//  service_stream_* wrote it) of a conversation to the edges: {conversation_id,
 //  origin, n, stream}. origin and n (counting from 1 per origin) let a receiver
 //  drop the copies that come through several brokers.
 void chat_events_live (msgpack_sbuffer *out, const char *conversation_id,
                        const char *origin, uint64_t n, const void *event, size_t size);
-
-int chat_events_message (msgpack_sbuffer *buf, const char *event, const char *message_id,
-                         uint32_t n, const ProtobufCMessage *data)
-    __attribute__ ((warn_unused_result));
-
-//  message.delta: data {"message_id", "delta"}.
-void chat_events_delta (msgpack_sbuffer *buf, const char *message_id, uint32_t n,
-                        const char *delta);
-
-//  tool.call: data {"message_id", "index", "id", "name", "arguments"} (NULL: nil).
-void chat_events_tool_call (msgpack_sbuffer *buf, const char *message_id, uint32_t n,
-                            uint32_t index, const char *id, const char *name,
-                            const char *arguments);
-
-//  error: data {"error": {"code", "message"}}.
-void chat_events_error (msgpack_sbuffer *buf, const char *message_id, uint32_t n,
-                        const char *code, const char *message);
 
 //  Parse a Last-Event-ID "<message id>:<n>" (or a bare "<message id>": n 0) into
 //  message_id (lower case, SERVICE_ID_SIZE bytes) and *n. -1 when it is neither.

@@ -78,7 +78,8 @@ s_derived (chat_call_t *call, PGresult *result)
         msgpack_sbuffer buf;
         msgpack_sbuffer_init (&buf);
         if (replay->after < 1 && user
-            && chat_events_message (&buf, CHAT_EVENT_CREATED, reply->id, 1, &user->base)
+            && service_stream_message (&buf, SERVICE_STREAM_CREATED, reply->id, 1,
+                                       &user->base)
                    == 0)
             chat_call_partial_raw (call, buf.data, buf.size);
         msgpack_sbuffer_clear (&buf);
@@ -93,8 +94,8 @@ s_derived (chat_call_t *call, PGresult *result)
             created.has_latency_ms = false;
             created.n_tool_calls = 0;
             created.updated_at = created.created_at;
-            if (chat_events_message (&buf, CHAT_EVENT_CREATED, reply->id, 2,
-                                     &created.base)
+            if (service_stream_message (&buf, SERVICE_STREAM_CREATED, reply->id, 2,
+                                        &created.base)
                 == 0)
                 chat_call_partial_raw (call, buf.data, buf.size);
             msgpack_sbuffer_clear (&buf);
@@ -102,7 +103,8 @@ s_derived (chat_call_t *call, PGresult *result)
         uint32_t n = replay->last > replay->after
                          ? replay->last
                          : (replay->after > 2 ? replay->after : 2) + 1;
-        if (chat_events_message (&buf, CHAT_EVENT_COMPLETED, reply->id, n, &reply->base))
+        if (service_stream_message (&buf, SERVICE_STREAM_COMPLETED, reply->id, n,
+                                    &reply->base))
             service_call_fail (&call->base, "internal", "the reply could not be encoded");
         else
             chat_call_reply_raw (call, buf.data, buf.size);
@@ -223,7 +225,7 @@ s_ranged (redisReply *reply, const char *error, void *arg)
         redisReply *body = entry->element[1]->element[1];
         replay->after = (uint32_t) n;
         got++;
-        if (streq (event->str, CHAT_EVENT_COMPLETED)) {
+        if (streq (event->str, SERVICE_STREAM_COMPLETED)) {
             chat_call_reply_raw (call, body->str, body->len);
             return;
         }

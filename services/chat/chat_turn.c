@@ -158,7 +158,7 @@ static void
 s_event (chat_turn_t *turn, uint32_t n, const char *event, msgpack_sbuffer *buf)
 {
     chat_state_t *state = turn->call.state;
-    bool last = streq (event, CHAT_EVENT_COMPLETED);
+    bool last = streq (event, SERVICE_STREAM_COMPLETED);
     int64_t ttl = n == 1 ? state->turn_timeout_ms / 1000 + state->replay_ttl_s
                   : last ? state->replay_ttl_s
                          : 0;
@@ -212,10 +212,10 @@ s_done (chat_call_t *call, PGresult *result)
     msgpack_sbuffer buf;
     msgpack_sbuffer_init (&buf);
     uint32_t n = ++turn->seq;
-    if (chat_events_message (&buf, CHAT_EVENT_COMPLETED, turn->message_id, n,
-                             &reply->base)
+    if (service_stream_message (&buf, SERVICE_STREAM_COMPLETED, turn->message_id, n,
+                                &reply->base)
         == 0)
-        s_event (turn, n, CHAT_EVENT_COMPLETED, &buf);
+        s_event (turn, n, SERVICE_STREAM_COMPLETED, &buf);
     core_log_debug (call->state->log, service_call_request_id (&call->base),
                     "reply %s %s (%zu bytes)", turn->message_id, turn->status,
                     turn->size);
@@ -258,9 +258,9 @@ s_finish (chat_turn_t *turn)
         msgpack_sbuffer buf;
         msgpack_sbuffer_init (&buf);
         uint32_t n = ++turn->seq;
-        chat_events_error (&buf, turn->message_id, n, turn->error_code,
-                           turn->error_message);
-        s_event (turn, n, CHAT_EVENT_ERROR, &buf);
+        service_stream_error (&buf, turn->message_id, n, turn->error_code,
+                              turn->error_message);
+        s_event (turn, n, SERVICE_STREAM_ERROR, &buf);
         msgpack_sbuffer_destroy (&buf);
     }
     ChorusChat__Message *reply = s_reply_message (turn, turn->status);
@@ -455,8 +455,8 @@ s_partial (chat_call_t *call, const bus_reply_t *reply)
         }
         s_append (&turn->content, &turn->size, &turn->capacity, event->delta, len);
         uint32_t n = ++turn->seq;
-        chat_events_delta (&buf, turn->message_id, n, event->delta);
-        s_event (turn, n, CHAT_EVENT_DELTA, &buf);
+        service_stream_delta (&buf, turn->message_id, n, event->delta);
+        s_event (turn, n, SERVICE_STREAM_DELTA, &buf);
     }
     else if (event->type && streq (event->type, "tool_call") && event->tool_call
              && event->index < (uint32_t) state->tool_calls_max) {
@@ -488,9 +488,9 @@ s_partial (chat_call_t *call, const bus_reply_t *reply)
         if (piece->arguments)
             s_extend (&tool->arguments, piece->arguments);
         uint32_t n = ++turn->seq;
-        chat_events_tool_call (&buf, turn->message_id, n, event->index, piece->id,
-                               piece->name, piece->arguments);
-        s_event (turn, n, CHAT_EVENT_TOOL_CALL, &buf);
+        service_stream_tool_call (&buf, turn->message_id, n, event->index, piece->id,
+                                  piece->name, piece->arguments);
+        s_event (turn, n, SERVICE_STREAM_TOOL_CALL, &buf);
     }
     msgpack_sbuffer_destroy (&buf);
     protobuf_c_message_free_unpacked (&event->base, NULL);
@@ -659,16 +659,18 @@ s_stored (chat_call_t *call, PGresult *result)
     ChorusChat__Message user = CHORUS_CHAT__MESSAGE__INIT;
     s_user_message (turn, &user);
     uint32_t n = ++turn->seq;
-    if (chat_events_message (&buf, CHAT_EVENT_CREATED, turn->message_id, n, &user.base)
+    if (service_stream_message (&buf, SERVICE_STREAM_CREATED, turn->message_id, n,
+                                &user.base)
         == 0)
-        s_event (turn, n, CHAT_EVENT_CREATED, &buf);
+        s_event (turn, n, SERVICE_STREAM_CREATED, &buf);
     msgpack_sbuffer_clear (&buf);
     ChorusChat__Message *reply = s_reply_message (turn, "streaming");
     reply->updated_at = s_strdup (turn->created_at);
     n = ++turn->seq;
-    if (chat_events_message (&buf, CHAT_EVENT_CREATED, turn->message_id, n, &reply->base)
+    if (service_stream_message (&buf, SERVICE_STREAM_CREATED, turn->message_id, n,
+                                &reply->base)
         == 0)
-        s_event (turn, n, CHAT_EVENT_CREATED, &buf);
+        s_event (turn, n, SERVICE_STREAM_CREATED, &buf);
     protobuf_c_message_free_unpacked (&reply->base, NULL);
     msgpack_sbuffer_destroy (&buf);
     ChorusAgents__IdRequest ask = CHORUS_AGENTS__ID_REQUEST__INIT;

@@ -629,6 +629,11 @@ def run(web, upstream, edge_port):
         """POST /api/v1/agents/{id}/test of the helper: SSE, then JSON."""
         before = len(upstream.records())
         evs = web.sse("/api/v1/agents/%s/test" % W["helper"]["id"], body, A)
+        # chat's event shapes under an id of the trial's own: <id>:1, <id>:2, ...
+        trial = evs[0][1].split(":")[0]
+        assert [e[1] for e in evs] == ["%s:%d" % (trial, n) for n in range(1, len(evs) + 1)]
+        assert all(set(e[2]) == {"message_id", "delta"} and e[2]["message_id"] == trial
+                   for e in evs if e[0] == "message.delta"), evs[:2]
         deltas = [e[2]["delta"] for e in evs if e[0] == "message.delta"]
         assert len(deltas) > 3 and "".join(deltas) == NOTICE, deltas
         assert evs[-1][0] == "message.completed", evs[-1]
