@@ -601,10 +601,12 @@ s_agent (chat_call_t *call, const bus_reply_t *reply)
     chat_turn_t *turn = (chat_turn_t *) call;
     if (reply->kind == BUS_REPLY_ERROR) {
         const char *code = chat_call_upstream_code (reply->code);
-        s_fail (turn, code,
-                streq (code, "not_found") ? "the conversation's agent no longer exists"
-                : reply->message          ? reply->message
-                                          : code);
+        if (streq (code, "not_found"))  //  the conversation is there; its agent is not
+            s_fail (turn, "conflict",
+                    "the conversation's agent was deleted: start a new conversation "
+                    "with another agent");
+        else
+            s_fail (turn, code, reply->message ? reply->message : code);
         return;
     }
     ChorusAgents__Agent *agent = (ChorusAgents__Agent *) codec_decode (

@@ -455,8 +455,14 @@ def run(web, upstream, edge_port):
         web.json("POST", "/api/v1/agents", {"name": "Helper", "system_prompt": "x"}, B,
                  status=201)                                     # another tenant may
         # delete: 204, then 404
+        orphan = web.json("POST", "/api/v1/conversations", {"agent_id": second["id"]}, A,
+                          status=201)["id"]
         got, _, raw = web.call("DELETE", "/api/v1/agents/" + second["id"], token=A)
         assert got == 204 and raw == b"", (got, raw)
+        # its conversation stays, and says why it cannot go on (409, not 404)
+        web.error("POST", "/api/v1/conversations/%s/messages" % orphan, {"content": "hi"},
+                  A, status=409, code="conflict")
+        assert web.json("GET", "/api/v1/conversations/" + orphan, token=A)["id"] == orphan
         web.error("GET", "/api/v1/agents/" + second["id"], token=A, status=404,
                   code="not_found")
         web.error("DELETE", "/api/v1/agents/" + second["id"], token=A, status=404,
