@@ -179,7 +179,9 @@ s_test_events (int port, const char *member, const char *admin)
             == 200);
     assert (streq (edge_response_header (&r, "content-type", value, sizeof value),
                    "text/event-stream"));
+    //  (retry: first, so an EventSource reconnects within chat's resume grace)
     const char *expected =
+        "retry: 1000\n\n"
         "id: m-1:1\nevent: message.created\ndata: {\"content\":\"hi\",\"stream\":true,"
         "\"id\":\"c-1\"}\n\n"
         "id: m-1:2\nevent: message.delta\ndata: {\"message_id\":\"m-1\",\"delta\":"
