@@ -6,6 +6,7 @@
 #include "llm_openai_chunk.h"
 
 #include <assert.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,8 +46,9 @@ typedef enum {
 typedef struct {
     bool index_integer;   //  index was an integer
     long long index;      //  its value
-    char *content;        //  delta.content when a string, or NULL
+    const char *content;  //  delta.content when a string, or NULL
     size_t content_size;  //  its bytes
+    bool content_owned;   //  content is our copy (else it points into the chunk)
     bool finish_string;   //  finish_reason was a string
     char finish[32];      //  its value ("?" when longer: an unknown reason)
 } s_choice_t;
@@ -63,7 +65,82 @@ typedef struct {
     long long completion;           //  usage.completion_tokens, -1 the same
     s_choice_t choices[LLM_OPENAI_CHUNK_CHOICES];  //  the choices
     int choice_count;                              //  how many
+    const char *data;                              //  the chunk's text
+    size_t size;                                   //  its bytes
 } s_chunk_t;
+
+//  yajl's allocations for one chunk come from here (a handle, its lexer and
+//  stacks: a few hundred bytes), not from malloc; bigger ones fall back to it.
+#define S_ARENA_SIZE 4096
+typedef struct {
+    size_t used;                                     //  bytes handed out
+    _Alignas(max_align_t) char bytes[S_ARENA_SIZE];  //  the arena
+} s_arena_t;
+
+//  A block's size sits in front of it, for realloc.
+typedef struct {
+    size_t size;  //  bytes asked for
+    _Alignas(max_align_t) char data[];
+} s_block_t;
+
+static bool
+s_arena_has (s_arena_t *arena, void *ptr)
+{
+    return (char *) ptr >= arena->bytes && (char *) ptr < arena->bytes + S_ARENA_SIZE;
+}
+
+static void *
+s_arena_malloc (void *ctx, size_t size)
+{
+    s_arena_t *arena = (s_arena_t *) ctx;
+    size_t need = (sizeof (s_block_t) + size + _Alignof(max_align_t) - 1)
+                  & ~(_Alignof(max_align_t) - 1);
+    if (arena->used + need > S_ARENA_SIZE) {
+        void *ptr = malloc (size);
+        assert (ptr);
+        return ptr;
+    }
+    s_block_t *block = (s_block_t *) (arena->bytes + arena->used);
+    arena->used += need;
+    block->size = size;
+    return block->data;
+}
+
+static void
+s_arena_free (void *ctx, void *ptr)
+{
+    if (ptr && !s_arena_has ((s_arena_t *) ctx, ptr))
+        free (ptr);  //  arena blocks go with the arena
+}
+
+static void *
+s_arena_realloc (void *ctx, void *ptr, size_t size)
+{
+    s_arena_t *arena = (s_arena_t *) ctx;
+    if (!ptr)
+        return s_arena_malloc (ctx, size);
+    if (!s_arena_has (arena, ptr)) {
+        void *grown = realloc (ptr, size);
+        assert (grown);
+        return grown;
+    }
+    s_block_t *block = (s_block_t *) ((char *) ptr - offsetof (s_block_t, data));
+    void *grown = s_arena_malloc (ctx, size);
+    memcpy (grown, ptr, block->size < size ? block->size : size);
+    return grown;
+}
+
+//  True when text is ASCII without NUL (the common case), else what the general
+//  reader would take: no NUL, UTF-8 without what yajl lets pass (overlong forms).
+static bool
+s_clean (const unsigned char *text, size_t len)
+{
+    size_t i = 0;
+    while (i < len && text[i] - 1u < 0x7fu)
+        i++;
+    return i == len
+           || (!memchr (text, 0, len) && codec_check_utf8 ((const char *) text, len));
+}
 
 //  The container the next value is in, or S_OTHER before the first.
 static s_frame_t
@@ -86,8 +163,7 @@ static int
 s_scalar (s_chunk_t *self, char type, long long integer, const unsigned char *text,
           size_t len)
 {
-    if (type == 's'
-        && (memchr (text, 0, len) || !codec_check_utf8 ((const char *) text, len)))
+    if (type == 's' && !s_clean (text, len))
         return s_general (self);  //  the general reader refuses NUL and what yajl lets
                                   //  pass of bad UTF-8 (overlong forms)
     s_frame_t frame = s_frame (self);
@@ -116,11 +192,21 @@ s_scalar (s_chunk_t *self, char type, long long integer, const unsigned char *te
             snprintf (choice->finish, sizeof choice->finish, "?");
     }
     else if (frame == S_DELTA && key == S_KEY_CONTENT && type == 's') {
-        free (choice->content);
-        choice->content = malloc (len + 1);
-        assert (choice->content);
-        memcpy (choice->content, text, len);
-        choice->content[len] = 0;
+        if (choice->content_owned)
+            free ((char *) choice->content);
+        //  Text without escapes is yajl's pointer into the chunk: kept as it is.
+        //  Unescaped text lives in yajl's buffer until the next token: copied.
+        const char *at = (const char *) text;
+        choice->content_owned = !(at >= self->data
+                                  && at + len <= self->data + self->size);
+        if (choice->content_owned) {
+            char *copy = malloc (len + 1);
+            assert (copy);
+            memcpy (copy, text, len);
+            copy[len] = 0;
+            at = copy;
+        }
+        choice->content = at;
         choice->content_size = len;
     }
     else if (frame == S_USAGE && (key == S_KEY_PROMPT || key == S_KEY_COMPLETION))
@@ -226,28 +312,31 @@ static int
 s_map_key (void *ctx, const unsigned char *text, size_t len)
 {
     s_chunk_t *self = (s_chunk_t *) ctx;
-    if (memchr (text, 0, len) || !codec_check_utf8 ((const char *) text, len))
+    if (!s_clean (text, len))
         return s_general (self);
+#define S_NAME(text) text, sizeof text - 1
     static const struct {
         s_frame_t frame;
         const char *name;
+        size_t size;
         s_key_t key;
     } keys[] = {
-        {S_ROOT, "choices", S_KEY_CHOICES},
-        {S_ROOT, "usage", S_KEY_USAGE},
-        {S_ROOT, "error", S_KEY_ERROR},
-        {S_CHOICE, "index", S_KEY_INDEX},
-        {S_CHOICE, "delta", S_KEY_DELTA},
-        {S_CHOICE, "finish_reason", S_KEY_FINISH},
-        {S_DELTA, "content", S_KEY_CONTENT},
-        {S_DELTA, "tool_calls", S_KEY_TOOLS},
-        {S_USAGE, "prompt_tokens", S_KEY_PROMPT},
-        {S_USAGE, "completion_tokens", S_KEY_COMPLETION},
+        {S_ROOT, S_NAME ("choices"), S_KEY_CHOICES},
+        {S_ROOT, S_NAME ("usage"), S_KEY_USAGE},
+        {S_ROOT, S_NAME ("error"), S_KEY_ERROR},
+        {S_CHOICE, S_NAME ("index"), S_KEY_INDEX},
+        {S_CHOICE, S_NAME ("delta"), S_KEY_DELTA},
+        {S_CHOICE, S_NAME ("finish_reason"), S_KEY_FINISH},
+        {S_DELTA, S_NAME ("content"), S_KEY_CONTENT},
+        {S_DELTA, S_NAME ("tool_calls"), S_KEY_TOOLS},
+        {S_USAGE, S_NAME ("prompt_tokens"), S_KEY_PROMPT},
+        {S_USAGE, S_NAME ("completion_tokens"), S_KEY_COMPLETION},
     };
+#undef S_NAME
     s_frame_t frame = s_frame (self);
     self->key = S_KEY_NONE;
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
-        if (keys[i].frame == frame && strlen (keys[i].name) == len
+        if (keys[i].frame == frame && keys[i].size == len
             && memcmp (keys[i].name, text, len) == 0) {
             if (self->seen[self->depth - 1] & keys[i].key)
                 return s_general (self);  //  which one counts is the general reader's
@@ -265,10 +354,16 @@ static const yajl_callbacks s_callbacks = {s_null, s_boolean,     s_integer,   s
 //  True when data is JSON white space, then one object, then white space only:
 //  yajl lets a token that is still open at the end pass after the value (where
 //  jansson refuses trailing bytes). Only quotes, escapes and brackets are looked
-//  at; the parse checks the rest.
+//  at; the parse checks the rest. Also false on what is the general reader's:
+//  \u escapes (yajl and jansson differ on lone surrogates) and \v or \f (yajl
+//  takes them for white space, JSON does not).
 static bool
 s_one_object (const char *data, size_t size)
 {
+    for (size_t at = 0; at < size; at++)
+        if (data[at] == '\v' || data[at] == '\f'
+            || (data[at] == '\\' && at + 1 < size && data[at + 1] == 'u'))
+            return false;
     size_t at = 0;
     while (at < size && strchr (" \t\n\r", data[at]) && data[at])
         at++;
@@ -303,14 +398,16 @@ bool
 llm_openai_chunk_read (llm_parser_t *parser, const char *data, size_t size, int *rc)
 {
     assert (parser && rc);
-    //  \u escapes, and \v or \f: the general reader's (yajl and jansson differ on
-    //  lone surrogates; yajl takes \v and \f for white space, JSON does not)
-    if (memmem (data, size, "\\u", 2) || memchr (data, '\v', size)
-        || memchr (data, '\f', size) || !s_one_object (data, size))
+    if (!s_one_object (data, size))
         return false;
     s_chunk_t chunk;
     memset (&chunk, 0, sizeof chunk);
-    yajl_handle yajl = yajl_alloc (&s_callbacks, NULL, &chunk);
+    chunk.data = data;
+    chunk.size = size;
+    s_arena_t arena;
+    arena.used = 0;
+    yajl_alloc_funcs funcs = {s_arena_malloc, s_arena_realloc, s_arena_free, &arena};
+    yajl_handle yajl = yajl_alloc (&s_callbacks, &funcs, &chunk);
     assert (yajl);
     bool read = yajl_parse (yajl, (const unsigned char *) data, size) == yajl_status_ok
                 && yajl_complete_parse (yajl) == yajl_status_ok && !chunk.general;
@@ -334,7 +431,8 @@ llm_openai_chunk_read (llm_parser_t *parser, const char *data, size_t size, int 
         }
     }
     for (int i = 0; i < chunk.choice_count; i++)
-        free (chunk.choices[i].content);
+        if (chunk.choices[i].content_owned)
+            free ((char *) chunk.choices[i].content);
     return read;
 }
 
