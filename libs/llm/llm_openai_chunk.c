@@ -358,29 +358,37 @@ static const yajl_callbacks s_callbacks = {s_null, s_boolean,     s_integer,   s
 //  \u escapes (yajl and jansson differ on lone surrogates) and \v or \f (yajl
 //  takes them for white space, JSON does not).
 static bool
+s_space (char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static bool
 s_one_object (const char *data, size_t size)
 {
-    for (size_t at = 0; at < size; at++)
-        if (data[at] == '\v' || data[at] == '\f'
-            || (data[at] == '\\' && at + 1 < size && data[at + 1] == 'u'))
-            return false;
     size_t at = 0;
-    while (at < size && strchr (" \t\n\r", data[at]) && data[at])
+    while (at < size && s_space (data[at]))
         at++;
     if (at == size || data[at] != '{')
         return false;
     int depth = 0;
-    bool in_string = false;
     for (; at < size; at++) {
         char c = data[at];
-        if (in_string) {
-            if (c == '\\')
-                at++;
-            else if (c == '"')
-                in_string = false;
+        if (c == '"') {
+            //  A string, to its closing quote
+            for (at++; at < size && data[at] != '"'; at++)
+                if (data[at] == '\\') {
+                    if (at + 1 < size && data[at + 1] == 'u')
+                        return false;
+                    at++;
+                }
+                else if (data[at] == '\v' || data[at] == '\f')
+                    return false;
+            if (at >= size)
+                return false;
         }
-        else if (c == '"')
-            in_string = true;
+        else if (c == '\v' || c == '\f')
+            return false;
         else if (c == '{' || c == '[')
             depth++;
         else if ((c == '}' || c == ']') && --depth == 0)
@@ -389,7 +397,7 @@ s_one_object (const char *data, size_t size)
     if (at >= size)
         return false;
     for (at++; at < size; at++)
-        if (!strchr (" \t\n\r", data[at]) || !data[at])
+        if (!s_space (data[at]))
             return false;
     return true;
 }
