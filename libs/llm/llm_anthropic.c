@@ -114,7 +114,14 @@ s_messages (llm_request_t *request, char **system_p)
             json_t *block;
             size_t j;
             json_array_foreach (replay, j, block)
-                s_add_block (messages, "assistant", json_incref (block));
+            {
+                //  Only Claude's own thinking blocks (a replay another provider
+                //  left, its agent since moved here, would be refused)
+                const char *type = json_string_value (json_object_get (block, "type"));
+                if (type
+                    && (streq (type, "thinking") || streq (type, "redacted_thinking")))
+                    s_add_block (messages, "assistant", json_incref (block));
+            }
             json_decref (replay);
             if (*m->content)
                 s_add_block (messages, "assistant", s_text (m->content));
@@ -152,14 +159,15 @@ llm_anthropic_build (llm_request_t *request, llm_wire_t *wire, char *error, size
     json_t *messages = s_messages (request, &system);
     int max_tokens = request->max_tokens ? request->max_tokens : LLM_DEFAULT_MAX_TOKENS;
     int version = s_claude_version (request->model);
-    bool thinking = request->thinking != LLM_THINKING_DEFAULT && version >= 37
+    //  balanced is the model's own default, as on the other providers: Claude
+    //  thinks only when asked (deep; quick is low effort where effort exists)
+    bool thinking = request->thinking != LLM_THINKING_DEFAULT
+                    && request->thinking != LLM_THINKING_BALANCED && version >= 37
                     && !s_in_plain_tool_loop (request);
     bool adaptive = thinking && version >= 46;
     int budget = 0;
     if (thinking && !adaptive) {
-        budget = request->thinking == LLM_THINKING_DEEP       ? 16384
-                 : request->thinking == LLM_THINKING_BALANCED ? 4096
-                                                              : 0;
+        budget = request->thinking == LLM_THINKING_DEEP ? 16384 : 0;
         int total = max_tokens + budget;
         if (total > S_MAX_OUTPUT) {
             total = S_MAX_OUTPUT;
@@ -195,7 +203,10 @@ llm_anthropic_build (llm_request_t *request, llm_wire_t *wire, char *error, size
         json_object_set_new (root, "tools", tools);
     }
     if (request->has_temperature && !thinking)
-        json_object_set_new (root, "temperature", json_real (request->temperature));
+        //  Agents take OpenAI's 0..2; the Messages API refuses more than 1
+        json_object_set_new (
+            root, "temperature",
+            json_real (request->temperature > 1.0 ? 1.0 : request->temperature));
     if (adaptive) {
         const char *effort[] = {"", "low", "medium", "high"};
         json_object_set_new (root, "thinking", json_pack ("{s:s}", "type", "adaptive"));
@@ -498,11 +509,27 @@ llm_anthropic_test (bool verbose)
     llm_wire_clear (&wire);
     llm_request_destroy (&request);
 
-    //  Mid tool loop without thinking blocks: thinking stays off; with them it
-    //  goes on and the blocks come first
+    //  balanced is the model's default: no thinking, the temperature kept (at
+    //  most 1, the Messages API's limit)
     request = llm_request_new (LLM_PROVIDER_ANTHROPIC);
     llm_request_set_model (request, "claude-sonnet-4-20250514");
     llm_request_set_thinking (request, LLM_THINKING_BALANCED);
+    llm_request_set_temperature (request, 1.6);
+    rc = llm_request_add_message (request, "user", "Hi");
+    assert (rc == 0);
+    rc = llm_anthropic_build (request, &wire, error, sizeof error);
+    assert (rc == 0 && !strstr (wire.body, "thinking"));
+    assert (strstr (wire.body, "\"temperature\":1.0")
+            || strstr (wire.body, "\"temperature\":1,")
+            || strstr (wire.body, "\"temperature\":1}"));
+    llm_wire_clear (&wire);
+    llm_request_destroy (&request);
+
+    //  Mid tool loop without thinking blocks: thinking stays off; with them it
+    //  goes on and the blocks come first (another provider's replay is left out)
+    request = llm_request_new (LLM_PROVIDER_ANTHROPIC);
+    llm_request_set_model (request, "claude-sonnet-4-20250514");
+    llm_request_set_thinking (request, LLM_THINKING_DEEP);
     rc = llm_request_add_message (request, "user", "Weather?");
     rc |= llm_request_add_message (request, "assistant", "");
     rc |= llm_request_add_tool_call (request, "toolu_1", "get_weather", "{}");
@@ -513,10 +540,12 @@ llm_anthropic_test (bool verbose)
     assert (rc == 0 && !strstr (wire.body, "\"thinking\""));
     llm_wire_clear (&wire);
     request->messages[1].replay = strdup (
-        "[{\"type\":\"thinking\",\"thinking\":\"Hmm.\",\"signature\":\"sig\"}]");
+        "[{\"type\":\"thinking\",\"thinking\":\"Hmm.\",\"signature\":\"sig\"},"
+        "{\"index\":0,\"signature\":\"gemini's\"}]");
     rc = llm_anthropic_build (request, &wire, error, sizeof error);
     assert (rc == 0);
-    assert (strstr (wire.body, "\"budget_tokens\":4096"));
+    assert (strstr (wire.body, "\"budget_tokens\":16384"));
+    assert (!strstr (wire.body, "gemini's"));
     assert (strstr (wire.body,
                     "{\"role\":\"assistant\",\"content\":[{\"type\":\"thinking\","
                     "\"thinking\":\"Hmm.\",\"signature\":\"sig\"},{\"type\":"

@@ -111,11 +111,23 @@ s_typed (llm_parser_t *parser, json_t *root)
     return 0;  //  keepalive and types yet unknown
 }
 
-//  True for a JSON object that is one of n8n's typed stream objects.
+//  True for a JSON object with a type (in an n8n stream: unknown ones ignored).
 static bool
 s_is_typed (json_t *root)
 {
     return json_is_string (json_object_get (root, "type"));
+}
+
+//  True for one of n8n's own stream objects (begin, item, end, error): what tells
+//  a stream from a one-object answer that happens to have a "type", such as
+//  {"type":"message","output":"..."}.
+static bool
+s_is_n8n (json_t *root)
+{
+    const char *type = json_string_value (json_object_get (root, "type"));
+    return type
+           && (streq (type, "begin") || streq (type, "item") || streq (type, "end")
+               || streq (type, "error"));
 }
 
 int
@@ -149,7 +161,7 @@ llm_n8n_on_event (llm_parser_t *parser, const http_sse_event_t *event)
     }
     json_t *root = json_loadb (event->data, event->data_size, JSON_DECODE_ANY, NULL);
     int rc = 0;
-    if (json_is_object (root) && s_is_typed (root))
+    if (json_is_object (root) && s_is_n8n (root))
         rc = s_typed (parser, root);
     else if (json_is_object (root)) {
         const char *keys[] = {"delta", "content", "text", "output"};
@@ -217,8 +229,14 @@ s_decide (llm_parser_t *parser, bool whole)
             continue;
         }
         json_t *root = json_loadb (parser->body + start, len, 0, NULL);
-        bool typed = json_is_object (root) && s_is_typed (root);
+        bool typed = json_is_object (root) && s_is_n8n (root);
+        const char *type = json_string_value (json_object_get (root, "type"));
+        bool keepalive = end && type && streq (type, "keepalive");
         json_decref (root);
+        if (keepalive) {  //  a keepalive before begin: the next line decides
+            start += len + 1;
+            continue;
+        }
         parser->n8n_mode = typed ? LLM_N8N_NDJSON : LLM_N8N_BODY;
         return;
     }
@@ -424,6 +442,12 @@ llm_n8n_test (bool verbose)
     assert (strstr (log, "delta We\nerror stream_broken"));
     free (log);
     log = llm_parser_run (LLM_PROVIDER_N8N, NULL,
+                          "{\"type\":\"keepalive\"}\n{\"type\":\"begin\"}\n{\"type\":"
+                          "\"item\",\"content\":\"Hi\"}\n{\"type\":\"end\"}\n",
+                          0);
+    assert (strcmp (log, "delta Hi\ndone stop\n") == 0);
+    free (log);
+    log = llm_parser_run (LLM_PROVIDER_N8N, NULL,
                           "{\"type\":\"begin\"}\n{\"type\":\"error\",\"content\":"
                           "\"Node failed\"}\n",
                           0);
@@ -431,9 +455,12 @@ llm_n8n_test (bool verbose)
     free (log);
     //  One JSON body, in the usual shapes; plain text; SSE
     const char *bodies[] = {
-        "{\"output\":\"We open at 9.\"}", "[{\"output\":\"We open at 9.\"}]",
+        "{\"output\":\"We open at 9.\"}",
+        "[{\"output\":\"We open at 9.\"}]",
         "{\n  \"text\": \"We open at 9.\"\n}\n",
-        "{\"response\":{\"text\":\"We open at 9.\"}}", "\"We open at 9.\""};
+        "{\"response\":{\"text\":\"We open at 9.\"}}",
+        "\"We open at 9.\"",
+        "{\"type\":\"message\",\"output\":\"We open at 9.\"}"};  //  a type, not n8n's
     for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
         log = llm_parser_run (LLM_PROVIDER_N8N, "application/json", bodies[i], 1);
         assert (strcmp (log, "delta We open at 9.\ndone stop\n") == 0);
