@@ -70,6 +70,10 @@ struct _llm_stream_t {
     char held_finish[32];      //  finish reason of the held DONE
     char *held_replay;         //  replay of the held DONE, or NULL
     bool cancelled;            //  llm_stream_cancel ran while busy
+    bool retry_held;           //  an error in a 2xx stream waits to be retried
+    llm_error_t held_code;     //  that error's code
+    char held_message[256];    //  its message
+    int64_t held_retry_after;  //  its hint, -1 none
     int busy;                  //  our handlers for this stream on the stack
     char *pending;             //  text pieces of this read not yet delivered
     size_t pending_size;       //  bytes in pending
@@ -253,10 +257,29 @@ static int
 s_on_parser_event (const llm_event_t *event, void *arg)
 {
     llm_stream_t *self = (llm_stream_t *) arg;
+    if (self->retry_held)
+        return -1;  //  this attempt is over
     if (event->type == LLM_EVENT_DELTA)
         return s_hold_delta (self, event);
     if (s_flush (self))
         return -1;
+    if (event->type == LLM_EVENT_ERROR && !self->delivered
+        && (event->code == LLM_ERROR_RATE_LIMITED || event->code == LLM_ERROR_UPSTREAM)
+        && self->client && self->attempts < self->client->max_attempts) {
+        //  A provider's error in a 2xx stream before anything reached the caller
+        //  (Anthropic's overloaded_error after message_start, an OpenAI
+        //  server_error chunk): retried as its HTTP status would be, once the
+        //  parser is out of the way (s_retry_held)
+        self->retry_held = true;
+        self->held_code = event->code;
+        snprintf (self->held_message, sizeof self->held_message, "%.*s",
+                  (int) event->text_size, event->text ? event->text : "");
+        self->held_retry_after = event->retry_after;
+        if (self->http_id)
+            http_client_cancel (self->client->http, self->http_id);
+        self->http_id = 0;
+        return -1;
+    }
     if (event->type == LLM_EVENT_DONE) {
         self->done_held = true;
         snprintf (self->held_finish, sizeof self->held_finish, "%s", event->finish);
@@ -283,13 +306,27 @@ s_on_response (http_response_t *response, void *arg)
     return 0;
 }
 
+static bool s_retry_later (llm_stream_t *self, int64_t retry_after);
+
+//  The held error's attempt is over: retry it, or deliver it when that cannot be.
+static void
+s_retry_held (llm_stream_t *self)
+{
+    if (!self->retry_held)
+        return;
+    self->retry_held = false;
+    if (!s_retry_later (self, self->held_retry_after))
+        s_error (self, self->held_code, self->held_message, self->status,
+                 self->held_retry_after);
+}
+
 //  A piece of the body: to the parser, or to the bounded error body.
 static int
 s_on_data (http_response_t *response, const char *data, size_t size, void *arg)
 {
     llm_stream_t *self = (llm_stream_t *) arg;
-    if (self->ended || self->done_held)
-        return 0;  //  what follows the end marker is ignored
+    if (self->ended || self->done_held || self->retry_held || self->timer_id != -1)
+        return 0;  //  what follows the end marker (or a retried error) is ignored
     if (!self->parser) {
         size_t room = S_MAX_ERROR_BODY - self->error_size;
         size_t take = size < room ? size : room;
@@ -304,6 +341,7 @@ s_on_data (http_response_t *response, const char *data, size_t size, void *arg)
     self->busy++;
     int rc = llm_parser_feed (self->parser, data, size);
     (void) rc;  //  an ERROR stopped the transfer already; a DONE is held
+    s_retry_held (self);
     s_leave (self);
     return 0;
 }
@@ -379,7 +417,11 @@ s_fail_status (llm_stream_t *self, http_response_t *response)
     if (!message[0])
         snprintf (message, sizeof message, "HTTP %ld", self->status);
     int64_t retry_after = s_retry_after (response, hint);
-    bool retryable = self->status == 429 || self->status >= 500;
+    //  429 and 5xx, and 408 and 409 as the providers' own clients do (OpenAI's
+    //  429 insufficient_quota, billing, is not a wait away: not retried)
+    bool quota = self->error_body && strstr (self->error_body, "\"insufficient_quota\"");
+    bool retryable = ((self->status == 429 && !quota) || self->status == 408
+                      || self->status == 409 || self->status >= 500);
     if (retryable && s_retry_later (self, retry_after))
         return;
     s_error (self, code, message, self->status, retry_after);
@@ -399,9 +441,12 @@ s_on_done (http_response_t *response, void *arg)
         ;  //  an ERROR was delivered already
     else if (self->done_held)
         s_deliver_held (self);
+    else if (self->retry_held || self->timer_id != -1)
+        s_retry_held (self);  //  (a retry is set already when the timer runs)
     else if (error == HTTP_OK && started) {
         llm_parser_finish (self->parser);
         (void) s_flush (self);
+        s_retry_held (self);
         if (self->done_held && !self->ended)
             s_deliver_held (self);
     }
@@ -450,6 +495,7 @@ s_attempt (llm_stream_t *self)
     }
     self->attempts++;
     self->status = 0;
+    self->retry_held = false;
     self->error_size = 0;
     self->pending_size = 0;
     s_undirty (self);

@@ -6,7 +6,9 @@
     multi interface on the same loop), so a thousand concurrent streams need no
     threads.
 
-    Failures before anything was delivered (429, 5xx, connection refused) are
+    Failures before anything was delivered (429 but OpenAI's insufficient_quota,
+    408, 409, 5xx, connection refused, and a provider's error inside a 2xx stream
+    such as Anthropic's overloaded_error after message_start) are
     retried with exponential backoff that honours Retry-After (or the
     provider's own hint), capped, at most max_attempts in all; once a piece
     was delivered, never. The total timeout covers every attempt and the waits

@@ -97,6 +97,18 @@ static const char *s_anthropic_error[] = {
     "\"Overloaded\"}}\n\n",
     NULL};
 
+//  Anthropic's error after message_start, before any text: retried
+static const char *s_anthropic_early_error[] = {
+    "event: message_start\n"
+    "data: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_0\",\"type\":"
+    "\"message\",\"role\":\"assistant\",\"content\":[],\"model\":"
+    "\"claude-sonnet-4-5\",\"stop_reason\":null,\"stop_sequence\":null,\"usage\":"
+    "{\"input_tokens\":25,\"output_tokens\":1}}}\n\n",
+    "event: error\n"
+    "data: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":"
+    "\"Overloaded\"}}\n\n",
+    NULL};
+
 static const char *s_gemini[] = {
     "data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"The "
     "sky\"}],\"role\": "
@@ -502,7 +514,8 @@ llm_client_test (bool verbose)
         assert (strcmp (runs[1].log, "delta  p0 p1 p2\ndone stop\n") == 0);
         assert (runs[1].deltas >= 2);  //  100 ms apart: not joined
     }
-    //  Failures: 401 (no retry), an error event mid-stream, a stream that ends
+    //  Failures: 401 (no retry), an error event mid-stream (after text: not
+    //  retried; before any: retried, the last case), a stream that ends
     //  cleanly without [DONE], one cut off, 429 with Retry-After then success,
     //  503 twice then success, always 500, 429 asking too long a wait,
     //  Gemini's own retry hint in the body, connection refused
@@ -537,6 +550,11 @@ llm_client_test (bool verbose)
         s_script (server, "/e429/chat/completions",
                   json_pack ("[o,o]", first,
                              s_response (200, "text/event-stream", s_openai_text)));
+        s_script (
+            server, "/eearly/v1/messages",
+            json_pack ("[o,o]",
+                       s_response (200, "text/event-stream", s_anthropic_early_error),
+                       s_response (200, "text/event-stream", s_anthropic)));
         s_script (server, "/e503/chat/completions",
                   json_pack ("[o,o,o]", s_response (503, "text/plain", NULL),
                              s_response (503, "text/plain", NULL),
@@ -592,6 +610,8 @@ llm_client_test (bool verbose)
             {LLM_PROVIDER_OPENAI, "/elong", "gpt-4o",
              "error rate_limited 429 60 Rate limit reached\n", 1},
             {LLM_PROVIDER_GEMINI, "/eg", "gemini-2.5-pro", s_gemini_events, 2},
+            {LLM_PROVIDER_ANTHROPIC, "/eearly", "claude-sonnet-4-5", s_anthropic_events,
+             2},
             {LLM_PROVIDER_OPENAI, NULL, "gpt-4o", "error upstream_error 0 -1 ", 0},
         };
         const size_t count = sizeof cases / sizeof cases[0];
@@ -618,7 +638,8 @@ llm_client_test (bool verbose)
                                "/e503/chat/completions",
                                "/e500/chat/completions",
                                "/elong/chat/completions",
-                               "/eg/v1beta/models/gemini-2.5-pro:streamGenerateContent"};
+                               "/eg/v1beta/models/gemini-2.5-pro:streamGenerateContent",
+                               "/eearly/v1/messages"};
         for (size_t i = 0; i < count; i++) {
             if (verbose)
                 printf ("  %zu: %s", i, runs[i].log);
