@@ -380,6 +380,23 @@ s_conn_send (s_conn_t *conn)
     s_conn_flush (conn);
 }
 
+//  Keep result as the latest of the running statement (the statement's answer
+//  is its last); COPY is not supported: the connection is dropped, true then.
+static bool
+s_conn_keep (s_conn_t *conn, PGresult *result)
+{
+    ExecStatusType status = PQresultStatus (result);
+    if (status == PGRES_COPY_IN || status == PGRES_COPY_OUT
+        || status == PGRES_COPY_BOTH) {
+        PQclear (result);
+        s_conn_broken (conn, "COPY is not supported by db_pool");
+        return true;
+    }
+    PQclear (conn->pending);
+    conn->pending = result;
+    return false;
+}
+
 //  Send a whole transaction as one pipeline (see the top).
 static void
 s_conn_send_pipeline (s_conn_t *conn)
@@ -495,15 +512,8 @@ s_conn_read_pipeline (s_conn_t *conn)
             return;
         }
         if (result) {
-            ExecStatusType status = PQresultStatus (result);
-            if (status == PGRES_COPY_IN || status == PGRES_COPY_OUT
-                || status == PGRES_COPY_BOTH) {
-                PQclear (result);
-                s_conn_broken (conn, "COPY is not supported by db_pool");
+            if (s_conn_keep (conn, result))
                 return;
-            }
-            PQclear (conn->pending);
-            conn->pending = result;
             continue;
         }
         //  one command's results are complete
@@ -594,16 +604,8 @@ s_conn_read (s_conn_t *conn)
     while (conn->state == S_BUSY && !PQisBusy (conn->pg)) {
         PGresult *result = PQgetResult (conn->pg);
         if (result) {
-            //  keep the last result of the statement; COPY is not supported
-            ExecStatusType status = PQresultStatus (result);
-            if (status == PGRES_COPY_IN || status == PGRES_COPY_OUT
-                || status == PGRES_COPY_BOTH) {
-                PQclear (result);
-                s_conn_broken (conn, "COPY is not supported by db_pool");
+            if (s_conn_keep (conn, result))
                 return;
-            }
-            PQclear (conn->pending);
-            conn->pending = result;
             continue;
         }
         //  statement complete
