@@ -141,6 +141,12 @@ s_choice (llm_parser_t *parser, json_t *choice)
         && llm_parser_emit_delta (parser, json_string_value (content),
                                   json_string_length (content)))
         return -1;
+    //  A refusal (structured outputs) is the answer the user gets: shown as text
+    json_t *refusal = json_object_get (delta, "refusal");
+    if (json_is_string (refusal)
+        && llm_parser_emit_delta (parser, json_string_value (refusal),
+                                  json_string_length (refusal)))
+        return -1;
     json_t *call;
     size_t i;
     json_array_foreach (json_object_get (delta, "tool_calls"), i, call)
@@ -364,6 +370,16 @@ llm_openai_test (bool verbose)
     free (log);
     log = llm_parser_run (LLM_PROVIDER_OPENAI, NULL, "data: {oops\n\n", 0);
     assert (strstr (log, "error bad_response"));
+    free (log);
+    //  A refusal is the text the user sees
+    log = llm_parser_run (
+        LLM_PROVIDER_OPENAI, NULL,
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"refusal\":\"I can't "
+        "help.\"}}]}\n\n"
+        "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n"
+        "data: [DONE]\n\n",
+        0);
+    assert (strcmp (log, "delta I can't help.\ndone stop\n") == 0);
     free (log);
     log = llm_parser_run (LLM_PROVIDER_OPENAI, NULL,
                           "data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":"

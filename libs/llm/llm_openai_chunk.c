@@ -39,7 +39,8 @@ typedef enum {
     S_KEY_CONTENT = 64,
     S_KEY_TOOLS = 128,
     S_KEY_PROMPT = 256,
-    S_KEY_COMPLETION = 512
+    S_KEY_COMPLETION = 512,
+    S_KEY_REFUSAL = 1024
 } s_key_t;
 
 //  What one choice brought.
@@ -171,7 +172,7 @@ s_scalar (s_chunk_t *self, char type, long long integer, const unsigned char *te
     self->key = S_KEY_NONE;
     if (frame == S_ROOT && key == S_KEY_ERROR && type != 'n')
         return s_general (self);
-    if (frame == S_DELTA && key == S_KEY_TOOLS && type != 'n')
+    if (frame == S_DELTA && (key == S_KEY_TOOLS || key == S_KEY_REFUSAL) && type != 'n')
         return s_general (self);
     if (frame == S_CHOICES) {
         if (self->choice_count == LLM_OPENAI_CHUNK_CHOICES)
@@ -276,7 +277,7 @@ s_start (s_chunk_t *self, bool map)
     }
     else if (frame == S_CHOICE && key == S_KEY_DELTA && map)
         next = S_DELTA;
-    else if (frame == S_DELTA && key == S_KEY_TOOLS)
+    else if (frame == S_DELTA && (key == S_KEY_TOOLS || key == S_KEY_REFUSAL))
         return s_general (self);
     if (self->depth == 0 && !map)
         return s_general (self);  //  not an object: the general reader says so
@@ -329,6 +330,7 @@ s_map_key (void *ctx, const unsigned char *text, size_t len)
         {S_CHOICE, S_NAME ("finish_reason"), S_KEY_FINISH},
         {S_DELTA, S_NAME ("content"), S_KEY_CONTENT},
         {S_DELTA, S_NAME ("tool_calls"), S_KEY_TOOLS},
+        {S_DELTA, S_NAME ("refusal"), S_KEY_REFUSAL},
         {S_USAGE, S_NAME ("prompt_tokens"), S_KEY_PROMPT},
         {S_USAGE, S_NAME ("completion_tokens"), S_KEY_COMPLETION},
     };
@@ -501,6 +503,9 @@ llm_openai_chunk_test (bool verbose)
         "0,\"delta\":{\"role\":\"assistant\",\"content\":\"Hi \\\"there\\\"\\n\"},"
         "\"logprobs\":null,\"finish_reason\":null}],\"usage\":null}",
         true, "delta Hi \"there\"\n\ndone stop\n");
+    s_expect ("{\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":"
+              "\"\",\"refusal\":null}}]}",
+              true, "done stop\n");  //  the usual first chunk: refusal null stays here
     s_expect (
         "{\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"length\"}],"
         "\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":2,\"total_tokens\":11}}",
@@ -513,6 +518,7 @@ llm_openai_chunk_test (bool verbose)
     const char *general[] = {
         "{\"error\":{\"message\":\"boom\"}}",
         "{\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0}]}}]}",
+        "{\"choices\":[{\"delta\":{\"refusal\":\"I can't help with that.\"}}]}",
         "{\"choices\":[{\"delta\":{\"content\":\"caf\\u00e9\"}}]}",
         "{\"choices\":[],\"choices\":[]}",
         "{\"choices\":[{\"index\":0,\"index\":1}]}",
