@@ -431,7 +431,9 @@ agents_store_update (service_runtime_t *runtime, bus_request_t *request, void *s
         agents_body_null (body, "webhook_url") ? "" : agent->webhook_url,
         self->default_provider,
         self->default_model ? self->default_model : ""};
-    //  "" clears the nullable ones; the result must still be able to run a turn
+    //  "" clears the nullable ones; a change of provider or model must leave one
+    //  that can run a turn (other changes pass, so an agent stored before that
+    //  rule can still be edited or disabled)
     db_stmt_t stmts[] = {
         {"WITH changed AS (UPDATE agents.agents SET name = COALESCE ($3, name), "
          "description = COALESCE ($4, description), system_prompt = COALESCE ($5, "
@@ -447,9 +449,10 @@ agents_store_update (service_runtime_t *runtime, bus_request_t *request, void *s
          "provider, model, webhook_url) SELECT agents.require (count (*) = 1, "
          "'not_found', 'no such agent') AND agents.require (bool_and (provider <> 'n8n' "
          "OR webhook_url IS NOT NULL) IS NOT FALSE, 'bad_request', 'an n8n agent needs "
-         "webhook_url') AND agents.require (bool_and (provider NOT IN ('openai', "
-         "'anthropic', 'gemini', 'ollama') OR model <> '' OR (provider = $15 AND $16 <> "
-         "'')) IS NOT FALSE, 'bad_request', '" S_NO_MODEL "') FROM changed",
+         "webhook_url') AND agents.require (bool_and (($6::text IS NULL AND $7::text "
+         "IS NULL) OR provider NOT IN ('openai', 'anthropic', 'gemini', 'ollama') OR "
+         "model <> '' OR (provider = $15 AND $16 <> '')) IS NOT FALSE, 'bad_request', "
+         "'" S_NO_MODEL "') FROM changed",
          16, params}};
     ChorusAgents__Agent event = CHORUS_AGENTS__AGENT__INIT;
     event.id = change->id;
