@@ -326,6 +326,18 @@ codec_encode_frame (const ProtobufCMessage *msg)
     return frame;
 }
 
+void
+codec_pack_str (msgpack_packer *pk, const char *text)
+{
+    if (!text) {
+        msgpack_pack_nil (pk);
+        return;
+    }
+    size_t len = strlen (text);
+    msgpack_pack_str (pk, len);
+    msgpack_pack_str_body (pk, text, len);
+}
+
 void *
 codec_encode_alloc (const ProtobufCMessage *msg, size_t *size)
 {

@@ -36,6 +36,9 @@ zframe_t *codec_encode_frame (const ProtobufCMessage *msg);
 //  NULL on error.
 void *codec_encode_alloc (const ProtobufCMessage *msg, size_t *size);
 
+//  Pack text as a msgpack string, NULL as nil (for bodies written by hand).
+void codec_pack_str (msgpack_packer *pk, const char *text);
+
 //  Decode one msgpack map holding exactly size bytes into a new message of type
 //  desc, freed with protobuf_c_message_free_unpacked (msg, NULL). On failure returns
 //  NULL and writes a one-line reason into error (when error is not NULL), such as

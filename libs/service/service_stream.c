@@ -10,18 +10,6 @@
 #include "bus.pb-c.h"
 #include "codec_msgpack.h"
 
-static void
-s_pack_str (msgpack_packer *pk, const char *text)
-{
-    if (!text) {
-        msgpack_pack_nil (pk);
-        return;
-    }
-    size_t len = strlen (text);
-    msgpack_pack_str (pk, len);
-    msgpack_pack_str_body (pk, text, len);
-}
-
 //  The head of every event: a map of three whose "data" value comes next.
 static void
 s_head (msgpack_packer *pk, const char *event, const char *message_id, uint32_t n)
@@ -29,11 +17,11 @@ s_head (msgpack_packer *pk, const char *event, const char *message_id, uint32_t 
     char id[64];
     snprintf (id, sizeof id, "%s:%" PRIu32, message_id, n);
     msgpack_pack_map (pk, 3);
-    s_pack_str (pk, "event");
-    s_pack_str (pk, event);
-    s_pack_str (pk, "id");
-    s_pack_str (pk, id);
-    s_pack_str (pk, "data");
+    codec_pack_str (pk, "event");
+    codec_pack_str (pk, event);
+    codec_pack_str (pk, "id");
+    codec_pack_str (pk, id);
+    codec_pack_str (pk, "data");
 }
 
 int
@@ -59,10 +47,10 @@ service_stream_delta (msgpack_sbuffer *buf, const char *message_id, uint32_t n,
     msgpack_packer_init (&pk, buf, msgpack_sbuffer_write);
     s_head (&pk, SERVICE_STREAM_DELTA, message_id, n);
     msgpack_pack_map (&pk, 2);
-    s_pack_str (&pk, "message_id");
-    s_pack_str (&pk, message_id);
-    s_pack_str (&pk, "delta");
-    s_pack_str (&pk, delta ? delta : "");
+    codec_pack_str (&pk, "message_id");
+    codec_pack_str (&pk, message_id);
+    codec_pack_str (&pk, "delta");
+    codec_pack_str (&pk, delta ? delta : "");
 }
 
 void
@@ -74,16 +62,16 @@ service_stream_tool_call (msgpack_sbuffer *buf, const char *message_id, uint32_t
     msgpack_packer_init (&pk, buf, msgpack_sbuffer_write);
     s_head (&pk, SERVICE_STREAM_TOOL_CALL, message_id, n);
     msgpack_pack_map (&pk, 5);
-    s_pack_str (&pk, "message_id");
-    s_pack_str (&pk, message_id);
-    s_pack_str (&pk, "index");
+    codec_pack_str (&pk, "message_id");
+    codec_pack_str (&pk, message_id);
+    codec_pack_str (&pk, "index");
     msgpack_pack_uint32 (&pk, index);
-    s_pack_str (&pk, "id");
-    s_pack_str (&pk, id);
-    s_pack_str (&pk, "name");
-    s_pack_str (&pk, name);
-    s_pack_str (&pk, "arguments");
-    s_pack_str (&pk, arguments);
+    codec_pack_str (&pk, "id");
+    codec_pack_str (&pk, id);
+    codec_pack_str (&pk, "name");
+    codec_pack_str (&pk, name);
+    codec_pack_str (&pk, "arguments");
+    codec_pack_str (&pk, arguments);
 }
 
 void
@@ -94,12 +82,12 @@ service_stream_error (msgpack_sbuffer *buf, const char *message_id, uint32_t n,
     msgpack_packer_init (&pk, buf, msgpack_sbuffer_write);
     s_head (&pk, SERVICE_STREAM_ERROR, message_id, n);
     msgpack_pack_map (&pk, 1);
-    s_pack_str (&pk, "error");
+    codec_pack_str (&pk, "error");
     msgpack_pack_map (&pk, 2);
-    s_pack_str (&pk, "code");
-    s_pack_str (&pk, code);
-    s_pack_str (&pk, "message");
-    s_pack_str (&pk, message);
+    codec_pack_str (&pk, "code");
+    codec_pack_str (&pk, code);
+    codec_pack_str (&pk, "message");
+    codec_pack_str (&pk, message);
 }
 
 

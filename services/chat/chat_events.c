@@ -10,18 +10,6 @@
 #include "codec_msgpack.h"
 #include "service_call.h"
 
-static void
-s_pack_str (msgpack_packer *pk, const char *text)
-{
-    if (!text) {
-        msgpack_pack_nil (pk);
-        return;
-    }
-    size_t len = strlen (text);
-    msgpack_pack_str (pk, len);
-    msgpack_pack_str_body (pk, text, len);
-}
-
 void
 chat_events_live (msgpack_sbuffer *out, const char *conversation_id, const char *origin,
                   uint64_t n, const void *event, size_t size)
@@ -29,13 +17,13 @@ chat_events_live (msgpack_sbuffer *out, const char *conversation_id, const char 
     msgpack_packer pk;
     msgpack_packer_init (&pk, out, msgpack_sbuffer_write);
     msgpack_pack_map (&pk, 4);
-    s_pack_str (&pk, "conversation_id");
-    s_pack_str (&pk, conversation_id);
-    s_pack_str (&pk, "origin");
-    s_pack_str (&pk, origin);
-    s_pack_str (&pk, "n");
+    codec_pack_str (&pk, "conversation_id");
+    codec_pack_str (&pk, conversation_id);
+    codec_pack_str (&pk, "origin");
+    codec_pack_str (&pk, origin);
+    codec_pack_str (&pk, "n");
     msgpack_pack_uint64 (&pk, n);
-    s_pack_str (&pk, "stream");
+    codec_pack_str (&pk, "stream");
     msgpack_sbuffer_write (out, event, size);  //  the event's own map, as it is
 }
 

@@ -9,6 +9,8 @@ minimal WebSocket client for the edge's /api/v1/ws. Python 3 standard library on
 import base64
 import json
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -59,6 +61,46 @@ def start(name, args, environment, work, registry=None):
     if registry is not None:
         registry.append(proc)
     return proc
+
+
+def sigterm_all(processes):
+    """SIGTERM every process still running (the last started first); each must exit 0."""
+    for proc in reversed(processes):
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in processes:
+        code = proc.wait(timeout=30)
+        assert code == 0, "%s exited %s" % (proc.name, code)
+
+
+def stop_all(processes, standin=None):
+    """Kill what still runs, and end a stand-in started with --stdin-eof-exit."""
+    for proc in processes:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    if standin is not None:
+        standin.stdin.close()
+        try:
+            standin.wait(5)
+        except subprocess.TimeoutExpired:
+            standin.kill()
+            standin.wait()
+
+
+def report(failed, work, what):
+    """The end of a test file: on failures the tail of every log in work and a count
+    (exit code 1), else work removed and 0."""
+    if failed:
+        for name in sorted(os.listdir(work)):
+            if name.endswith(".log"):
+                with open(os.path.join(work, name), errors="replace") as f:
+                    print("---- %s\n%s" % (name, f.read()[-3000:]))
+        print("%d %s checks failed: %s" % (len(failed), what, ", ".join(failed)))
+        return 1
+    shutil.rmtree(work, ignore_errors=True)
+    print("all %s tests passed" % what)
+    return 0
 
 
 class WebSocket:

@@ -26,9 +26,6 @@ import base64
 import http.client
 import json
 import os
-import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -51,7 +48,7 @@ FAILED = []
 sys.path.insert(0, os.path.join(SRC, "tests", "standins"))
 import llm_standin  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import free_port, wait_for, start as start_in  # noqa: E402
+from harness import free_port, report, sigterm_all, start as start_in, stop_all, wait_for  # noqa: E402
 
 
 def start(name, args, environment):
@@ -408,37 +405,10 @@ def main():
             return all(seen.get(n) == 1 for n in ("auth", "agents"))
         wait_for("auth and agents at the broker", all_up, 60)
         run(web, upstream)
-
-        def shutdown():
-            for proc in reversed(PROCESSES):
-                if proc.poll() is None:
-                    proc.send_signal(signal.SIGTERM)
-            for proc in PROCESSES:
-                code = proc.wait(timeout=30)
-                assert code == 0, "%s exited %s" % (proc.name, code)
-        check("SIGTERM: every process exits 0", shutdown)
+        check("SIGTERM: every process exits 0", lambda: sigterm_all(PROCESSES))
     finally:
-        for proc in PROCESSES:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        standin.stdin.close()
-        try:
-            standin.wait(5)
-        except subprocess.TimeoutExpired:
-            standin.kill()
-            standin.wait()
-        if FAILED:
-            for name in sorted(os.listdir(WORK)):
-                if name.endswith(".log"):
-                    with open(os.path.join(WORK, name), errors="replace") as f:
-                        print("---- %s\n%s" % (name, f.read()[-3000:]))
-    if FAILED:
-        print("%d openai input checks failed: %s" % (len(FAILED), ", ".join(FAILED)))
-        return 1
-    shutil.rmtree(WORK, ignore_errors=True)
-    print("all openai input tests passed")
-    return 0
+        stop_all(PROCESSES, standin)
+    return report(FAILED, WORK, "openai input")
 
 
 if __name__ == "__main__":
