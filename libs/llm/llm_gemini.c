@@ -58,9 +58,10 @@ s_text (const char *text)
     return part;
 }
 
-//  The signature the replay holds for a tool call index (-1: the text), or NULL.
+//  What the replay holds under key ("signature", "id") for a tool call index
+//  (-1: the text), or NULL.
 static const char *
-s_signature (json_t *replay, int index)
+s_replayed (json_t *replay, int index, const char *key)
 {
     json_t *entry;
     size_t i;
@@ -68,7 +69,36 @@ s_signature (json_t *replay, int index)
     {
         json_t *at = json_object_get (entry, "index");
         if (json_is_integer (at) && json_integer_value (at) == index)
-            return json_string_value (json_object_get (entry, "signature"));
+            return json_string_value (json_object_get (entry, key));
+    }
+    return NULL;
+}
+
+static const char *
+s_signature (json_t *replay, int index)
+{
+    return s_replayed (replay, index, "signature");
+}
+
+//  The id Gemini gave the call a tool message answers (the history's assistant
+//  turn recorded it), or NULL when the call has none of Gemini's (our own id, or
+//  a call another model made).
+static char *
+s_response_id (llm_request_t *request, size_t message_index)
+{
+    const char *id = request->messages[message_index].tool_call_id;
+    for (size_t i = message_index; id && *id && i-- > 0;) {
+        llm_message_t *earlier = &request->messages[i];
+        for (size_t j = 0; j < earlier->call_count; j++) {
+            if (strcmp (earlier->calls[j].id, id) != 0)
+                continue;
+            json_t *replay = earlier->replay ? json_loads (earlier->replay, 0, NULL)
+                                             : NULL;
+            const char *given = s_replayed (replay, (int) j, "id");
+            char *copy = given && strcmp (given, id) == 0 ? strdup (id) : NULL;
+            json_decref (replay);
+            return copy;
+        }
     }
     return NULL;
 }
@@ -98,6 +128,10 @@ s_contents (llm_request_t *request, char **system_p)
                 llm_json_set_string (response, "result", m->content);
             }
             json_t *call = json_object ();
+            char *id = s_response_id (request, i);
+            if (id)
+                llm_json_set_string (call, "id", id);
+            free (id);
             llm_json_set_string (call, "name", llm_request_tool_name (request, i));
             json_object_set_new (call, "response", response);
             s_add_part (contents, "user", json_pack ("{s:o}", "functionResponse", call));
@@ -114,6 +148,9 @@ s_contents (llm_request_t *request, char **system_p)
             for (size_t j = 0; j < m->call_count; j++) {
                 json_t *args = llm_json_object (m->calls[j].arguments);
                 json_t *call = json_object ();
+                const char *id = s_replayed (replay, (int) j, "id");
+                if (id && strcmp (id, m->calls[j].id) == 0)
+                    llm_json_set_string (call, "id", id);  //  Gemini's own id
                 llm_json_set_string (call, "name", m->calls[j].name);
                 json_object_set_new (call, "args", args ? args : json_object ());
                 json_t *part = json_pack ("{s:o}", "functionCall", call);
@@ -266,10 +303,20 @@ s_part (llm_parser_t *parser, json_t *part)
         int rc = llm_parser_emit_tool (parser, index, id, name ? name : "",
                                        text ? text : "{}", text ? strlen (text) : 2);
         free (text);
-        if (rc == 0 && json_is_string (signature))
+        //  The replay keeps the call's signature and Gemini's id, echoed back
+        //  with the call and its functionResponse in the next request
+        bool given = id != made;
+        if (rc == 0 && (json_is_string (signature) || given)) {
+            json_t *entry = json_pack ("{s:i}", "index", index);
+            if (json_is_string (signature))
+                json_object_set (entry, "signature", signature);
+            if (given)
+                llm_json_set_string (entry, "id", id);
             rc = llm_parser_replay_append (
-                parser, json_pack ("{s:i, s:O}", "index", index, "signature", signature),
-                json_string_length (signature));
+                parser, entry,
+                (json_is_string (signature) ? json_string_length (signature) : 0)
+                    + (given ? strlen (id) : 0));
+        }
         return rc;
     }
     json_t *text = json_object_get (part, "text");
@@ -446,6 +493,33 @@ llm_gemini_test (bool verbose)
     rc = llm_gemini_build (request, &wire, error, sizeof error);
     assert (rc == 0 && !strstr (wire.body, "thoughtSignature"));
     llm_wire_clear (&wire);
+    //  A call with Gemini's own id: the call and its response echo it; our ids
+    //  (call_1 above) and ids another model made stay off the wire
+    free (request->messages[1].replay);
+    request->messages[1].replay = strdup ("[{\"index\":0,\"id\":\"fc-9\"}]");
+    free (request->messages[1].calls[0].id);
+    request->messages[1].calls[0].id = strdup ("fc-9");
+    rc = llm_request_set_tool_call_id (request, "fc-9", NULL);
+    assert (rc == 0);
+    rc = llm_gemini_build (request, &wire, error, sizeof error);
+    assert (rc == 0);
+    json_t *sent = json_loads (wire.body, 0, NULL);
+    json_t *turns = json_object_get (sent, "contents");
+    json_t *made = json_object_get (
+        json_array_get (json_object_get (json_array_get (turns, 1), "parts"), 0),
+        "functionCall");
+    json_t *answered = json_object_get (
+        json_array_get (json_object_get (json_array_get (turns, 2), "parts"), 0),
+        "functionResponse");
+    assert (streq (json_string_value (json_object_get (made, "id")), "fc-9"));
+    assert (streq (json_string_value (json_object_get (answered, "id")), "fc-9"));
+    json_decref (sent);
+    llm_wire_clear (&wire);
+    free (request->messages[1].replay);
+    request->messages[1].replay = strdup ("[{\"index\":0,\"id\":\"fc-8\"}]");
+    rc = llm_gemini_build (request, &wire, error, sizeof error);
+    assert (rc == 0 && !strstr (wire.body, "\"id\""));
+    llm_wire_clear (&wire);
     llm_request_set_model (request, "");
     assert (llm_gemini_build (request, &wire, error, sizeof error) == -1);
     llm_wire_clear (&wire);
@@ -475,6 +549,17 @@ llm_gemini_test (bool verbose)
                     "tool_call 0 id=call_000000000000000000000000 name=get_weather "
                     "args={\"city\":\"Paris\"}\n"
                     "done tool_calls replay=[{\"index\":0,\"signature\":\"CqQB\"}]\n")
+            == 0);
+    free (log);
+    //  Gemini's own call id is kept, and recorded for the next request
+    log = llm_parser_run (
+        LLM_PROVIDER_GEMINI, NULL,
+        "data: {\"candidates\": [{\"content\": {\"parts\": [{\"functionCall\": "
+        "{\"id\": \"fc-9\", \"name\": \"get_weather\", \"args\": {}}}], \"role\": "
+        "\"model\"}, \"finishReason\": \"STOP\", \"index\": 0}]}\n\n",
+        0);
+    assert (strcmp (log, "tool_call 0 id=fc-9 name=get_weather args={}\n"
+                         "done tool_calls replay=[{\"index\":0,\"id\":\"fc-9\"}]\n")
             == 0);
     free (log);
     //  No finishReason before the end: broken; an error mid-stream; blocked prompt

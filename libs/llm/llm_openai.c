@@ -25,12 +25,35 @@ s_takes_effort (const char *model)
            && !llm_starts_with (model, "o1-preview") && !strstr (model, "-pro");
 }
 
-//  The message list in Chat Completions form.
+//  max_completion_tokens of a reasoning model counts its hidden reasoning too: the
+//  answer's max_tokens plus room for the reasoning of the effort asked (OpenAI
+//  advises reserving tens of thousands of tokens), within the model's output limit.
+static json_int_t
+s_completion_tokens (const char *model, llm_thinking_t thinking, int max_tokens)
+{
+    json_int_t room = thinking == LLM_THINKING_QUICK  ? 4096
+                      : thinking == LLM_THINKING_DEEP ? 32768
+                                                      : 16384;
+    json_int_t limit = llm_starts_with (model, "gpt-5")        ? 128000
+                       : llm_starts_with (model, "o1-mini")    ? 65536
+                       : llm_starts_with (model, "o1-preview") ? 32768
+                                                               : 100000;
+    json_int_t total = (json_int_t) max_tokens + room;
+    if (total > limit)
+        total = limit > max_tokens ? limit : max_tokens;
+    return total;
+}
+
+//  The message list in Chat Completions form. o1-mini and o1-preview take no
+//  system (or developer) message: there the system prompt leads the first user turn.
 static json_t *
 s_messages (llm_request_t *request)
 {
     json_t *messages = json_array ();
-    if (*request->system) {
+    bool no_system = llm_starts_with (request->model, "o1-mini")
+                     || llm_starts_with (request->model, "o1-preview");
+    const char *lead = no_system && *request->system ? request->system : NULL;
+    if (*request->system && !no_system) {
         json_t *m = json_object ();
         llm_json_set_string (m, "role", "system");
         llm_json_set_string (m, "content", request->system);
@@ -43,6 +66,13 @@ s_messages (llm_request_t *request)
         if (message->role == LLM_ROLE_ASSISTANT && message->call_count
             && !*message->content)
             json_object_set_new (m, "content", json_null ());
+        else if (lead && message->role == LLM_ROLE_USER) {
+            char *joined = zsys_sprintf ("%s\n\n%s", lead, message->content);
+            assert (joined);
+            llm_json_set_string (m, "content", joined);
+            zstr_free (&joined);
+            lead = NULL;
+        }
         else
             llm_json_set_string (m, "content", message->content);
         if (message->call_count) {
@@ -106,9 +136,13 @@ llm_openai_build (llm_request_t *request, llm_wire_t *wire, char *error, size_t 
     }
     if (request->has_temperature && !reasoning)
         json_object_set_new (root, "temperature", json_real (request->temperature));
-    if (request->max_tokens)
-        json_object_set_new (root, reasoning ? "max_completion_tokens" : "max_tokens",
-                             json_integer (request->max_tokens));
+    if (request->max_tokens && reasoning)
+        json_object_set_new (
+            root, "max_completion_tokens",
+            json_integer (s_completion_tokens (request->model, request->thinking,
+                                               request->max_tokens)));
+    else if (request->max_tokens)
+        json_object_set_new (root, "max_tokens", json_integer (request->max_tokens));
     if (request->thinking != LLM_THINKING_DEFAULT && s_takes_effort (request->model)) {
         const char *effort[] = {"", "low", "medium", "high"};
         llm_json_set_string (root, "reasoning_effort", effort[request->thinking]);
@@ -287,9 +321,30 @@ llm_openai_test (bool verbose)
     assert (
         strcmp (json_string_value (json_object_get (body, "reasoning_effort")), "high")
         == 0);
-    assert (json_integer_value (json_object_get (body, "max_completion_tokens")) == 300);
+    //  deep: the answer's 300 and 32768 of reasoning
+    assert (json_integer_value (json_object_get (body, "max_completion_tokens"))
+            == 300 + 32768);
     assert (!json_object_get (body, "temperature")
             && !json_object_get (body, "max_tokens"));
+    json_decref (body);
+    llm_wire_clear (&wire);
+    llm_request_set_thinking (request, LLM_THINKING_QUICK);
+    rc = llm_openai_build (request, &wire, error, sizeof error);
+    body = json_loads (wire.body, 0, NULL);
+    assert (rc == 0
+            && json_integer_value (json_object_get (body, "max_completion_tokens"))
+                   == 300 + 4096);
+    json_decref (body);
+    llm_wire_clear (&wire);
+    //  o1-mini: no system message, the prompt leads the first user turn
+    llm_request_set_model (request, "o1-mini");
+    rc = llm_openai_build (request, &wire, error, sizeof error);
+    body = json_loads (wire.body, 0, NULL);
+    json_t *first = json_array_get (json_object_get (body, "messages"), 0);
+    assert (rc == 0
+            && streq (json_string_value (json_object_get (first, "role")), "user"));
+    assert (strstr (json_string_value (json_object_get (first, "content")), "\n\n"));
+    assert (!strstr (wire.body, "\"system\""));
     json_decref (body);
     llm_wire_clear (&wire);
     const char *no_effort[] = {"o1-mini", "gpt-5-chat-latest", "o3-pro", "gpt-4.1"};
