@@ -10,7 +10,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         build-essential cmake pkg-config libzmq3-dev libczmq-dev libmsgpack-dev \
         libpq-dev libhiredis-dev libcurl4-openssl-dev libwebsockets-dev \
-        libwebsockets-evlib-ev libev-dev libyajl-dev libprotobuf-c-dev \
+        libwebsockets-evlib-ev libev-dev libprotobuf-c-dev \
         protobuf-c-compiler libjansson-dev libsodium-dev libjwt-dev \
         uuid-dev python3 \
  && rm -rf /var/lib/apt/lists/*
@@ -41,7 +41,7 @@ COPY --from=build /out/runtime-packages /tmp/runtime-packages
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         ca-certificates curl libzmq5 libczmq4 libmsgpackc2 libpq5 libhiredis0.14 \
-        libcurl4 libwebsockets17 libwebsockets-evlib-ev libev4 libyajl2 libprotobuf-c1 \
+        libcurl4 libwebsockets17 libwebsockets-evlib-ev libev4 libprotobuf-c1 \
         libjansson4 libsodium23 libjwt0 libuuid1 \
         $(cat /tmp/runtime-packages) \
  && rm -rf /var/lib/apt/lists/* /tmp/runtime-packages \

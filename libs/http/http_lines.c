@@ -77,9 +77,13 @@ http_lines_feed (http_lines_t *self, const void *data, size_t size, http_lines_f
         self->skip_lf = false;
     }
     while (p < end) {
-        const char *q = p;
-        while (q < end && *q != '\n' && *q != '\r')
-            q++;
+        //  The line's end: the first LF or CR (memchr scans many bytes a step)
+        const char *q = memchr (p, '\n', (size_t) (end - p));
+        const char *cr = memchr (p, '\r', (size_t) ((q ? q : end) - p));
+        if (cr)
+            q = cr;
+        else if (!q)
+            q = end;
         if (q == end)
             return s_append (self, p, (size_t) (end - p));
 

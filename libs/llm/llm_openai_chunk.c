@@ -1,8 +1,9 @@
 /*  llm_openai_chunk: the common OpenAI chunk read without a JSON tree (see the
-    header). yajl calls us for every key and value; we follow where each sits
-    (the chunk, its choices, a choice, its delta, usage) and keep what the events
-    need. Nothing is emitted before the whole chunk parsed, so a chunk that turns
-    out to need the general reader is handed over untouched.                    */
+    header). One pass over the text scans it as strict JSON and tells us of every
+    key and value; we follow where each sits (the chunk, its choices, a choice, its
+    delta, usage) and keep what the events need. Nothing is emitted before the
+    whole chunk was read, so a chunk that turns out to need the general reader
+    (or is not JSON: the general reader says why) is handed over untouched.    */
 #include "llm_openai_chunk.h"
 
 #include <assert.h>
@@ -10,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <yajl/yajl_parse.h>
 
 #include "codec_check.h"
 #include "llm_openai.h"
@@ -70,79 +70,6 @@ typedef struct {
     size_t size;                                   //  its bytes
 } s_chunk_t;
 
-//  yajl's allocations for one chunk come from here (a handle, its lexer and
-//  stacks: a few hundred bytes), not from malloc; bigger ones fall back to it.
-#define S_ARENA_SIZE 4096
-typedef struct {
-    size_t used;                                     //  bytes handed out
-    _Alignas(max_align_t) char bytes[S_ARENA_SIZE];  //  the arena
-} s_arena_t;
-
-//  A block's size sits in front of it, for realloc.
-typedef struct {
-    size_t size;  //  bytes asked for
-    _Alignas(max_align_t) char data[];
-} s_block_t;
-
-static bool
-s_arena_has (s_arena_t *arena, void *ptr)
-{
-    return (char *) ptr >= arena->bytes && (char *) ptr < arena->bytes + S_ARENA_SIZE;
-}
-
-static void *
-s_arena_malloc (void *ctx, size_t size)
-{
-    s_arena_t *arena = (s_arena_t *) ctx;
-    size_t need = (sizeof (s_block_t) + size + _Alignof(max_align_t) - 1)
-                  & ~(_Alignof(max_align_t) - 1);
-    if (arena->used + need > S_ARENA_SIZE) {
-        void *ptr = malloc (size);
-        assert (ptr);
-        return ptr;
-    }
-    s_block_t *block = (s_block_t *) (arena->bytes + arena->used);
-    arena->used += need;
-    block->size = size;
-    return block->data;
-}
-
-static void
-s_arena_free (void *ctx, void *ptr)
-{
-    if (ptr && !s_arena_has ((s_arena_t *) ctx, ptr))
-        free (ptr);  //  arena blocks go with the arena
-}
-
-static void *
-s_arena_realloc (void *ctx, void *ptr, size_t size)
-{
-    s_arena_t *arena = (s_arena_t *) ctx;
-    if (!ptr)
-        return s_arena_malloc (ctx, size);
-    if (!s_arena_has (arena, ptr)) {
-        void *grown = realloc (ptr, size);
-        assert (grown);
-        return grown;
-    }
-    s_block_t *block = (s_block_t *) ((char *) ptr - offsetof (s_block_t, data));
-    void *grown = s_arena_malloc (ctx, size);
-    memcpy (grown, ptr, block->size < size ? block->size : size);
-    return grown;
-}
-
-//  True when text is ASCII without NUL (the common case), else what the general
-//  reader would take: no NUL, UTF-8 without what yajl lets pass (overlong forms).
-static bool
-s_clean (const unsigned char *text, size_t len)
-{
-    size_t i = 0;
-    while (i < len && text[i] - 1u < 0x7fu)
-        i++;
-    return i == len
-           || (!memchr (text, 0, len) && codec_check_utf8 ((const char *) text, len));
-}
-
 //  The container the next value is in, or S_OTHER before the first.
 static s_frame_t
 s_frame (s_chunk_t *self)
@@ -150,7 +77,7 @@ s_frame (s_chunk_t *self)
     return self->depth ? self->frames[self->depth - 1] : S_OTHER;
 }
 
-//  Stop: the general reader takes the chunk (yajl ends with client_canceled).
+//  Stop: the general reader takes the chunk.
 static int
 s_general (s_chunk_t *self)
 {
@@ -158,15 +85,12 @@ s_general (s_chunk_t *self)
     return 0;
 }
 
-//  A scalar value arrived: what it means where it is. type is the yajl value
-//  kind: 'n' null, 'b' boolean, 'i' integer, 'd' real, 's' string.
+//  A scalar value arrived: what it means where it is. type is the value's kind:
+//  'n' null, 'b' boolean, 'i' integer, 's' string (valid UTF-8 without NUL).
 static int
 s_scalar (s_chunk_t *self, char type, long long integer, const unsigned char *text,
           size_t len)
 {
-    if (type == 's' && !s_clean (text, len))
-        return s_general (self);  //  the general reader refuses NUL and what yajl lets
-                                  //  pass of bad UTF-8 (overlong forms)
     s_frame_t frame = s_frame (self);
     s_key_t key = self->key;
     self->key = S_KEY_NONE;
@@ -195,8 +119,8 @@ s_scalar (s_chunk_t *self, char type, long long integer, const unsigned char *te
     else if (frame == S_DELTA && key == S_KEY_CONTENT && type == 's') {
         if (choice->content_owned)
             free ((char *) choice->content);
-        //  Text without escapes is yajl's pointer into the chunk: kept as it is.
-        //  Unescaped text lives in yajl's buffer until the next token: copied.
+        //  Text without escapes points into the chunk: kept as it is. Unescaped
+        //  text lives in the scanner's buffer: copied.
         const char *at = (const char *) text;
         choice->content_owned = !(at >= self->data
                                   && at + len <= self->data + self->size);
@@ -214,38 +138,6 @@ s_scalar (s_chunk_t *self, char type, long long integer, const unsigned char *te
         *(key == S_KEY_PROMPT ? &self->prompt : &self->completion) = type == 'i' ? integer
                                                                                  : -1;
     return 1;
-}
-
-static int
-s_null (void *ctx)
-{
-    return s_scalar ((s_chunk_t *) ctx, 'n', 0, NULL, 0);
-}
-
-static int
-s_boolean (void *ctx, int value)
-{
-    (void) value;
-    return s_scalar ((s_chunk_t *) ctx, 'b', 0, NULL, 0);
-}
-
-static int
-s_integer (void *ctx, long long value)
-{
-    return s_scalar ((s_chunk_t *) ctx, 'i', value, NULL, 0);
-}
-
-static int
-s_double (void *ctx, double value)
-{
-    (void) value;
-    return s_scalar ((s_chunk_t *) ctx, 'd', 0, NULL, 0);
-}
-
-static int
-s_string (void *ctx, const unsigned char *text, size_t len)
-{
-    return s_scalar ((s_chunk_t *) ctx, 's', 0, text, len);
 }
 
 //  A map or an array begins: push what it is.
@@ -288,21 +180,8 @@ s_start (s_chunk_t *self, bool map)
 }
 
 static int
-s_start_map (void *ctx)
+s_end (s_chunk_t *self)
 {
-    return s_start ((s_chunk_t *) ctx, true);
-}
-
-static int
-s_start_array (void *ctx)
-{
-    return s_start ((s_chunk_t *) ctx, false);
-}
-
-static int
-s_end (void *ctx)
-{
-    s_chunk_t *self = (s_chunk_t *) ctx;
     self->depth--;
     self->key = S_KEY_NONE;
     return 1;
@@ -310,11 +189,8 @@ s_end (void *ctx)
 
 //  A map key: which one it is where it is (one that matters, twice: general).
 static int
-s_map_key (void *ctx, const unsigned char *text, size_t len)
+s_map_key (s_chunk_t *self, const unsigned char *text, size_t len)
 {
-    s_chunk_t *self = (s_chunk_t *) ctx;
-    if (!s_clean (text, len))
-        return s_general (self);
 #define S_NAME(text) text, sizeof text - 1
     static const struct {
         s_frame_t frame;
@@ -349,79 +225,238 @@ s_map_key (void *ctx, const unsigned char *text, size_t len)
     return 1;
 }
 
-static const yajl_callbacks s_callbacks = {s_null, s_boolean,     s_integer,   s_double,
-                                           NULL,   s_string,      s_start_map, s_map_key,
-                                           s_end,  s_start_array, s_end};
+//  ---------------------------------------------------------------------------
+//  The scanner: strict JSON (RFC 8259) in one pass, the events above for each
+//  key and value. It gives up (false) on what is not JSON and on what it leaves
+//  to the general reader: \u escapes (lone surrogates), numbers with a fraction
+//  or an exponent, integers of more than 18 digits, more than S_DEPTH_MAX levels.
 
-//  True when data is JSON white space, then one object, then white space only:
-//  yajl lets a token that is still open at the end pass after the value (where
-//  jansson refuses trailing bytes). Only quotes, escapes and brackets are looked
-//  at; the parse checks the rest. Also false on what is the general reader's:
-//  \u escapes (yajl and jansson differ on lone surrogates) and \v or \f (yajl
-//  takes them for white space, JSON does not).
-static bool
-s_space (char c)
+typedef struct {
+    const unsigned char *at;   //  next byte
+    const unsigned char *end;  //  past the last
+    s_chunk_t *chunk;          //  who hears of the values
+    char *scratch;             //  unescaped strings, malloc'd on first need
+    size_t scratch_size;       //  its bytes
+} s_scan_t;
+
+//  Bytes that end a run of plain string text: the quote, the backslash, control
+//  characters and every byte of a multi-byte UTF-8 sequence (1 in the table).
+static const unsigned char s_stop[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,  //  00
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,  //  10
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  //  20
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  //  30
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  //  40
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,  //  50
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  //  60
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  //  70
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,  //  80
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,  //  90
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,  //  a0
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,  //  b0
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,  //  c0
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,  //  d0
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,  //  e0
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,  //  f0
+};
+
+static void
+s_skip_space (s_scan_t *self)
 {
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+    while (self->at < self->end
+           && (*self->at == ' ' || *self->at == '\n' || *self->at == '\r'
+               || *self->at == '\t'))
+        self->at++;
+}
+
+//  A string from its opening quote: *text_p/*len_p what it says (into the chunk
+//  when it has no escapes, else into scratch). False when it is bad or not ours.
+static bool
+s_scan_string (s_scan_t *self, const unsigned char **text_p, size_t *len_p)
+{
+    const unsigned char *start = ++self->at;
+    const unsigned char *at = start;
+    bool high = false, escaped = false;
+    while (true) {
+        while (at < self->end && !s_stop[*at])
+            at++;
+        if (at == self->end || *at < 0x20)
+            return false;  //  unterminated, or a control character
+        if (*at == '"')
+            break;
+        if (*at >= 0x80) {
+            high = true;
+            at++;
+        }
+        else {  //  a backslash
+            if (at + 1 == self->end || !strchr ("\"\\/bfnrt", at[1]) || !at[1])
+                return false;  //  \u (the general reader's) or not an escape
+            escaped = true;
+            at += 2;
+        }
+    }
+    size_t raw = (size_t) (at - start);
+    self->at = at + 1;
+    if (high && !codec_check_utf8 ((const char *) start, raw))
+        return false;
+    if (!escaped) {
+        *text_p = start;
+        *len_p = raw;
+        return true;
+    }
+    if (self->scratch_size < raw + 1) {
+        free (self->scratch);
+        self->scratch_size = raw + 1 > 256 ? raw + 1 : 256;
+        self->scratch = malloc (self->scratch_size);
+        assert (self->scratch);
+    }
+    char *out = self->scratch;
+    for (const unsigned char *c = start; c < at; c++) {
+        if (*c != '\\') {
+            *out++ = (char) *c;
+            continue;
+        }
+        c++;
+        *out++ = *c == 'b'   ? '\b'
+                 : *c == 'f' ? '\f'
+                 : *c == 'n' ? '\n'
+                 : *c == 'r' ? '\r'
+                 : *c == 't' ? '\t'
+                             : (char) *c;
+    }
+    *out = 0;
+    *text_p = (const unsigned char *) self->scratch;
+    *len_p = (size_t) (out - self->scratch);
+    return true;
+}
+
+//  An integer (-?(0|[1-9][0-9]*), at most 18 digits); anything with a fraction
+//  or an exponent is the general reader's.
+static bool
+s_scan_number (s_scan_t *self, long long *value_p)
+{
+    const unsigned char *at = self->at;
+    bool negative = at < self->end && *at == '-';
+    if (negative)
+        at++;
+    const unsigned char *digits = at;
+    long long value = 0;
+    while (at < self->end && *at >= '0' && *at <= '9') {
+        value = value * 10 + (*at - '0');
+        at++;
+        if (at - digits > 18)
+            return false;
+    }
+    if (at == digits || (*digits == '0' && at - digits > 1))
+        return false;
+    if (at < self->end && (*at == '.' || *at == 'e' || *at == 'E'))
+        return false;
+    self->at = at;
+    *value_p = negative ? -value : value;
+    return true;
 }
 
 static bool
-s_one_object (const char *data, size_t size)
+s_scan_literal (s_scan_t *self, const char *word, size_t size)
 {
-    size_t at = 0;
-    while (at < size && s_space (data[at]))
-        at++;
-    if (at == size || data[at] != '{')
+    if ((size_t) (self->end - self->at) < size || memcmp (self->at, word, size) != 0)
         return false;
-    int depth = 0;
-    for (; at < size; at++) {
-        char c = data[at];
-        if (c == '"') {
-            //  A string, to its closing quote
-            for (at++; at < size && data[at] != '"'; at++)
-                if (data[at] == '\\') {
-                    if (at + 1 < size && data[at + 1] == 'u')
-                        return false;
-                    at++;
-                }
-                else if (data[at] == '\v' || data[at] == '\f')
-                    return false;
-            if (at >= size)
-                return false;
-        }
-        else if (c == '\v' || c == '\f')
-            return false;
-        else if (c == '{' || c == '[')
-            depth++;
-        else if ((c == '}' || c == ']') && --depth == 0)
-            break;
-    }
-    if (at >= size)
-        return false;
-    for (at++; at < size; at++)
-        if (!s_space (data[at]))
-            return false;
+    self->at += size;
     return true;
+}
+
+static bool s_scan_value (s_scan_t *self);
+
+//  An object or an array from its bracket.
+static bool
+s_scan_container (s_scan_t *self, bool map)
+{
+    s_chunk_t *chunk = self->chunk;
+    if (!s_start (chunk, map))
+        return false;
+    self->at++;
+    s_skip_space (self);
+    if (self->at < self->end && *self->at == (map ? '}' : ']')) {
+        self->at++;
+        return s_end (chunk);
+    }
+    while (true) {
+        if (map) {
+            const unsigned char *key;
+            size_t len;
+            if (self->at == self->end || *self->at != '"'
+                || !s_scan_string (self, &key, &len) || !s_map_key (chunk, key, len))
+                return false;
+            s_skip_space (self);
+            if (self->at == self->end || *self->at != ':')
+                return false;
+            self->at++;
+        }
+        if (!s_scan_value (self))
+            return false;
+        s_skip_space (self);
+        if (self->at == self->end)
+            return false;
+        if (*self->at == ',') {
+            self->at++;
+            s_skip_space (self);
+            continue;
+        }
+        if (*self->at != (map ? '}' : ']'))
+            return false;
+        self->at++;
+        return s_end (chunk);
+    }
+}
+
+static bool
+s_scan_value (s_scan_t *self)
+{
+    s_skip_space (self);
+    if (self->at == self->end)
+        return false;
+    s_chunk_t *chunk = self->chunk;
+    const unsigned char *text;
+    size_t len;
+    long long integer;
+    switch (*self->at) {
+        case '{':
+            return s_scan_container (self, true);
+        case '[':
+            return s_scan_container (self, false);
+        case '"':
+            return s_scan_string (self, &text, &len)
+                   && s_scalar (chunk, 's', 0, text, len);
+        case 't':
+            return s_scan_literal (self, "true", 4) && s_scalar (chunk, 'b', 0, NULL, 0);
+        case 'f':
+            return s_scan_literal (self, "false", 5) && s_scalar (chunk, 'b', 0, NULL, 0);
+        case 'n':
+            return s_scan_literal (self, "null", 4) && s_scalar (chunk, 'n', 0, NULL, 0);
+        default:
+            return s_scan_number (self, &integer)
+                   && s_scalar (chunk, 'i', integer, NULL, 0);
+    }
 }
 
 bool
 llm_openai_chunk_read (llm_parser_t *parser, const char *data, size_t size, int *rc)
 {
     assert (parser && rc);
-    if (!s_one_object (data, size))
-        return false;
     s_chunk_t chunk;
     memset (&chunk, 0, sizeof chunk);
     chunk.data = data;
     chunk.size = size;
-    s_arena_t arena;
-    arena.used = 0;
-    yajl_alloc_funcs funcs = {s_arena_malloc, s_arena_realloc, s_arena_free, &arena};
-    yajl_handle yajl = yajl_alloc (&s_callbacks, &funcs, &chunk);
-    assert (yajl);
-    bool read = yajl_parse (yajl, (const unsigned char *) data, size) == yajl_status_ok
-                && yajl_complete_parse (yajl) == yajl_status_ok && !chunk.general;
-    yajl_free (yajl);
+    s_scan_t scan = {(const unsigned char *) data, (const unsigned char *) data + size,
+                     &chunk, NULL, 0};
+    s_skip_space (&scan);
+    bool read = scan.at < scan.end && *scan.at == '{' && s_scan_value (&scan);
+    if (read) {
+        s_skip_space (&scan);
+        read = scan.at == scan.end;  //  white space only after the object
+    }
+    read = read && !chunk.general;
+    free (scan.scratch);
     *rc = 0;
     if (read) {
         if (chunk.usage) {
@@ -514,6 +549,13 @@ llm_openai_chunk_test (bool verbose)
               "{\"delta\":{\"content\":\"yes\"},\"finish_reason\":\"function_call\"}],"
               "\"usage\":{\"prompt_tokens\":\"x\"}}",
               true, "delta yes\nusage -1 -1\ndone tool_calls\n");
+    //  Escapes, white space, nesting and values the chunk does not need
+    s_expect (" \r\n{ \"obfuscation\" : \"x\\/y\", \"a\":{\"b\":[[],{},true,false,-7]},"
+              "\"choices\" :[ {\"delta\":{\"content\":\"tab\\there\\\\\\b\\f\\r\"},"
+              "\"index\":0} ] }\t",
+              true, "delta tab\there\\\b\f\r\ndone stop\n");
+    s_expect ("{\"choices\":[{\"delta\":{\"content\":\"caf\xc3\xa9 \xe2\x82\xac\"}}]}", true,
+              "delta caf\xc3\xa9 \xe2\x82\xac\ndone stop\n");
     //  Left to the general reader: nothing emitted here
     const char *general[] = {
         "{\"error\":{\"message\":\"boom\"}}",
@@ -529,6 +571,22 @@ llm_openai_chunk_test (bool verbose)
         "{\"choices\":[{\"delta\":{\"content\":\"\xff\"}}]}",
         "{\"choices\":[]}\":[x",
         "{\"choices\":[]}\v",
+        "{\"created\":1.5,\"choices\":[]}",
+        "{\"created\":1e3,\"choices\":[]}",
+        "{\"created\":01,\"choices\":[]}",
+        "{\"created\":1234567890123456789,\"choices\":[]}",
+        "{\"created\":-,\"choices\":[]}",
+        "{\"choices\":[],}",
+        "{\"choices\":[1,]}",
+        "{\"choices\" []}",
+        "{\"choices\":[]",
+        "{\"choices\":[\"a\tb\"]}",
+        "{\"choices\":[\"\\x\"]}",
+        "{\"choices\":[nul]}",
+        "{\"choices\":[truex]}",
+        "{\"ch\xc0\xafoices\":[]}",
+        "{} {}",
+        "",
     };
     for (size_t i = 0; i < sizeof general / sizeof general[0]; i++)
         s_expect (general[i], false, NULL);

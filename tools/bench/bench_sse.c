@@ -83,6 +83,11 @@ s_finish (bench_sse_run_t *run, bench_sse_stream_t *stream)
     stream->ok = true;
     run->ok++;
     run->over++;
+    int64_t from = stream->first_us > run->release_us || !run->released ? stream->first_us
+                                                                        : run->release_us;
+    if (run->tpot && stream->tokens > 1 && stream->last_us > from)
+        run->tpot[run->tpot_size++] = (double) (stream->last_us - from)
+                                      / (double) (stream->tokens - 1);
     s_close (run, stream);
 }
 
@@ -110,6 +115,7 @@ s_tokens_read (bench_sse_run_t *run, bench_sse_stream_t *stream, const char *lin
             run->tokens_after++;
         if (now > run->last_us)
             run->last_us = now;
+        stream->last_us = now;
         if (!stream->first_us) {
             stream->first_us = now;
             run->open++;

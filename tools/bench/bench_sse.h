@@ -64,6 +64,7 @@ typedef struct {
     int status;                   //  HTTP status
     int64_t sent_us;              //  request written
     int64_t first_us;             //  first token read, 0 none yet
+    int64_t last_us;              //  latest token read
     int tokens;                   //  tokens read
     bool ok;                      //  ended as it should
 } bench_sse_stream_t;
@@ -84,6 +85,10 @@ typedef struct {
     size_t latency_cap;   //  allocated
     int64_t *ttft;        //  per stream with a first token, microseconds
     int ttft_size;        //  samples
+    double *tpot;         //  per stream ended well: microseconds per token after its
+                          //  first or the gate, whichever came later (LLM serving's
+                          //  "time per output token")
+    int tpot_size;        //  samples
     int64_t start_us;     //  first request written
     int64_t open_us;      //  every stream had its first token (or failed)
     int64_t release_us;   //  the gate opened

@@ -345,6 +345,11 @@ s_all_open (s_bench_t *self, bench_sse_run_t *run, bool gated)
         s_control (self, "/_bench/release");
     run->release_us = s_now_us ();
     run->released = true;
+    struct timespec mono;
+    clock_gettime (CLOCK_MONOTONIC, &mono);
+    fprintf (stderr, "bench-streams: %s: gate opened at monotonic %.6f s\n",
+             run->mode == BENCH_SSE_EDGE ? "edge" : "direct",
+             (double) mono.tv_sec + (double) mono.tv_nsec / 1e9);
 }
 
 //  Run n streams one way (gated: the upstream holds every stream after its first
@@ -359,8 +364,9 @@ s_run (s_bench_t *self, bench_sse_run_t *run, bench_sse_mode_t mode, int n, int 
     run->tokens_expected = self->tokens;
     run->n = n;
     run->ttft = calloc ((size_t) n, sizeof (int64_t));
+    run->tpot = calloc ((size_t) n, sizeof (double));
     bench_sse_stream_t *streams = calloc ((size_t) n, sizeof (bench_sse_stream_t));
-    assert (run->ttft && streams);
+    assert (run->ttft && run->tpot && streams);
     if (gated && self->delay_ms > 0)
         snprintf (self->marker, sizeof self->marker, " [[tokens:%d delay_us:%d]]",
                   self->tokens, self->delay_ms * 1000);
@@ -523,6 +529,23 @@ s_ttft_at (int64_t *ttft, int size, double q)
     return (double) ttft[i];
 }
 
+static int
+s_cmp_double (const void *a, const void *b)
+{
+    double x = *(const double *) a, y = *(const double *) b;
+    return x < y ? -1 : x > y;
+}
+
+//  The q-quantile of the run's time per output token (sorted by s_summary), us.
+static double
+s_tpot_at (bench_sse_run_t *run, double q)
+{
+    if (run->tpot_size == 0)
+        return 0;
+    int i = (int) (q * (run->tpot_size - 1) + 0.5);
+    return run->tpot[i];
+}
+
 static double
 s_tokens_per_s (bench_sse_run_t *run)
 {
@@ -553,6 +576,8 @@ s_run_figures (s_bench_t *self, const char *prefix, bench_sse_run_t *run)
         s_figure (self, name, s_latency_at (run, at), "us");
         snprintf (name, sizeof name, "%sttft_p%d", prefix, q ? 99 : 50);
         s_figure (self, name, s_ttft_at (run->ttft, run->ttft_size, at) / 1e3, "ms");
+        snprintf (name, sizeof name, "%stpot_p%d", prefix, q ? 99 : 50);
+        s_figure (self, name, s_tpot_at (run, at), "us");
     }
     snprintf (name, sizeof name, "%stokens_per_s", prefix);
     s_figure (self, name, s_tokens_per_s (run), "tokens/s");
@@ -571,6 +596,7 @@ s_summary (const char *what, bench_sse_run_t *run)
 {
     qsort (run->latency, run->latency_size, sizeof (uint32_t), s_cmp_u32);
     qsort (run->ttft, (size_t) run->ttft_size, sizeof (int64_t), s_cmp_i64);
+    qsort (run->tpot, (size_t) run->tpot_size, sizeof (double), s_cmp_double);
     fprintf (
         stderr,
         "bench-streams: %s: %d streams, %d ok, %" PRId64 " tokens; gate opened after "
@@ -581,6 +607,15 @@ s_summary (const char *what, bench_sse_run_t *run)
         s_ttft_at (run->ttft, run->ttft_size, 0.5) / 1e3,
         s_ttft_at (run->ttft, run->ttft_size, 0.99) / 1e3, s_latency_at (run, 0.5),
         s_latency_at (run, 0.99), s_tokens_per_s (run));
+    struct timespec mono;
+    clock_gettime (CLOCK_MONOTONIC, &mono);
+    fprintf (stderr,
+             "bench-streams: %s: last token at monotonic %.6f s; time per output token "
+             "after the gate p50 %.0f us p99 %.0f us\n",
+             what,
+             (double) mono.tv_sec + (double) mono.tv_nsec / 1e9
+                 - (double) (s_now_us () - run->last_us) / 1e6,
+             s_tpot_at (run, 0.5), s_tpot_at (run, 0.99));
     if (run->failed_late)
         fprintf (stderr,
                  "bench-streams: %s: %d streams failed after all their tokens came\n",
@@ -600,6 +635,7 @@ s_run_free (bench_sse_run_t *run)
 {
     free (run->latency);
     free (run->ttft);
+    free (run->tpot);
     memset (run, 0, sizeof *run);
 }
 
@@ -906,6 +942,8 @@ main (int argc, char *argv[])
             snprintf (name, sizeof name, "token_added_p%d", q ? 99 : 50);
             s_figure (&self, name, s_latency_at (&edge, at) - s_latency_at (&direct, at),
                       "us");
+            snprintf (name, sizeof name, "tpot_added_p%d", q ? 99 : 50);
+            s_figure (&self, name, s_tpot_at (&edge, at) - s_tpot_at (&direct, at), "us");
             snprintf (name, sizeof name, "ttft_overhead_p%d", q ? 99 : 50);
             s_figure (&self, name,
                       (s_ttft_at (edge.ttft, edge.ttft_size, at)
