@@ -554,8 +554,8 @@ llm_openai_chunk_test (bool verbose)
               "\"choices\" :[ {\"delta\":{\"content\":\"tab\\there\\\\\\b\\f\\r\"},"
               "\"index\":0} ] }\t",
               true, "delta tab\there\\\b\f\r\ndone stop\n");
-    s_expect ("{\"choices\":[{\"delta\":{\"content\":\"caf\xc3\xa9 \xe2\x82\xac\"}}]}", true,
-              "delta caf\xc3\xa9 \xe2\x82\xac\ndone stop\n");
+    s_expect ("{\"choices\":[{\"delta\":{\"content\":\"caf\xc3\xa9 \xe2\x82\xac\"}}]}",
+              true, "delta caf\xc3\xa9 \xe2\x82\xac\ndone stop\n");
     //  Left to the general reader: nothing emitted here
     const char *general[] = {
         "{\"error\":{\"message\":\"boom\"}}",
