@@ -347,9 +347,10 @@ s_all_open (s_bench_t *self, bench_sse_run_t *run, bool gated)
     run->released = true;
     struct timespec mono;
     clock_gettime (CLOCK_MONOTONIC, &mono);
-    fprintf (stderr, "bench-streams: %s: gate opened at monotonic %.6f s\n",
-             run->mode == BENCH_SSE_EDGE ? "edge" : "direct",
-             (double) mono.tv_sec + (double) mono.tv_nsec / 1e9);
+    if (run->n > 1)  //  not the single warm-up streams
+        fprintf (stderr, "bench-streams: %s: gate opened at monotonic %.6f s\n",
+                 run->mode == BENCH_SSE_EDGE ? "edge" : "direct",
+                 (double) mono.tv_sec + (double) mono.tv_nsec / 1e9);
 }
 
 //  Run n streams one way (gated: the upstream holds every stream after its first
