@@ -740,6 +740,7 @@ def run(web, upstream, edge_port):
         run_provider(web, upstream, case, A, W)
 
     run_provider_errors(web, upstream, A, B, W)
+    run_provider_settings(web, upstream, A)
 
     # ----------------------------------------------------------------- OpenAI SDK
     run_sdk(web, upstream, edge_port, A, W)
@@ -930,6 +931,52 @@ def run_provider(web, upstream, case, A, W):
         sent = seen_by_provider(case.provider, recs[1])["history"]
         assert sent[-1] == ("user", text) and len(sent) == 5, sent
     check("%s: a 429 is retried and the reply completes" % name, retried)
+
+
+def run_provider_settings(web, upstream, A):
+    """Models with rules of their own: the stand-in answers what the real API does
+    (a 400) to a parameter the model refuses, so these turns complete only when the
+    request fits the model."""
+    def turn(provider, model, key, echo="Echo: hi there", **settings):
+        body = {"name": "settings-%s-%s" % (key, RUN), "system_prompt": "Be brief.",
+                "provider": provider, "model": model}
+        body.update(settings)
+        agent = web.json("POST", "/api/v1/agents", body, A, status=201)
+        marker = "settings-%s-%s" % (key, RUN)
+        result = web.json("POST", "/api/v1/agents/%s/test" % agent["id"],
+                          {"content": say("hi there", marker)}, A)
+        assert result["content"] == echo, result
+        return upstream.one(marker)["body"]
+
+    def openai_reasoning():
+        sent = turn("openai", "o4-mini", "o4", temperature=0.3, max_tokens=300,
+                    thinking_mode="deep")
+        assert "temperature" not in sent and "max_tokens" not in sent, sent
+        assert sent["max_completion_tokens"] == 300 + 32768, sent
+        assert sent["reasoning_effort"] == "high", sent
+        sent = turn("openai", "o1-mini", "o1mini", echo="Echo: Be brief. hi there",
+                    max_tokens=100, thinking_mode="quick")
+        assert [m["role"] for m in sent["messages"]] == ["user"], sent["messages"]
+        assert sent["messages"][0]["content"].startswith("Be brief.\n\nhi there"), sent
+        assert "reasoning_effort" not in sent, sent
+        sent = turn("openai", MODEL, "4o", temperature=0.3, thinking_mode="deep")
+        assert sent["temperature"] == 0.3 and "reasoning_effort" not in sent, sent
+    check("openai: reasoning models get max_completion_tokens with room, no "
+          "temperature; o1-mini no system message", openai_reasoning)
+
+    def anthropic_thinking():
+        sent = turn("anthropic", "claude-sonnet-4-5", "deep", temperature=0.7,
+                    max_tokens=2000, thinking_mode="deep")
+        thinking = sent.get("thinking") or {}
+        assert thinking.get("type") in ("enabled", "adaptive"), sent
+        assert "temperature" not in sent, sent
+        if thinking["type"] == "enabled":
+            assert 1024 <= thinking["budget_tokens"] < sent["max_tokens"], sent
+        sent = turn("anthropic", "claude-sonnet-4-5", "hot", temperature=1.6,
+                    max_tokens=200)
+        assert sent["temperature"] == 1 and "thinking" not in sent, sent
+    check("anthropic: deep thinking without temperature and a budget under "
+          "max_tokens; temperature at most 1", anthropic_thinking)
 
 
 def run_provider_errors(web, upstream, A, B, W):

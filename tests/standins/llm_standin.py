@@ -29,6 +29,11 @@ Endpoints (one port)
 Valid keys: `standin-key` unless --api-key is given (repeatable); --any-key accepts any
 non-empty key. A missing or wrong key gets the provider's own 401/400/403 body. A model
 whose name starts with `missing` gets the provider's "model not found" error.
+Parameters a model refuses get the provider's 400: OpenAI's reasoning models (o1, o3,
+o4, gpt-5 but its -chat models) refuse max_tokens and a temperature other than 1,
+o1-mini and o1-preview a system or developer message and reasoning_effort, other
+models reasoning_effort; Anthropic refuses a temperature above 1, with thinking on a
+temperature other than 1, a budget_tokens under 1024 or not under max_tokens.
 
 The reply
   Deterministic: "Echo: " + the last user message with the markers removed, one word
@@ -309,6 +314,9 @@ class OpenAI:
             return self.error(404, "The model `%s` does not exist or you do not have "
                               "access to it." % model, "invalid_request_error",
                               "model_not_found")
+        refused = self.parameter_error(model, body)
+        if refused:
+            return refused
         user, tool_result, texts = "", None, []
         for m in msgs:
             if isinstance(m, dict):
@@ -330,6 +338,44 @@ class OpenAI:
         for t in plan.tools:
             t["id"] = "call_" + b62("oai-call-%d-%d" % (seq, t["index"]), 24)
         return plan
+
+    @staticmethod
+    def reasoning_model(model):
+        """OpenAI's reasoning models (o-series, gpt-5 but its chat models)."""
+        if model.startswith("gpt-5"):
+            return "-chat" not in model
+        return model.startswith(("o1", "o3", "o4"))
+
+    def parameter_error(self, model, body):
+        """OpenAI's 400s for parameters a model does not take."""
+        if self.reasoning_model(model):
+            if "max_tokens" in body:
+                return self.error(400, "Unsupported parameter: 'max_tokens' is not "
+                                  "supported with this model. Use 'max_completion_tokens' "
+                                  "instead.", "invalid_request_error",
+                                  "unsupported_parameter", "max_tokens")
+            t = body.get("temperature")
+            if t is not None and t != 1:
+                return self.error(400, "Unsupported value: 'temperature' does not "
+                                  "support %s with this model. Only the default (1) value "
+                                  "is supported." % t, "invalid_request_error",
+                                  "unsupported_value", "temperature")
+            if model.startswith(("o1-mini", "o1-preview")):
+                if any(isinstance(m, dict) and m.get("role") in ("system", "developer")
+                       for m in body.get("messages") or []):
+                    return self.error(400, "Unsupported value: 'messages[0].role' does "
+                                      "not support 'system' with this model.",
+                                      "invalid_request_error", "unsupported_value",
+                                      "messages[0].role")
+                if "reasoning_effort" in body:
+                    return self.error(400, "Unsupported parameter: 'reasoning_effort' "
+                                      "is not supported with this model.",
+                                      "invalid_request_error", "unsupported_parameter",
+                                      "reasoning_effort")
+        elif "reasoning_effort" in body:
+            return self.error(400, "Unrecognized request argument supplied: "
+                              "reasoning_effort", "invalid_request_error", None, None)
+        return None
 
     def finish_reason(self, plan):
         return {"tool": "tool_calls"}.get(plan.finish, plan.finish)
@@ -511,6 +557,9 @@ class Anthropic:
         model = str(body["model"])
         if model.startswith("missing"):
             return self.error(404, "model: %s" % model, seq=seq)
+        refused = self.parameter_error(body)
+        if refused:
+            return self.error(400, refused, seq=seq)
         msgs = body["messages"] if isinstance(body["messages"], list) else []
         texts = [text_of_anthropic_content(body.get("system"))]
         user, tool_result = "", None
@@ -537,6 +586,36 @@ class Anthropic:
         for t in plan.tools:
             t["id"] = "toolu_01" + b62("ant-tool-%d-%d" % (seq, t["index"]), 22)
         return plan
+
+    @staticmethod
+    def parameter_error(body):
+        """The message of Anthropic's 400 for sampling and thinking settings it
+        refuses, or None."""
+        t = body.get("temperature")
+        if isinstance(t, (int, float)) and not 0 <= t <= 1:
+            return "temperature: Input should be less than or equal to 1"
+        thinking = body.get("thinking")
+        if not isinstance(thinking, dict) or thinking.get("type") == "disabled":
+            return None
+        if t is not None and t != 1:
+            return ("temperature may only be set to 1 when thinking is enabled. Please "
+                    "consult our documentation at https://docs.claude.com/en/docs/"
+                    "build-with-claude/extended-thinking#important-considerations-when-"
+                    "using-extended-thinking")
+        if thinking.get("type") == "enabled":
+            budget = thinking.get("budget_tokens")
+            if not isinstance(budget, int):
+                return "thinking.enabled.budget_tokens: Field required"
+            if budget < 1024:
+                return ("thinking.enabled.budget_tokens: Input should be greater than "
+                        "or equal to 1024")
+            mt = body.get("max_tokens")
+            if isinstance(mt, int) and budget >= mt:
+                return ("`max_tokens` must be greater than `thinking.budget_tokens`. "
+                        "Please consult our documentation at https://docs.claude.com/"
+                        "en/docs/build-with-claude/extended-thinking#max-tokens-and-"
+                        "context-window-size")
+        return None
 
     def stop_reason(self, plan):
         return {"stop": "end_turn", "length": "max_tokens", "tool": "tool_use",

@@ -182,6 +182,50 @@ def openai_stream_frames():
 
 
 @check
+def openai_parameter_rules():
+    """OpenAI's 400s for parameters a model refuses; what it takes passes."""
+    def refused(model, extra, param, code, messages=None):
+        body, h = oai("hi", stream=False, extra=dict(extra, model=model),
+                      messages=messages)
+        st, _, out, _, _ = raw("POST", "/v1/chat/completions", body, h)
+        error = json.loads(out)["error"]
+        assert st == 400 and error["type"] == "invalid_request_error", (st, out)
+        assert error["param"] == param and error["code"] == code, error
+    refused("o4-mini", {"max_tokens": 10}, "max_tokens", "unsupported_parameter")
+    refused("gpt-5", {"temperature": 0.2}, "temperature", "unsupported_value")
+    refused("o1-mini", {}, "messages[0].role", "unsupported_value",
+            [{"role": "system", "content": "x"}, {"role": "user", "content": "hi"}])
+    refused("gpt-4o-mini", {"reasoning_effort": "low"}, None, None)
+    for model, extra in (("o4-mini", {"max_completion_tokens": 10, "temperature": 1,
+                                      "reasoning_effort": "high"}),
+                         ("gpt-5-chat-latest", {"temperature": 0.2, "max_tokens": 10}),
+                         ("gpt-4o-mini", {"temperature": 0.2, "max_tokens": 10})):
+        body, h = oai("hi", stream=False, extra=dict(extra, model=model))
+        st, _, out, _, _ = raw("POST", "/v1/chat/completions", body, h)
+        assert st == 200, (model, out)
+
+
+@check
+def anthropic_parameter_rules():
+    """Anthropic's 400s for temperature and thinking settings it refuses."""
+    def status(extra):
+        body, h = ant("hi", stream=False)
+        body.update(extra)
+        st, _, out, _, _ = raw("POST", "/v1/messages", body, h)
+        if st == 400:
+            assert json.loads(out)["error"]["type"] == "invalid_request_error", out
+        return st
+    assert status({"temperature": 1.5}) == 400
+    assert status({"thinking": {"type": "enabled", "budget_tokens": 2048},
+                   "temperature": 0.5}) == 400
+    assert status({"thinking": {"type": "enabled", "budget_tokens": 512}}) == 400
+    assert status({"thinking": {"type": "enabled", "budget_tokens": 1024}}) == 400
+    assert status({"thinking": {"type": "enabled", "budget_tokens": 1024},
+                   "max_tokens": 4096}) == 200
+    assert status({"temperature": 0.5}) == 200
+
+
+@check
 def openai_tool_call_deltas():
     body, h = oai('go [[tool:get_weather {"city":"Paris"}]] [[tool:t2 {"n":[1,2]}]]')
     _, _, out, _, _ = raw("POST", "/v1/chat/completions", body, h)
