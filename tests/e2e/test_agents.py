@@ -946,6 +946,7 @@ def run_provider_settings(web, upstream, A):
         result = web.json("POST", "/api/v1/agents/%s/test" % agent["id"],
                           {"content": say("hi there", marker)}, A)
         assert result["content"] == echo, result
+        turn.result = result
         return upstream.one(marker)["body"]
 
     def openai_reasoning():
@@ -972,11 +973,16 @@ def run_provider_settings(web, upstream, A):
         assert "temperature" not in sent, sent
         if thinking["type"] == "enabled":
             assert 1024 <= thinking["budget_tokens"] < sent["max_tokens"], sent
+        # the stand-in thought first: not in the reply, kept signed for the next turn
+        replay = json.loads(turn.result["replay"])
+        assert replay[0]["type"] == "thinking" and replay[0]["signature"], replay
+        assert replay[0]["thinking"] == "Thinking about the request.", replay
         sent = turn("anthropic", "claude-sonnet-4-5", "hot", temperature=1.6,
                     max_tokens=200)
         assert sent["temperature"] == 1 and "thinking" not in sent, sent
     check("anthropic: deep thinking without temperature and a budget under "
-          "max_tokens; temperature at most 1", anthropic_thinking)
+          "max_tokens, its signed thinking kept apart; temperature at most 1",
+          anthropic_thinking)
 
 
 def run_provider_errors(web, upstream, A, B, W):

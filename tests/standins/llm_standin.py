@@ -33,7 +33,9 @@ Parameters a model refuses get the provider's 400: OpenAI's reasoning models (o1
 o4, gpt-5 but its -chat models) refuse max_tokens and a temperature other than 1,
 o1-mini and o1-preview a system or developer message and reasoning_effort, other
 models reasoning_effort; Anthropic refuses a temperature above 1, with thinking on a
-temperature other than 1, a budget_tokens under 1024 or not under max_tokens.
+temperature other than 1, a budget_tokens under 1024 or not under max_tokens. With
+Anthropic thinking on (enabled or adaptive), the reply starts with a thinking block
+(thinking_delta pieces, then its signature_delta), counted in output_tokens.
 
 The reply
   Deterministic: "Echo: " + the last user message with the markers removed, one word
@@ -91,6 +93,7 @@ seconds until no request is in flight before answering.
 
 import argparse
 import asyncio
+import base64
 import datetime
 import hashlib
 import json
@@ -583,6 +586,14 @@ class Anthropic:
         plan = Plan("anthropic", model, bool(body.get("stream")), user, tool_result,
                     " ".join(texts), mt if isinstance(mt, int) else None, seq)
         plan.msg_id = "msg_01" + b62("ant-msg-%d" % seq, 22)
+        # With thinking on, Claude thinks first: a thinking block with its signature
+        thinking = body.get("thinking")
+        plan.thinking = None
+        if isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive"):
+            plan.thinking = ["Thinking", " about", " the", " request."]
+            plan.signature = base64.b64encode(hashlib.sha256(
+                ("ant-sig-%d" % seq).encode()).digest() * 2).decode()
+            plan.completion_tokens += len(plan.thinking)
         for t in plan.tools:
             t["id"] = "toolu_01" + b62("ant-tool-%d-%d" % (seq, t["index"]), 22)
         return plan
@@ -638,6 +649,9 @@ class Anthropic:
 
     def full_body(self, plan):
         content = []
+        if plan.thinking:
+            content.append({"type": "thinking", "thinking": "".join(plan.thinking),
+                            "signature": plan.signature})
         if plan.tokens or not plan.tools:
             content.append({"type": "text", "text": plan.text})
         content += [{"type": "tool_use", "id": t["id"], "name": t["name"],
@@ -655,16 +669,31 @@ class Anthropic:
                            "message": self.message(plan, [], None, 1)}))]
         index = 0
         pinged = False
-        if plan.tokens or not plan.tools:
+        if plan.thinking:
             out.append(("ctl", ev({"type": "content_block_start", "index": 0,
-                                   "content_block": {"type": "text", "text": ""}})))
+                                   "content_block": {"type": "thinking", "thinking": "",
+                                                     "signature": ""}})))
             out.append(("ctl", ev({"type": "ping"})))
             pinged = True
-            out += [("tok", ev({"type": "content_block_delta", "index": 0,
-                                "delta": {"type": "text_delta", "text": t}}))
-                    for t in plan.tokens]
+            out += [("ctl", ev({"type": "content_block_delta", "index": 0,
+                                "delta": {"type": "thinking_delta", "thinking": t}}))
+                    for t in plan.thinking]
+            out.append(("ctl", ev({"type": "content_block_delta", "index": 0,
+                                   "delta": {"type": "signature_delta",
+                                             "signature": plan.signature}})))
             out.append(("ctl", ev({"type": "content_block_stop", "index": 0})))
             index = 1
+        if plan.tokens or not plan.tools:
+            out.append(("ctl", ev({"type": "content_block_start", "index": index,
+                                   "content_block": {"type": "text", "text": ""}})))
+            if not pinged:
+                out.append(("ctl", ev({"type": "ping"})))
+                pinged = True
+            out += [("tok", ev({"type": "content_block_delta", "index": index,
+                                "delta": {"type": "text_delta", "text": t}}))
+                    for t in plan.tokens]
+            out.append(("ctl", ev({"type": "content_block_stop", "index": index})))
+            index += 1
         for t in plan.tools:
             out.append(("tok", ev({"type": "content_block_start", "index": index,
                                    "content_block": {"type": "tool_use", "id": t["id"],

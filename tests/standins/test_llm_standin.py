@@ -226,6 +226,32 @@ def anthropic_parameter_rules():
 
 
 @check
+def anthropic_thinking_blocks():
+    """With thinking on the reply starts with a signed thinking block."""
+    body, h = ant("hi there")
+    body.update({"max_tokens": 4096, "thinking": {"type": "enabled",
+                                                  "budget_tokens": 2048}})
+    st, _, out, _, _ = raw("POST", "/v1/messages", body, h)
+    assert st == 200, out
+    evs = [(n, json.loads(d)) for n, d in sse(out) if n != "#comment"]
+    starts = [e for n, e in evs if n == "content_block_start"]
+    assert starts[0]["content_block"] == {"type": "thinking", "thinking": "",
+                                          "signature": ""}, starts
+    assert starts[1]["index"] == 1 and starts[1]["content_block"]["type"] == "text"
+    deltas = [e["delta"] for n, e in evs if n == "content_block_delta" and e["index"] == 0]
+    assert [d["type"] for d in deltas][-1] == "signature_delta", deltas
+    assert "".join(d.get("thinking", "") for d in deltas) == "Thinking about the request."
+    text = "".join(e["delta"]["text"] for n, e in evs
+                   if n == "content_block_delta" and e["index"] == 1)
+    assert text == "Echo: hi there", text
+    body["stream"] = False
+    st, _, out, _, _ = raw("POST", "/v1/messages", body, h)
+    content = json.loads(out)["content"]
+    assert [c["type"] for c in content] == ["thinking", "text"], content
+    assert content[0]["signature"], content
+
+
+@check
 def openai_tool_call_deltas():
     body, h = oai('go [[tool:get_weather {"city":"Paris"}]] [[tool:t2 {"n":[1,2]}]]')
     _, _, out, _, _ = raw("POST", "/v1/chat/completions", body, h)
