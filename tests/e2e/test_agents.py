@@ -985,6 +985,37 @@ def run_provider_settings(web, upstream, A):
           anthropic_thinking)
 
 
+    def gemini_signatures():
+        # a reply's signed call: the signature is in the turn's replay
+        marker = "settings-g25-" + RUN
+        agent = web.json("POST", "/api/v1/agents", {
+            "name": "settings-g25-" + RUN, "system_prompt": "x", "provider": "gemini",
+            "model": "gemini-2.5-flash", "tools": [TOOL]}, A, status=201)
+        result = web.json("POST", "/api/v1/agents/%s/test" % agent["id"], {
+            "content": say("find [[tool:lookup {\"q\":\"x\"}]]", marker)}, A)
+        assert result["tool_calls"] and result["tool_calls"][0]["name"] == "lookup", result
+        replay = json.loads(result["replay"])
+        assert replay[0]["index"] == 0 and replay[0]["signature"], replay
+        # Gemini 3 with history an OpenAI client wrote (no signature): Google's
+        # stand-in value goes with the call, and the stand-in takes it
+        g3 = web.json("POST", "/api/v1/agents", {
+            "name": "settings-g3-" + RUN, "system_prompt": "x", "provider": "gemini",
+            "model": "gemini-3-pro-preview", "tools": [TOOL]}, A, status=201)
+        marker = "settings-g3-" + RUN
+        done = web.json("POST", "/v1/chat/completions", {"model": g3["name"], "messages": [
+            {"role": "user", "content": say("find", marker)},
+            {"role": "assistant", "content": None, "tool_calls": [{
+                "id": "call_1", "type": "function",
+                "function": {"name": "lookup", "arguments": "{\"q\":\"x\"}"}}]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "{\"hits\":2}"}]}, A)
+        assert done["choices"][0]["message"]["content"] == 'Echo: {"hits":2}', done
+        sent = upstream.one(marker)["body"]["contents"]
+        assert sent[1]["parts"][0]["thoughtSignature"] == \
+            "skip_thought_signature_validator", sent
+    check("gemini: a reply's call signature is kept; Gemini 3 history without one "
+          "gets Google's skip value", gemini_signatures)
+
+
 def run_provider_errors(web, upstream, A, B, W):
     """Errors that outlast the retries, as the caller sees them."""
     def agent_of(token, case, tag):

@@ -36,6 +36,8 @@ models reasoning_effort; Anthropic refuses a temperature above 1, with thinking 
 temperature other than 1, a budget_tokens under 1024 or not under max_tokens. With
 Anthropic thinking on (enabled or adaptive), the reply starts with a thinking block
 (thinking_delta pieces, then its signature_delta), counted in output_tokens.
+Gemini 2.5 and 3 sign the first function call of a reply (thoughtSignature), and
+Gemini 3 answers 400 to history whose model turn has a first function call unsigned.
 
 The reply
   Deterministic: "Echo: " + the last user message with the markers removed, one word
@@ -799,6 +801,9 @@ class Gemini:
                               "supported for %s. Call ListModels to see the list of "
                               "available models and their supported methods."
                               % (model, req.path.split("/")[1], method))
+        unsigned = self.unsigned_call(model, contents)
+        if unsigned:
+            return self.error(400, unsigned)
         texts = []
 
         def parts_text(c):
@@ -828,6 +833,33 @@ class Gemini:
         plan.response_id = b62("gem-%d" % seq, 22)
         return plan
 
+    @staticmethod
+    def thinks(model):
+        """Models that think and sign their function calls."""
+        return model.startswith(("gemini-2.5", "gemini-3"))
+
+    @staticmethod
+    def unsigned_call(model, contents):
+        """Gemini 3's 400 for a model turn whose first function call has no
+        thought signature (Google's skip_thought_signature_validator passes)."""
+        if not model.startswith("gemini-3"):
+            return None
+        position = 0
+        for c in contents:
+            parts = c.get("parts") if isinstance(c, dict) else None
+            calls = [p for p in parts or [] if isinstance(p, dict)
+                     and isinstance(p.get("functionCall"), dict)]
+            position += len(parts or [])
+            if c.get("role") == "model" and calls and not calls[0].get("thoughtSignature"):
+                return ("Function call is missing a thought_signature in functionCall "
+                        "parts. This is required for tools to work correctly, and "
+                        "missing thought_signature may lead to degraded model "
+                        "performance. Additional data, function call `default_api:%s` , "
+                        "position %d. Please refer to https://ai.google.dev/gemini-api/"
+                        "docs/thought-signatures for more details."
+                        % (calls[0]["functionCall"].get("name"), position))
+        return None
+
     def finish_reason(self, plan):
         return {"stop": "STOP", "tool": "STOP", "length": "MAX_TOKENS",
                 "content_filter": "SAFETY"}[plan.finish]
@@ -852,9 +884,13 @@ class Gemini:
         return obj
 
     def tool_parts(self, plan):
-        return [{"functionCall": {"name": t["name"], "args": t["args"]
-                                  if isinstance(t["args"], dict) else {}}}
-                for t in plan.tools]
+        parts = [{"functionCall": {"name": t["name"], "args": t["args"]
+                                   if isinstance(t["args"], dict) else {}}}
+                 for t in plan.tools]
+        if parts and self.thinks(plan.model):   # the step's first call is signed
+            parts[0]["thoughtSignature"] = base64.b64encode(hashlib.sha256(
+                ("gem-sig-%d" % plan.seq).encode()).digest()).decode()
+        return parts
 
     def full_response(self, plan):
         return [], self.full_body(plan), self.JSON_CT

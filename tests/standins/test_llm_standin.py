@@ -483,6 +483,28 @@ def gemini_function_call_and_non_stream():
 
 
 @check
+def gemini_thought_signatures():
+    """Thinking models sign a reply's first call; Gemini 3 wants it back."""
+    g3 = "/v1beta/models/gemini-3-pro-preview:generateContent?key=" + KEY
+    obj = json.loads(call("POST", g3, gem('w? [[tool:a {}]] [[tool:b {}]]'))[2])
+    parts = obj["candidates"][0]["content"]["parts"]
+    assert parts[0]["thoughtSignature"] and "thoughtSignature" not in parts[1], parts
+    history = [{"role": "user", "parts": [{"text": "w?"}]},
+               {"role": "model", "parts": [{"functionCall": {"name": "a", "args": {}}}]},
+               {"role": "user", "parts": [{"functionResponse": {
+                   "name": "a", "response": {"t": 1}}}]}]
+    st, _, out = call("POST", g3, gem(None, history))
+    error = json.loads(out)["error"]
+    assert st == 400 and error["status"] == "INVALID_ARGUMENT", out
+    assert "thought_signature" in error["message"] and "default_api:a" in error["message"]
+    for signature in (parts[0]["thoughtSignature"], "skip_thought_signature_validator"):
+        history[1]["parts"][0]["thoughtSignature"] = signature
+        assert call("POST", g3, gem(None, history))[0] == 200
+    del history[1]["parts"][0]["thoughtSignature"]        # older models let it pass
+    assert call("POST", GEM + ":generateContent?key=" + KEY, gem(None, history))[0] == 200
+
+
+@check
 def gemini_errors():
     st, _, out = call("POST", GEM + ":generateContent?key=nope", gem("x"))
     err = json.loads(out)["error"]
