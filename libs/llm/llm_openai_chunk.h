@@ -1,8 +1,8 @@
-/*  llm_openai_chunk: the common chat.completion.chunk read as it streams past (yajl's
-    callbacks), without building a JSON tree: text deltas, finish reasons and usage
+/*  llm_openai_chunk: the common chat.completion.chunk read in one pass of a strict
+    JSON scanner, without building a JSON tree: text deltas, finish reasons and usage
     of up to LLM_OPENAI_CHUNK_CHOICES choices. Anything else a chunk may hold (an
-    error member, tool calls, \u escapes, repeated keys, deep nesting, what is not
-    JSON) is left to the general reader in llm_openai, which gives the same events
+    error member, tool calls, \u escapes, reals, repeated keys, deep nesting, what is
+    not JSON) is left to the general reader in llm_openai, which gives the same events
     for what both read (fuzz_llm_openai compares them). A stream of 200 tokens is
     200 chunks: agents spent most of its time building and freeing their trees.   */
 #ifndef LLM_OPENAI_CHUNK_H_INCLUDED
