@@ -8,6 +8,7 @@
 
 #include <assert.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,41 +188,50 @@ s_end (s_chunk_t *self)
     return 1;
 }
 
+//  The key that matters in frame named by text, or S_KEY_NONE (constant sizes:
+//  the compiler compares words, not bytes).
+#define S_IS(name) (len == sizeof name - 1 && memcmp (text, name, sizeof name - 1) == 0)
+static s_key_t
+s_key_of (s_frame_t frame, const unsigned char *text, size_t len)
+{
+    switch (frame) {
+        case S_ROOT:
+            return S_IS ("choices") ? S_KEY_CHOICES
+                   : S_IS ("usage") ? S_KEY_USAGE
+                   : S_IS ("error") ? S_KEY_ERROR
+                                    : S_KEY_NONE;
+        case S_CHOICE:
+            return S_IS ("index")           ? S_KEY_INDEX
+                   : S_IS ("delta")         ? S_KEY_DELTA
+                   : S_IS ("finish_reason") ? S_KEY_FINISH
+                                            : S_KEY_NONE;
+        case S_DELTA:
+            return S_IS ("content")      ? S_KEY_CONTENT
+                   : S_IS ("tool_calls") ? S_KEY_TOOLS
+                   : S_IS ("refusal")    ? S_KEY_REFUSAL
+                                         : S_KEY_NONE;
+        case S_USAGE:
+            return S_IS ("prompt_tokens")       ? S_KEY_PROMPT
+                   : S_IS ("completion_tokens") ? S_KEY_COMPLETION
+                                                : S_KEY_NONE;
+        default:
+            return S_KEY_NONE;
+    }
+}
+#undef S_IS
+
 //  A map key: which one it is where it is (one that matters, twice: general).
 static int
 s_map_key (s_chunk_t *self, const unsigned char *text, size_t len)
 {
-#define S_NAME(text) text, sizeof text - 1
-    static const struct {
-        s_frame_t frame;
-        const char *name;
-        size_t size;
-        s_key_t key;
-    } keys[] = {
-        {S_ROOT, S_NAME ("choices"), S_KEY_CHOICES},
-        {S_ROOT, S_NAME ("usage"), S_KEY_USAGE},
-        {S_ROOT, S_NAME ("error"), S_KEY_ERROR},
-        {S_CHOICE, S_NAME ("index"), S_KEY_INDEX},
-        {S_CHOICE, S_NAME ("delta"), S_KEY_DELTA},
-        {S_CHOICE, S_NAME ("finish_reason"), S_KEY_FINISH},
-        {S_DELTA, S_NAME ("content"), S_KEY_CONTENT},
-        {S_DELTA, S_NAME ("tool_calls"), S_KEY_TOOLS},
-        {S_DELTA, S_NAME ("refusal"), S_KEY_REFUSAL},
-        {S_USAGE, S_NAME ("prompt_tokens"), S_KEY_PROMPT},
-        {S_USAGE, S_NAME ("completion_tokens"), S_KEY_COMPLETION},
-    };
-#undef S_NAME
-    s_frame_t frame = s_frame (self);
+    s_key_t key = s_key_of (s_frame (self), text, len);
     self->key = S_KEY_NONE;
-    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
-        if (keys[i].frame == frame && keys[i].size == len
-            && memcmp (keys[i].name, text, len) == 0) {
-            if (self->seen[self->depth - 1] & keys[i].key)
-                return s_general (self);  //  which one counts is the general reader's
-            self->seen[self->depth - 1] |= keys[i].key;
-            self->key = keys[i].key;
-            break;
-        }
+    if (key == S_KEY_NONE)
+        return 1;
+    if (self->seen[self->depth - 1] & key)
+        return s_general (self);  //  which one counts is the general reader's
+    self->seen[self->depth - 1] |= key;
+    self->key = key;
     return 1;
 }
 
@@ -278,8 +288,30 @@ s_scan_string (s_scan_t *self, const unsigned char **text_p, size_t *len_p)
     const unsigned char *at = start;
     bool high = false, escaped = false;
     while (true) {
-        while (at < self->end && !s_stop[*at])
-            at++;
+#if defined(__GNUC__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        //  Eight bytes a step: each test sets the high bit of the first byte that
+        //  stops the run (below 0x20, 0x80 and up, '"', '\\'); any bits above it
+        //  may be wrong, so the lowest one set is where the run ends
+        const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+        uint64_t stops = 0;
+        while (self->end - at >= 8) {
+            uint64_t word, quote, slash;
+            memcpy (&word, at, 8);
+            quote = word ^ (ones * '"');
+            slash = word ^ (ones * '\\');
+            stops = (((word - ones * 0x20) & ~word) | ((quote - ones) & ~quote)
+                     | ((slash - ones) & ~slash) | word)
+                    & highs;
+            if (stops) {
+                at += __builtin_ctzll (stops) >> 3;
+                break;
+            }
+            at += 8;
+        }
+        if (!stops)
+#endif
+            while (at < self->end && !s_stop[*at])
+                at++;
         if (at == self->end || *at < 0x20)
             return false;  //  unterminated, or a control character
         if (*at == '"')
@@ -556,6 +588,12 @@ llm_openai_chunk_test (bool verbose)
               true, "delta tab\there\\\b\f\r\ndone stop\n");
     s_expect ("{\"choices\":[{\"delta\":{\"content\":\"caf\xc3\xa9 \xe2\x82\xac\"}}]}",
               true, "delta caf\xc3\xa9 \xe2\x82\xac\ndone stop\n");
+    s_expect (
+        "{\"choices\":[{\"delta\":{\"content\":\"a long run of plain text \\\"then "
+        "an escape\\\", then caf\xc3\xa9 after the eighth byte\"}}]}",
+        true,
+        "delta a long run of plain text \"then an escape\", then caf\xc3\xa9 after the "
+        "eighth byte\ndone stop\n");
     //  Left to the general reader: nothing emitted here
     const char *general[] = {
         "{\"error\":{\"message\":\"boom\"}}",
@@ -581,6 +619,9 @@ llm_openai_chunk_test (bool verbose)
         "{\"choices\" []}",
         "{\"choices\":[]",
         "{\"choices\":[\"a\tb\"]}",
+        "{\"choices\":[\"sixteen bytes or\tmore\"]}",
+        "{\"choices\":[\"sixteen bytes or\xc0\xaf more\"]}",
+        "{\"choices\":[\"an unterminated string longer than eight bytes",
         "{\"choices\":[\"\\x\"]}",
         "{\"choices\":[nul]}",
         "{\"choices\":[truex]}",
