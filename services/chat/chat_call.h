@@ -12,6 +12,8 @@
 #include <stdint.h>
 
 #include "agents.pb-c.h"
+#include <msgpack.h>
+
 #include "chat.pb-c.h"
 #include "service_call.h"
 
@@ -41,6 +43,8 @@ typedef struct {
     char *handoff_reply;           //  the agent's answer when it hands off
     char origin[SERVICE_ID_SIZE];  //  this replica, in live stream events
     uint64_t live_seq;             //  live stream events published so far
+    msgpack_sbuffer delta_buf;     //  a delta's stream event, reused (chat_turn)
+    msgpack_sbuffer live_buf;      //  a live stream event, reused (chat_turn)
 } chat_state_t;
 
 //  What a call is, for the cancel hook.

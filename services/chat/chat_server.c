@@ -127,6 +127,8 @@ s_state_new (service_runtime_t *runtime)
     state->turns = zhashx_new ();
     state->waiting = zlistx_new ();
     state->replays = zlistx_new ();
+    msgpack_sbuffer_init (&state->delta_buf);
+    msgpack_sbuffer_init (&state->live_buf);
     state->timer = zloop_timer (service_runtime_loop (runtime), 1000, 0, s_on_tick,
                                 state);
     assert (state->timer >= 0);
@@ -145,6 +147,8 @@ s_state_destroy (void **state_p)
     zhashx_destroy (&state->turns);
     zlistx_destroy (&state->waiting);
     zlistx_destroy (&state->replays);
+    msgpack_sbuffer_destroy (&state->delta_buf);
+    msgpack_sbuffer_destroy (&state->live_buf);
     free (state->handoff_keywords);
     free (state->handoff_reply);
     free (state);

@@ -170,15 +170,14 @@ s_event (chat_turn_t *turn, uint32_t n, const char *event, msgpack_sbuffer *buf)
     //  And to the edges, for WebSocket clients watching the conversation
     service_events_t *events = service_runtime_events (turn->call.base.runtime);
     if (events) {
-        msgpack_sbuffer live;
-        msgpack_sbuffer_init (&live);
-        chat_events_live (&live, turn->call.id, state->origin, ++state->live_seq,
+        msgpack_sbuffer *live = &state->live_buf;  //  its memory kept from the last
+        msgpack_sbuffer_clear (live);
+        chat_events_live (live, turn->call.id, state->origin, ++state->live_seq,
                           buf->data, buf->size);
         char topic[64];
         snprintf (topic, sizeof topic, "chat.stream.%s", turn->call.id);
-        service_events_publish_live (events, turn->call.tenant_id, topic, live.data,
-                                     live.size);
-        msgpack_sbuffer_destroy (&live);
+        service_events_publish_live (events, turn->call.tenant_id, topic, live->data,
+                                     live->size);
     }
 }
 
@@ -443,20 +442,19 @@ s_partial (chat_call_t *call, const bus_reply_t *reply)
                        "turn event dropped: %s", why);
         return;
     }
-    msgpack_sbuffer buf;
-    msgpack_sbuffer_init (&buf);
+    msgpack_sbuffer *buf = &state->delta_buf;  //  its memory kept from the last
+    msgpack_sbuffer_clear (buf);
     if (event->type && streq (event->type, "delta") && event->delta && *event->delta) {
         size_t len = strlen (event->delta);
         if (turn->size + len > (size_t) state->reply_max) {
             protobuf_c_message_free_unpacked (&event->base, NULL);
-            msgpack_sbuffer_destroy (&buf);
             s_fail (turn, "internal", "the reply is longer than the service keeps");
             return;
         }
         s_append (&turn->content, &turn->size, &turn->capacity, event->delta, len);
         uint32_t n = ++turn->seq;
-        service_stream_delta (&buf, turn->message_id, n, event->delta);
-        s_event (turn, n, SERVICE_STREAM_DELTA, &buf);
+        service_stream_delta (buf, turn->message_id, n, event->delta);
+        s_event (turn, n, SERVICE_STREAM_DELTA, buf);
     }
     else if (event->type && streq (event->type, "tool_call") && event->tool_call
              && event->index < (uint32_t) state->tool_calls_max) {
@@ -475,7 +473,6 @@ s_partial (chat_call_t *call, const bus_reply_t *reply)
         if (piece->arguments
             && held + strlen (piece->arguments) > (size_t) state->reply_max) {
             protobuf_c_message_free_unpacked (&event->base, NULL);
-            msgpack_sbuffer_destroy (&buf);
             s_fail (turn, "internal", "the tool call is longer than the service keeps");
             return;
         }
@@ -488,11 +485,10 @@ s_partial (chat_call_t *call, const bus_reply_t *reply)
         if (piece->arguments)
             s_extend (&tool->arguments, piece->arguments);
         uint32_t n = ++turn->seq;
-        service_stream_tool_call (&buf, turn->message_id, n, event->index, piece->id,
+        service_stream_tool_call (buf, turn->message_id, n, event->index, piece->id,
                                   piece->name, piece->arguments);
-        s_event (turn, n, SERVICE_STREAM_TOOL_CALL, &buf);
+        s_event (turn, n, SERVICE_STREAM_TOOL_CALL, buf);
     }
-    msgpack_sbuffer_destroy (&buf);
     protobuf_c_message_free_unpacked (&event->base, NULL);
 }
 
