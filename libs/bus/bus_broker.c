@@ -70,6 +70,7 @@ typedef struct {
     zhashx_t *services;       //  name -> service_t
     zhashx_t *workers;        //  key -> worker_t
     zhashx_t *tasks;          //  key -> task_t
+    int64_t tasks_due;        //  no task's deadline (or orphan's give-up) before this
     uint64_t next_task;       //  next task id
     uint64_t requests_total;  //  requests accepted
     uint64_t errors_total;    //  requests ended by an error
@@ -143,6 +144,7 @@ s_self_new (zsock_t *pipe, const bus_broker_config_t *config)
     self->workers = zhashx_new ();
     zhashx_set_destructor (self->workers, s_worker_destroy);
     self->tasks = zhashx_new ();
+    self->tasks_due = INT64_MAX;
     zhashx_set_destructor (self->tasks, s_task_destroy);
     self->trace_topics = zlistx_new ();
     zlistx_set_destructor (self->trace_topics, (zlistx_destructor_fn *) zstr_free);
@@ -531,6 +533,8 @@ s_handle_client_request (self_t *self, bus_frames_t *frames)
     task->started = bus_proto_now ();
     task->started_us = zclock_usecs ();
     task->deadline = task->started + timeout;
+    if (task->deadline < self->tasks_due)
+        self->tasks_due = task->deadline;
     task->service = service;
     self->requests_total++;
     zhashx_insert (self->tasks, task->key, task);
@@ -860,6 +864,13 @@ s_on_timer (zloop_t *loop, int timer_id, void *arg)
          worker = (worker_t *) zlistx_next (dead))
         s_worker_delete (self, worker, "heartbeats stopped");
     zlistx_purge (dead);
+    //  The tasks are looked through only when one can be due: tasks_due is the
+    //  earliest deadline seen since the last look (a task that ended before it
+    //  costs one look), so thousands of streams in flight are not scanned every tick
+    if (now < self->tasks_due) {
+        zlistx_destroy (&dead);
+        return 0;
+    }
 
     for (task_t *task = (task_t *) zhashx_first (self->tasks); task;
          task = (task_t *) zhashx_next (self->tasks))
@@ -886,6 +897,14 @@ s_on_timer (zloop_t *loop, int timer_id, void *arg)
          task = (task_t *) zlistx_next (dead))
         s_task_end (self, task);
     zlistx_destroy (&dead);
+    //  When the next look is due: the earliest deadline, or give-up of an orphan
+    self->tasks_due = INT64_MAX;
+    for (task_t *task = (task_t *) zhashx_first (self->tasks); task;
+         task = (task_t *) zhashx_next (self->tasks)) {
+        int64_t due = task->orphaned ? task->deadline + grace : task->deadline;
+        if (due < self->tasks_due)
+            self->tasks_due = due;
+    }
     return 0;
 }
 
