@@ -888,23 +888,22 @@ s_on_timer (zloop_t *loop, int timer_id, void *arg)
     //  A worker that never ends a cancelled task is given up one heartbeat window
     //  after the deadline: its credit must not leak
     zlistx_purge (dead);
+    //  The same pass finds when the next look is due: the earliest deadline, or
+    //  give-up of an orphan, among the tasks that stay
     int64_t grace = (int64_t) self->heartbeat_ms * self->liveness;
-    for (task_t *task = (task_t *) zhashx_first (self->tasks); task;
-         task = (task_t *) zhashx_next (self->tasks))
-        if (task->orphaned && task->deadline + grace < now)
-            zlistx_add_end (dead, task);
-    for (task_t *task = (task_t *) zlistx_first (dead); task;
-         task = (task_t *) zlistx_next (dead))
-        s_task_end (self, task);
-    zlistx_destroy (&dead);
-    //  When the next look is due: the earliest deadline, or give-up of an orphan
     self->tasks_due = INT64_MAX;
     for (task_t *task = (task_t *) zhashx_first (self->tasks); task;
          task = (task_t *) zhashx_next (self->tasks)) {
         int64_t due = task->orphaned ? task->deadline + grace : task->deadline;
-        if (due < self->tasks_due)
+        if (task->orphaned && due < now)
+            zlistx_add_end (dead, task);
+        else if (due < self->tasks_due)
             self->tasks_due = due;
     }
+    for (task_t *task = (task_t *) zlistx_first (dead); task;
+         task = (task_t *) zlistx_next (dead))
+        s_task_end (self, task);
+    zlistx_destroy (&dead);
     return 0;
 }
 

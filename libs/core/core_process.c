@@ -13,8 +13,7 @@ core_process_tune (void)
         return 0;
     int rc = mallopt (M_ARENA_MAX, CORE_PROCESS_ARENAS);
     if (rc == 1) {
-        //  Heaps grow by at least CORE_PROCESS_TOP_PAD and give memory back past
-        //  CORE_PROCESS_TRIM (setting either fixes the mmap threshold too: set it)
+        //  See the header: keep free memory, grow the main arena in steps
         mallopt (M_TOP_PAD, CORE_PROCESS_TOP_PAD);
         mallopt (M_TRIM_THRESHOLD, CORE_PROCESS_TRIM);
         mallopt (M_MMAP_THRESHOLD, CORE_PROCESS_MMAP);

@@ -13,18 +13,20 @@
 //  held 48.6 KiB per open stream with the default, 28.7 KiB with two arenas.
 #define CORE_PROCESS_ARENAS 2
 
-//  glibc grows a thread's heap a little at a time (mprotect, then page faults
-//  on the new pages) and trims it again as soon as 128 KiB at its top are free:
-//  chat spent a sixth of its CPU growing heaps while replies streamed. Heaps
-//  grow by this much more than asked, and keep up to CORE_PROCESS_TRIM free;
-//  blocks from CORE_PROCESS_MMAP up are mapped on their own.
+//  glibc gives a heap's top back as soon as 128 KiB of it are free, and a reply
+//  later grows it again (mprotect, then page faults on the new pages): chat
+//  spent a sixth of its CPU so while replies streamed. Every arena now keeps up
+//  to CORE_PROCESS_TRIM free; the main arena grows by CORE_PROCESS_TOP_PAD more
+//  than asked (a thread's heap still grows page by page: glibc's grow_heap takes
+//  no pad); blocks from CORE_PROCESS_MMAP up are mapped on their own (setting
+//  the other two fixes that threshold, which glibc would otherwise move).
 #define CORE_PROCESS_TOP_PAD (1 << 20)
 #define CORE_PROCESS_TRIM (2 << 20)
 #define CORE_PROCESS_MMAP (1 << 20)
 
-//  Apply the settings: the malloc arena limit and the heap sizes above. Returns the arena limit set, or
-//  0 when MALLOC_ARENA_MAX is in the environment (glibc has read it already) or
-//  the allocator refuses (AddressSanitizer's).
+//  Apply the settings: the malloc arena limit and the heap sizes above. Returns
+//  the arena limit set, or 0 when MALLOC_ARENA_MAX is in the environment (glibc
+//  has read it already) or the allocator refuses (AddressSanitizer's).
 int core_process_tune (void);
 
 void core_process_test (bool verbose);

@@ -83,7 +83,7 @@ s_signature (json_t *replay, int index)
 //  The id Gemini gave the call a tool message answers (the history's assistant
 //  turn recorded it), or NULL when the call has none of Gemini's (our own id, or
 //  a call another model made).
-static char *
+static const char *
 s_response_id (llm_request_t *request, size_t message_index)
 {
     const char *id = request->messages[message_index].tool_call_id;
@@ -95,9 +95,9 @@ s_response_id (llm_request_t *request, size_t message_index)
             json_t *replay = earlier->replay ? json_loads (earlier->replay, 0, NULL)
                                              : NULL;
             const char *given = s_replayed (replay, (int) j, "id");
-            char *copy = given && strcmp (given, id) == 0 ? strdup (id) : NULL;
+            bool gemini = given && strcmp (given, id) == 0;
             json_decref (replay);
-            return copy;
+            return gemini ? earlier->calls[j].id : NULL;
         }
     }
     return NULL;
@@ -128,10 +128,9 @@ s_contents (llm_request_t *request, char **system_p)
                 llm_json_set_string (response, "result", m->content);
             }
             json_t *call = json_object ();
-            char *id = s_response_id (request, i);
+            const char *id = s_response_id (request, i);
             if (id)
                 llm_json_set_string (call, "id", id);
-            free (id);
             llm_json_set_string (call, "name", llm_request_tool_name (request, i));
             json_object_set_new (call, "response", response);
             s_add_part (contents, "user", json_pack ("{s:o}", "functionResponse", call));

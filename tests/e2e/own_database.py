@@ -48,11 +48,7 @@ def main():
     try:
         env = dict(os.environ, CHORUS_TEST_DATABASE_URL=own)
         child = subprocess.Popen([sys.executable] + sys.argv[1:], env=env)
-        while True:
-            try:
-                return child.wait()
-            except InterruptedError:
-                continue
+        return child.wait()
     finally:
         if child and child.poll() is None:
             child.kill()

@@ -938,6 +938,7 @@ def run_provider_settings(web, upstream, A):
     (a 400) to a parameter the model refuses, so these turns complete only when the
     request fits the model."""
     def turn(provider, model, key, echo="Echo: hi there", **settings):
+        """The request the stand-in got for one test turn, and the turn's result."""
         body = {"name": "settings-%s-%s" % (key, RUN), "system_prompt": "Be brief.",
                 "provider": provider, "model": model}
         body.update(settings)
@@ -946,27 +947,26 @@ def run_provider_settings(web, upstream, A):
         result = web.json("POST", "/api/v1/agents/%s/test" % agent["id"],
                           {"content": say("hi there", marker)}, A)
         assert result["content"] == echo, result
-        turn.result = result
-        return upstream.one(marker)["body"]
+        return upstream.one(marker)["body"], result
 
     def openai_reasoning():
-        sent = turn("openai", "o4-mini", "o4", temperature=0.3, max_tokens=300,
+        sent, _ = turn("openai", "o4-mini", "o4", temperature=0.3, max_tokens=300,
                     thinking_mode="deep")
         assert "temperature" not in sent and "max_tokens" not in sent, sent
         assert sent["max_completion_tokens"] == 300 + 32768, sent
         assert sent["reasoning_effort"] == "high", sent
-        sent = turn("openai", "o1-mini", "o1mini", echo="Echo: Be brief. hi there",
+        sent, _ = turn("openai", "o1-mini", "o1mini", echo="Echo: Be brief. hi there",
                     max_tokens=100, thinking_mode="quick")
         assert [m["role"] for m in sent["messages"]] == ["user"], sent["messages"]
         assert sent["messages"][0]["content"].startswith("Be brief.\n\nhi there"), sent
         assert "reasoning_effort" not in sent, sent
-        sent = turn("openai", MODEL, "4o", temperature=0.3, thinking_mode="deep")
+        sent, _ = turn("openai", MODEL, "4o", temperature=0.3, thinking_mode="deep")
         assert sent["temperature"] == 0.3 and "reasoning_effort" not in sent, sent
     check("openai: reasoning models get max_completion_tokens with room, no "
           "temperature; o1-mini no system message", openai_reasoning)
 
     def anthropic_thinking():
-        sent = turn("anthropic", "claude-sonnet-4-5", "deep", temperature=0.7,
+        sent, result = turn("anthropic", "claude-sonnet-4-5", "deep", temperature=0.7,
                     max_tokens=2000, thinking_mode="deep")
         thinking = sent.get("thinking") or {}
         assert thinking.get("type") in ("enabled", "adaptive"), sent
@@ -974,10 +974,10 @@ def run_provider_settings(web, upstream, A):
         if thinking["type"] == "enabled":
             assert 1024 <= thinking["budget_tokens"] < sent["max_tokens"], sent
         # the stand-in thought first: not in the reply, kept signed for the next turn
-        replay = json.loads(turn.result["replay"])
+        replay = json.loads(result["replay"])
         assert replay[0]["type"] == "thinking" and replay[0]["signature"], replay
         assert replay[0]["thinking"] == "Thinking about the request.", replay
-        sent = turn("anthropic", "claude-sonnet-4-5", "hot", temperature=1.6,
+        sent, _ = turn("anthropic", "claude-sonnet-4-5", "hot", temperature=1.6,
                     max_tokens=200)
         assert sent["temperature"] == 1 and "thinking" not in sent, sent
     check("anthropic: deep thinking without temperature and a budget under "

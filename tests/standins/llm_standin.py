@@ -846,10 +846,12 @@ class Gemini:
             return None
         position = 0
         for c in contents:
-            parts = c.get("parts") if isinstance(c, dict) else None
-            calls = [p for p in parts or [] if isinstance(p, dict)
+            if not isinstance(c, dict):
+                continue
+            parts = c.get("parts") if isinstance(c.get("parts"), list) else []
+            calls = [p for p in parts if isinstance(p, dict)
                      and isinstance(p.get("functionCall"), dict)]
-            position += len(parts or [])
+            position += len(parts)
             if c.get("role") == "model" and calls and not calls[0].get("thoughtSignature"):
                 return ("Function call is missing a thought_signature in functionCall "
                         "parts. This is required for tools to work correctly, and "
