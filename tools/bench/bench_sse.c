@@ -76,7 +76,7 @@ bench_sse_fail (bench_sse_run_t *run, bench_sse_stream_t *stream, bench_sse_erro
 
 //  The stream ended as it should: close it, count it.
 static void
-s_finish (bench_sse_run_t *run, bench_sse_stream_t *stream)
+s_finish (bench_sse_run_t *run, bench_sse_stream_t *stream, int64_t now)
 {
     if (stream->state == BENCH_SSE_OVER)
         return;
@@ -88,6 +88,8 @@ s_finish (bench_sse_run_t *run, bench_sse_stream_t *stream)
     if (run->tpot && stream->tokens > 1 && stream->last_us > from)
         run->tpot[run->tpot_size++] = (double) (stream->last_us - from)
                                       / (double) (stream->tokens - 1);
+    if (run->tail && stream->tokens > 0)
+        run->tail[run->tail_size++] = (double) (now - stream->last_us);
     s_close (run, stream);
 }
 
@@ -184,7 +186,7 @@ s_line (bench_sse_run_t *run, bench_sse_stream_t *stream, const char *line, size
     if (run->mode == BENCH_SSE_DIRECT) {
         if (data_size == 6 && memcmp (data, "[DONE]", 6) == 0) {
             stream->tokens == run->tokens_expected
-                ? s_finish (run, stream)
+                ? s_finish (run, stream, now)
                 : bench_sse_fail (run, stream, BENCH_SSE_ERR_TOKENS, "token count");
             return;
         }
@@ -216,7 +218,7 @@ s_line (bench_sse_run_t *run, bench_sse_stream_t *stream, const char *line, size
             bench_sse_fail (run, stream, BENCH_SSE_ERR_TOKENS, detail);
         }
         else
-            s_finish (run, stream);
+            s_finish (run, stream, now);
     }
 }
 

@@ -89,6 +89,10 @@ typedef struct {
                           //  first or the gate, whichever came later (LLM serving's
                           //  "time per output token")
     int tpot_size;        //  samples
+    double *tail;         //  per stream ended well: microseconds from its last token to
+                          //  its end (through the stack: message.completed, the reply
+                          //  stored)
+    int tail_size;        //  samples
     int64_t start_us;     //  first request written
     int64_t open_us;      //  every stream had its first token (or failed)
     int64_t release_us;   //  the gate opened

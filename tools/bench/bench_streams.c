@@ -366,8 +366,9 @@ s_run (s_bench_t *self, bench_sse_run_t *run, bench_sse_mode_t mode, int n, int 
     run->n = n;
     run->ttft = calloc ((size_t) n, sizeof (int64_t));
     run->tpot = calloc ((size_t) n, sizeof (double));
+    run->tail = calloc ((size_t) n, sizeof (double));
     bench_sse_stream_t *streams = calloc ((size_t) n, sizeof (bench_sse_stream_t));
-    assert (run->ttft && run->tpot && streams);
+    assert (run->ttft && run->tpot && run->tail && streams);
     if (gated && self->delay_ms > 0)
         snprintf (self->marker, sizeof self->marker, " [[tokens:%d delay_us:%d]]",
                   self->tokens, self->delay_ms * 1000);
@@ -548,6 +549,15 @@ s_tpot_at (bench_sse_run_t *run, double q)
 }
 
 static double
+s_tail_at (bench_sse_run_t *run, double q)
+{
+    if (run->tail_size == 0)
+        return 0;
+    int i = (int) (q * (run->tail_size - 1) + 0.5);
+    return run->tail[i];
+}
+
+static double
 s_tokens_per_s (bench_sse_run_t *run)
 {
     if (run->last_us <= run->release_us || run->tokens_after == 0)
@@ -579,6 +589,8 @@ s_run_figures (s_bench_t *self, const char *prefix, bench_sse_run_t *run)
         s_figure (self, name, s_ttft_at (run->ttft, run->ttft_size, at) / 1e3, "ms");
         snprintf (name, sizeof name, "%stpot_p%d", prefix, q ? 99 : 50);
         s_figure (self, name, s_tpot_at (run, at), "us");
+        snprintf (name, sizeof name, "%send_after_last_p%d", prefix, q ? 99 : 50);
+        s_figure (self, name, s_tail_at (run, at) / 1e3, "ms");
     }
     snprintf (name, sizeof name, "%stokens_per_s", prefix);
     s_figure (self, name, s_tokens_per_s (run), "tokens/s");
@@ -598,6 +610,7 @@ s_summary (const char *what, bench_sse_run_t *run)
     qsort (run->latency, run->latency_size, sizeof (uint32_t), s_cmp_u32);
     qsort (run->ttft, (size_t) run->ttft_size, sizeof (int64_t), s_cmp_i64);
     qsort (run->tpot, (size_t) run->tpot_size, sizeof (double), s_cmp_double);
+    qsort (run->tail, (size_t) run->tail_size, sizeof (double), s_cmp_double);
     fprintf (
         stderr,
         "bench-streams: %s: %d streams, %d ok, %" PRId64 " tokens; gate opened after "
@@ -637,6 +650,7 @@ s_run_free (bench_sse_run_t *run)
     free (run->latency);
     free (run->ttft);
     free (run->tpot);
+    free (run->tail);
     memset (run, 0, sizeof *run);
 }
 
