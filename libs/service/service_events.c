@@ -2,7 +2,16 @@
     The sequence comes from a one-row counter updated inside the event's own
     transaction: its row lock orders event-writing transactions, so sequence
     numbers are dense and committed in order, and a rolled-back event frees its
-    number for the next.                                                          */
+    number for the next.
+
+    That lock makes event transactions run one after the other, each waiting for
+    the commit (the WAL flush) before it, so emits are grouped: at most
+    S_IN_FLIGHT transactions are running, and the events emitted meanwhile wait
+    here and go together in the next one (their callers' statements in order,
+    then one insert that numbers them all), one commit for the group. An idle
+    publisher writes an event at once, as before. When a group's transaction
+    fails, each of its events is tried again on its own, so one caller's bad
+    statement fails only its own event.                                           */
 #include "service_events.h"
 
 #include <assert.h>
@@ -11,12 +20,18 @@
 #include "bus_proto.h"
 #include "codec_msgpack.h"
 
-#define S_REPLAY_MAX 1000  //  most records one replay answer carries
-#define S_HEAD_MS 1000     //  how often the newest sequence is announced
+#define S_REPLAY_MAX 1000            //  most records one replay answer carries
+#define S_HEAD_MS 1000               //  how often the newest sequence is announced
+#define S_IN_FLIGHT 2                //  event transactions running at once
+#define S_GROUP_MAX 64               //  events one transaction writes at most
+#define S_GROUP_BYTES (1024 * 1024)  //  payload bytes one transaction writes, about
+#define S_QUEUE_MAX 1000             //  events waiting, when no limit is given
+
+typedef struct _s_emit_t s_emit_t;
 
 struct _service_events_t {
     char *publisher;    //  our name in EventMeta.publisher
-    char *insert_sql;   //  outbox insert, schema-qualified
+    char *insert_sql;   //  outbox insert of a group, schema-qualified
     char *replay_sql;   //  outbox read for replay
     char *head_sql;     //  newest sequence
     db_pool_t *db;      //  borrowed database pool
@@ -26,18 +41,36 @@ struct _service_events_t {
     int timer;          //  head announcement timer
     bool head_busy;     //  a head query is running
     uint64_t last_seq;  //  newest sequence we know of
+    s_emit_t *head;     //  events waiting for a transaction, oldest first
+    s_emit_t *tail;     //  the newest of them
+    size_t queued;      //  events waiting
+    size_t queue_max;   //  most events waiting
+    int in_flight;      //  event transactions running
+    bool stopping;      //  service_events_stop was called
 };
 
-typedef struct {
+//  One event, with a copy of its caller's statements (one block).
+struct _s_emit_t {
     service_events_t *self;        //  owner
     char *topic;                   //  event topic
     char *tenant_id;               //  event tenant
     zframe_t *payload;             //  event payload
-    char *params[3];               //  topic, tenant, hex payload
-    db_stmt_t *stmts;              //  the transaction
+    db_stmt_t *before;             //  the caller's statements, copied
+    size_t count;                  //  how many
+    bool alone;                    //  its group failed: it goes on its own
     service_events_done_fn *done;  //  completion
     void *arg;                     //  its argument
-} s_emit_t;
+    s_emit_t *next;                //  in the queue
+};
+
+//  One transaction: a group of events.
+typedef struct {
+    service_events_t *self;  //  owner
+    s_emit_t **emits;        //  the events, in emit order
+    size_t count;            //  how many
+    db_stmt_t *stmts;        //  the transaction (borrows the events' copies)
+    char *params[4];         //  the insert's: count, topics, tenants, payloads
+} s_group_t;
 
 typedef struct {
     service_events_t *self;  //  owner
@@ -48,7 +81,7 @@ typedef struct {
 
 service_events_t *
 service_events_new (const char *publisher, const char *schema, db_pool_t *db,
-                    const char *brokers, core_log_t *log)
+                    const char *brokers, size_t queue_max, core_log_t *log)
 {
     zlist_t *endpoints = bus_proto_endpoints (brokers);
     if (!endpoints)
@@ -59,12 +92,15 @@ service_events_new (const char *publisher, const char *schema, db_pool_t *db,
     self->db = db;
     self->log = log;
     self->timer = -1;
+    self->queue_max = queue_max ? queue_max : S_QUEUE_MAX;
     int rc = asprintf (
         &self->insert_sql,
-        "WITH next AS (UPDATE \"%s\".outbox_state SET last_seq = last_seq + 1 "
+        "WITH next AS (UPDATE \"%s\".outbox_state SET last_seq = last_seq + $1::bigint "
         "WHERE id = 1 RETURNING last_seq) "
         "INSERT INTO \"%s\".outbox (seq, topic, tenant_id, payload) "
-        "SELECT last_seq, $1, $2, decode($3, 'hex') FROM next "
+        "SELECT next.last_seq - $1::bigint + e.ord, e.topic, e.tenant_id, e.payload "
+        "FROM next, unnest ($2::text[], $3::text[], $4::bytea[]) WITH ORDINALITY "
+        "AS e (topic, tenant_id, payload, ord) "
         "RETURNING seq, (extract(epoch FROM created_at) * 1000)::bigint",
         schema, schema);
     assert (rc > 0);
@@ -100,6 +136,7 @@ service_events_destroy (service_events_t **self_p)
     if (!self_p || !*self_p)
         return;
     service_events_t *self = *self_p;
+    service_events_stop (self);
     if (self->loop && self->timer >= 0)
         zloop_timer_end (self->loop, self->timer);
     zsock_destroy (&self->pub);
@@ -146,32 +183,251 @@ s_emit_free (s_emit_t **emit_p)
     free (emit->topic);
     free (emit->tenant_id);
     zframe_destroy (&emit->payload);
-    free (emit->params[2]);
-    free (emit->stmts);
+    free (emit->before);
     free (emit);
     *emit_p = NULL;
 }
 
+//  The event is over: tell its caller, free it.
 static void
-s_on_emitted (PGresult *result, const char *error, void *arg)
+s_emit_end (s_emit_t *emit, const char *error, uint64_t seq)
 {
-    s_emit_t *emit = (s_emit_t *) arg;
-    service_events_t *self = emit->self;
-    uint64_t seq = 0;
-    if (!error && result && PQntuples (result) == 1) {
-        seq = strtoull (PQgetvalue (result, 0, 0), NULL, 10);
-        int64_t time_ms = strtoll (PQgetvalue (result, 0, 1), NULL, 10);
-        if (seq > self->last_seq)
-            self->last_seq = seq;
-        s_publish (self, emit->topic, emit->tenant_id, seq, time_ms, emit->payload);
-    }
-    else if (!error)
-        error = "the outbox insert returned no row";
-    if (error)
-        core_log_warn (self->log, NULL, "event %s not written: %s", emit->topic, error);
     if (emit->done)
         emit->done (error, seq, emit->arg);
     s_emit_free (&emit);
+}
+
+//  A copy of count statements in one block: the db_stmt_t array, then the
+//  parameter pointer arrays, then every string.
+static db_stmt_t *
+s_stmts_copy (const db_stmt_t *stmts, size_t count)
+{
+    size_t pointers = 0, bytes = 0;
+    for (size_t i = 0; i < count; i++) {
+        bytes += strlen (stmts[i].sql) + 1;
+        pointers += (size_t) stmts[i].nparams;
+        for (int p = 0; p < stmts[i].nparams; p++)
+            if (stmts[i].params[p])
+                bytes += strlen (stmts[i].params[p]) + 1;
+    }
+    size_t head = count * sizeof (db_stmt_t) + pointers * sizeof (char *);
+    char *block = malloc (head + bytes + 1);
+    assert (block);
+    db_stmt_t *copy = (db_stmt_t *) block;
+    const char **slots = (const char **) (block + count * sizeof (db_stmt_t));
+    char *text = block + head;
+    for (size_t i = 0; i < count; i++) {
+        size_t len = strlen (stmts[i].sql) + 1;
+        memcpy (text, stmts[i].sql, len);
+        copy[i].sql = text;
+        text += len;
+        copy[i].nparams = stmts[i].nparams;
+        copy[i].params = slots;
+        for (int p = 0; p < stmts[i].nparams; p++) {
+            const char *param = stmts[i].params[p];
+            if (!param) {
+                *slots++ = NULL;
+                continue;
+            }
+            len = strlen (param) + 1;
+            memcpy (text, param, len);
+            *slots++ = text;
+            text += len;
+        }
+    }
+    return copy;
+}
+
+//  Append one element to an array literal: in double quotes, a backslash before
+//  each quote or backslash; bytes as a hex bytea (the element \x...) when bytes.
+static void
+s_array_add (char **out, const char *data, size_t size, bool bytes)
+{
+    static const char digits[] = "0123456789abcdef";
+    char *at = *out;
+    *at++ = '"';
+    if (bytes) {
+        const uint8_t *byte = (const uint8_t *) data;
+        *at++ = '\\';
+        *at++ = '\\';
+        *at++ = 'x';
+        for (size_t i = 0; i < size; i++) {
+            *at++ = digits[byte[i] >> 4];
+            *at++ = digits[byte[i] & 15];
+        }
+    }
+    else
+        for (size_t i = 0; i < size; i++) {
+            if (data[i] == '"' || data[i] == '\\')
+                *at++ = '\\';
+            *at++ = data[i];
+        }
+    *at++ = '"';
+    *out = at;
+}
+
+static void
+s_group_free (s_group_t **group_p)
+{
+    s_group_t *group = *group_p;
+    for (int i = 0; i < 4; i++)
+        free (group->params[i]);
+    free (group->stmts);
+    free (group->emits);
+    free (group);
+    *group_p = NULL;
+}
+
+static void s_flush (service_events_t *self);
+
+static void
+s_on_group (PGresult *result, const char *error, void *arg)
+{
+    s_group_t *group = (s_group_t *) arg;
+    service_events_t *self = group->self;
+    self->in_flight--;
+    if (!error && (!result || PQntuples (result) != (int) group->count))
+        error = "the outbox insert returned other rows than it was given";
+    if (error) {
+        if (group->count > 1 && !self->stopping) {
+            //  Each again on its own, ahead of the events waiting: one caller's
+            //  statement may be what failed
+            for (size_t i = group->count; i-- > 0;) {
+                s_emit_t *emit = group->emits[i];
+                emit->alone = true;
+                emit->next = self->head;
+                self->head = emit;
+                if (!self->tail)
+                    self->tail = emit;
+                self->queued++;
+            }
+        }
+        else {
+            core_log_warn (self->log, NULL, "event %s not written: %s",
+                           group->emits[0]->topic, error);
+            for (size_t i = 0; i < group->count; i++)
+                s_emit_end (group->emits[i], error, 0);
+        }
+        s_group_free (&group);
+        s_flush (self);
+        return;
+    }
+    //  The sequence numbers are consecutive in emit order
+    uint64_t first = UINT64_MAX;
+    for (int row = 0; row < PQntuples (result); row++) {
+        uint64_t seq = strtoull (PQgetvalue (result, row, 0), NULL, 10);
+        first = seq < first ? seq : first;
+    }
+    int64_t *times = calloc (group->count, sizeof (int64_t));
+    assert (times);
+    for (int row = 0; row < PQntuples (result); row++) {
+        uint64_t seq = strtoull (PQgetvalue (result, row, 0), NULL, 10);
+        if (seq - first < group->count)
+            times[seq - first] = strtoll (PQgetvalue (result, row, 1), NULL, 10);
+    }
+    uint64_t last = first + group->count - 1;
+    if (last > self->last_seq)
+        self->last_seq = last;
+    for (size_t i = 0; i < group->count; i++) {
+        s_emit_t *emit = group->emits[i];
+        s_publish (self, emit->topic, emit->tenant_id, first + i, times[i],
+                   emit->payload);
+        s_emit_end (emit, NULL, first + i);
+    }
+    free (times);
+    s_group_free (&group);
+    s_flush (self);
+}
+
+//  Take the next group off the queue: up to S_GROUP_MAX events and about
+//  S_GROUP_BYTES of payload; an event retried alone goes on its own.
+static s_group_t *
+s_group_take (service_events_t *self)
+{
+    s_group_t *group = calloc (1, sizeof (s_group_t));
+    assert (group);
+    group->self = self;
+    size_t room = self->queued < S_GROUP_MAX ? self->queued : S_GROUP_MAX;
+    group->emits = calloc (room, sizeof (s_emit_t *));
+    assert (group->emits);
+    size_t bytes = 0, stmts = 0;
+    while (self->head && group->count < room) {
+        s_emit_t *emit = self->head;
+        size_t size = zframe_size (emit->payload);
+        if (group->count
+            && (emit->alone || group->emits[0]->alone || bytes + size > S_GROUP_BYTES))
+            break;
+        self->head = emit->next;
+        if (!self->head)
+            self->tail = NULL;
+        self->queued--;
+        emit->next = NULL;
+        group->emits[group->count++] = emit;
+        bytes += size;
+        stmts += emit->count;
+    }
+    //  The insert's parameters: how many, then three array literals
+    size_t topics = 3, tenants = 3, payloads = 3;
+    for (size_t i = 0; i < group->count; i++) {
+        s_emit_t *emit = group->emits[i];
+        topics += strlen (emit->topic) * 2 + 3;
+        tenants += strlen (emit->tenant_id) * 2 + 3;
+        payloads += zframe_size (emit->payload) * 2 + 6;
+    }
+    char *lists[3] = {malloc (topics), malloc (tenants), malloc (payloads)};
+    char *at[3] = {lists[0], lists[1], lists[2]};
+    for (int k = 0; k < 3; k++) {
+        assert (lists[k]);
+        *at[k]++ = '{';
+    }
+    for (size_t i = 0; i < group->count; i++) {
+        s_emit_t *emit = group->emits[i];
+        for (int k = 0; i && k < 3; k++)
+            *at[k]++ = ',';
+        s_array_add (&at[0], emit->topic, strlen (emit->topic), false);
+        s_array_add (&at[1], emit->tenant_id, strlen (emit->tenant_id), false);
+        s_array_add (&at[2], (const char *) zframe_data (emit->payload),
+                     zframe_size (emit->payload), true);
+    }
+    for (int k = 0; k < 3; k++) {
+        *at[k]++ = '}';
+        *at[k] = 0;
+        group->params[k + 1] = lists[k];
+    }
+    group->params[0] = zsys_sprintf ("%zu", group->count);
+    assert (group->params[0]);
+    group->stmts = calloc (stmts + 1, sizeof (db_stmt_t));
+    assert (group->stmts);
+    size_t n = 0;
+    for (size_t i = 0; i < group->count; i++)
+        for (size_t j = 0; j < group->emits[i]->count; j++)
+            group->stmts[n++] = group->emits[i]->before[j];
+    group->stmts[n].sql = self->insert_sql;
+    group->stmts[n].nparams = 4;
+    group->stmts[n].params = (const char *const *) group->params;
+    return group;
+}
+
+//  Start transactions for the events waiting, while fewer than S_IN_FLIGHT run.
+static void
+s_flush (service_events_t *self)
+{
+    while (self->head && self->in_flight < S_IN_FLIGHT && !self->stopping) {
+        s_group_t *group = s_group_take (self);
+        size_t stmts = 1;
+        for (size_t i = 0; i < group->count; i++)
+            stmts += group->emits[i]->count;
+        if (db_pool_tx (self->db, group->stmts, stmts, s_on_group, group)) {
+            const char *error = db_pool_error (self->db);
+            core_log_warn (self->log, NULL, "event %s not written: %s",
+                           group->emits[0]->topic, error);
+            for (size_t i = 0; i < group->count; i++)
+                s_emit_end (group->emits[i], error, 0);
+            s_group_free (&group);
+            continue;
+        }
+        self->in_flight++;
+    }
 }
 
 int
@@ -179,38 +435,42 @@ service_events_emit (service_events_t *self, const char *tenant_id, const char *
                      const void *payload, size_t size, const db_stmt_t *before,
                      size_t count, service_events_done_fn *done, void *arg)
 {
+    if (self->stopping || self->queued >= self->queue_max)
+        return -1;
     s_emit_t *emit = calloc (1, sizeof (s_emit_t));
     assert (emit);
     emit->self = self;
     emit->topic = strdup (topic);
     emit->tenant_id = strdup (tenant_id ? tenant_id : "");
+    assert (emit->topic && emit->tenant_id);
     emit->payload = zframe_new (payload, size);
+    emit->before = count ? s_stmts_copy (before, count) : NULL;
+    emit->count = count;
     emit->done = done;
     emit->arg = arg;
-    char *hex = malloc (size * 2 + 1);
-    assert (hex);
-    static const char digits[] = "0123456789abcdef";
-    const uint8_t *bytes = (const uint8_t *) payload;
-    for (size_t i = 0; i < size; i++) {
-        hex[i * 2] = digits[bytes[i] >> 4];
-        hex[i * 2 + 1] = digits[bytes[i] & 15];
-    }
-    hex[size * 2] = 0;
-    emit->params[0] = emit->topic;
-    emit->params[1] = emit->tenant_id;
-    emit->params[2] = hex;
-    emit->stmts = calloc (count + 1, sizeof (db_stmt_t));
-    assert (emit->stmts);
-    for (size_t i = 0; i < count; i++)
-        emit->stmts[i] = before[i];
-    emit->stmts[count].sql = self->insert_sql;
-    emit->stmts[count].nparams = 3;
-    emit->stmts[count].params = (const char *const *) emit->params;
-    if (db_pool_tx (self->db, emit->stmts, count + 1, s_on_emitted, emit)) {
-        s_emit_free (&emit);
-        return -1;
-    }
+    if (self->tail)
+        self->tail->next = emit;
+    else
+        self->head = emit;
+    self->tail = emit;
+    self->queued++;
+    s_flush (self);
     return 0;
+}
+
+void
+service_events_stop (service_events_t *self)
+{
+    if (!self || self->stopping)
+        return;
+    self->stopping = true;
+    while (self->head) {
+        s_emit_t *emit = self->head;
+        self->head = emit->next;
+        self->queued--;
+        s_emit_end (emit, "the service is stopping", 0);
+    }
+    self->tail = NULL;
 }
 
 bool
@@ -340,4 +600,161 @@ service_events_attach (service_events_t *self, zloop_t *loop)
     self->loop = loop;
     self->timer = zloop_timer (loop, S_HEAD_MS, 0, s_on_timer, self);
     return self->timer >= 0 ? 0 : -1;
+}
+
+//  ---------------------------------------------------------------------------
+//  Selftest
+
+#include "core_waiter.h"
+#include "db_testing.h"
+
+typedef struct {
+    int index;        //  emit order
+    uint64_t seq;     //  what it got
+    char error[160];  //  or why not
+    int *done;        //  callbacks so far, shared
+    int *order;       //  the index of each callback, in call order
+} s_probe_t;
+
+static void
+s_probe_done (const char *error, uint64_t seq, void *arg)
+{
+    s_probe_t *probe = (s_probe_t *) arg;
+    probe->seq = seq;
+    snprintf (probe->error, sizeof probe->error, "%s", error ? error : "");
+    probe->order[(*probe->done)++] = probe->index;
+}
+
+static long
+s_count (PGconn *pg, const char *sql)
+{
+    PGresult *result = PQexec (pg, sql);
+    assert (PQresultStatus (result) == PGRES_TUPLES_OK && PQntuples (result) == 1);
+    long value = strtol (PQgetvalue (result, 0, 0), NULL, 10);
+    PQclear (result);
+    return value;
+}
+
+void
+service_events_test (bool verbose)
+{
+    printf (" * service_events: ");
+    const char *url = db_testing_url ();
+    core_log_t *log = core_log_new ("service_events_test", verbose ? "debug" : "off");
+    zloop_t *loop = zloop_new ();
+    assert (loop);
+    core_waiter_t *waiter = core_waiter_new (loop);
+    char schema[64], sql[1024];
+    snprintf (schema, sizeof schema, "service_events_test_%d", (int) getpid ());
+    PGconn *admin = db_testing_connect (url);
+    snprintf (sql, sizeof sql,
+              "DROP SCHEMA IF EXISTS %s CASCADE; CREATE SCHEMA %s;"
+              "CREATE TABLE %s.outbox_state (id integer PRIMARY KEY CHECK (id = 1),"
+              " last_seq bigint NOT NULL);"
+              "INSERT INTO %s.outbox_state VALUES (1, 0);"
+              "CREATE TABLE %s.outbox (seq bigint PRIMARY KEY, topic text NOT NULL,"
+              " tenant_id text NOT NULL DEFAULT '', payload bytea NOT NULL,"
+              " created_at timestamptz NOT NULL DEFAULT now());"
+              "CREATE TABLE %s.items (id int PRIMARY KEY, name text NOT NULL)",
+              schema, schema, schema, schema, schema, schema);
+    db_testing_exec (admin, sql);
+    db_pool_config_t config = {.conninfo = url, .size = 3, .queue_max = 1000};
+    db_pool_t *pool = db_pool_new (&config, log);
+    assert (pool && db_pool_attach (pool, loop) == 0);
+
+    //  @selftest
+    //  300 events emitted at once, each with its caller's insert: one caller's
+    //  statement fails (a duplicate key), only its event fails; the others are
+    //  numbered 1..299 densely in emit order and written with their payloads,
+    //  topics and tenants as given (quotes and backslashes included)
+    service_events_t *events = service_events_new ("evself", schema, pool,
+                                                   "tcp://127.0.0.1:1", 0, log);
+    assert (events && service_events_attach (events, loop) == 0);
+    enum { N = 300, BAD = 137 };
+    s_probe_t *probes = calloc (N, sizeof (s_probe_t));
+    int *order = calloc (N, sizeof (int));
+    assert (probes && order);
+    int done = 0;
+    char insert[128];
+    snprintf (insert, sizeof insert, "INSERT INTO %s.items VALUES ($1::int, $2)", schema);
+    for (int i = 0; i < N; i++) {
+        probes[i] = (s_probe_t){.index = i, .done = &done, .order = order};
+        char id[16], name[32], topic[48];
+        snprintf (id, sizeof id, "%d", i == BAD ? 5 : i);
+        snprintf (name, sizeof name, "item \"%d\" \\", i);
+        snprintf (topic, sizeof topic, "test.\"quoted\\\".%d", i);
+        const char *params[] = {id, name};
+        db_stmt_t before[] = {{insert, 2, params}};
+        uint8_t payload[3] = {0x81, (uint8_t) (i & 0xff), 0};
+        assert (service_events_emit (events, i % 2 ? "tenant \"b\"" : "", topic, payload,
+                                     sizeof payload, before, 1, s_probe_done, &probes[i])
+                == 0);
+    }
+    assert (core_waiter_wait_count (waiter, &done, N, 20000));
+    char *seen = calloc (N + 1, 1);
+    assert (seen);
+    for (int i = 0; i < N; i++) {
+        if (i == BAD) {
+            assert (probes[i].seq == 0 && strstr (probes[i].error, "duplicate key"));
+            continue;
+        }
+        assert (probes[i].error[0] == 0);
+        assert (probes[i].seq >= 1 && probes[i].seq < N && !seen[probes[i].seq]);
+        seen[probes[i].seq] = 1;
+        snprintf (sql, sizeof sql,
+                  "SELECT count(*) FROM %s.outbox WHERE seq = %" PRIu64 " AND topic = "
+                  "'test.\"quoted\\\".%d' AND tenant_id = '%s' AND payload = "
+                  "'\\x81%02x00'::bytea",
+                  schema, probes[i].seq, i, i % 2 ? "tenant \"b\"" : "", i & 0xff);
+        assert (s_count (admin, sql) == 1);
+    }
+    free (seen);
+    snprintf (sql, sizeof sql, "SELECT count(*) FROM %s.items", schema);
+    assert (s_count (admin, sql) == N - 1);
+    snprintf (sql, sizeof sql, "SELECT last_seq FROM %s.outbox_state", schema);
+    assert (s_count (admin, sql) == N - 1);
+    //  Fewer transactions than events: those emitted while others were being
+    //  written went together (a transaction's rows share its now ())
+    snprintf (sql, sizeof sql, "SELECT count(DISTINCT created_at) FROM %s.outbox",
+              schema);
+    assert (s_count (admin, sql) < N / 2);
+
+    //  An idle publisher writes at once; the queue has a limit; stopping fails
+    //  the waiting ones and refuses new ones
+    service_events_destroy (&events);
+    events = service_events_new ("evself", schema, pool, "tcp://127.0.0.1:1", 3, log);
+    assert (events);
+    done = 0;
+    for (int i = 0; i < 5; i++) {
+        probes[i] = (s_probe_t){.index = i, .done = &done, .order = order};
+        int rc = service_events_emit (events, "", "test.limit", "\x80", 1, NULL, 0,
+                                      s_probe_done, &probes[i]);
+        //  two run at once, three wait: the sixth is refused
+        assert (rc == 0);
+    }
+    assert (service_events_emit (events, "", "test.limit", "\x80", 1, NULL, 0,
+                                 s_probe_done, &probes[5])
+            == -1);
+    service_events_stop (events);
+    assert (done == 3);
+    for (int i = 2; i < 5; i++)
+        assert (probes[i].seq == 0 && streq (probes[i].error, "the service is stopping"));
+    assert (service_events_emit (events, "", "test.limit", "\x80", 1, NULL, 0,
+                                 s_probe_done, &probes[5])
+            == -1);
+    assert (core_waiter_wait_count (waiter, &done, 5, 5000));
+    assert (probes[0].seq + probes[1].seq == 2 * N + 1);
+    assert (probes[0].seq == N || probes[0].seq == N + 1);
+    //  @end
+    service_events_destroy (&events);
+    db_pool_destroy (&pool);
+    snprintf (sql, sizeof sql, "DROP SCHEMA %s CASCADE", schema);
+    db_testing_exec (admin, sql);
+    PQfinish (admin);
+    free (probes);
+    free (order);
+    core_waiter_destroy (&waiter);
+    zloop_destroy (&loop);
+    core_log_destroy (&log);
+    printf ("OK\n");
 }

@@ -357,8 +357,9 @@ s_start (service_runtime_t *self)
         return -1;
     }
     if (self->db) {
-        self->events = service_events_new (self->def->name, self->def->schema, self->db,
-                                           brokers, self->log);
+        self->events = service_events_new (
+            self->def->name, self->def->schema, self->db, brokers,
+            (size_t) core_config_int (self->config, "database_queue"), self->log);
         if (!self->events || service_events_attach (self->events, self->loop))
             return -1;
     }
@@ -418,6 +419,8 @@ service_runtime_actor (zsock_t *pipe, void *args, const service_definition_t *de
     }
     zlistx_destroy (&self->pings);
     //  The pool first: its pending queries fail into handlers that are still there
+    //  (events waiting for their transaction fail first, and none is retried)
+    service_events_stop (self->events);
     db_pool_destroy (&self->db);
     service_events_destroy (&self->events);
     //  The service's state last: its own pending work (threads, timers) fails into
