@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define S_MAX_FILES 10000
 #define S_MAX_FILE_SIZE (16 * 1024 * 1024)
@@ -90,10 +91,16 @@ s_read_file (const char *path, char **error)
         s_fail (error, "cannot open %s: %s", path, strerror (errno));
         return NULL;
     }
-    char *data = malloc (S_MAX_FILE_SIZE + 1);
+    //  Room for the file as it is now, and one byte more to notice it grew
+    struct stat info;
+    size_t room = fstat (fileno (file), &info) == 0 && info.st_size >= 0
+                          && info.st_size <= S_MAX_FILE_SIZE
+                      ? (size_t) info.st_size + 1
+                      : S_MAX_FILE_SIZE + 1;
+    char *data = malloc (room + 1);
     assert (data);
-    size_t size = fread (data, 1, S_MAX_FILE_SIZE + 1, file);
-    bool failed = ferror (file);
+    size_t size = fread (data, 1, room, file);
+    bool failed = ferror (file) || (size == room && room <= S_MAX_FILE_SIZE);
     fclose (file);
     if (failed || size > S_MAX_FILE_SIZE || memchr (data, 0, size)) {
         s_fail (error, "cannot read %s (unreadable, over %d bytes, or binary)", path,

@@ -181,16 +181,26 @@ s_event (chat_turn_t *turn, uint32_t n, const char *event, msgpack_sbuffer *buf)
     }
 }
 
-//  The reply as it stands, as a new Message with status (caller frees).
+//  The reply as it stands, as a new Message with status (caller frees); with take
+//  the message takes the turn's text over, cut to its size (the turn keeps only
+//  the size): at the end, when every turn of a burst may wait for the database
+//  at once.
 static ChorusChat__Message *
-s_reply_message (chat_turn_t *turn, const char *status)
+s_reply_message (chat_turn_t *turn, const char *status, bool take)
 {
     ChorusChat__Message *message = (ChorusChat__Message *) db_message_new (
         &chorus_chat__message__descriptor);
     message->id = s_strdup (turn->message_id);
     message->conversation_id = s_strdup (turn->call.id);
     message->role = s_strdup ("assistant");
-    message->content = s_strdup (turn->content ? turn->content : "");
+    if (take && turn->content) {
+        char *fitted = realloc (turn->content, turn->size + 1);
+        message->content = fitted ? fitted : turn->content;
+        turn->content = NULL;
+        turn->capacity = 0;
+    }
+    else
+        message->content = s_strdup (turn->content ? turn->content : "");
     message->author_id = s_strdup (turn->agent_id);
     message->author_type = s_strdup ("agent");
     message->status = s_strdup (status);
@@ -262,7 +272,7 @@ s_finish (chat_turn_t *turn)
         s_event (turn, n, SERVICE_STREAM_ERROR, &buf);
         msgpack_sbuffer_destroy (&buf);
     }
-    ChorusChat__Message *reply = s_reply_message (turn, turn->status);
+    ChorusChat__Message *reply = s_reply_message (turn, turn->status, true);
     char updated_at[40], prompt[16], completion[16], latency[16], completed[16];
     s_time_at (s_now_us (), updated_at, sizeof updated_at);
     reply->updated_at = s_strdup (updated_at);
@@ -662,7 +672,7 @@ s_stored (chat_call_t *call, PGresult *result)
         == 0)
         s_event (turn, n, SERVICE_STREAM_CREATED, &buf);
     msgpack_sbuffer_clear (&buf);
-    ChorusChat__Message *reply = s_reply_message (turn, "streaming");
+    ChorusChat__Message *reply = s_reply_message (turn, "streaming", false);
     reply->updated_at = s_strdup (turn->created_at);
     n = ++turn->seq;
     if (service_stream_message (&buf, SERVICE_STREAM_CREATED, turn->message_id, n,

@@ -64,6 +64,7 @@ typedef struct {
     bool summed;        //  part of mem_per_stream and the CPU sums
     bool tree;          //  with its child processes (PostgreSQL's backends)
     long rss_kib[3];    //  VmRSS before, all open, after
+    long hwm_kib;       //  VmHWM after: the most it held since before (s_peak_reset)
     long cpu_ticks[3];  //  utime + stime at start, all open, end
 } s_proc_t;
 
@@ -106,8 +107,9 @@ s_now_us (void)
 //  --------------------------------------------------------------------------
 //  Processes: RSS and CPU from /proc
 
+//  A "Vm...:" line of /proc/<pid>/status in KiB, or -1.
 static long
-s_rss_kib (int pid)
+s_status_kib (int pid, const char *key)
 {
     char path[64], line[256];
     snprintf (path, sizeof path, "/proc/%d/status", pid);
@@ -116,12 +118,18 @@ s_rss_kib (int pid)
         return -1;
     long kib = -1;
     while (fgets (line, sizeof line, file))
-        if (strncmp (line, "VmRSS:", 6) == 0) {
-            kib = strtol (line + 6, NULL, 10);
+        if (strncmp (line, key, strlen (key)) == 0) {
+            kib = strtol (line + strlen (key), NULL, 10);
             break;
         }
     fclose (file);
     return kib;
+}
+
+static long
+s_rss_kib (int pid)
+{
+    return s_status_kib (pid, "VmRSS:");
 }
 
 //  Field number field (from 1, as in proc(5)) of /proc/<pid>/stat, or -1.
@@ -154,6 +162,21 @@ s_cpu_ticks (int pid)
     return utime < 0 || stime < 0 ? -1 : utime + stime;
 }
 
+//  Start pid's VmHWM over from its RSS now (proc(5), clear_refs "5"), so that the
+//  peak read after the run is the run's; -1 (and the peak is the lifetime's)
+//  where that is not allowed.
+static int
+s_peak_reset (int pid)
+{
+    char path[64];
+    snprintf (path, sizeof path, "/proc/%d/clear_refs", pid);
+    FILE *file = fopen (path, "w");
+    if (!file)
+        return -1;
+    int rc = fputs ("5", file) < 0 ? -1 : 0;
+    return fclose (file) || rc ? -1 : 0;
+}
+
 //  Sample every watched process into slot (0 before, 1 all open, 2 after); a
 //  tree process counts its children too (the ones alive at each sample).
 static void
@@ -161,8 +184,12 @@ s_sample (s_bench_t *self, int slot)
 {
     for (int i = 0; i < self->proc_count; i++) {
         s_proc_t *proc = &self->procs[i];
+        if (slot == 0 && !proc->tree)
+            s_peak_reset (proc->pid);
         proc->rss_kib[slot] = s_rss_kib (proc->pid);
         proc->cpu_ticks[slot] = s_cpu_ticks (proc->pid);
+        if (slot == 2)
+            proc->hwm_kib = s_status_kib (proc->pid, "VmHWM:");
         if (!proc->tree || proc->rss_kib[slot] < 0)
             continue;
         DIR *dir = opendir ("/proc");
@@ -659,7 +686,7 @@ static void
 s_report_procs (s_bench_t *self, bench_sse_run_t *edge)
 {
     double ticks = (double) sysconf (_SC_CLK_TCK);
-    long mem_sum = 0, setup_sum = 0, token_sum = 0;
+    long mem_sum = 0, peak_sum = 0, setup_sum = 0, token_sum = 0;
     char name[96];
     for (int i = 0; i < self->proc_count; i++) {
         s_proc_t *proc = &self->procs[i];
@@ -669,15 +696,22 @@ s_report_procs (s_bench_t *self, bench_sse_run_t *edge)
             continue;
         }
         long mem = proc->rss_kib[1] - proc->rss_kib[0];
+        long peak = proc->tree || proc->hwm_kib < 0 ? -1
+                                                    : proc->hwm_kib - proc->rss_kib[0];
         long setup = proc->cpu_ticks[1] - proc->cpu_ticks[0];
         long tokens = proc->cpu_ticks[2] - proc->cpu_ticks[1];
         if (proc->summed) {
             mem_sum += mem;
+            peak_sum += peak > 0 ? peak : 0;
             setup_sum += setup;
             token_sum += tokens;
         }
         snprintf (name, sizeof name, "mem_per_stream_%s", proc->name);
         s_figure (self, name, (double) mem / edge->n, "KiB");
+        if (peak >= 0) {
+            snprintf (name, sizeof name, "mem_peak_per_stream_%s", proc->name);
+            s_figure (self, name, (double) peak / edge->n, "KiB");
+        }
         snprintf (name, sizeof name, "rss_open_%s", proc->name);
         s_figure (self, name, (double) proc->rss_kib[1] / 1024.0, "MiB");
         snprintf (name, sizeof name, "cpu_per_stream_%s", proc->name);
@@ -689,6 +723,7 @@ s_report_procs (s_bench_t *self, bench_sse_run_t *edge)
         }
     }
     s_figure (self, "mem_per_stream", (double) mem_sum / edge->n, "KiB");
+    s_figure (self, "mem_peak_per_stream", (double) peak_sum / edge->n, "KiB");
     s_figure (self, "cpu_per_stream", (double) setup_sum * 1e6 / ticks / edge->n, "us");
     if (edge->tokens_after > 0)
         s_figure (self, "cpu_per_token",
