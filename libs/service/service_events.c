@@ -9,9 +9,9 @@
     S_IN_FLIGHT transactions are running, and the events emitted meanwhile wait
     here and go together in the next one (their callers' statements in order,
     then one insert that numbers them all), one commit for the group. An idle
-    publisher writes an event at once, as before. When a group's transaction
+    publisher writes an event at once. When a statement of a group's transaction
     fails, each of its events is tried again on its own, so one caller's bad
-    statement fails only its own event.                                           */
+    statement fails only its own event.                                          */
 #include "service_events.h"
 
 #include <assert.h>
@@ -289,9 +289,11 @@ s_on_group (PGresult *result, const char *error, void *arg)
     if (!error && (!result || PQntuples (result) != (int) group->count))
         error = "the outbox insert returned other rows than it was given";
     if (error) {
-        if (group->count > 1 && !self->stopping) {
-            //  Each again on its own, ahead of the events waiting: one caller's
-            //  statement may be what failed
+        if (group->count > 1 && result && !self->stopping) {
+            //  A statement failed (the server's error, so the transaction rolled
+            //  back): each event again on its own, ahead of the events waiting,
+            //  since one caller's statement may be what failed. A lost connection
+            //  (no result) leaves the commit's outcome unknown: not retried.
             for (size_t i = group->count; i-- > 0;) {
                 s_emit_t *emit = group->emits[i];
                 emit->alone = true;

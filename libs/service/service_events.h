@@ -35,8 +35,10 @@ int service_events_attach (service_events_t *self, zloop_t *loop)
 //  Emit an event: runs `before` (the caller's own statements, may be empty; copied)
 //  and the outbox insert in one transaction, then publishes. payload is msgpack.
 //  Events emitted while earlier ones are being written share a transaction (see
-//  service_events.c); done is called for each, in emit order. -1 when queue_max
-//  events are waiting already, or after service_events_stop.
+//  service_events.c); done is called for each, in emit order within a
+//  transaction, and may be called before this returns (the database refused the
+//  transaction at once). -1 when queue_max events are waiting already, or after
+//  service_events_stop.
 int service_events_emit (service_events_t *self, const char *tenant_id, const char *topic,
                          const void *payload, size_t size, const db_stmt_t *before,
                          size_t count, service_events_done_fn *done, void *arg)
