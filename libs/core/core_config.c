@@ -22,8 +22,8 @@ const core_config_option_t core_config_common[] = {
     {"database_pool", "CHORUS_DATABASE_POOL", CORE_CONFIG_INT, 1, 64, "2",
      "PostgreSQL connections per service replica"},
     {"database_queue", "CHORUS_DATABASE_QUEUE", CORE_CONFIG_INT, 10, 1000000, "20000",
-     "Queries a service replica keeps waiting for a PostgreSQL connection (past it: "
-     "unavailable)"},
+     "Queries a service replica keeps waiting for a PostgreSQL connection, and events "
+     "waiting for their outbox transaction (past it: unavailable)"},
     {"redis_url", "CHORUS_REDIS_URL", CORE_CONFIG_STRING, 0, 0, "",
      "Redis URL, redis://host:port[/db] (empty: no Redis)"},
     {"request_timeout_ms", "CHORUS_REQUEST_TIMEOUT_MS", CORE_CONFIG_INT, 10, 3600000,
