@@ -25,6 +25,7 @@ struct _http_response_t {
     char *error_text;      //  text for error, NULL when none
     s_header_t *headers;   //  headers of the final response
     size_t header_count;   //  entries used in headers
+    size_t header_room;    //  entries allocated (grown as headers come)
     size_t header_bytes;   //  bytes of names and values held
     char *body;            //  buffered body, NUL-terminated
     size_t body_size;      //  bytes in body

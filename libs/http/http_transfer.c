@@ -115,9 +115,15 @@ s_on_header (char *buffer, size_t size, size_t nitems, void *userdata)
         t->too_large = true;
         return 0;
     }
-    if (!r->headers) {
-        r->headers = calloc (S_MAX_HEADERS, sizeof (s_header_t));
-        assert (r->headers);
+    if (r->header_count == r->header_room) {
+        //  Grown as they come: most answers have a dozen, and a stream's answer
+        //  keeps its headers for as long as it flows
+        size_t room = r->header_room ? r->header_room * 2 : 16;
+        room = room < S_MAX_HEADERS ? room : S_MAX_HEADERS;
+        s_header_t *grown = realloc (r->headers, room * sizeof (s_header_t));
+        assert (grown);
+        r->headers = grown;
+        r->header_room = room;
     }
     s_header_t *header = &r->headers[r->header_count++];
     header->name = s_strndup_trim (buffer, (size_t) (colon - buffer));

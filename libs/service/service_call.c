@@ -241,10 +241,10 @@ s_on_emitted (const char *error, uint64_t seq, void *arg)
         s_fail_database (call, NULL, NULL, NULL, error);
 }
 
-void
-service_call_emit (service_call_t *call, service_step_fn *next, const char *tenant_id,
-                   const char *topic, const ProtobufCMessage *event,
-                   const db_stmt_t *stmts, size_t count)
+static void
+s_emit (service_call_t *call, service_step_fn *next, const char *tenant_id,
+        const char *topic, const ProtobufCMessage *event, const db_stmt_t *stmts,
+        size_t count, bool borrowed)
 {
     service_events_t *events = service_runtime_events (call->runtime);
     call->next = next;
@@ -255,11 +255,32 @@ service_call_emit (service_call_t *call, service_step_fn *next, const char *tena
     size_t size = 0;
     void *payload = codec_encode_alloc (event, &size);
     assert (payload);
-    int rc = service_events_emit (events, tenant_id ? tenant_id : "", topic, payload,
-                                  size, stmts, count, s_on_emitted, call);
+    int rc = borrowed
+                 ? service_events_emit_borrowed (events, tenant_id ? tenant_id : "",
+                                                 topic, payload, size, stmts, count,
+                                                 s_on_emitted, call)
+                 : service_events_emit (events, tenant_id ? tenant_id : "", topic,
+                                        payload, size, stmts, count, s_on_emitted, call);
     free (payload);
     if (rc)
         service_call_fail (call, "overloaded", "too many changes in progress");
+}
+
+void
+service_call_emit (service_call_t *call, service_step_fn *next, const char *tenant_id,
+                   const char *topic, const ProtobufCMessage *event,
+                   const db_stmt_t *stmts, size_t count)
+{
+    s_emit (call, next, tenant_id, topic, event, stmts, count, false);
+}
+
+void
+service_call_emit_borrowed (service_call_t *call, service_step_fn *next,
+                            const char *tenant_id, const char *topic,
+                            const ProtobufCMessage *event, const db_stmt_t *stmts,
+                            size_t count)
+{
+    s_emit (call, next, tenant_id, topic, event, stmts, count, true);
 }
 
 uint32_t

@@ -83,6 +83,13 @@ void service_call_emit (service_call_t *call, service_step_fn *next,
                         const ProtobufCMessage *event, const db_stmt_t *stmts,
                         size_t count);
 
+//  The same, with the statements' strings the caller's, kept as they are until next
+//  runs (or the call fails); see service_events_emit_borrowed.
+void service_call_emit_borrowed (service_call_t *call, service_step_fn *next,
+                                 const char *tenant_id, const char *topic,
+                                 const ProtobufCMessage *event, const db_stmt_t *stmts,
+                                 size_t count);
+
 //  Answer a page of a list: list_desc is a message with "repeated data" and
 //  "next_cursor"; result holds up to limit + 1 rows whose columns are the
 //  element's fields plus "_cursor". Frees the call.

@@ -198,15 +198,16 @@ s_emit_end (s_emit_t *emit, const char *error, uint64_t seq)
 }
 
 //  A copy of count statements in one block: the db_stmt_t array, then the
-//  parameter pointer arrays, then every string.
+//  parameter pointer arrays, then every string (with deep; else the strings are
+//  the caller's).
 static db_stmt_t *
-s_stmts_copy (const db_stmt_t *stmts, size_t count)
+s_stmts_copy (const db_stmt_t *stmts, size_t count, bool deep)
 {
     size_t pointers = 0, bytes = 0;
     for (size_t i = 0; i < count; i++) {
-        bytes += strlen (stmts[i].sql) + 1;
+        bytes += deep ? strlen (stmts[i].sql) + 1 : 0;
         pointers += (size_t) stmts[i].nparams;
-        for (int p = 0; p < stmts[i].nparams; p++)
+        for (int p = 0; deep && p < stmts[i].nparams; p++)
             if (stmts[i].params[p])
                 bytes += strlen (stmts[i].params[p]) + 1;
     }
@@ -217,12 +218,18 @@ s_stmts_copy (const db_stmt_t *stmts, size_t count)
     const char **slots = (const char **) (block + count * sizeof (db_stmt_t));
     char *text = block + head;
     for (size_t i = 0; i < count; i++) {
+        copy[i].nparams = stmts[i].nparams;
+        copy[i].params = slots;
+        if (!deep) {
+            copy[i].sql = stmts[i].sql;
+            for (int p = 0; p < stmts[i].nparams; p++)
+                *slots++ = stmts[i].params[p];
+            continue;
+        }
         size_t len = strlen (stmts[i].sql) + 1;
         memcpy (text, stmts[i].sql, len);
         copy[i].sql = text;
         text += len;
-        copy[i].nparams = stmts[i].nparams;
-        copy[i].params = slots;
         for (int p = 0; p < stmts[i].nparams; p++) {
             const char *param = stmts[i].params[p];
             if (!param) {
@@ -432,10 +439,10 @@ s_flush (service_events_t *self)
     }
 }
 
-int
-service_events_emit (service_events_t *self, const char *tenant_id, const char *topic,
-                     const void *payload, size_t size, const db_stmt_t *before,
-                     size_t count, service_events_done_fn *done, void *arg)
+static int
+s_emit (service_events_t *self, const char *tenant_id, const char *topic,
+        const void *payload, size_t size, const db_stmt_t *before, size_t count,
+        bool deep, service_events_done_fn *done, void *arg)
 {
     if (self->stopping || self->queued >= self->queue_max)
         return -1;
@@ -446,7 +453,7 @@ service_events_emit (service_events_t *self, const char *tenant_id, const char *
     emit->tenant_id = strdup (tenant_id ? tenant_id : "");
     assert (emit->topic && emit->tenant_id);
     emit->payload = zframe_new (payload, size);
-    emit->before = count ? s_stmts_copy (before, count) : NULL;
+    emit->before = count ? s_stmts_copy (before, count, deep) : NULL;
     emit->count = count;
     emit->done = done;
     emit->arg = arg;
@@ -458,6 +465,24 @@ service_events_emit (service_events_t *self, const char *tenant_id, const char *
     self->queued++;
     s_flush (self);
     return 0;
+}
+
+int
+service_events_emit (service_events_t *self, const char *tenant_id, const char *topic,
+                     const void *payload, size_t size, const db_stmt_t *before,
+                     size_t count, service_events_done_fn *done, void *arg)
+{
+    return s_emit (self, tenant_id, topic, payload, size, before, count, true, done, arg);
+}
+
+int
+service_events_emit_borrowed (service_events_t *self, const char *tenant_id,
+                              const char *topic, const void *payload, size_t size,
+                              const db_stmt_t *before, size_t count,
+                              service_events_done_fn *done, void *arg)
+{
+    return s_emit (self, tenant_id, topic, payload, size, before, count, false, done,
+                   arg);
 }
 
 void

@@ -44,6 +44,15 @@ int service_events_emit (service_events_t *self, const char *tenant_id, const ch
                          size_t count, service_events_done_fn *done, void *arg)
     __attribute__ ((warn_unused_result));
 
+//  The same, with before's SQL and parameter strings the caller's: they must stay
+//  as they are until done is called (a reply's text waiting for its transaction
+//  is then held once, not twice).
+int service_events_emit_borrowed (service_events_t *self, const char *tenant_id,
+                                  const char *topic, const void *payload, size_t size,
+                                  const db_stmt_t *before, size_t count,
+                                  service_events_done_fn *done, void *arg)
+    __attribute__ ((warn_unused_result));
+
 //  Stop writing: events waiting fail now ("the service is stopping"), a group
 //  whose transaction fails is not tried again. Before the pool is destroyed.
 void service_events_stop (service_events_t *self);

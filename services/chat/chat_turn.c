@@ -108,6 +108,7 @@ s_turn_destroy (chat_call_t *call)
         zhashx_delete (call->state->turns, turn->message_id);
     free (turn->model);
     free (turn->content);
+    free (turn->stored.tools);
     s_tools_free (turn);
     free (turn->error_code);
     free (turn->error_message);
@@ -273,8 +274,10 @@ s_finish (chat_turn_t *turn)
         msgpack_sbuffer_destroy (&buf);
     }
     ChorusChat__Message *reply = s_reply_message (turn, turn->status, true);
-    char updated_at[40], prompt[16], completion[16], latency[16], completed[16];
-    s_time_at (s_now_us (), updated_at, sizeof updated_at);
+    char *updated_at = turn->stored.updated_at, *prompt = turn->stored.prompt,
+         *completion = turn->stored.completion, *latency = turn->stored.latency,
+         *completed = turn->stored.completed;
+    s_time_at (s_now_us (), updated_at, sizeof turn->stored.updated_at);
     reply->updated_at = s_strdup (updated_at);
     reply->error = s_strdup (turn->error_message);
     if (turn->has_usage) {
@@ -302,12 +305,13 @@ s_finish (chat_turn_t *turn)
         }
     }
     call->base.reply = &reply->base;
-    snprintf (prompt, sizeof prompt, "%" PRIu32, reply->prompt_tokens);
-    snprintf (completion, sizeof completion, "%" PRIu32, reply->completion_tokens);
-    snprintf (latency, sizeof latency, "%" PRIu32, reply->latency_ms);
-    char *tools = chat_message_tool_calls_json (reply);
+    snprintf (prompt, sizeof turn->stored.prompt, "%" PRIu32, reply->prompt_tokens);
+    snprintf (completion, sizeof turn->stored.completion, "%" PRIu32,
+              reply->completion_tokens);
+    snprintf (latency, sizeof turn->stored.latency, "%" PRIu32, reply->latency_ms);
+    char *tools = turn->stored.tools = chat_message_tool_calls_json (reply);
     //  s_done numbers message.completed next: nothing else is sent once finishing
-    snprintf (completed, sizeof completed, "%" PRIu32, turn->seq + 1);
+    snprintf (completed, sizeof turn->stored.completed, "%" PRIu32, turn->seq + 1);
     const char *params[] = {turn->message_id,
                             call->tenant_id,
                             reply->status,
@@ -330,9 +334,10 @@ s_finish (chat_turn_t *turn)
         {"UPDATE chat.conversations SET updated_at = clock_timestamp () WHERE id = $1 "
          "AND tenant_id = $2",
          2, conversation}};
-    service_call_emit (&call->base, (service_step_fn *) s_done, call->tenant_id,
-                       "chat.message.completed", &reply->base, stmts, 2);
-    free (tools);
+    //  Every string above lives as long as the turn (the reply is the call's):
+    //  the statements borrow them while the reply waits for its transaction
+    service_call_emit_borrowed (&call->base, (service_step_fn *) s_done, call->tenant_id,
+                                "chat.message.completed", &reply->base, stmts, 2);
 }
 
 //  Stop a turn with an outcome: at once when nothing of ours is in flight but a

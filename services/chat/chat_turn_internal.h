@@ -63,6 +63,14 @@ typedef struct {
     bool held;                              //  inbound: a member holds it, or waits
     bool reopened;                          //  inbound: it was resolved
     bool created;                           //  inbound: the conversation is new
+    struct {                                //  the finished reply's statement texts,
+        char updated_at[40];                //  kept until it is stored (its
+        char prompt[16];                    //  statements borrow them)
+        char completion[16];
+        char latency[16];
+        char completed[16];
+        char *tools;  //  tool calls as JSON, NULL none
+    } stored;
 } chat_turn_t;
 
 //  Start a turn call for request (taking it) whose args are of args_desc; NULL
