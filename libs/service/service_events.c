@@ -772,6 +772,31 @@ service_events_test (bool verbose)
     assert (core_waiter_wait_count (waiter, &done, 5, 5000));
     assert (probes[0].seq + probes[1].seq == 2 * N + 1);
     assert (probes[0].seq == N || probes[0].seq == N + 1);
+
+    //  Borrowed statements: the caller's strings, read when the group is sent
+    service_events_destroy (&events);
+    events = service_events_new ("evself", schema, pool, "tcp://127.0.0.1:1", 0, log);
+    assert (events);
+    done = 0;
+    char *id = strdup ("1000"), *name = strdup ("borrowed");
+    const char *borrowed[3][2] = {{id, name}, {"1001", "kept"}, {"1002", "kept"}};
+    for (int i = 0; i < 3; i++) {
+        probes[i] = (s_probe_t){.index = i, .done = &done, .order = order};
+        db_stmt_t before[] = {{insert, 2, borrowed[i]}};
+        assert (service_events_emit_borrowed (events, "", "test.borrowed", "\x80", 1,
+                                              before, 1, s_probe_done, &probes[i])
+                == 0);
+    }
+    assert (core_waiter_wait_count (waiter, &done, 3, 5000));
+    for (int i = 0; i < 3; i++)
+        assert (probes[i].error[0] == 0 && probes[i].seq > N + 1);
+    free (id);
+    free (name);
+    snprintf (sql, sizeof sql,
+              "SELECT count(*) FROM %s.items WHERE (id = 1000 AND name = 'borrowed') OR "
+              "(id IN (1001, 1002) AND name = 'kept')",
+              schema);
+    assert (s_count (admin, sql) == 3);
     //  @end
     service_events_destroy (&events);
     db_pool_destroy (&pool);
