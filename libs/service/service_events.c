@@ -293,14 +293,16 @@ s_on_group (PGresult *result, const char *error, void *arg)
     s_group_t *group = (s_group_t *) arg;
     service_events_t *self = group->self;
     self->in_flight--;
+    //  An error with the server's result: a statement failed, the transaction
+    //  rolled back
+    bool rolled_back = error && result;
     if (!error && (!result || PQntuples (result) != (int) group->count))
         error = "the outbox insert returned other rows than it was given";
     if (error) {
-        if (group->count > 1 && result && !self->stopping) {
-            //  A statement failed (the server's error, so the transaction rolled
-            //  back): each event again on its own, ahead of the events waiting,
-            //  since one caller's statement may be what failed. A lost connection
-            //  (no result) leaves the commit's outcome unknown: not retried.
+        if (group->count > 1 && rolled_back && !self->stopping) {
+            //  Each event again on its own, ahead of the events waiting, since one
+            //  caller's statement may be what failed. A lost connection (no
+            //  result) leaves the commit's outcome unknown: not retried.
             for (size_t i = group->count; i-- > 0;) {
                 s_emit_t *emit = group->emits[i];
                 emit->alone = true;
