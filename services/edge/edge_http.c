@@ -46,7 +46,9 @@ struct _edge_request_t {
     uint64_t handle;                          //  bus request in flight (0: none)
     uint64_t ticket;                          //  admission waiting in the guard (0: none)
     bool detached;                            //  the lws header table was given back
-    edge_credential_t credential;             //  Authorization header or access cookie
+    edge_credential_t *credential;            //  Authorization header or access cookie,
+                                              //  until admission has read it (8 KiB: a
+                                              //  stream does not keep it)
     char refresh[512];                        //  chorus_refresh cookie ("" when none)
     char client_ip[EDGE_AUTH_IP_MAX];         //  the client's address
     edge_identity_t identity;                 //  who the request acts for, once admitted
@@ -87,6 +89,7 @@ s_request_destroy (edge_request_t **self_p)
         self->session->request = NULL;
     edge_queue_destroy (&self->queue);
     edge_webhook_destroy (&self->webhook);
+    free (self->credential);
     free (self->body);
     free (self->out);
     free (self);
@@ -592,8 +595,11 @@ s_dispatch (edge_request_t *self)
                                                  s_admitted_fn, self, &verdict);
     else
         self->ticket = edge_guard_admit (edge->guard, self->match.route->need,
-                                         self->method, &self->credential, self->client_ip,
+                                         self->method, self->credential, self->client_ip,
                                          true, s_admitted_fn, self, &verdict);
+    //  The guard has read the credential (verified it, or hashed a key's)
+    free (self->credential);
+    self->credential = NULL;
     if (self->ticket) {
         s_detach (self);
         edge_wake_guard (edge);
@@ -914,10 +920,13 @@ s_on_http (edge_t *edge, struct lws *wsi, edge_session_t *session, const char *p
         self->route_label = self->match.route->pattern;
     if (webhook)
         s_client_ip (edge, wsi, self->client_ip, sizeof self->client_ip);
-    else
-        edge_http_credentials (edge, wsi, &self->credential, self->refresh,
+    else {
+        self->credential = calloc (1, sizeof (edge_credential_t));
+        assert (self->credential);
+        edge_http_credentials (edge, wsi, self->credential, self->refresh,
                                sizeof self->refresh, self->client_ip,
                                sizeof self->client_ip);
+    }
 
     //  Body size, checked before any of it is read.
     long long content_length = 0;
