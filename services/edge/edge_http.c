@@ -20,24 +20,26 @@
 #define S_CTYPE_SIZE (EDGE_WEBHOOK_CONTENT_TYPE_MAX + 1)  //  an upload's type, NUL
 
 struct _edge_request_t {
-    edge_t *edge;              //  the edge (borrowed)
-    struct lws *wsi;           //  the connection
-    edge_session_t *session;   //  its per-connection data
-    char method[8];            //  request method
-    const char *route_label;   //  route pattern for metrics, or "unmatched"
-    char request_id[65];       //  X-Request-Id
-    int64_t start_us;          //  when the headers arrived
-    edge_match_t match;        //  matched route and parameters
-    bool expect_body;          //  a body follows (Content-Length > 0)
-    size_t max_body;           //  largest body the route takes
-    char allow[64];            //  Allow of a 405 (the path's methods)
-    edge_webhook_t *webhook;   //  a webhook's request, collected from the headers
-    char ctype[S_CTYPE_SIZE];  //  an upload's Content-Type ("": none)
-    bool head;                 //  HEAD: headers only
-    bool accepts_sse;          //  client accepts text/event-stream
-    bool sse;                  //  answered as SSE (edge_call_wants_sse)
-    edge_sse_mode_t sse_mode;  //  how replies are framed as SSE
-    bool openai;               //  a /v1/ path: errors in OpenAI's shape too
+    edge_t *edge;               //  the edge (borrowed)
+    struct lws *wsi;            //  the connection
+    edge_session_t *session;    //  its per-connection data
+    char method[8];             //  request method
+    const char *route_label;    //  route pattern for metrics, or "unmatched"
+    char request_id[65];        //  X-Request-Id
+    int64_t start_us;           //  when the headers arrived
+    const edge_route_t *route;  //  the matched route, NULL when none
+    edge_match_t *match;        //  its parameters, until the bus request is sent (5 KiB
+                                //  of room: a stream does not keep it)
+    bool expect_body;           //  a body follows (Content-Length > 0)
+    size_t max_body;            //  largest body the route takes
+    char allow[64];             //  Allow of a 405 (the path's methods)
+    edge_webhook_t *webhook;    //  a webhook's request, collected from the headers
+    char ctype[S_CTYPE_SIZE];   //  an upload's Content-Type ("": none)
+    bool head;                  //  HEAD: headers only
+    bool accepts_sse;           //  client accepts text/event-stream
+    bool sse;                   //  answered as SSE (edge_call_wants_sse)
+    edge_sse_mode_t sse_mode;   //  how replies are framed as SSE
+    bool openai;                //  a /v1/ path: errors in OpenAI's shape too
     char last_event_id[EDGE_SSE_ID_MAX + 1];  //  Last-Event-ID ("" when none)
     bool bad_last_event_id;                   //  Last-Event-ID present but unusable
     char *body;                               //  body received so far
@@ -90,6 +92,7 @@ s_request_destroy (edge_request_t **self_p)
     edge_queue_destroy (&self->queue);
     edge_webhook_destroy (&self->webhook);
     free (self->credential);
+    free (self->match);
     free (self->body);
     free (self->out);
     free (self);
@@ -238,7 +241,7 @@ s_respond_refusal (edge_request_t *self, const edge_verdict_t *verdict)
 static void
 s_token_cookies (edge_request_t *self, const char *json, s_extra_t *extra)
 {
-    int flags = self->match.route->flags;
+    int flags = self->route->flags;
     bool secure = self->edge->cookie_secure;
     if (flags & EDGE_ROUTE_LOGOUT) {
         extra->cookies[0] = edge_auth_set_cookie (EDGE_AUTH_ACCESS_COOKIE, "", "/", 0,
@@ -275,7 +278,7 @@ static void
 s_respond_final (edge_request_t *self, const char *json)
 {
     s_extra_t extra = {0};
-    int status = self->match.route->status;
+    int status = self->route->status;
     if (status >= 200 && status < 300)
         s_token_cookies (self, json, &extra);
     if (!extra.cookies[0] || !extra.cookies[1]) {
@@ -364,7 +367,7 @@ s_sse_open (edge_request_t *self)
         self->stream_cursor = zlistx_add_end (edge->streams, self);
     self->last_write_us = edge_now_us ();
     s_backstop (self);
-    if (self->match.route->flags & EDGE_ROUTE_RESUME)
+    if (self->route->flags & EDGE_ROUTE_RESUME)
         //  An EventSource reconnects after a drop in 1 s instead of its default 3
         //  s, within chat's grace for resuming (CHORUS_CHAT_RESUME_GRACE_MS)
         s_sse_queue (self, "retry: 1000\n\n", 13);
@@ -416,7 +419,7 @@ s_webhook_reply (edge_request_t *self, const bus_reply_t *reply)
         return;
     }
     s_extra_t extra = {.nosniff = true};
-    if (self->match.route->flags & EDGE_ROUTE_VERBATIM)
+    if (self->route->flags & EDGE_ROUTE_VERBATIM)
         extra.cache_control = "private, max-age=60";
     s_respond (self, answer.status, answer.content_type, (const char *) answer.body,
                answer.size, &extra);
@@ -443,7 +446,7 @@ s_reply_fn (bus_client_t *client, const bus_reply_t *reply, void *arg)
                                    (int) reply->retry_after_s);
         return;
     }
-    if (self->match.route->flags & (EDGE_ROUTE_WEBHOOK | EDGE_ROUTE_VERBATIM)) {
+    if (self->route->flags & (EDGE_ROUTE_WEBHOOK | EDGE_ROUTE_VERBATIM)) {
         s_webhook_reply (self, reply);
         return;
     }
@@ -477,7 +480,7 @@ static void
 s_builtin (edge_request_t *self)
 {
     edge_t *edge = self->edge;
-    switch (self->match.route->kind) {
+    switch (self->route->kind) {
         case EDGE_ROUTE_HEALTHZ:
             s_respond_json (self, 200, "{\"status\":\"ok\"}");
             break;
@@ -554,7 +557,7 @@ s_detach (edge_request_t *self)
 static json_t *
 s_refresh_from_cookie (edge_request_t *self, json_t *body)
 {
-    if (!(self->match.route->flags & EDGE_ROUTE_REFRESH_COOKIE) || !*self->refresh
+    if (!(self->route->flags & EDGE_ROUTE_REFRESH_COOKIE) || !*self->refresh
         || (body && json_object_get (body, "refresh_token")))
         return body;
     if (!body)
@@ -574,13 +577,21 @@ s_admitted_fn (const edge_verdict_t *verdict, void *arg)
     s_admitted (self, verdict);
 }
 
+//  The bus request is out: its parameters are no longer needed.
+static void
+s_forget_match (edge_request_t *self)
+{
+    free (self->match);
+    self->match = NULL;
+}
+
 //  Headers and body are in: answer a built-in route, or ask the guard whether
 //  the request may pass (it may park it), then send the bus request.
 static void
 s_dispatch (edge_request_t *self)
 {
     edge_t *edge = self->edge;
-    if (self->match.route->kind != EDGE_ROUTE_BUS) {
+    if (self->route->kind != EDGE_ROUTE_BUS) {
         s_builtin (self);
         return;
     }
@@ -591,12 +602,12 @@ s_dispatch (edge_request_t *self)
     }
     edge_verdict_t verdict;
     if (self->webhook)
-        self->ticket = edge_guard_admit_webhook (edge->guard, self->match.params[1].value,
-                                                 s_admitted_fn, self, &verdict);
+        self->ticket = edge_guard_admit_webhook (
+            edge->guard, self->match->params[1].value, s_admitted_fn, self, &verdict);
     else
-        self->ticket = edge_guard_admit (edge->guard, self->match.route->need,
-                                         self->method, self->credential, self->client_ip,
-                                         true, s_admitted_fn, self, &verdict);
+        self->ticket = edge_guard_admit (edge->guard, self->route->need, self->method,
+                                         self->credential, self->client_ip, true,
+                                         s_admitted_fn, self, &verdict);
     //  The guard has read the credential (verified it, or hashed a key's)
     free (self->credential);
     self->credential = NULL;
@@ -628,10 +639,11 @@ s_webhook_send (edge_request_t *self)
     }
     edge_call_error_t error;
     self->handle = edge_call_send_raw (
-        edge->bus, edge_routes_service (&self->match), self->match.route->command, packed,
-        size, NULL, self->client_ip, self->request_id, edge->webhook_timeout_ms, true,
+        edge->bus, edge_routes_service (self->match), self->route->command, packed, size,
+        NULL, self->client_ip, self->request_id, edge->webhook_timeout_ms, true,
         s_reply_fn, self, &error);
     free (packed);
+    s_forget_match (self);
     if (self->handle) {
         s_detach (self);
         bus_client_process (edge->bus);
@@ -647,17 +659,18 @@ s_upload_send (edge_request_t *self)
 {
     edge_t *edge = self->edge;
     size_t size = 0;
-    void *packed = edge_call_upload_body (&self->match, *self->ctype ? self->ctype : NULL,
+    void *packed = edge_call_upload_body (self->match, *self->ctype ? self->ctype : NULL,
                                           self->body ? self->body : "", self->body_size,
                                           &size);
     free (self->body);
     self->body = NULL;
     edge_call_error_t error;
-    self->handle = edge_call_send_raw (edge->bus, edge_routes_service (&self->match),
-                                       self->match.route->command, packed, size,
+    self->handle = edge_call_send_raw (edge->bus, edge_routes_service (self->match),
+                                       self->route->command, packed, size,
                                        &self->identity, self->client_ip, self->request_id,
                                        edge->timeout_ms, false, s_reply_fn, self, &error);
     free (packed);
+    s_forget_match (self);
     if (self->handle) {
         s_detach (self);
         bus_client_process (edge->bus);
@@ -680,7 +693,7 @@ s_admitted (edge_request_t *self, const edge_verdict_t *verdict)
         return;
     }
     self->identity = verdict->identity;
-    if (self->match.route->flags & EDGE_ROUTE_UPLOAD) {
+    if (self->route->flags & EDGE_ROUTE_UPLOAD) {
         s_upload_send (self);
         return;
     }
@@ -692,7 +705,7 @@ s_admitted (edge_request_t *self, const edge_verdict_t *verdict)
         s_respond_error (self, 400, "invalid_json", message);
         return;
     }
-    const edge_route_t *route = self->match.route;
+    const edge_route_t *route = self->route;
     if (body && !(route->flags & EDGE_ROUTE_OPENAI)
         && edge_call_unknown_field (edge_openapi_message (route->request_schema), body,
                                     message, sizeof message)) {
@@ -700,25 +713,26 @@ s_admitted (edge_request_t *self, const edge_verdict_t *verdict)
         s_respond_error (self, 400, "bad_request", message);
         return;
     }
-    if (self->bad_last_event_id && (self->match.route->flags & EDGE_ROUTE_RESUME)) {
+    if (self->bad_last_event_id && (self->route->flags & EDGE_ROUTE_RESUME)) {
         json_decref (body);
         s_respond_error (self, 400, "bad_request",
                          "Last-Event-ID must be 1-128 printable characters");
         return;
     }
     //  SSE or JSON, and what the route's streaming adds to the arguments
-    int flags = self->match.route->flags;
-    self->sse = edge_call_wants_sse (&self->match, body, self->accepts_sse);
+    int flags = self->route->flags;
+    self->sse = edge_call_wants_sse (self->match, body, self->accepts_sse);
     self->sse_mode = flags & EDGE_ROUTE_OPENAI   ? EDGE_SSE_OPENAI
                      : flags & EDGE_ROUTE_EVENTS ? EDGE_SSE_EVENTS
                                                  : EDGE_SSE_GENERIC;
-    body = edge_call_stream_body (&self->match, body, self->sse, self->last_event_id);
+    body = edge_call_stream_body (self->match, body, self->sse, self->last_event_id);
     body = s_refresh_from_cookie (self, body);
     edge_call_error_t error;
-    self->handle = edge_call_send (edge->bus, &self->match, body, &self->identity,
+    self->handle = edge_call_send (edge->bus, self->match, body, &self->identity,
                                    self->client_ip, self->request_id, edge->timeout_ms,
                                    s_reply_fn, self, &error);
     json_decref (body);
+    s_forget_match (self);
     if (self->handle && self->sse) {
         //  Heartbeats start the stream if no reply comes within keepalive_ms.
         self->last_write_us = edge_now_us ();
@@ -825,8 +839,8 @@ static int
 s_webhook_collect (edge_request_t *self, char *message, size_t size)
 {
     struct lws *wsi = self->wsi;
-    self->webhook = edge_webhook_new (self->match.params[0].value,
-                                      self->match.params[1].value, self->method);
+    self->webhook = edge_webhook_new (self->match->params[0].value,
+                                      self->match->params[1].value, self->method);
     int total = lws_hdr_total_length (wsi, WSI_TOKEN_HTTP_URI_ARGS);
     if (total > 0) {
         char *fragment = malloc ((size_t) total + 1);
@@ -907,17 +921,18 @@ s_on_http (edge_t *edge, struct lws *wsi, edge_session_t *session, const char *p
     self->openai = strncmp (path, "/v1/", 4) == 0;
 
     //  The route first: it decides the body limit, and webhooks read no credential
-    edge_match_result_t result = edge_routes_match (self->method, path, &self->match,
+    self->match = calloc (1, sizeof (edge_match_t));
+    assert (self->match);
+    edge_match_result_t result = edge_routes_match (self->method, path, self->match,
                                                     self->allow, sizeof self->allow);
-    bool webhook = result == EDGE_MATCH_OK
-                   && (self->match.route->flags & EDGE_ROUTE_WEBHOOK);
-    bool upload = result == EDGE_MATCH_OK
-                  && (self->match.route->flags & EDGE_ROUTE_UPLOAD);
+    self->route = result == EDGE_MATCH_OK ? self->match->route : NULL;
+    bool webhook = result == EDGE_MATCH_OK && (self->route->flags & EDGE_ROUTE_WEBHOOK);
+    bool upload = result == EDGE_MATCH_OK && (self->route->flags & EDGE_ROUTE_UPLOAD);
     self->max_body = webhook  ? edge->webhook_max_body
                      : upload ? edge->avatar_max_body
                               : edge->max_body;
     if (result == EDGE_MATCH_OK)
-        self->route_label = self->match.route->pattern;
+        self->route_label = self->route->pattern;
     if (webhook)
         s_client_ip (edge, wsi, self->client_ip, sizeof self->client_ip);
     else {
@@ -983,7 +998,7 @@ s_on_http (edge_t *edge, struct lws *wsi, edge_session_t *session, const char *p
             if (len < 0)
                 break;
             if (len > 0)
-                (void) edge_routes_add_query (&self->match, fragment, (size_t) len);
+                (void) edge_routes_add_query (self->match, fragment, (size_t) len);
         }
     }
     if (self->expect_body) {
