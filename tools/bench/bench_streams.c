@@ -565,23 +565,25 @@ s_cmp_double (const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+//  The q-quantile of n sorted samples (0 when none).
+static double
+s_quantile (const double *sorted, int n, double q)
+{
+    return n ? sorted[(int) (q * (n - 1) + 0.5)] : 0;
+}
+
 //  The q-quantile of the run's time per output token (sorted by s_summary), us.
 static double
 s_tpot_at (bench_sse_run_t *run, double q)
 {
-    if (run->tpot_size == 0)
-        return 0;
-    int i = (int) (q * (run->tpot_size - 1) + 0.5);
-    return run->tpot[i];
+    return s_quantile (run->tpot, run->tpot_size, q);
 }
 
+//  The same of the time from a stream's last token to its end, us.
 static double
 s_tail_at (bench_sse_run_t *run, double q)
 {
-    if (run->tail_size == 0)
-        return 0;
-    int i = (int) (q * (run->tail_size - 1) + 0.5);
-    return run->tail[i];
+    return s_quantile (run->tail, run->tail_size, q);
 }
 
 static double
