@@ -6,12 +6,16 @@
 
     That lock makes event transactions run one after the other, each waiting for
     the commit (the WAL flush) before it, so emits are grouped: at most
-    S_IN_FLIGHT transactions are running, and the events emitted meanwhile wait
-    here and go together in the next one (their callers' statements in order,
-    then one insert that numbers them all), one commit for the group. An idle
-    publisher writes an event at once. When a statement of a group's transaction
-    fails, each of its events is tried again on its own, so one caller's bad
-    statement fails only its own event.                                          */
+    S_IN_FLIGHT transactions are sent, and the events emitted meanwhile wait here
+    and go together in the next one, one commit for the group. A group takes the
+    counter's row first, then runs its callers' statements in order, then one
+    insert numbers all its events: groups of different callers' rows would
+    otherwise lock them in any order and could deadlock, which single-event
+    transactions never did; taken first, the row makes them wait in line instead
+    (the second group's statements already at the server). An idle publisher
+    writes an event at once. When a statement of a group's transaction fails,
+    each of its events is tried again on its own, so one caller's bad statement
+    fails only its own event.                                                    */
 #include "service_events.h"
 
 #include <assert.h>
@@ -31,6 +35,7 @@ typedef struct _s_emit_t s_emit_t;
 
 struct _service_events_t {
     char *publisher;    //  our name in EventMeta.publisher
+    char *claim_sql;    //  a group's first statement: takes the counter's row
     char *insert_sql;   //  outbox insert of a group, schema-qualified
     char *replay_sql;   //  outbox read for replay
     char *head_sql;     //  newest sequence
@@ -69,6 +74,7 @@ typedef struct {
     s_emit_t **emits;        //  the events, in emit order
     size_t count;            //  how many
     db_stmt_t *stmts;        //  the transaction (borrows the events' copies)
+    size_t stmt_count;       //  statements in it
     char *params[4];         //  the insert's: count, topics, tenants, payloads
 } s_group_t;
 
@@ -93,14 +99,17 @@ service_events_new (const char *publisher, const char *schema, db_pool_t *db,
     self->log = log;
     self->timer = -1;
     self->queue_max = queue_max ? queue_max : S_QUEUE_MAX;
-    int rc = asprintf (
+    int rc = asprintf (&self->claim_sql,
+                       "UPDATE \"%s\".outbox_state SET last_seq = last_seq + $1::bigint "
+                       "WHERE id = 1",
+                       schema);
+    assert (rc > 0);
+    rc = asprintf (
         &self->insert_sql,
-        "WITH next AS (UPDATE \"%s\".outbox_state SET last_seq = last_seq + $1::bigint "
-        "WHERE id = 1 RETURNING last_seq) "
         "INSERT INTO \"%s\".outbox (seq, topic, tenant_id, payload) "
-        "SELECT next.last_seq - $1::bigint + e.ord, e.topic, e.tenant_id, e.payload "
-        "FROM next, unnest ($2::text[], $3::text[], $4::bytea[]) WITH ORDINALITY "
-        "AS e (topic, tenant_id, payload, ord) "
+        "SELECT s.last_seq - $1::bigint + e.ord, e.topic, e.tenant_id, e.payload "
+        "FROM \"%s\".outbox_state s, unnest ($2::text[], $3::text[], $4::bytea[]) "
+        "WITH ORDINALITY AS e (topic, tenant_id, payload, ord) WHERE s.id = 1 "
         "RETURNING seq, (extract(epoch FROM created_at) * 1000)::bigint",
         schema, schema);
     assert (rc > 0);
@@ -141,6 +150,7 @@ service_events_destroy (service_events_t **self_p)
         zloop_timer_end (self->loop, self->timer);
     zsock_destroy (&self->pub);
     free (self->publisher);
+    free (self->claim_sql);
     free (self->insert_sql);
     free (self->replay_sql);
     free (self->head_sql);
@@ -407,15 +417,22 @@ s_group_take (service_events_t *self)
     }
     group->params[0] = zsys_sprintf ("%zu", group->count);
     assert (group->params[0]);
-    group->stmts = calloc (stmts + 1, sizeof (db_stmt_t));
+    group->stmts = calloc (stmts + 2, sizeof (db_stmt_t));
     assert (group->stmts);
-    size_t n = 0;
+    //  The counter's row first: a group waits for the one before it to commit
+    //  before it locks anything of its callers', so event transactions never
+    //  wait for each other in a cycle
+    group->stmts[0].sql = self->claim_sql;
+    group->stmts[0].nparams = 1;
+    group->stmts[0].params = (const char *const *) group->params;
+    size_t n = 1;
     for (size_t i = 0; i < group->count; i++)
         for (size_t j = 0; j < group->emits[i]->count; j++)
             group->stmts[n++] = group->emits[i]->before[j];
     group->stmts[n].sql = self->insert_sql;
     group->stmts[n].nparams = 4;
     group->stmts[n].params = (const char *const *) group->params;
+    group->stmt_count = n + 1;
     return group;
 }
 
@@ -425,10 +442,7 @@ s_flush (service_events_t *self)
 {
     while (self->head && self->in_flight < S_IN_FLIGHT && !self->stopping) {
         s_group_t *group = s_group_take (self);
-        size_t stmts = 1;
-        for (size_t i = 0; i < group->count; i++)
-            stmts += group->emits[i]->count;
-        if (db_pool_tx (self->db, group->stmts, stmts, s_on_group, group)) {
+        if (db_pool_tx (self->db, group->stmts, group->stmt_count, s_on_group, group)) {
             const char *error = db_pool_error (self->db);
             core_log_warn (self->log, NULL, "event %s not written: %s",
                            group->emits[0]->topic, error);
