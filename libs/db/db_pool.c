@@ -53,6 +53,7 @@ struct _s_job_t {
     size_t count;            //  number of statements
     size_t next;             //  index of the statement to send next
     bool tx;                 //  wrapped in BEGIN/COMMIT (stmts include them)
+    bool borrowed;           //  stmts point at the caller's text, not copies
     bool rolling_back;       //  ROLLBACK sent after an error
     PGresult *result;        //  result kept for the callback
     char *error;             //  error to report (tx: saved before ROLLBACK)
@@ -127,9 +128,11 @@ s_job_destroy (s_job_t **job_p)
     if (!job)
         return;
     for (size_t i = 0; i < job->count; i++) {
-        free (job->stmts[i].sql);
-        for (int p = 0; p < job->stmts[i].nparams; p++)
-            free (job->stmts[i].params[p]);
+        if (!job->borrowed) {
+            free (job->stmts[i].sql);
+            for (int p = 0; p < job->stmts[i].nparams; p++)
+                free (job->stmts[i].params[p]);
+        }
         free (job->stmts[i].params);
     }
     free (job->stmts);
@@ -140,17 +143,20 @@ s_job_destroy (s_job_t **job_p)
     *job_p = NULL;
 }
 
+//  Set a job's statement to copies of the text given, or (borrow) to the text
+//  itself.
 static void
-s_stmt_copy (s_stmt_t *dest, const char *sql, int nparams, const char *const *params)
+s_stmt_set (s_stmt_t *dest, const char *sql, int nparams, const char *const *params,
+            bool borrow)
 {
-    dest->sql = strdup (sql);
+    dest->sql = borrow ? (char *) sql : strdup (sql);
     assert (dest->sql);
     dest->nparams = nparams;
     dest->params = nparams ? calloc ((size_t) nparams, sizeof (char *)) : NULL;
     assert (!nparams || dest->params);
     for (int p = 0; p < nparams; p++)
         if (params[p]) {
-            dest->params[p] = strdup (params[p]);
+            dest->params[p] = borrow ? (char *) params[p] : strdup (params[p]);
             assert (dest->params[p]);
         }
 }
@@ -960,7 +966,7 @@ db_pool_query_timeout (db_pool_t *self, int timeout_ms, const char *sql, int npa
     job->stmts = calloc (1, sizeof (s_stmt_t));
     assert (job->stmts);
     job->count = 1;
-    s_stmt_copy (&job->stmts[0], sql, nparams, params);
+    s_stmt_set (&job->stmts[0], sql, nparams, params, false);
     job->timeout_ms = timeout_ms > 0 ? timeout_ms : self->query_timeout_ms;
     job->deadline = s_now () + job->timeout_ms;
     job->fn = fn;
@@ -975,9 +981,9 @@ db_pool_query (db_pool_t *self, const char *sql, int nparams, const char *const 
     return db_pool_query_timeout (self, 0, sql, nparams, params, fn, arg);
 }
 
-int
-db_pool_tx_timeout (db_pool_t *self, int timeout_ms, const db_stmt_t *stmts, size_t count,
-                    db_result_fn *fn, void *arg)
+static int
+s_tx (db_pool_t *self, int timeout_ms, const db_stmt_t *stmts, size_t count,
+      db_result_fn *fn, void *arg, bool borrow)
 {
     assert (self);
     if (!stmts || count == 0 || !fn) {
@@ -993,18 +999,34 @@ db_pool_tx_timeout (db_pool_t *self, int timeout_ms, const db_stmt_t *stmts, siz
     s_job_t *job = calloc (1, sizeof (s_job_t));
     assert (job);
     job->tx = true;
+    job->borrowed = borrow;
     job->count = count + 2;
     job->stmts = calloc (job->count, sizeof (s_stmt_t));
     assert (job->stmts);
-    s_stmt_copy (&job->stmts[0], "BEGIN", 0, NULL);
+    s_stmt_set (&job->stmts[0], "BEGIN", 0, NULL, borrow);
     for (size_t i = 0; i < count; i++)
-        s_stmt_copy (&job->stmts[i + 1], stmts[i].sql, stmts[i].nparams, stmts[i].params);
-    s_stmt_copy (&job->stmts[count + 1], "COMMIT", 0, NULL);
+        s_stmt_set (&job->stmts[i + 1], stmts[i].sql, stmts[i].nparams, stmts[i].params,
+                    borrow);
+    s_stmt_set (&job->stmts[count + 1], "COMMIT", 0, NULL, borrow);
     job->timeout_ms = timeout_ms > 0 ? timeout_ms : self->query_timeout_ms;
     job->deadline = s_now () + job->timeout_ms;
     job->fn = fn;
     job->arg = arg;
     return s_submit (self, job);
+}
+
+int
+db_pool_tx_timeout (db_pool_t *self, int timeout_ms, const db_stmt_t *stmts, size_t count,
+                    db_result_fn *fn, void *arg)
+{
+    return s_tx (self, timeout_ms, stmts, count, fn, arg, false);
+}
+
+int
+db_pool_tx_borrowed (db_pool_t *self, int timeout_ms, const db_stmt_t *stmts,
+                     size_t count, db_result_fn *fn, void *arg)
+{
+    return s_tx (self, timeout_ms, stmts, count, fn, arg, true);
 }
 
 int

@@ -42,7 +42,8 @@ typedef struct {
 } db_pool_config_t;
 
 //  One SQL statement with text parameters (NULL entries are SQL NULL), for
-//  db_pool_tx. The pool copies everything it is given.
+//  db_pool_tx. The pool copies everything it is given (db_pool_tx_borrowed: the
+//  text, not the array).
 typedef struct {
     const char *sql;            //  one statement, $1.. placeholders
     int nparams;                //  number of parameters
@@ -86,6 +87,13 @@ int db_pool_tx (db_pool_t *self, const db_stmt_t *stmts, size_t count, db_result
 //  Same, with a deadline of timeout_ms for the whole transaction.
 int db_pool_tx_timeout (db_pool_t *self, int timeout_ms, const db_stmt_t *stmts,
                         size_t count, db_result_fn *fn, void *arg)
+    __attribute__ ((warn_unused_result));
+
+//  Same, but the pool keeps pointers to the statements' text and parameters, not
+//  copies: they must stay as they are until fn has run (or the call returned -1).
+//  The db_stmt_t array itself may go once this returns.
+int db_pool_tx_borrowed (db_pool_t *self, int timeout_ms, const db_stmt_t *stmts,
+                         size_t count, db_result_fn *fn, void *arg)
     __attribute__ ((warn_unused_result));
 
 //  Why the last db_pool_query / db_pool_tx was refused (borrowed).

@@ -133,6 +133,37 @@ db_pool_test (bool verbose)
     assert (core_waiter_wait_count (waiter, &tally.done, 1, 5000));
     assert (tally.ok == 1 && strcmp (tally.value, "2") == 0);
 
+    //  A borrowed transaction reads the caller's text as it is when it runs; its
+    //  statement array may go at once (a heap copy, freed and scribbled over)
+    char *name = strdup ("four"), *id = strdup ("4");
+    const char *borrowed_row[] = {id, name};
+    db_stmt_t *borrowed_tx = calloc (2, sizeof (db_stmt_t));
+    assert (borrowed_tx);
+    borrowed_tx[0] = (db_stmt_t){insert, 2, borrowed_row};
+    borrowed_tx[1] = (db_stmt_t){count_sql, 0, NULL};
+    memset (&tally, 0, sizeof tally);
+    assert (db_pool_tx_borrowed (pool, 0, borrowed_tx, 2, s_tally_fn, &tally) == 0);
+    memset (borrowed_tx, 0xff, 2 * sizeof (db_stmt_t));
+    free (borrowed_tx);
+    assert (core_waiter_wait_count (waiter, &tally.done, 1, 5000));
+    assert (tally.ok == 1 && strcmp (tally.value, "3") == 0);
+    char select_four[128];
+    snprintf (select_four, sizeof select_four, "SELECT name FROM %s.items WHERE id = 4",
+              schema);
+    memset (&tally, 0, sizeof tally);
+    assert (db_pool_query (pool, select_four, 0, NULL, s_tally_fn, &tally) == 0);
+    assert (core_waiter_wait_count (waiter, &tally.done, 1, 5000));
+    assert (tally.ok == 1 && strcmp (tally.value, "four") == 0);
+    free (name);
+    free (id);
+    char delete_four[128];
+    snprintf (delete_four, sizeof delete_four, "DELETE FROM %s.items WHERE id = 4",
+              schema);
+    memset (&tally, 0, sizeof tally);
+    assert (db_pool_query (pool, delete_four, 0, NULL, s_tally_fn, &tally) == 0);
+    assert (core_waiter_wait_count (waiter, &tally.done, 1, 5000));
+    assert (tally.ok == 1);
+
     //  A failing statement rolls the whole transaction back
     db_stmt_t failing_tx[] = {{insert, 2, row3}, {insert, 2, row1}, {count_sql, 0, NULL}};
     memset (&tally, 0, sizeof tally);

@@ -251,6 +251,10 @@ s_block (llm_parser_t *parser, json_t *root)
         llm_parser_bad (parser, "a content block index is missing or out of range");
         return -1;
     }
+    if (!parser->blocks) {
+        parser->blocks = calloc (1, sizeof *parser->blocks);
+        assert (parser->blocks);
+    }
     return (int) json_integer_value (index);
 }
 
@@ -265,9 +269,9 @@ s_block_start (llm_parser_t *parser, json_t *root)
     json_t *block = json_object_get (root, "content_block");
     const char *type = json_string_value (json_object_get (block, "type"));
     type = type ? type : "";
-    parser->block_kind[index] = S_BLOCK_OTHER;
+    parser->blocks->kind[index] = S_BLOCK_OTHER;
     if (strcmp (type, "text") == 0) {
-        parser->block_kind[index] = S_BLOCK_TEXT;
+        parser->blocks->kind[index] = S_BLOCK_TEXT;
         json_t *text = json_object_get (block, "text");
         if (json_is_string (text))
             return llm_parser_emit_delta (parser, json_string_value (text),
@@ -276,16 +280,16 @@ s_block_start (llm_parser_t *parser, json_t *root)
     else if (strcmp (type, "tool_use") == 0) {
         if (parser->tools >= LLM_MAX_TOOL_CALLS)
             return llm_parser_bad (parser, "too many tool calls");
-        parser->block_kind[index] = S_BLOCK_TOOL;
-        parser->block_tool[index] = parser->tools++;
+        parser->blocks->kind[index] = S_BLOCK_TOOL;
+        parser->blocks->tool[index] = parser->tools++;
         const char *id = json_string_value (json_object_get (block, "id"));
         const char *name = json_string_value (json_object_get (block, "name"));
-        return llm_parser_emit_tool (parser, parser->block_tool[index], id ? id : "",
+        return llm_parser_emit_tool (parser, parser->blocks->tool[index], id ? id : "",
                                      name ? name : "", "", 0);
     }
     else if (strcmp (type, "thinking") == 0 || strcmp (type, "redacted_thinking") == 0) {
-        parser->block_kind[index] = S_BLOCK_THINKING;
-        parser->block_tool[index] = (int) json_array_size (parser->replay);
+        parser->blocks->kind[index] = S_BLOCK_THINKING;
+        parser->blocks->tool[index] = (int) json_array_size (parser->replay);
         json_t *copy = json_deep_copy (block);
         if (strcmp (type, "thinking") == 0) {
             if (!json_is_string (json_object_get (copy, "thinking")))
@@ -302,7 +306,7 @@ s_block_start (llm_parser_t *parser, json_t *root)
 static int
 s_replay_extend (llm_parser_t *parser, int index, const char *key, json_t *piece)
 {
-    json_t *block = json_array_get (parser->replay, (size_t) parser->block_tool[index]);
+    json_t *block = json_array_get (parser->replay, (size_t) parser->blocks->tool[index]);
     json_t *held = json_object_get (block, key);
     if (!json_is_string (piece) || !json_is_string (held))
         return 0;
@@ -328,7 +332,7 @@ s_block_delta (llm_parser_t *parser, json_t *root)
     json_t *delta = json_object_get (root, "delta");
     const char *type = json_string_value (json_object_get (delta, "type"));
     type = type ? type : "";
-    char kind = parser->block_kind[index];
+    char kind = parser->blocks->kind[index];
     if (strcmp (type, "text_delta") == 0 && kind == S_BLOCK_TEXT) {
         json_t *text = json_object_get (delta, "text");
         if (json_is_string (text))
@@ -339,8 +343,8 @@ s_block_delta (llm_parser_t *parser, json_t *root)
              && (kind == S_BLOCK_TOOL || kind == S_BLOCK_TOOL_ARGS)) {
         json_t *partial = json_object_get (delta, "partial_json");
         if (json_is_string (partial) && json_string_length (partial)) {
-            parser->block_kind[index] = S_BLOCK_TOOL_ARGS;
-            return llm_parser_emit_tool (parser, parser->block_tool[index], NULL, NULL,
+            parser->blocks->kind[index] = S_BLOCK_TOOL_ARGS;
+            return llm_parser_emit_tool (parser, parser->blocks->tool[index], NULL, NULL,
                                          json_string_value (partial),
                                          json_string_length (partial));
         }
@@ -392,9 +396,9 @@ llm_anthropic_on_event (llm_parser_t *parser, const http_sse_event_t *event)
         int index = s_block (parser, root);
         if (index < 0)
             rc = -1;
-        else if (parser->block_kind[index] == S_BLOCK_TOOL) {
-            parser->block_kind[index] = S_BLOCK_TOOL_ARGS;
-            rc = llm_parser_emit_tool (parser, parser->block_tool[index], NULL, NULL,
+        else if (parser->blocks->kind[index] == S_BLOCK_TOOL) {
+            parser->blocks->kind[index] = S_BLOCK_TOOL_ARGS;
+            rc = llm_parser_emit_tool (parser, parser->blocks->tool[index], NULL, NULL,
                                        "{}", 2);
         }
     }

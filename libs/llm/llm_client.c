@@ -75,7 +75,7 @@ struct _llm_stream_t {
     char held_message[256];    //  its message
     int64_t held_retry_after;  //  its hint, -1 none
     int busy;                  //  our handlers for this stream on the stack
-    char *pending;             //  text pieces of this read not yet delivered
+    char *pending;             //  text pieces of this read not yet delivered, or NULL
     size_t pending_size;       //  bytes in pending
     size_t pending_room;       //  bytes allocated for pending
     bool dirty;                //  in the client's dirty list
@@ -219,8 +219,13 @@ s_flush (llm_stream_t *self)
         return self->ended || self->cancelled ? -1 : 0;
     llm_event_t delta = {
         .type = LLM_EVENT_DELTA, .text = self->pending, .text_size = self->pending_size};
-    self->pending_size = 0;
-    return s_deliver (self, &delta);
+    int rc = s_deliver (self, &delta);
+    //  The buffer goes with its text: a stream between reads holds none (the
+    //  stream is still ours here: a cancel from fn waits for s_leave)
+    free (self->pending);
+    self->pending = NULL;
+    self->pending_size = self->pending_room = 0;
+    return rc;
 }
 
 //  Keep a text piece to deliver with the others of this read; -1 as s_deliver.
@@ -230,7 +235,7 @@ s_hold_delta (llm_stream_t *self, const llm_event_t *event)
     if (self->ended || self->cancelled)
         return -1;
     if (self->pending_size + event->text_size + 1 > self->pending_room) {
-        size_t room = self->pending_room ? self->pending_room : 1024;
+        size_t room = self->pending_room ? self->pending_room : 256;
         while (room < self->pending_size + event->text_size + 1)
             room *= 2;
         char *grown = realloc (self->pending, room);

@@ -321,8 +321,8 @@ s_part (llm_parser_t *parser, json_t *part)
     json_t *text = json_object_get (part, "text");
     if (!json_is_string (text) || json_is_true (json_object_get (part, "thought")))
         return 0;
-    if (json_is_string (signature) && !parser->block_kind[0]) {
-        parser->block_kind[0] = 1;  //  the first text signature is the one kept
+    if (json_is_string (signature) && !parser->text_signed) {
+        parser->text_signed = true;  //  the first text signature is the one kept
         if (llm_parser_replay_append (
                 parser, json_pack ("{s:i, s:O}", "index", -1, "signature", signature),
                 json_string_length (signature)))

@@ -92,6 +92,7 @@ llm_parser_destroy (llm_parser_t **self_p)
     http_lines_destroy (&self->lines);
     json_decref (self->replay);
     free (self->body);
+    free (self->blocks);
     free (self);
     *self_p = NULL;
 }
@@ -235,8 +236,9 @@ llm_parser_emit_tool_delta (llm_parser_t *self, int index, const char *id,
     if (index < 0 || index >= LLM_MAX_TOOL_CALLS)
         return llm_parser_bad (self, "a tool call index is out of range");
     char made[40];
-    if (!self->tool_seen[index]) {
-        self->tool_seen[index] = true;
+    uint64_t bit = (uint64_t) 1 << (index % 64);
+    if (!(self->tool_seen[index / 64] & bit)) {
+        self->tool_seen[index / 64] |= bit;
         self->tools = index + 1 > self->tools ? index + 1 : self->tools;
         if (!id || !*id) {
             llm_parser_call_id (self, index, made, sizeof made);

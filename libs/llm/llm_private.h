@@ -141,37 +141,45 @@ typedef enum {
     LLM_N8N_BODY          //  one JSON or text body, parsed at the end
 } llm_n8n_mode_t;
 
+//  Anthropic: what the parser knows of the answer's content blocks (only an
+//  Anthropic stream has them, so a parser holds none until the first comes).
+typedef struct {
+    char kind[LLM_MAX_BLOCKS];  //  kind of each block
+    int tool[LLM_MAX_BLOCKS];   //  tool_use: its tool index; thinking: its replay entry
+} llm_blocks_t;
+
 struct _llm_parser_t {
-    llm_provider_t provider;             //  whose format
-    llm_parser_fn *fn;                   //  where events go
-    void *arg;                           //  argument of fn
-    size_t max_event;                    //  largest line or event accepted
-    http_sse_parser_t *sse;              //  SSE splitter, when the format is SSE
-    http_lines_t *lines;                 //  line splitter, when the format is NDJSON
-    bool ended;                          //  DONE or ERROR was emitted, or fn stopped
-    bool delivered;                      //  a DELTA, TOOL_CALL or USAGE was emitted
-    bool terminal;                       //  the format's end marker was seen
-    char finish[32];                     //  finish reason seen so far, "" none
-    bool usage;                          //  token counts are known
-    bool usage_sent;                     //  USAGE was emitted
-    int64_t prompt_tokens;               //  input tokens, -1 unknown
-    int64_t completion_tokens;           //  output tokens, -1 unknown
-    int tools;                           //  tool calls begun in this answer
-    uint64_t id_seed;                    //  random part of made-up call ids
-    bool tool_seen[LLM_MAX_TOOL_CALLS];  //  OpenAI: first fragment of a call came
-    json_t *replay;                      //  what DONE hands back as replay, or NULL
-    size_t replay_bytes;                 //  bytes of text held in replay
-    char block_kind[LLM_MAX_BLOCKS];     //  Anthropic: kind of each content block
-    int block_tool[LLM_MAX_BLOCKS];      //  Anthropic: tool index of a tool_use block
-    llm_n8n_mode_t n8n_mode;             //  n8n: how the body is read
-    int n8n_open;                        //  n8n: begin without end yet
-    bool n8n_typed;                      //  n8n: a typed object (begin, item, ...) came
-    bool content_type_set;               //  n8n: Content-Type was given
-    char content_type[64];               //  n8n: Content-Type, lower case, no parameters
-    char *body;                          //  n8n: buffered body
-    size_t body_size;                    //  n8n: bytes in body
-    bool general_json;                   //  OpenAI: every chunk through jansson, not
-                                         //  llm_openai_chunk (llm_parser_fuzz compares)
+    llm_provider_t provider;    //  whose format
+    llm_parser_fn *fn;          //  where events go
+    void *arg;                  //  argument of fn
+    size_t max_event;           //  largest line or event accepted
+    http_sse_parser_t *sse;     //  SSE splitter, when the format is SSE
+    http_lines_t *lines;        //  line splitter, when the format is NDJSON
+    bool ended;                 //  DONE or ERROR was emitted, or fn stopped
+    bool delivered;             //  a DELTA, TOOL_CALL or USAGE was emitted
+    bool terminal;              //  the format's end marker was seen
+    char finish[32];            //  finish reason seen so far, "" none
+    bool usage;                 //  token counts are known
+    bool usage_sent;            //  USAGE was emitted
+    int64_t prompt_tokens;      //  input tokens, -1 unknown
+    int64_t completion_tokens;  //  output tokens, -1 unknown
+    int tools;                  //  tool calls begun in this answer
+    uint64_t id_seed;           //  random part of made-up call ids
+    uint64_t tool_seen[LLM_MAX_TOOL_CALLS / 64];  //  OpenAI: bit set when a call's
+                                                  //  first fragment came
+    json_t *replay;           //  what DONE hands back as replay, or NULL
+    size_t replay_bytes;      //  bytes of text held in replay
+    llm_blocks_t *blocks;     //  Anthropic: made at the first block, or NULL
+    bool text_signed;         //  Gemini: a text part's signature was kept
+    llm_n8n_mode_t n8n_mode;  //  n8n: how the body is read
+    int n8n_open;             //  n8n: begin without end yet
+    bool n8n_typed;           //  n8n: a typed object (begin, item, ...) came
+    bool content_type_set;    //  n8n: Content-Type was given
+    char content_type[64];    //  n8n: Content-Type, lower case, no parameters
+    char *body;               //  n8n: buffered body
+    size_t body_size;         //  n8n: bytes in body
+    bool general_json;        //  OpenAI: every chunk through jansson, not
+                              //  llm_openai_chunk (llm_parser_fuzz compares)
 };
 
 //  Emit events; each returns 0 to go on, or -1 when the stream ended or fn

@@ -442,7 +442,9 @@ s_flush (service_events_t *self)
 {
     while (self->head && self->in_flight < S_IN_FLIGHT && !self->stopping) {
         s_group_t *group = s_group_take (self);
-        if (db_pool_tx (self->db, group->stmts, group->stmt_count, s_on_group, group)) {
+        //  Everything the statements name lives as long as the group
+        if (db_pool_tx_borrowed (self->db, 0, group->stmts, group->stmt_count, s_on_group,
+                                 group)) {
             const char *error = db_pool_error (self->db);
             core_log_warn (self->log, NULL, "event %s not written: %s",
                            group->emits[0]->topic, error);

@@ -53,7 +53,8 @@ typedef struct {
     int64_t created;                        //  openai: unix seconds
     char *content;                          //  the answer so far
     size_t content_size;                    //  its bytes
-    s_tool_call_t calls[S_TOOL_CALLS_MAX];  //  tool calls so far
+    s_tool_call_t *calls;                   //  tool calls so far (S_TOOL_CALLS_MAX
+                                            //  made at the first), or NULL
     int call_count;                         //  how many
     int64_t prompt_tokens;                  //  usage, -1 unknown
     int64_t completion_tokens;              //  usage, -1 unknown
@@ -119,6 +120,7 @@ s_turn_free (service_call_t *base)
         free (turn->calls[i].name);
         free (turn->calls[i].arguments);
     }
+    free (turn->calls);
 }
 
 static s_turn_t *
@@ -436,6 +438,10 @@ s_on_event (llm_stream_t *stream, const llm_event_t *event, void *arg)
         case LLM_EVENT_TOOL_CALL: {
             if (event->index < 0 || event->index >= S_TOOL_CALLS_MAX)
                 break;
+            if (!turn->calls) {
+                turn->calls = calloc (S_TOOL_CALLS_MAX, sizeof *turn->calls);
+                assert (turn->calls);
+            }
             s_tool_call_t *call = &turn->calls[event->index];
             if (event->index >= turn->call_count)
                 turn->call_count = event->index + 1;

@@ -701,6 +701,9 @@ s_admitted (edge_request_t *self, const edge_verdict_t *verdict)
     bool ok = true;
     json_t *body = edge_call_parse_body (self->body, self->body_size, &ok, message,
                                          sizeof message);
+    free (self->body);  //  a stream does not keep the bytes its JSON came in
+    self->body = NULL;
+    self->body_size = self->body_cap = 0;
     if (!ok) {
         s_respond_error (self, 400, "invalid_json", message);
         return;
@@ -969,6 +972,11 @@ s_on_http (edge_t *edge, struct lws *wsi, edge_session_t *session, const char *p
         return 0;
     }
     self->expect_body = content_length > 0;
+    if (self->expect_body) {  //  room for what was announced, no more
+        self->body_cap = (size_t) content_length + 1;
+        self->body = malloc (self->body_cap);
+        assert (self->body);
+    }
 
     //  A webhook's query and headers, or the query fragments lws has decoded.
     if (webhook) {
@@ -1028,7 +1036,7 @@ s_on_body (edge_request_t *self, const void *data, size_t size)
         return 0;
     }
     size_t need = self->body_size + size + 1;
-    if (need > self->body_cap) {
+    if (need > self->body_cap) {  //  more than the room made for Content-Length
         size_t cap = self->body_cap ? self->body_cap : 4096;
         while (cap < need)
             cap *= 2;
