@@ -45,6 +45,8 @@ typedef struct {
     char *sql;      //  statement text
     int nparams;    //  parameter count
     char **params;  //  parameter copies, NULL entries for SQL NULL
+    int *formats;   //  1 for a binary parameter (borrowed only), or NULL: all text
+    int *lengths;   //  bytes of the binary ones, or NULL
 } s_stmt_t;
 
 typedef struct _s_job_t s_job_t;
@@ -134,6 +136,8 @@ s_job_destroy (s_job_t **job_p)
                 free (job->stmts[i].params[p]);
         }
         free (job->stmts[i].params);
+        free (job->stmts[i].formats);
+        free (job->stmts[i].lengths);
     }
     free (job->stmts);
     PQclear (job->result);
@@ -357,6 +361,7 @@ s_conn_send (s_conn_t *conn)
     const char *sql;
     int nparams = 0;
     const char *const *params = NULL;
+    const int *lengths = NULL, *formats = NULL;
     if (job->rolling_back)
         sql = "ROLLBACK";
     else {
@@ -364,13 +369,15 @@ s_conn_send (s_conn_t *conn)
         sql = stmt->sql;
         nparams = stmt->nparams;
         params = (const char *const *) stmt->params;
+        lengths = stmt->lengths;
+        formats = stmt->formats;
     }
     //  Statements with parameters run prepared (see the top)
     const char *name = nparams ? (const char *) zhashx_lookup (conn->prepared, sql)
                                : NULL;
     int sent;
     if (name)
-        sent = PQsendQueryPrepared (conn->pg, name, nparams, params, NULL, NULL, 0);
+        sent = PQsendQueryPrepared (conn->pg, name, nparams, params, lengths, formats, 0);
     else if (nparams && zhashx_size (conn->prepared) < S_PREPARED_MAX) {
         char fresh[24];
         snprintf (fresh, sizeof fresh, "chorus_%" PRIu64, conn->names + 1);
@@ -378,7 +385,8 @@ s_conn_send (s_conn_t *conn)
         conn->preparing = true;
     }
     else
-        sent = PQsendQueryParams (conn->pg, sql, nparams, NULL, params, NULL, NULL, 0);
+        sent = PQsendQueryParams (conn->pg, sql, nparams, NULL, params, lengths, formats,
+                                  0);
     if (!sent) {
         s_conn_broken (conn, PQerrorMessage (conn->pg));
         return;
@@ -433,11 +441,11 @@ s_conn_send_pipeline (s_conn_t *conn)
             conn->pieces[conn->piece_count++] = (s_piece_t){i, true};
         }
         if (sent && name)
-            sent = PQsendQueryPrepared (conn->pg, name, stmt->nparams, params, NULL, NULL,
-                                        0);
+            sent = PQsendQueryPrepared (conn->pg, name, stmt->nparams, params,
+                                        stmt->lengths, stmt->formats, 0);
         else if (sent)
             sent = PQsendQueryParams (conn->pg, stmt->sql, stmt->nparams, NULL, params,
-                                      NULL, NULL, 0);
+                                      stmt->lengths, stmt->formats, 0);
         if (!sent) {
             s_conn_broken (conn, PQerrorMessage (conn->pg));
             return;
@@ -983,13 +991,20 @@ db_pool_query (db_pool_t *self, const char *sql, int nparams, const char *const 
 
 static int
 s_tx (db_pool_t *self, int timeout_ms, const db_stmt_t *stmts, size_t count,
-      db_result_fn *fn, void *arg, bool borrow)
+      const db_binary_t *binary, size_t binary_count, db_result_fn *fn, void *arg,
+      bool borrow)
 {
     assert (self);
     if (!stmts || count == 0 || !fn) {
         snprintf (self->error, sizeof self->error, "bad transaction arguments");
         return -1;
     }
+    for (size_t i = 0; i < binary_count; i++)
+        if (binary[i].stmt >= count || binary[i].param < 0
+            || binary[i].param >= stmts[binary[i].stmt].nparams || binary[i].length < 0) {
+            snprintf (self->error, sizeof self->error, "bad binary parameter %zu", i);
+            return -1;
+        }
     for (size_t i = 0; i < count; i++)
         if (!stmts[i].sql || stmts[i].nparams < 0
             || (stmts[i].nparams > 0 && !stmts[i].params)) {
@@ -1008,6 +1023,16 @@ s_tx (db_pool_t *self, int timeout_ms, const db_stmt_t *stmts, size_t count,
         s_stmt_set (&job->stmts[i + 1], stmts[i].sql, stmts[i].nparams, stmts[i].params,
                     borrow);
     s_stmt_set (&job->stmts[count + 1], "COMMIT", 0, NULL, borrow);
+    for (size_t i = 0; i < binary_count; i++) {
+        s_stmt_t *stmt = &job->stmts[binary[i].stmt + 1];
+        if (!stmt->formats) {
+            stmt->formats = calloc ((size_t) stmt->nparams, sizeof (int));
+            stmt->lengths = calloc ((size_t) stmt->nparams, sizeof (int));
+            assert (stmt->formats && stmt->lengths);
+        }
+        stmt->formats[binary[i].param] = 1;
+        stmt->lengths[binary[i].param] = binary[i].length;
+    }
     job->timeout_ms = timeout_ms > 0 ? timeout_ms : self->query_timeout_ms;
     job->deadline = s_now () + job->timeout_ms;
     job->fn = fn;
@@ -1019,14 +1044,15 @@ int
 db_pool_tx_timeout (db_pool_t *self, int timeout_ms, const db_stmt_t *stmts, size_t count,
                     db_result_fn *fn, void *arg)
 {
-    return s_tx (self, timeout_ms, stmts, count, fn, arg, false);
+    return s_tx (self, timeout_ms, stmts, count, NULL, 0, fn, arg, false);
 }
 
 int
 db_pool_tx_borrowed (db_pool_t *self, int timeout_ms, const db_stmt_t *stmts,
-                     size_t count, db_result_fn *fn, void *arg)
+                     size_t count, const db_binary_t *binary, size_t binary_count,
+                     db_result_fn *fn, void *arg)
 {
-    return s_tx (self, timeout_ms, stmts, count, fn, arg, true);
+    return s_tx (self, timeout_ms, stmts, count, binary, binary_count, fn, arg, true);
 }
 
 int

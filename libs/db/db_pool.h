@@ -43,12 +43,20 @@ typedef struct {
 
 //  One SQL statement with text parameters (NULL entries are SQL NULL), for
 //  db_pool_tx. The pool copies everything it is given (db_pool_tx_borrowed: the
-//  text, not the array).
+//  array, not the text).
 typedef struct {
     const char *sql;            //  one statement, $1.. placeholders
     int nparams;                //  number of parameters
     const char *const *params;  //  parameter values as text
 } db_stmt_t;
+
+//  A parameter of db_pool_tx_borrowed given in PostgreSQL's binary format (a
+//  bytea[] array, say) instead of as text: length bytes at its params entry.
+typedef struct {
+    size_t stmt;  //  index of the statement
+    int param;    //  index of the parameter in it
+    int length;   //  its bytes
+} db_binary_t;
 
 //  A descriptor the pool wants watched, in poll(2) terms.
 typedef struct pollfd db_pollfd_t;
@@ -91,9 +99,11 @@ int db_pool_tx_timeout (db_pool_t *self, int timeout_ms, const db_stmt_t *stmts,
 
 //  Same, but the pool keeps pointers to the statements' text and parameters, not
 //  copies: they must stay as they are until fn has run (or the call returned -1).
-//  The db_stmt_t array itself may go once this returns.
+//  The db_stmt_t array itself may go once this returns. The binary_count
+//  parameters binary names are sent in binary format.
 int db_pool_tx_borrowed (db_pool_t *self, int timeout_ms, const db_stmt_t *stmts,
-                         size_t count, db_result_fn *fn, void *arg)
+                         size_t count, const db_binary_t *binary, size_t binary_count,
+                         db_result_fn *fn, void *arg)
     __attribute__ ((warn_unused_result));
 
 //  Why the last db_pool_query / db_pool_tx was refused (borrowed).

@@ -142,11 +142,27 @@ db_pool_test (bool verbose)
     borrowed_tx[0] = (db_stmt_t){insert, 2, borrowed_row};
     borrowed_tx[1] = (db_stmt_t){count_sql, 0, NULL};
     memset (&tally, 0, sizeof tally);
-    assert (db_pool_tx_borrowed (pool, 0, borrowed_tx, 2, s_tally_fn, &tally) == 0);
+    assert (db_pool_tx_borrowed (pool, 0, borrowed_tx, 2, NULL, 0, s_tally_fn, &tally)
+            == 0);
     memset (borrowed_tx, 0xff, 2 * sizeof (db_stmt_t));
     free (borrowed_tx);
     assert (core_waiter_wait_count (waiter, &tally.done, 1, 5000));
     assert (tally.ok == 1 && strcmp (tally.value, "3") == 0);
+    //  A binary parameter: bytes with a NUL in them, as bytea
+    const char bytes[] = {0, 1, (char) 0xff};
+    const char *binary_params[] = {"x", bytes};
+    db_stmt_t binary_tx[] = {
+        {"SELECT $1::text || encode ($2::bytea, 'hex')", 2, binary_params}};
+    db_binary_t binary = {0, 1, 3};
+    memset (&tally, 0, sizeof tally);
+    assert (db_pool_tx_borrowed (pool, 0, binary_tx, 1, &binary, 1, s_tally_fn, &tally)
+            == 0);
+    assert (core_waiter_wait_count (waiter, &tally.done, 1, 5000));
+    assert (tally.ok == 1 && strcmp (tally.value, "x0001ff") == 0);
+    db_binary_t outside = {0, 2, 3};
+    assert (db_pool_tx_borrowed (pool, 0, binary_tx, 1, &outside, 1, s_tally_fn, &tally)
+            == -1);
+    assert (strstr (db_pool_error (pool), "binary"));
     char select_four[128];
     snprintf (select_four, sizeof select_four, "SELECT name FROM %s.items WHERE id = 4",
               schema);

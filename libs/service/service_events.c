@@ -18,6 +18,7 @@
     fails only its own event.                                                    */
 #include "service_events.h"
 
+#include <arpa/inet.h>
 #include <assert.h>
 #include <inttypes.h>
 
@@ -30,6 +31,7 @@
 #define S_GROUP_MAX 64               //  events one transaction writes at most
 #define S_GROUP_BYTES (1024 * 1024)  //  payload bytes one transaction writes, about
 #define S_QUEUE_MAX 1000             //  events waiting, when no limit is given
+#define S_BYTEA_OID 17               //  PostgreSQL's type bytea (pg_type.oid)
 
 typedef struct _s_emit_t s_emit_t;
 
@@ -76,6 +78,8 @@ typedef struct {
     db_stmt_t *stmts;        //  the transaction (borrows the events' copies)
     size_t stmt_count;       //  statements in it
     char *params[4];         //  the insert's: count, topics, tenants, payloads
+    int payloads_size;       //  bytes of the payloads, a binary bytea[]
+    db_binary_t binary;      //  which parameter they are
 } s_group_t;
 
 typedef struct {
@@ -255,30 +259,18 @@ s_stmts_copy (const db_stmt_t *stmts, size_t count, bool deep)
     return copy;
 }
 
-//  Append one element to an array literal: in double quotes, a backslash before
-//  each quote or backslash; bytes as a hex bytea (the element \x...) when bytes.
+//  Append one element to a text array literal: in double quotes, a backslash
+//  before each quote or backslash.
 static void
-s_array_add (char **out, const char *data, size_t size, bool bytes)
+s_array_add (char **out, const char *data, size_t size)
 {
-    static const char digits[] = "0123456789abcdef";
     char *at = *out;
     *at++ = '"';
-    if (bytes) {
-        const uint8_t *byte = (const uint8_t *) data;
-        *at++ = '\\';
-        *at++ = '\\';
-        *at++ = 'x';
-        for (size_t i = 0; i < size; i++) {
-            *at++ = digits[byte[i] >> 4];
-            *at++ = digits[byte[i] & 15];
-        }
+    for (size_t i = 0; i < size; i++) {
+        if (data[i] == '"' || data[i] == '\\')
+            *at++ = '\\';
+        *at++ = data[i];
     }
-    else
-        for (size_t i = 0; i < size; i++) {
-            if (data[i] == '"' || data[i] == '\\')
-                *at++ = '\\';
-            *at++ = data[i];
-        }
     *at++ = '"';
     *out = at;
 }
@@ -387,34 +379,46 @@ s_group_take (service_events_t *self)
         bytes += size;
         stmts += emit->count;
     }
-    //  The insert's parameters: how many, then three array literals
-    size_t topics = 3, tenants = 3, payloads = 3;
+    //  The insert's parameters: how many, two text array literals, and the
+    //  payloads as one bytea[] in PostgreSQL's binary array format
+    size_t topics = 3, tenants = 3, payloads = 20;
     for (size_t i = 0; i < group->count; i++) {
         s_emit_t *emit = group->emits[i];
         topics += strlen (emit->topic) * 2 + 3;
         tenants += strlen (emit->tenant_id) * 2 + 3;
-        payloads += zframe_size (emit->payload) * 2 + 6;
+        payloads += 4 + zframe_size (emit->payload);
     }
-    char *lists[3] = {malloc (topics), malloc (tenants), malloc (payloads)};
-    char *at[3] = {lists[0], lists[1], lists[2]};
-    for (int k = 0; k < 3; k++) {
+    char *lists[2] = {malloc (topics), malloc (tenants)};
+    char *at[2] = {lists[0], lists[1]};
+    for (int k = 0; k < 2; k++) {
         assert (lists[k]);
         *at[k]++ = '{';
     }
+    uint8_t *array = malloc (payloads);
+    assert (array);
+    //  ndim 1, no NULLs, element type bytea, then the dimension: size, lower bound
+    uint32_t head[5] = {htonl (1), 0, htonl (S_BYTEA_OID),
+                        htonl ((uint32_t) group->count), htonl (1)};
+    memcpy (array, head, sizeof head);
+    uint8_t *put = array + sizeof head;
     for (size_t i = 0; i < group->count; i++) {
         s_emit_t *emit = group->emits[i];
-        for (int k = 0; i && k < 3; k++)
+        for (int k = 0; i && k < 2; k++)
             *at[k]++ = ',';
-        s_array_add (&at[0], emit->topic, strlen (emit->topic), false);
-        s_array_add (&at[1], emit->tenant_id, strlen (emit->tenant_id), false);
-        s_array_add (&at[2], (const char *) zframe_data (emit->payload),
-                     zframe_size (emit->payload), true);
+        s_array_add (&at[0], emit->topic, strlen (emit->topic));
+        s_array_add (&at[1], emit->tenant_id, strlen (emit->tenant_id));
+        uint32_t size = htonl ((uint32_t) zframe_size (emit->payload));
+        memcpy (put, &size, 4);
+        memcpy (put + 4, zframe_data (emit->payload), zframe_size (emit->payload));
+        put += 4 + zframe_size (emit->payload);
     }
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < 2; k++) {
         *at[k]++ = '}';
         *at[k] = 0;
         group->params[k + 1] = lists[k];
     }
+    group->params[3] = (char *) array;
+    group->payloads_size = (int) (put - array);
     group->params[0] = zsys_sprintf ("%zu", group->count);
     assert (group->params[0]);
     group->stmts = calloc (stmts + 2, sizeof (db_stmt_t));
@@ -432,6 +436,7 @@ s_group_take (service_events_t *self)
     group->stmts[n].sql = self->insert_sql;
     group->stmts[n].nparams = 4;
     group->stmts[n].params = (const char *const *) group->params;
+    group->binary = (db_binary_t){n, 3, group->payloads_size};
     group->stmt_count = n + 1;
     return group;
 }
@@ -443,8 +448,8 @@ s_flush (service_events_t *self)
     while (self->head && self->in_flight < S_IN_FLIGHT && !self->stopping) {
         s_group_t *group = s_group_take (self);
         //  Everything the statements name lives as long as the group
-        if (db_pool_tx_borrowed (self->db, 0, group->stmts, group->stmt_count, s_on_group,
-                                 group)) {
+        if (db_pool_tx_borrowed (self->db, 0, group->stmts, group->stmt_count,
+                                 &group->binary, 1, s_on_group, group)) {
             const char *error = db_pool_error (self->db);
             core_log_warn (self->log, NULL, "event %s not written: %s",
                            group->emits[0]->topic, error);
