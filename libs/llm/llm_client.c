@@ -51,7 +51,8 @@ struct _llm_stream_t {
     llm_stream_t *prev;        //  in the client's list
     llm_stream_t *next;        //  in the client's list
     llm_provider_t provider;   //  whose format
-    llm_wire_t wire;           //  the HTTP request, sent on every attempt
+    llm_wire_t wire;           //  the HTTP request, sent on every attempt (its body
+                               //  only until something was delivered)
     char *request_id;          //  for logs, or NULL
     int64_t idle_ms;           //  idle timeout per attempt, 0 none
     int64_t deadline;          //  zclock_mono when the total timeout passes, 0 none
@@ -124,8 +125,14 @@ s_deliver (llm_stream_t *self, const llm_event_t *event)
             core_log_debug (self->client->log, self->request_id, "llm %s: done (%s)",
                             llm_provider_name (self->provider), event->finish);
     }
-    else
+    else if (!self->delivered) {
+        //  Nothing is tried again from now on (s_retry_later): the request's body,
+        //  the history it carries, goes (the transfer has its own copy)
         self->delivered = true;
+        free (self->wire.body);
+        self->wire.body = NULL;
+        self->wire.body_size = 0;
+    }
     self->busy++;
     self->fn (self, event, self->arg);
     self->busy--;
