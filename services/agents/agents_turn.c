@@ -82,6 +82,10 @@ agents_turn_start (agents_state_t *state)
                                               "credit");
     http_client_set_max_active (http, credit > 256 ? credit : 256);
     http_client_set_max_queued (http, credit > 1024 ? credit : 1024);
+    //  and as many connections kept for the next turns: after a burst, the next
+    //  turns reuse them instead of connecting (and shaking hands) again, and the
+    //  burst's end closes none while other turns still stream
+    http_client_set_max_cached_connections (http, (long) (credit > 64 ? credit : 64));
     state->http = http;
     state->llm = llm_client_new (service_runtime_loop (state->runtime), http, state->log);
     return state->llm ? 0 : -1;
