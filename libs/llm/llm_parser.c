@@ -22,6 +22,7 @@
 #include <string.h>
 
 #define S_DEFAULT_MAX_EVENT (1024 * 1024)
+#define S_SMALL_PIECE 256  //  pieces shorter are copied on the stack
 
 //  ---------------------------------------------------------------------------
 //  Splitting the body
@@ -197,13 +198,15 @@ llm_parser_emit_delta (llm_parser_t *self, const char *text, size_t size)
     assert (self);
     if (size == 0)
         return self->ended ? -1 : 0;
-    char *copy = malloc (size + 1);
+    char small[S_SMALL_PIECE];  //  a token's text, mostly: no malloc for it
+    char *copy = size < sizeof small ? small : malloc (size + 1);
     assert (copy);
     memcpy (copy, text, size);
     copy[size] = 0;
     llm_event_t event = {.type = LLM_EVENT_DELTA, .text = copy, .text_size = size};
     int rc = s_emit (self, &event);
-    free (copy);
+    if (copy != small)
+        free (copy);
     return rc;
 }
 
@@ -212,7 +215,8 @@ llm_parser_emit_tool (llm_parser_t *self, int index, const char *id, const char 
                       const char *arguments, size_t size)
 {
     assert (self);
-    char *copy = malloc (size + 1);
+    char small[S_SMALL_PIECE];
+    char *copy = size < sizeof small ? small : malloc (size + 1);
     assert (copy);
     if (size)
         memcpy (copy, arguments, size);
@@ -224,7 +228,8 @@ llm_parser_emit_tool (llm_parser_t *self, int index, const char *id, const char 
                          .arguments = copy,
                          .arguments_size = size};
     int rc = s_emit (self, &event);
-    free (copy);
+    if (copy != small)
+        free (copy);
     return rc;
 }
 
