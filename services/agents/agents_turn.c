@@ -33,6 +33,7 @@ typedef struct {
     char *name;       //  tool name
     char *arguments;  //  JSON text so far
     size_t size;      //  bytes in arguments
+    size_t room;      //  bytes allocated for them
 } s_tool_call_t;
 
 //  A turn in progress: a service_call with its stream.
@@ -53,6 +54,7 @@ typedef struct {
     int64_t created;                        //  openai: unix seconds
     char *content;                          //  the answer so far
     size_t content_size;                    //  its bytes
+    size_t content_room;                    //  bytes allocated for it
     s_tool_call_t *calls;                   //  tool calls so far (S_TOOL_CALLS_MAX
                                             //  made at the first), or NULL
     int call_count;                         //  how many
@@ -144,18 +146,24 @@ s_turn_new (service_runtime_t *runtime, void *state, bus_request_t **request_p,
     return turn;
 }
 
-//  Append to a growable text (bounded by S_CONTENT_MAX; beyond, text is dropped).
+//  Append to a growable text of room bytes (bounded by S_CONTENT_MAX; beyond, text
+//  is dropped). It grows by a quarter more than it needs: a long answer is not
+//  copied whole again for every piece, and holds little room it does not use.
 static void
-s_append (char **text, size_t *size, const char *piece, size_t len)
+s_append (char **text, size_t *size, size_t *room, const char *piece, size_t len)
 {
     if (*size + len > S_CONTENT_MAX)
         len = S_CONTENT_MAX - *size;
-    char *grown = realloc (*text, *size + len + 1);
-    assert (grown);
-    memcpy (grown + *size, piece, len);
+    if (*size + len + 1 > *room) {
+        size_t need = *size + len + 1;
+        *room = need + need / 4;
+        char *grown = realloc (*text, *room);
+        assert (grown);
+        *text = grown;
+    }
+    memcpy (*text + *size, piece, len);
     *size += len;
-    grown[*size] = 0;
-    *text = grown;
+    (*text)[*size] = 0;
 }
 
 //  Send a msgpack body as a partial (final false) or as the final reply (which
@@ -417,7 +425,8 @@ s_on_event (llm_stream_t *stream, const llm_event_t *event, void *arg)
         case LLM_EVENT_DELTA: {
             if (!turn->first_token_us)
                 turn->first_token_us = zclock_usecs ();
-            s_append (&turn->content, &turn->content_size, event->text, event->text_size);
+            s_append (&turn->content, &turn->content_size, &turn->content_room,
+                      event->text, event->text_size);
             ChorusAgents__TurnEvent delta = CHORUS_AGENTS__TURN_EVENT__INIT;
             delta.type = "delta";
             delta.delta = (char *) event->text;
@@ -454,7 +463,7 @@ s_on_event (llm_stream_t *stream, const llm_event_t *event, void *arg)
             if (event->name && !call->name)
                 call->name = strdup (event->name);
             if (event->arguments_size)
-                s_append (&call->arguments, &call->size, event->arguments,
+                s_append (&call->arguments, &call->size, &call->room, event->arguments,
                           event->arguments_size);
             ChorusAgents__ToolCall piece = CHORUS_AGENTS__TOOL_CALL__INIT;
             piece.id = (char *) event->id;
@@ -852,9 +861,10 @@ agents_turn_test (bool verbose)
     (void) verbose;
     printf (" * agents_turn: ");
     char *text = NULL;
-    size_t size = 0;
-    s_append (&text, &size, "Hello", 5);
-    s_append (&text, &size, ", world", 7);
+    size_t size = 0, room = 0;
+    s_append (&text, &size, &room, "Hello", 5);
+    s_append (&text, &size, &room, ", world", 7);
+    assert (room >= size + 1);
     assert (size == 12 && streq (text, "Hello, world"));
     free (text);
     assert (streq (s_error_code (LLM_ERROR_RATE_LIMITED), "rate_limited"));
