@@ -60,6 +60,16 @@ codec_check_utf8 (const char *s, size_t len)
     const unsigned char *p = (const unsigned char *) s;
     size_t i = 0;
     while (i < len) {
+        //  ASCII eight bytes a step: most text is
+        while (len - i >= 8) {
+            uint64_t word;
+            memcpy (&word, p + i, 8);
+            if (word & 0x8080808080808080ull)
+                break;
+            i += 8;
+        }
+        if (i == len)
+            break;
         unsigned char c = p[i];
         if (c < 0x80) {
             i++;
@@ -297,6 +307,9 @@ codec_check_test (bool verbose)
     assert (!codec_check_utf8 ("\xf4\x90\x80\x80", 4));  //  > U+10FFFF
     assert (!codec_check_utf8 ("\xe2\x9c", 2));          //  cut short
     assert (!codec_check_utf8 ("\x80", 1));
+    assert (codec_check_utf8 ("abcdefghij\xc3\xa9klmnopqrstuvwxyz", 28));
+    assert (!codec_check_utf8 ("abcdefghijklmnop\x80", 17));
+    assert (!codec_check_utf8 ("abcdefgh\xe2\x9cijklmnop", 18));
     assert (codec_check_msgpack ("\x93\x01\xa1x\xc0", 5, 32, error, sizeof error) == 0);
     assert (codec_check_msgpack ("\x93\x01\xa1x", 4, 32, error, sizeof error) == -1);
     assert (streq (error, "truncated"));
