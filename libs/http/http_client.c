@@ -61,6 +61,7 @@ struct _http_client_t {
     s_sock_t *socks;          //  sockets registered as pollers
     uint64_t next_id;         //  last request id handed out
     int in_curl;              //  depth of calls into curl that run callbacks
+    int64_t now;              //  zclock_mono as the latest call into curl began
     http_pass_fn *pass_fn;    //  called after each pass of curl, or NULL
     void *pass_arg;           //  its argument
 };
@@ -251,6 +252,7 @@ s_curl_action (http_client_t *self, curl_socket_t fd, int flags)
 {
     int running = 0;
     self->in_curl++;
+    self->now = zclock_mono ();  //  the transfers' clock while curl runs their callbacks
     CURLMcode rc = curl_multi_socket_action (self->multi, fd, flags, &running);
     self->in_curl--;
     if (rc != CURLM_OK)
@@ -392,6 +394,7 @@ http_client_new (core_log_t *log)
     CURLcode rc = curl_global_init (CURL_GLOBAL_DEFAULT);
     assert (rc == CURLE_OK);
     self->log = log;
+    self->now = zclock_mono ();
     self->multi = curl_multi_init ();
     assert (self->multi);
     self->timer_id = -1;
@@ -531,6 +534,7 @@ http_client_send (http_client_t *self, http_request_t **request_p)
     http_transfer_t *t = http_transfer_new (self->log, self->next_id + 1, request_p);
     if (!t)
         return 0;
+    t->clock = &self->now;
     self->next_id++;
     uint64_t id = t->response.id;
     s_list_append (&self->queue, t);

@@ -75,6 +75,9 @@ struct _http_transfer_t {
     bool aborted;                  //  a callback asked to stop
     bool too_large;                //  body or headers over the limits
     int64_t last_activity;         //  zclock_mono of the last byte received
+    const int64_t *clock;          //  zclock_mono as curl's current call began (the
+                                   //  client's: one reading for all a call brings),
+                                   //  or NULL: read the clock
 };
 
 //  Build a transfer with this id and its curl handle, taking the request; NULL

@@ -75,7 +75,7 @@ s_on_header (char *buffer, size_t size, size_t nitems, void *userdata)
     size_t n = size * nitems;
     if (t->cancelled)
         return 0;
-    t->last_activity = zclock_mono ();
+    t->last_activity = t->clock ? *t->clock : zclock_mono ();
     http_response_t *r = &t->response;
     if (n >= 5 && memcmp (buffer, "HTTP/", 5) == 0) {
         http_response_clear_headers (r);
@@ -141,7 +141,7 @@ s_on_write (char *ptr, size_t size, size_t nmemb, void *userdata)
     size_t n = size * nmemb;
     if (t->cancelled)
         return 0;
-    t->last_activity = zclock_mono ();
+    t->last_activity = t->clock ? *t->clock : zclock_mono ();
     if (!t->headers_done && s_headers_complete (t))
         return 0;
     if (request->max_body
