@@ -3,7 +3,14 @@
     key and value; we follow where each sits (the chunk, its choices, a choice, its
     delta, usage) and keep what the events need. Nothing is emitted before the
     whole chunk was read, so a chunk that turns out to need the general reader
-    (or is not JSON: the general reader says why) is handed over untouched.    */
+    (or is not JSON: the general reader says why) is handed over untouched.
+
+    A stream's chunks begin with the same bytes (id, object, created, model,
+    system_fingerprint) up to "choices": the bytes before that key, once a chunk
+    was read, are kept in the parser, and a chunk that begins with the same bytes
+    is read from the key on, in the state those bytes left the scanner in (the
+    root object open, no key that matters seen), as their scan would give the
+    same again.                                                                 */
 #include "llm_openai_chunk.h"
 
 #include <assert.h>
@@ -16,7 +23,8 @@
 #include "codec_check.h"
 #include "llm_openai.h"
 
-#define S_DEPTH_MAX 32  //  deeper chunks go to the general reader
+#define S_DEPTH_MAX 32    //  deeper chunks go to the general reader
+#define S_PREFIX_MAX 512  //  longest common beginning of chunks kept
 
 //  What a container is.
 typedef enum {
@@ -69,6 +77,8 @@ typedef struct {
     int choice_count;                              //  how many
     const char *data;                              //  the chunk's text
     size_t size;                                   //  its bytes
+    size_t prefix;  //  bytes before the root's "choices" key when none that matters
+                    //  came before it, else 0
 } s_chunk_t;
 
 //  The container the next value is in, or S_OTHER before the first.
@@ -399,6 +409,8 @@ s_scan_literal (s_scan_t *self, const char *word, size_t size)
 
 static bool s_scan_value (s_scan_t *self);
 
+static bool s_scan_members (s_scan_t *self, bool map);
+
 //  An object or an array from its bracket.
 static bool
 s_scan_container (s_scan_t *self, bool map)
@@ -412,13 +424,26 @@ s_scan_container (s_scan_t *self, bool map)
         self->at++;
         return s_end (chunk);
     }
+    return s_scan_members (self, map);
+}
+
+//  The members of an open object or array, from the first one's start (a key's
+//  quote in an object) to the closing bracket.
+static bool
+s_scan_members (s_scan_t *self, bool map)
+{
+    s_chunk_t *chunk = self->chunk;
     while (true) {
         if (map) {
             const unsigned char *key;
+            const unsigned char *key_at = self->at;
             size_t len;
             if (self->at == self->end || *self->at != '"'
                 || !s_scan_string (self, &key, &len) || !s_map_key (chunk, key, len))
                 return false;
+            if (chunk->depth == 1 && chunk->key == S_KEY_CHOICES
+                && chunk->seen[0] == S_KEY_CHOICES && !chunk->usage)
+                chunk->prefix = (size_t) (key_at - (const unsigned char *) chunk->data);
             s_skip_space (self);
             if (self->at == self->end || *self->at != ':')
                 return false;
@@ -481,8 +506,19 @@ llm_openai_chunk_read (llm_parser_t *parser, const char *data, size_t size, int 
     chunk.size = size;
     s_scan_t scan = {(const unsigned char *) data, (const unsigned char *) data + size,
                      &chunk, NULL, 0};
-    s_skip_space (&scan);
-    bool read = scan.at < scan.end && *scan.at == '{' && s_scan_value (&scan);
+    bool read;
+    bool known = parser->openai_prefix_size && size > parser->openai_prefix_size
+                 && memcmp (data, parser->openai_prefix, parser->openai_prefix_size) == 0;
+    if (known) {
+        //  The bytes the last chunk read began with: on from its "choices" key
+        (void) s_start (&chunk, true);
+        scan.at += parser->openai_prefix_size;
+        read = s_scan_members (&scan, true);
+    }
+    else {
+        s_skip_space (&scan);
+        read = scan.at < scan.end && *scan.at == '{' && s_scan_value (&scan);
+    }
     if (read) {
         s_skip_space (&scan);
         read = scan.at == scan.end;  //  white space only after the object
@@ -490,6 +526,17 @@ llm_openai_chunk_read (llm_parser_t *parser, const char *data, size_t size, int 
     read = read && !chunk.general;
     free (scan.scratch);
     *rc = 0;
+    if (read && !known) {  //  what the next chunks may begin with
+        size_t prefix = chunk.prefix <= S_PREFIX_MAX ? chunk.prefix : 0;
+        if (prefix != parser->openai_prefix_size) {
+            free (parser->openai_prefix);
+            parser->openai_prefix = prefix ? malloc (prefix) : NULL;
+            assert (!prefix || parser->openai_prefix);
+            parser->openai_prefix_size = prefix;
+        }
+        if (prefix)
+            memcpy (parser->openai_prefix, data, prefix);
+    }
     if (read) {
         if (chunk.usage) {
             parser->usage = true;
@@ -633,6 +680,47 @@ llm_openai_chunk_test (bool verbose)
         s_expect (general[i], false, NULL);
     if (verbose)
         printf ("(%zu left to the general reader) ", sizeof general / sizeof general[0]);
+
+    //  One stream's chunks: the beginning the last one read had is not scanned
+    //  again, and what follows it is read as strictly as ever
+    s_log_t log = {0};
+    llm_parser_t *parser = llm_parser_new (LLM_PROVIDER_OPENAI, 4096, s_record, &log);
+    const char
+        *head = "{\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"model\":\"m\", ";
+    const char *stream[] = {
+        "\"choices\":[{\"index\":0,\"delta\":{\"content\":\"one\"}}]}",
+        "\"choices\":[{\"index\":0,\"delta\":{\"content\":\"two\"}}],\"usage\":null}",
+        "\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[]}}]}",  //  general
+        "\"choices\":[{\"index\":0,\"delta\":{\"content\":\"th\\u0072ee\"}}]}",
+        "\"choices\":[],\"choices\":[]}",  //  twice: the general reader's
+        "\"choices\":[{\"index\":0,\"delta\":{\"content\":\"four\"}}],}",  //  not JSON
+        "}",  //  not JSON either
+        "\"choices\":[{\"delta\":{}}],\"usage\":{\"prompt_tokens\":3,"
+        "\"completion_tokens\":4}}",
+        "\"choices\":[{\"index\":0,\"delta\":{\"content\":\"five\"}}]}"};
+    const bool took[] = {true, true, false, false, false, false, false, true, true};
+    for (size_t i = 0; i < sizeof stream / sizeof stream[0]; i++) {
+        char chunk[512];
+        snprintf (chunk, sizeof chunk, "%s%s", head, stream[i]);
+        int rc = -2;
+        assert (llm_openai_chunk_read (parser, chunk, strlen (chunk), &rc) == took[i]);
+        assert (!took[i] || rc == 0);
+        if (i == 0)  //  the beginning kept: up to the key, spaces included
+            assert (parser->openai_prefix_size == strlen (head));
+    }
+    //  A chunk that begins otherwise is scanned whole, and its beginning kept
+    const char *other = "{\"id\":\"c2\",\"choices\":[{\"delta\":{\"content\":\"six\"}}]}";
+    int rc = -2;
+    assert (llm_openai_chunk_read (parser, other, strlen (other), &rc) && rc == 0);
+    assert (parser->openai_prefix_size == strlen ("{\"id\":\"c2\","));
+    //  None kept when a key that matters comes first
+    const char *usage_first = "{\"usage\":null,\"choices\":[]}";
+    assert (llm_openai_chunk_read (parser, usage_first, strlen (usage_first), &rc));
+    assert (parser->openai_prefix_size == 0 && !parser->openai_prefix);
+    llm_parser_emit_done (parser, NULL);
+    assert (streq (log.log, "delta one\ndelta two\ndelta five\ndelta six\n"
+                            "usage 3 4\ndone stop\n"));
+    llm_parser_destroy (&parser);
     //  @end
     printf ("OK\n");
 }

@@ -94,6 +94,7 @@ llm_parser_destroy (llm_parser_t **self_p)
     json_decref (self->replay);
     free (self->body);
     free (self->blocks);
+    free (self->openai_prefix);
     free (self);
     *self_p = NULL;
 }

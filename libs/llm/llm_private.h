@@ -167,19 +167,21 @@ struct _llm_parser_t {
     uint64_t id_seed;           //  random part of made-up call ids
     uint64_t tool_seen[LLM_MAX_TOOL_CALLS / 64];  //  OpenAI: bit set when a call's
                                                   //  first fragment came
-    json_t *replay;           //  what DONE hands back as replay, or NULL
-    size_t replay_bytes;      //  bytes of text held in replay
-    llm_blocks_t *blocks;     //  Anthropic: made at the first block, or NULL
-    bool text_signed;         //  Gemini: a text part's signature was kept
-    llm_n8n_mode_t n8n_mode;  //  n8n: how the body is read
-    int n8n_open;             //  n8n: begin without end yet
-    bool n8n_typed;           //  n8n: a typed object (begin, item, ...) came
-    bool content_type_set;    //  n8n: Content-Type was given
-    char content_type[64];    //  n8n: Content-Type, lower case, no parameters
-    char *body;               //  n8n: buffered body
-    size_t body_size;         //  n8n: bytes in body
-    bool general_json;        //  OpenAI: every chunk through jansson, not
-                              //  llm_openai_chunk (llm_parser_fuzz compares)
+    json_t *replay;             //  what DONE hands back as replay, or NULL
+    size_t replay_bytes;        //  bytes of text held in replay
+    llm_blocks_t *blocks;       //  Anthropic: made at the first block, or NULL
+    bool text_signed;           //  Gemini: a text part's signature was kept
+    llm_n8n_mode_t n8n_mode;    //  n8n: how the body is read
+    int n8n_open;               //  n8n: begin without end yet
+    bool n8n_typed;             //  n8n: a typed object (begin, item, ...) came
+    bool content_type_set;      //  n8n: Content-Type was given
+    char content_type[64];      //  n8n: Content-Type, lower case, no parameters
+    char *body;                 //  n8n: buffered body
+    size_t body_size;           //  n8n: bytes in body
+    char *openai_prefix;        //  OpenAI: the last chunk's bytes before "choices"
+    size_t openai_prefix_size;  //  (llm_openai_chunk), 0 none
+    bool general_json;          //  OpenAI: every chunk through jansson, not
+                                //  llm_openai_chunk (llm_parser_fuzz compares)
 };
 
 //  Emit events; each returns 0 to go on, or -1 when the stream ended or fn
