@@ -409,7 +409,8 @@ s_group_take (service_events_t *self)
         s_array_add (&at[1], emit->tenant_id, strlen (emit->tenant_id));
         uint32_t size = htonl ((uint32_t) zframe_size (emit->payload));
         memcpy (put, &size, 4);
-        memcpy (put + 4, zframe_data (emit->payload), zframe_size (emit->payload));
+        if (zframe_size (emit->payload))
+            memcpy (put + 4, zframe_data (emit->payload), zframe_size (emit->payload));
         put += 4 + zframe_size (emit->payload);
     }
     for (int k = 0; k < 2; k++) {
