@@ -1044,6 +1044,23 @@ bus_broker_actor (zsock_t *pipe, void *args)
     s_self_destroy (&self);
 }
 
+int
+bus_broker_bind_all (zactor_t *broker, const char *list)
+{
+    assert (broker);
+    zlist_t *endpoints = bus_proto_endpoints (list);
+    int rc = endpoints ? 0 : -1;
+    for (const char *endpoint = endpoints ? (const char *) zlist_first (endpoints) : NULL;
+         endpoint && rc == 0; endpoint = (const char *) zlist_next (endpoints)) {
+        zstr_sendx (broker, "BIND", endpoint, NULL);
+        int port = -1;
+        zsock_recv (broker, "i", &port);
+        rc = port < 0 ? -1 : 0;
+    }
+    zlist_destroy (&endpoints);
+    return rc;
+}
+
 //  --------------------------------------------------------------------------
 //  Selftest: malformed traffic never crashes the broker and gets clear answers.
 //  (Routing, streaming, deadlines, cancels and replica loss: bus_client_test.)

@@ -11,7 +11,9 @@
         zactor_destroy (&broker);
 
     BIND binds the request endpoint and the two event endpoints beside it (tcp: the
-    next two ports; "tcp://host:*" picks three consecutive free ports).            */
+    next two ports; "tcp://host:*" picks three consecutive free ports; ipc and
+    inproc: the endpoint with -events-in and -events-out). The sockets may be bound
+    to several endpoints: bus_broker_bind_all binds each of a list.               */
 #ifndef BUS_BROKER_H_INCLUDED
 #define BUS_BROKER_H_INCLUDED
 
@@ -31,6 +33,10 @@ typedef struct {
 
 //  The actor; args is a bus_broker_config_t * (copied before the actor signals).
 void bus_broker_actor (zsock_t *pipe, void *args);
+
+//  BIND each endpoint of a comma-separated list, in order: 0, or -1 when one could
+//  not be bound (logged by the broker) or the list names none.
+int bus_broker_bind_all (zactor_t *broker, const char *list);
 
 void bus_broker_test (bool verbose);
 

@@ -10,7 +10,7 @@
 const core_config_option_t core_config_common[] = {
     {"brokers", "CHORUS_BROKERS", CORE_CONFIG_STRING, 0, 0, "tcp://127.0.0.1:7100",
      "Comma-separated request endpoints of every broker; a broker's event endpoints "
-     "are the next two ports (or <endpoint>-events-in/-out for inproc)"},
+     "are the next two ports (or <endpoint>-events-in/-out for ipc and inproc)"},
     {"log_level", "CHORUS_LOG_LEVEL", CORE_CONFIG_STRING, 0, 0, "info",
      "debug, info, warn, error or off"},
     {"heartbeat_ms", "CHORUS_HEARTBEAT_MS", CORE_CONFIG_INT, 50, 60000, "500",

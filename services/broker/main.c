@@ -1,12 +1,14 @@
-/*  chorus-broker: the bus broker as a process. Binds CHORUS_BROKER_BIND (requests)
-    and the two ports after it (events in, events out), runs until SIGTERM.        */
+/*  chorus-broker: the bus broker as a process. Binds each endpoint of
+    CHORUS_BROKER_BIND (requests; a tcp one's events on the two ports after it, an
+    ipc one's at its path with -events-in and -events-out), runs until SIGTERM.   */
 #include "bus_broker.h"
 #include "core_config.h"
 #include "core_process.h"
 
 static const core_config_option_t s_options[] = {
     {"bind", "CHORUS_BROKER_BIND", CORE_CONFIG_STRING, 0, 0, "tcp://127.0.0.1:7100",
-     "Broker request endpoint to bind; events use the next two ports"},
+     "Broker request endpoints to bind, comma-separated (tcp: events use the next two "
+     "ports; ipc: the path with -events-in and -events-out)"},
     {"broker_id", "CHORUS_BROKER_ID", CORE_CONFIG_STRING, 0, 0, "",
      "Broker id in status and logs (empty: host:pid)"},
     {"queue_max", "CHORUS_BROKER_QUEUE_MAX", CORE_CONFIG_INT, 1, 10000000, "10000",
@@ -39,10 +41,12 @@ main (int argc, char **argv)
         .max_message = core_config_int (config, "max_message"),
     };
     zactor_t *broker = zactor_new (bus_broker_actor, &broker_config);
-    zstr_sendx (broker, "BIND", core_config_str (config, "bind"), NULL);
-    int port = -1;
-    zsock_recv (broker, "i", &port);
-    int rc = port < 0 ? 1 : 0;
+    //  Each endpoint of the list (the same sockets bound to all: the services on
+    //  this host may come over ipc, others over tcp)
+    int rc = bus_broker_bind_all (broker, core_config_str (config, "bind")) ? 1 : 0;
+    if (rc)
+        fprintf (stderr, "chorus-broker: cannot bind CHORUS_BROKER_BIND '%s'\n",
+                 core_config_str (config, "bind"));
     while (rc == 0 && !zsys_interrupted)
         zclock_sleep (200);
     zactor_destroy (&broker);

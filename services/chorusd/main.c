@@ -1,7 +1,7 @@
 /*  chorusd: the whole platform in one process for small installs and tests. The
     broker, the eight services and the edge run as actors that talk over
-    inproc://; CHORUS_BROKER_BIND (when set) also opens the broker on TCP so tools
-    and other processes can join the same bus. SIGTERM drains every service.    */
+    inproc://; CHORUS_BROKER_BIND (when set) also opens the broker on its endpoints
+    (tcp, ipc) so tools and other processes can join the same bus. SIGTERM drains every service.    */
 #include "agents_server.h"
 #include "analytics_server.h"
 #include "auth_server.h"
@@ -18,7 +18,8 @@
 
 static const core_config_option_t s_own[] = {
     {"broker_bind", "CHORUS_BROKER_BIND", CORE_CONFIG_STRING, 0, 0, "",
-     "chorusd: also open the in-process broker on this TCP endpoint (empty: no)"},
+     "chorusd: also open the in-process broker on these endpoints, comma-separated "
+     "(empty: no)"},
 };
 
 static struct {
@@ -83,15 +84,9 @@ main (int argc, char **argv)
         .heartbeat_ms = (int) core_config_int (config, "heartbeat_ms"),
         .liveness = (int) core_config_int (config, "heartbeat_liveness")};
     zactor_t *broker = zactor_new (bus_broker_actor, &broker_config);
-    const char *binds[2] = {S_INPROC, core_config_str (config, "broker_bind")};
-    for (size_t i = 0; i < 2 && rc == 0; i++) {
-        int port = 0;
-        if (*binds[i]) {
-            zstr_sendx (broker, "BIND", binds[i], NULL);
-            zsock_recv (broker, "i", &port);
-        }
-        rc = port < 0;
-    }
+    const char *also = core_config_str (config, "broker_bind");
+    rc = bus_broker_bind_all (broker, S_INPROC)
+         || (*also && bus_broker_bind_all (broker, also));
     zactor_t *actors[S_SERVICES] = {NULL};
     for (size_t i = 0; i < S_SERVICES && rc == 0; i++) {
         actors[i] = zactor_new (s_services[i].actor, config);

@@ -184,9 +184,12 @@ def main():
     base = free_port(3)
     edge_port = free_port()
     environment = dict(os.environ)
+    # as under tools/chorus up: the broker on TCP and on a Unix socket, the services
+    # and the edge over the socket
+    bus_ipc = "ipc://%s/bus" % WORK
     environment.update({
-        "CHORUS_BROKERS": "tcp://127.0.0.1:%d" % base,
-        "CHORUS_BROKER_BIND": "tcp://127.0.0.1:%d" % base,
+        "CHORUS_BROKERS": bus_ipc,
+        "CHORUS_BROKER_BIND": "tcp://127.0.0.1:%d,%s" % (base, bus_ipc),
         "CHORUS_DATABASE_URL": DATABASE, "CHORUS_REDIS_URL": REDIS,
         "CHORUS_SQL_DIR": SRC + "/schemas/sql", "CHORUS_LOG_LEVEL": "warn",
         "CHORUS_EDGE_PORT": str(edge_port), "CHORUS_EDGE_READY_INTERVAL_MS": "200"})
@@ -195,6 +198,18 @@ def main():
     processes.append(start("edge", [BIN + "/chorus-edge"], environment))
     try:
         run_checks(edge_port)
+
+        def over_tcp():
+            # a bus client on the broker's TCP endpoint reaches the same services
+            import subprocess
+            env = dict(environment, CHORUS_BROKERS="tcp://127.0.0.1:%d" % base,
+                       CHORUS_LOG_LEVEL="error")
+            done = subprocess.run([BIN + "/chorus-bus-call", "auth", "ping"], env=env,
+                                  capture_output=True, timeout=20)
+            assert done.returncode == 0, done.stderr
+            assert json.loads(done.stdout.decode().splitlines()[-1]), done.stdout
+            assert os.path.exists(WORK + "/bus") and os.path.exists(WORK + "/bus-events-out")
+        check("the broker over TCP too (the services over its Unix socket)", over_tcp)
 
         def drain():
             # a request in flight when its service is told to stop still completes
@@ -234,6 +249,8 @@ def main():
         print("ok   chorusd: the same checks in one process, exits 0")
     except Exception:
         for name in sorted(os.listdir(WORK)):
+            if not os.path.isfile(os.path.join(WORK, name)):
+                continue  # the bus's sockets
             with open(os.path.join(WORK, name), errors="replace") as f:
                 print("---- %s\n%s" % (name, f.read()[-1500:]))
         raise
