@@ -7,7 +7,7 @@
 
 struct _bus_link_t {
     zsock_t *dealer;    //  the connection
-    zsock_t *monitor;   //  its up/down events (tcp only)
+    zsock_t *monitor;   //  its up/down events (not for inproc)
     char *endpoint;     //  broker request endpoint
     char proto[5];      //  protocol frame of what we send
     int64_t last_sent;  //  when we last sent anything (ms)
@@ -30,8 +30,10 @@ bus_link_new (const char *endpoint, const char *proto, core_log_t *log)
     zsock_set_immediate (self->dealer, 1);
     zsock_set_reconnect_ivl (self->dealer, 100);
     zsock_set_reconnect_ivl_max (self->dealer, 2000);
-    if (strncmp (endpoint, "tcp://", 6) == 0) {
-        //  A unique name: an address can be reused while an old monitor still closes
+    if (strncmp (endpoint, "inproc://", 9) != 0) {
+        //  tcp and ipc connect in the background: their handshakes are watched (an
+        //  inproc peer is there at once). A unique name: an address can be reused
+        //  while an old monitor still closes
         char monitor[80];
         zuuid_t *unique = zuuid_new ();
         snprintf (monitor, sizeof monitor, "inproc://bus-link-monitor-%s",

@@ -1,5 +1,5 @@
 /*  bus_link: one connection from a client or a worker to one broker: a DEALER and,
-    over TCP, a socket monitor that tells when the connection is up (handshake done)
+    over TCP or ipc, a socket monitor that tells when the connection is up (handshake done)
     or down, so a dead broker is noticed at once rather than after heartbeats.
     Keeps when something was last sent and received, for heartbeats. Used by
     bus_client and bus_worker, one link per broker.                              */

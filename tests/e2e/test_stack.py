@@ -199,17 +199,19 @@ def main():
     try:
         run_checks(edge_port)
 
-        def over_tcp():
-            # a bus client on the broker's TCP endpoint reaches the same services
+        def both_endpoints():
+            # a bus client started cold reaches the services over either endpoint
+            # (over the socket it waits for the handshake before its first send)
             import subprocess
-            env = dict(environment, CHORUS_BROKERS="tcp://127.0.0.1:%d" % base,
-                       CHORUS_LOG_LEVEL="error")
-            done = subprocess.run([BIN + "/chorus-bus-call", "auth", "ping"], env=env,
-                                  capture_output=True, timeout=20)
-            assert done.returncode == 0, done.stderr
-            assert json.loads(done.stdout.decode().splitlines()[-1]), done.stdout
+            for brokers in ("tcp://127.0.0.1:%d" % base, bus_ipc):
+                env = dict(environment, CHORUS_BROKERS=brokers, CHORUS_LOG_LEVEL="error")
+                done = subprocess.run([BIN + "/chorus-bus-call", "auth", "ping"], env=env,
+                                      capture_output=True, timeout=20)
+                assert done.returncode == 0, (brokers, done.stdout, done.stderr)
+                reply = json.loads(done.stdout.decode().splitlines()[-1])
+                assert reply["service"] == "auth", reply
             assert os.path.exists(WORK + "/bus") and os.path.exists(WORK + "/bus-events-out")
-        check("the broker over TCP too (the services over its Unix socket)", over_tcp)
+        check("the broker over TCP and its Unix socket", both_endpoints)
 
         def drain():
             # a request in flight when its service is told to stop still completes
