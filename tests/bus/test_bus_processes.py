@@ -240,8 +240,8 @@ def test_worker_killed(port, client, echo_a, echo_b):
 
 
 def test_two_brokers(_port, _client):
-    # the one killed is reached over its Unix socket (as the services of
-    # tools/chorus up reach theirs), the other over TCP: both are watched
+    # the one killed is reached over its Unix socket, the other over TCP: a lost
+    # connection is noticed at once on either
     p1, p2 = free_base_port(), None
     ipc = "ipc://%s/broker-1" % WORK
     b1 = start("broker-%d" % p1, [BIN + "/chorus-broker"],

@@ -184,8 +184,8 @@ def main():
     base = free_port(3)
     edge_port = free_port()
     environment = dict(os.environ)
-    # as under tools/chorus up: the broker on TCP and on a Unix socket, the services
-    # and the edge over the socket
+    # the broker on TCP and on a Unix socket, the services and the edge over the
+    # socket (tools/chorus up keeps TCP; the other e2e tests use it)
     bus_ipc = "ipc://%s/bus" % WORK
     environment.update({
         "CHORUS_BROKERS": bus_ipc,
