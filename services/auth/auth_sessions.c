@@ -432,12 +432,18 @@ auth_sessions_login (service_runtime_t *runtime, bus_request_t *request, void *s
         return;
     ChorusAuth__LoginRequest *args = (ChorusAuth__LoginRequest *) call->base.args;
     if (!args->email || !*args->email || strlen (args->email) > 254) {
-        auth_call_fail (call, "bad_request", "email is required");
+        auth_call_fail (call, "bad_request",
+                        args->email && *args->email
+                            ? "email must be at most 254 characters"
+                            : "email is required");
         return;
     }
     if (!args->password || !*args->password
         || strlen (args->password) > AUTH_PASSWORD_MAX) {
-        auth_call_fail (call, "bad_request", "password is required");
+        auth_call_fail (call, "bad_request",
+                        args->password && *args->password
+                            ? "password must be at most 1024 bytes"
+                            : "password is required");
         return;
     }
     if (args->tenant_id && *args->tenant_id && !auth_uuid_valid (args->tenant_id)) {

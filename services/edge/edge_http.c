@@ -17,6 +17,7 @@
 
 #define S_HEADER_ROOM 1024   //  bytes reserved for our own response headers
 #define S_WRITE_CHUNK 65536  //  most bytes handed to one lws_write
+#define S_BODY_ROOM 65536    //  most room made for a body before its bytes come
 #define S_CTYPE_SIZE (EDGE_WEBHOOK_CONTENT_TYPE_MAX + 1)  //  an upload's type, NUL
 
 struct _edge_request_t {
@@ -972,8 +973,12 @@ s_on_http (edge_t *edge, struct lws *wsi, edge_session_t *session, const char *p
         return 0;
     }
     self->expect_body = content_length > 0;
-    if (self->expect_body) {  //  room for what was announced, no more
-        self->body_cap = (size_t) content_length + 1;
+    if (self->expect_body) {
+        //  Room for what was announced, no more, up to S_BODY_ROOM: a bigger body
+        //  makes its room as its bytes come (an announced length alone holds none)
+        self->body_cap = (size_t) content_length < S_BODY_ROOM
+                             ? (size_t) content_length + 1
+                             : S_BODY_ROOM;
         self->body = malloc (self->body_cap);
         assert (self->body);
     }
@@ -1036,7 +1041,7 @@ s_on_body (edge_request_t *self, const void *data, size_t size)
         return 0;
     }
     size_t need = self->body_size + size + 1;
-    if (need > self->body_cap) {  //  more than the room made for Content-Length
+    if (need > self->body_cap) {  //  a body bigger than S_BODY_ROOM
         size_t cap = self->body_cap ? self->body_cap : 4096;
         while (cap < need)
             cap *= 2;

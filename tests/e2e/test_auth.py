@@ -538,6 +538,13 @@ def c_login():
     assert wrong.json == unknown.json, "wrong password and unknown email answer differently"
     assert not wrong.header_list("Set-Cookie"), "cookies on a failed login"
     expect(call("POST", "/api/v1/auth/login", {"email": email("ada")}), 400, "bad_request")
+    # too long says so (not "required")
+    long_password = call("POST", "/api/v1/auth/login", {"email": email("ada"), "password": "x" * 1025})
+    expect(long_password, 400, "bad_request")
+    assert "at most 1024" in long_password.json["error"]["message"], long_password.json
+    long_email = call("POST", "/api/v1/auth/login", {"email": "a" * 250 + "@x.io", "password": PASSWORD})
+    expect(long_email, 400, "bad_request")
+    assert "at most 254" in long_email.json["error"]["message"], long_email.json
 
 
 def c_email_case():
