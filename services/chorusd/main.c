@@ -1,7 +1,8 @@
 /*  chorusd: the whole platform in one process for small installs and tests. The
     broker, the eight services and the edge run as actors that talk over
     inproc://; CHORUS_BROKER_BIND (when set) also opens the broker on its endpoints
-    (tcp, ipc) so tools and other processes can join the same bus. SIGTERM drains every service.    */
+    (tcp, ipc) so tools and other processes can join the same bus. SIGTERM drains
+    every service.                                                                */
 #include "agents_server.h"
 #include "analytics_server.h"
 #include "auth_server.h"
