@@ -78,8 +78,7 @@ typedef struct {
     db_stmt_t *stmts;        //  the transaction (borrows the events' copies)
     size_t stmt_count;       //  statements in it
     char *params[4];         //  the insert's: count, topics, tenants, payloads
-    int payloads_size;       //  bytes of the payloads, a binary bytea[]
-    db_binary_t binary;      //  which parameter they are
+    db_binary_t binary;      //  the payloads: a binary bytea[], and its bytes
 } s_group_t;
 
 typedef struct {
@@ -419,7 +418,7 @@ s_group_take (service_events_t *self)
         group->params[k + 1] = lists[k];
     }
     group->params[3] = (char *) array;
-    group->payloads_size = (int) (put - array);
+    group->binary.length = (int) (put - array);
     group->params[0] = zsys_sprintf ("%zu", group->count);
     assert (group->params[0]);
     group->stmts = calloc (stmts + 2, sizeof (db_stmt_t));
@@ -437,7 +436,8 @@ s_group_take (service_events_t *self)
     group->stmts[n].sql = self->insert_sql;
     group->stmts[n].nparams = 4;
     group->stmts[n].params = (const char *const *) group->params;
-    group->binary = (db_binary_t){n, 3, group->payloads_size};
+    group->binary.stmt = n;
+    group->binary.param = 3;
     group->stmt_count = n + 1;
     return group;
 }

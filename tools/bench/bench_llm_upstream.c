@@ -320,8 +320,8 @@ s_put_decimal (char *at, uint64_t v)
     return n;
 }
 
-//  A token's chunk, framed as an HTTP chunk, straight into the output: the
-//  bulk of what a stream sends, made without printf (the stand-in shares the
+//  A token's chunk into the output as an HTTP chunk: the bulk of what a stream
+//  sends, its text put together without printf (the stand-in shares the
 //  machine's two cores with what it measures).
 static void
 s_token_chunk (s_conn_t *conn, int index, int64_t stamp)
@@ -346,20 +346,7 @@ s_token_chunk (s_conn_t *conn, int index, int64_t stamp)
     }
     memcpy (body + n, "}\n\n", 3);
     n += 3;
-    static const char hex[] = "0123456789abcdef";
-    char size[8];
-    size_t digits = 0;
-    for (size_t v = n; v; v >>= 4)
-        digits++;
-    for (size_t i = 0, v = n; i < digits; i++, v >>= 4)
-        size[digits - 1 - i] = hex[v & 15];
-    s_out_reserve (conn, digits + 2 + n + 2);
-    char *at = conn->out + conn->out_len;
-    memcpy (at, size, digits);
-    memcpy (at + digits, "\r\n", 2);
-    memcpy (at + digits + 2, body, n);
-    memcpy (at + digits + 2 + n, "\r\n", 2);
-    conn->out_len += digits + 2 + n + 2;
+    s_out_chunk (conn, body, n);
 }
 
 //  A frame other than a token's (the role, stop and usage chunks, the end) into
@@ -368,7 +355,8 @@ static bool
 s_other_frame (s_server_t *self, s_conn_t *conn, int index)
 {
     char frame[1024];
-    int n = s_chunk_head (conn, frame, sizeof frame);
+    memcpy (frame, conn->head, conn->head_len);
+    int n = (int) conn->head_len;
     size_t room = sizeof frame - (size_t) n;
     const char *usage_null = conn->usage ? ",\"usage\":null" : "";
     if (index == 0)
