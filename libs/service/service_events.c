@@ -15,7 +15,13 @@
     (the second group's statements already at the server). An idle publisher
     writes an event at once. When a statement of a group's transaction fails,
     each of its events is tried again on its own, so one caller's bad statement
-    fails only its own event.                                                    */
+    fails only its own event.
+
+    The socket that publishes is an XPUB: ZeroMQ hands it the subscriptions the
+    brokers pass on (the first for a prefix, and its end when the last
+    subscriber of it is gone), so a live event that nobody subscribes to is not
+    built at all; a reply's stream events with no WebSocket client watching were
+    half of what chat allocated per delta.                                      */
 #include "service_events.h"
 
 #include <arpa/inet.h>
@@ -32,6 +38,7 @@
 #define S_GROUP_BYTES (1024 * 1024)  //  payload bytes one transaction writes, about
 #define S_QUEUE_MAX 1000             //  events waiting, when no limit is given
 #define S_BYTEA_OID 17               //  PostgreSQL's type bytea (pg_type.oid)
+#define S_PREFIX_MAX 255             //  longest subscription followed; longer: all
 
 typedef struct _s_emit_t s_emit_t;
 
@@ -42,7 +49,10 @@ struct _service_events_t {
     char *replay_sql;   //  outbox read for replay
     char *head_sql;     //  newest sequence
     db_pool_t *db;      //  borrowed database pool
-    zsock_t *pub;       //  PUB connected to every broker's events-in
+    zsock_t *pub;       //  XPUB connected to every broker's events-in
+    bool following;     //  its subscriptions are read (attached to a loop)
+    bool wants_long;    //  a subscription longer than S_PREFIX_MAX is held
+    zhashx_t *wanted;   //  subscribed prefixes (keys; values unused)
     core_log_t *log;    //  borrowed logger
     zloop_t *loop;      //  loop we are attached to
     int timer;          //  head announcement timer
@@ -54,6 +64,7 @@ struct _service_events_t {
     size_t queue_max;   //  most events waiting
     int in_flight;      //  event transactions running
     bool stopping;      //  service_events_stop was called
+    uint32_t lengths[S_PREFIX_MAX + 1];  //  how many wanted prefixes have each length
 };
 
 //  One event, with a copy of its caller's statements (one block).
@@ -128,8 +139,10 @@ service_events_new (const char *publisher, const char *schema, db_pool_t *db,
     rc = asprintf (&self->head_sql,
                    "SELECT last_seq FROM \"%s\".outbox_state WHERE id = 1", schema);
     assert (rc > 0);
-    self->pub = zsock_new (ZMQ_PUB);
+    self->pub = zsock_new (ZMQ_XPUB);
     assert (self->pub);
+    self->wanted = zhashx_new ();
+    assert (self->wanted);
     zsock_set_sndhwm (self->pub, 100000);
     zsock_set_linger (self->pub, 1000);
     for (char *endpoint = (char *) zlist_first (endpoints); endpoint;
@@ -151,7 +164,10 @@ service_events_destroy (service_events_t **self_p)
     service_events_stop (self);
     if (self->loop && self->timer >= 0)
         zloop_timer_end (self->loop, self->timer);
+    if (self->loop && self->following)
+        zloop_reader_end (self->loop, self->pub);
     zsock_destroy (&self->pub);
+    zhashx_destroy (&self->wanted);
     free (self->publisher);
     free (self->claim_sql);
     free (self->insert_sql);
@@ -177,11 +193,69 @@ s_publish (service_events_t *self, const char *topic, const char *tenant_id, uin
     bus_proto_send (&msg, self->pub);
 }
 
+//  Whether some subscription is a prefix of topic: always, until we follow them.
+static bool
+s_wanted (service_events_t *self, const char *topic)
+{
+    if (!self->following || self->wants_long)
+        return true;
+    char key[S_PREFIX_MAX + 1];
+    size_t len = strnlen (topic, S_PREFIX_MAX);
+    memcpy (key, topic, len);
+    key[len] = 0;
+    for (size_t n = 0; n <= len; n++)
+        if (self->lengths[n]) {
+            char kept = key[n];
+            key[n] = 0;
+            bool found = zhashx_lookup (self->wanted, key) != NULL;
+            key[n] = kept;
+            if (found)
+                return true;
+        }
+    return false;
+}
+
+//  Subscriptions arriving from the brokers: 1 or 0, then the prefix.
+static int
+s_on_subscription (zloop_t *loop, zsock_t *reader, void *arg)
+{
+    (void) loop;
+    service_events_t *self = (service_events_t *) arg;
+    for (int batch = 0; batch < 256; batch++) {
+        zframe_t *frame = zframe_recv_nowait (reader);
+        if (!frame)
+            break;
+        size_t size = zframe_size (frame);
+        const char *data = (const char *) zframe_data (frame);
+        if (size >= 1 && (data[0] == 0 || data[0] == 1)) {
+            size_t len = size - 1;
+            if (len > S_PREFIX_MAX || memchr (data + 1, 0, len))
+                self->wants_long = true;  //  not followed: everything goes out
+            else {
+                char key[S_PREFIX_MAX + 1];
+                memcpy (key, data + 1, len);
+                key[len] = 0;
+                bool held = zhashx_lookup (self->wanted, key) != NULL;
+                if (data[0] == 1 && !held) {
+                    zhashx_insert (self->wanted, key, self);
+                    self->lengths[len]++;
+                }
+                else if (data[0] == 0 && held) {
+                    zhashx_delete (self->wanted, key);
+                    self->lengths[len]--;
+                }
+            }
+        }
+        zframe_destroy (&frame);
+    }
+    return 0;
+}
+
 void
 service_events_publish_live (service_events_t *self, const char *tenant_id,
                              const char *topic, const void *payload, size_t size)
 {
-    if (!self || !self->pub)
+    if (!self || !self->pub || !s_wanted (self, topic))
         return;
     zframe_t *frame = zframe_new (payload, size);
     s_publish (self, topic, tenant_id ? tenant_id : "", 0, (int64_t) zclock_time (),
@@ -650,7 +724,11 @@ service_events_attach (service_events_t *self, zloop_t *loop)
 {
     self->loop = loop;
     self->timer = zloop_timer (loop, S_HEAD_MS, 0, s_on_timer, self);
-    return self->timer >= 0 ? 0 : -1;
+    if (self->timer < 0)
+        return -1;
+    //  The subscriptions that came before are queued in the socket: none is missed
+    self->following = zloop_reader (loop, self->pub, s_on_subscription, self) == 0;
+    return 0;
 }
 
 //  ---------------------------------------------------------------------------
@@ -672,6 +750,30 @@ s_probe_done (const char *error, uint64_t seq, void *arg)
     probe->seq = seq;
     snprintf (probe->error, sizeof probe->error, "%s", error ? error : "");
     (*probe->done)++;
+}
+
+//  Send a subscription change (on 1, off 0) for prefix as a broker's XSUB does,
+//  then read what the publisher gets until topic is wanted as expected (topic
+//  NULL: a change that passes nothing on; read for a moment).
+static void
+s_test_change (service_events_t *events, zsock_t *xsub, int on, const char *prefix,
+               const char *topic, bool expected)
+{
+    size_t len = strlen (prefix);
+    zframe_t *change = zframe_new (NULL, len + 1);
+    zframe_data (change)[0] = (byte) on;
+    memcpy (zframe_data (change) + 1, prefix, len);
+    assert (zframe_send (&change, xsub, 0) == 0);
+    for (int tries = 0; tries < 400; tries++) {
+        if (zsock_events (events->pub) & ZMQ_POLLIN)
+            s_on_subscription (NULL, events->pub, events);
+        if (topic && s_wanted (events, topic) == expected)
+            return;
+        zclock_sleep (5);
+        if (!topic && tries == 10)
+            return;
+    }
+    assert (false);
 }
 
 static long
@@ -818,8 +920,41 @@ service_events_test (bool verbose)
               "(id IN (1001, 1002) AND name = 'kept')",
               schema);
     assert (s_count (admin, sql) == 3);
-    //  @end
+
+    //  Live events: built only for a topic some subscription is a prefix of, as
+    //  the broker's XSUB passes them on (here the test's own XSUB); before it
+    //  follows the subscriptions (not attached yet) a publisher sends everything
     service_events_destroy (&events);
+    zsock_t *xsub = zsock_new (ZMQ_XSUB);
+    assert (xsub && zsock_bind (xsub, "inproc://evself-live-events-in") == 0);
+    events = service_events_new ("evself", schema, pool, "inproc://evself-live", 0, log);
+    assert (events && s_wanted (events, "chat.stream.a"));
+    assert (service_events_attach (events, loop) == 0);
+    assert (!s_wanted (events, "chat.stream.a"));
+    //  The XSUB counts a prefix's subscribers (a broker's: every edge watching)
+    //  and passes its end on after the last one's
+    s_test_change (events, xsub, 1, "chat.stream.a", "chat.stream.ab", true);
+    assert (s_wanted (events, "chat.stream.a") && !s_wanted (events, "chat.stream.b"));
+    s_test_change (events, xsub, 1, "chat.stream.a", NULL, true);
+    s_test_change (events, xsub, 1, "", "edge.typing.a", true);
+    s_test_change (events, xsub, 0, "", "edge.typing.a", false);
+    assert (s_wanted (events, "chat.stream.a"));
+    s_test_change (events, xsub, 0, "chat.stream.a", NULL, false);
+    assert (s_wanted (events, "chat.stream.a"));
+    s_test_change (events, xsub, 0, "chat.stream.a", "chat.stream.a", false);
+    s_test_change (events, xsub, 1, "chat.", "chat.stream.b", true);
+    assert (s_wanted (events, "chat.stream.b") && !s_wanted (events, "edge.typing.a"));
+    service_events_publish_live (events, "t1", "edge.typing.a", "\x80", 1);
+    service_events_publish_live (events, "t1", "chat.stream.b", "\x81\xa1n\x01", 4);
+    zmsg_t *live = zmsg_recv (xsub);  //  the first one sent is the one wanted
+    assert (live && zmsg_size (live) == 3);
+    char *live_topic = zmsg_popstr (live);
+    assert (streq (live_topic, "chat.stream.b"));
+    zstr_free (&live_topic);
+    zmsg_destroy (&live);
+    service_events_destroy (&events);
+    zsock_destroy (&xsub);
+    //  @end
     db_pool_destroy (&pool);
     snprintf (sql, sizeof sql, "DROP SCHEMA %s CASCADE", schema);
     db_testing_exec (admin, sql);
