@@ -46,6 +46,7 @@ typedef struct {
     char *openapi;            //  OpenAPI document text
     char *jwks;               //  JWKS of EdDSA access tokens, NULL with HS256
     size_t openapi_size;      //  its length
+    unsigned char *direct;    //  room for an SSE block written at once (edge_http)
     zlistx_t *streams;        //  SSE requests (edge_request_t *), for heartbeats
     size_t sse_open;          //  SSE streams whose headers went out
     size_t ws_open;           //  WebSocket connections open

@@ -299,6 +299,20 @@ s_sse_queue (edge_request_t *self, const char *text, size_t size)
 {
     edge_t *edge = self->edge;
     self->last_write_us = edge_now_us ();
+    //  Nothing waits before it: out at once, not after a writable callback (two
+    //  epoll_ctl and a wake-up per delta). lws sends first what the socket did not
+    //  take; while it holds any, blocks wait in the bounded queue.
+    if (self->queue && !edge_queue_count (self->queue) && !self->out && !self->sse_end
+        && size <= S_WRITE_CHUNK && !lws_partial_buffered (self->wsi)) {
+        if (!edge->direct)
+            edge->direct = malloc (LWS_PRE + S_WRITE_CHUNK);
+        assert (edge->direct);
+        unsigned char *block = memcpy (edge->direct + LWS_PRE, text, size);
+        if (lws_write (self->wsi, block, size, LWS_WRITE_HTTP) < (int) size)
+            //  The connection broke: lws closes it, and the request with it
+            lws_set_timeout (self->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        return 0;
+    }
     lws_callback_on_writable (self->wsi);
     if (edge_queue_push (self->queue, text, size, false) == 0)
         return 0;
@@ -402,6 +416,7 @@ s_sse_error (edge_request_t *self, const char *code, const char *message, int st
     s_sse_queue (self, text, size);
     free (text);
     self->sse_end = true;
+    lws_callback_on_writable (self->wsi);  //  which ends it, once all is out
 }
 
 //  The FINAL reply of a webhook: the service's WebhookReply written out as it
@@ -469,8 +484,10 @@ s_reply_fn (bus_client_t *client, const bus_reply_t *reply, void *arg)
         }
         return;
     }
-    if (self->sse && last)
+    if (self->sse && last) {
         self->sse_end = true;
+        lws_callback_on_writable (self->wsi);  //  which ends it, once all is out
+    }
     else if (!self->sse)
         s_respond_final (self, json);
     free (json);

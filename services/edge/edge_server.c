@@ -474,6 +474,7 @@ s_self_destroy (self_t **self_p)
     edge_metrics_destroy (&edge->metrics);
     free (edge->openapi);
     free (edge->jwks);
+    free (edge->direct);
     core_log_destroy (&edge->log);
     free (self->host);
     free (self);
@@ -912,6 +913,23 @@ edge_server_test (bool verbose)
     assert (strstr (r.body, "id: 3\nevent: final\ndata: {"));
     assert (strstr (r.body, "\"index\":2"));
     edge_response_free (&r);
+    //  300 of them, the most written at once as they come: all there, in order
+    assert (edge_testclient_get (port,
+                                 "/api/v1/services/auth/ping?count=300&interval_ms=1",
+                                 "Accept: text/event-stream\r\n", &r)
+            == 200);
+    const char *at = r.body;
+    for (int i = 1; i <= 300; i++) {
+        char expect[64];
+        snprintf (expect, sizeof expect, "id: %d\nevent: %s\ndata: {", i,
+                  i < 300 ? "partial" : "final");
+        at = strstr (at, expect);
+        assert (at);
+        snprintf (expect, sizeof expect, "\"index\":%d", i - 1);
+        at = strstr (at, expect);
+        assert (at);
+    }
+    edge_response_free (&r);
     //  A quiet stream gets keepalive comments; the client leaving cancels the request.
     int cancels = edge_testservice_cancels (hold);
     client = edge_testclient_new (port);
@@ -933,7 +951,8 @@ edge_server_test (bool verbose)
     edge_response_free (&r);
     edge_testclient_destroy (&client);
 
-    //  A slow SSE client: the bounded queue overflows, the stream is dropped and
+    //  A slow SSE client: once lws holds back what the socket did not take, the
+    //  blocks queue; the bounded queue overflows, the stream is dropped and
     //  counted, and the bus request is cancelled at the service.
     cancels = edge_testservice_cancels (big);
     client = edge_testclient_new (port);
