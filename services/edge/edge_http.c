@@ -302,7 +302,7 @@ s_sse_queue (edge_request_t *self, const char *text, size_t size)
     //  Nothing waits before it: out at once, not after a writable callback (two
     //  epoll_ctl and a wake-up per delta). lws sends first what the socket did not
     //  take; while it holds any, blocks wait in the bounded queue.
-    if (self->queue && !edge_queue_count (self->queue) && !self->out && !self->sse_end
+    if (!edge_queue_count (self->queue) && !self->out && !self->sse_end
         && size <= S_WRITE_CHUNK && !lws_partial_buffered (self->wsi)) {
         if (!edge->direct)
             edge->direct = malloc (LWS_PRE + S_WRITE_CHUNK);
